@@ -1,0 +1,225 @@
+//! The command line. Help texts read `kubectl pullfix ...`, as kubectl shows
+//! plugins; doc comments are the help.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use crate::kubeconfig::KubeFlags;
+use crate::lab::scenarios::{self, LabEnv, Placement};
+use crate::registry::client::{RegistryConfig, parse_aliases};
+use crate::sandbox::kubelet::{self, KubeletOptions, NodeSpec};
+
+/// Get pods out of ImagePullBackOff / ErrImagePull.
+///
+/// kubectl pullfix walks the on-call runbook: find the failing workloads,
+/// read the real error, check the image and the pull secrets against the
+/// registry, and fix them with confirmation.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kubectl pullfix",
+    bin_name = "kubectl pullfix",
+    version,
+    disable_help_subcommand = true,
+    after_help = "Exit codes: 0 nothing failing, 1 failures found, 2 error."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub kube: KubeFlags,
+    /// Log verbosity (-v info, -vv debug, -vvv trace); logs go to stderr
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
+    pub verbosity: u8,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the simulated kubelet (lab and sandbox use)
+    #[command(hide = true)]
+    LabKubelet(LabKubeletArgs),
+    /// Set up a lab scenario in a namespace (lab and tests use)
+    #[command(hide = true)]
+    LabScenario(LabScenarioArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LabKubeletArgs {
+    /// A node to simulate: NAME:ARCH:KUBELET:RUNTIME (repeatable),
+    /// e.g. lab-a:amd64:1.33:containerd2.1
+    #[arg(long = "node", required = true)]
+    pub nodes: Vec<String>,
+    /// Taint a node: NAME=KEY=VALUE:EFFECT (repeatable)
+    #[arg(long = "taint")]
+    pub taints: Vec<String>,
+    /// Multiply backoff and sync periods (0.1 turns 10 s into 1 s)
+    #[arg(long, default_value_t = 1.0)]
+    pub time_scale: f64,
+    /// CA certificate (PEM) the nodes trust for registries
+    #[arg(long, env = "PULLFIX_LAB_CA")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// DNS overrides: HOST=IP:PORT or HOST=nxdomain, comma-separated
+    #[arg(long, env = "PULLFIX_LAB_HOST_ALIASES", default_value = "")]
+    pub host_aliases: String,
+    /// Registries (HOST:PORT) reached over plain HTTP, comma-separated
+    #[arg(long, env = "PULLFIX_LAB_PLAIN_HTTP", default_value = "")]
+    pub plain_http: String,
+    /// Registry request timeout in seconds
+    #[arg(long, default_value_t = 5.0)]
+    pub registry_timeout: f64,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LabScenarioArgs {
+    /// Scenario id; `--list` shows them
+    #[arg(required_unless_present = "list")]
+    pub scenario: Option<String>,
+    /// Namespace to create the scenario in (default: the scenario id)
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// Pin the scenario's pods to this node
+    #[arg(long)]
+    pub node: Option<String>,
+    /// List the scenarios, one per line
+    #[arg(long)]
+    pub list: bool,
+}
+
+/// Parses arguments; `--help` and `--version` come back as errors clap prints.
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, clap::Error> {
+    Cli::try_parse_from(args)
+}
+
+/// Logs to stderr at the level `-v` asks for (or `RUST_LOG`).
+pub fn init_tracing(verbosity: u8) {
+    let level = match verbosity {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
+}
+
+/// Runs the parsed command and returns the exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        None => {
+            use clap::CommandFactory;
+            Cli::command().print_help()?;
+            Ok(crate::EXIT_OK)
+        }
+        Some(Command::LabKubelet(args)) => run_kubelet(&cli.kube, args).await,
+        Some(Command::LabScenario(args)) => run_scenario(&cli.kube, args).await,
+    }
+}
+
+async fn run_kubelet(kube: &KubeFlags, args: LabKubeletArgs) -> anyhow::Result<u8> {
+    let nodes = args
+        .nodes
+        .iter()
+        .map(|s| NodeSpec::parse(s).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let ca_pem = match &args.ca_file {
+        Some(p) => vec![std::fs::read(p).with_context(|| format!("read CA file {}", p.display()))?],
+        None => Vec::new(),
+    };
+    let options = KubeletOptions {
+        nodes,
+        time_scale: args.time_scale,
+        taints: args.taints.clone(),
+        registry: RegistryConfig {
+            ca_pem,
+            aliases: parse_aliases(&args.host_aliases).map_err(anyhow::Error::msg)?,
+            plain_http: args
+                .plain_http
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            timeout: Some(Duration::from_secs_f64(args.registry_timeout)),
+        },
+    };
+    let client = kube.client().await?;
+    kubelet::run(client, options, shutdown_signal()).await?;
+    Ok(crate::EXIT_OK)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn run_scenario(kube: &KubeFlags, args: LabScenarioArgs) -> anyhow::Result<u8> {
+    if args.list {
+        for s in scenarios::all() {
+            println!("{}\t{}", s.id, s.story);
+        }
+        return Ok(crate::EXIT_OK);
+    }
+    let id = args.scenario.as_deref().unwrap_or_default();
+    let scenario = scenarios::find(id)?;
+    let env = LabEnv::from_env()?;
+    let ns = args.namespace.unwrap_or_else(|| id.to_string());
+    let placement = Placement { node: args.node };
+    let client = kube.client().await?;
+    scenarios::apply(&client, &scenario.objects(&env, &ns, &placement), &ns).await?;
+    println!("scenario {id} set up in namespace {ns}: {}", scenario.story);
+    Ok(crate::EXIT_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_reads_kubectl_pullfix() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_help().to_string();
+        assert!(help.contains("Usage: kubectl pullfix"), "{help}");
+        assert!(
+            !help.contains("lab-kubelet"),
+            "hidden commands stay hidden: {help}"
+        );
+    }
+
+    #[test]
+    fn kubelet_flags() {
+        let cli = parse(
+            [
+                "kubectl-pullfix",
+                "lab-kubelet",
+                "--node",
+                "a:amd64:1.33:crio",
+                "--time-scale",
+                "0.1",
+            ]
+            .map(OsString::from),
+        )
+        .unwrap();
+        let Some(Command::LabKubelet(a)) = cli.command else {
+            panic!("not lab-kubelet");
+        };
+        assert_eq!(a.nodes, ["a:amd64:1.33:crio"]);
+        assert!((a.time_scale - 0.1).abs() < f64::EPSILON);
+    }
+}

@@ -1,0 +1,4 @@
+//! The lab's scenario fixtures: each failure from the runbook, set up in a
+//! namespace of its own on a real control plane (or, later, the sandbox).
+
+pub mod scenarios;

@@ -1,0 +1,69 @@
+//! kubectl-pullfix gets pods out of `ImagePullBackOff` / `ErrImagePull`.
+//!
+//! Layout, by what each part does in the runbook:
+//! - [`cli`]: the command line (clap), kubectl's conventions.
+//! - [`registry`]: image references, pull-secret credentials and the
+//!   kubelet's keyring rules, a distribution-API client (pure parsing kept
+//!   apart from the client that does I/O).
+//! - [`sandbox`]: the simulated kubelet and its message profiles; it powers
+//!   the lab today and the practice sandbox later.
+//! - [`lab`]: scenario fixtures (each seed failure, set up in a namespace).
+//! - [`kubeconfig`]: building a Kubernetes client from kubectl-style flags.
+
+pub mod cli;
+pub mod kubeconfig;
+pub mod lab;
+pub mod registry;
+pub mod sandbox;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::process::ExitCode;
+
+/// Exit code: nothing failing.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: failures found (or fixes pending).
+pub const EXIT_FAILURES: u8 = 1;
+/// Exit code: an error prevented the command from doing its job.
+pub const EXIT_ERROR: u8 = 2;
+
+/// Parses arguments, runs the command, prints any error once on stderr and
+/// maps the outcome to kubectl-style exit codes.
+pub fn main_entry(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    // One crypto provider for every rustls user (kube, reqwest, aws-sdk).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let cli = match cli::parse(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_ERROR } else { EXIT_OK };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    cli::init_tracing(cli.verbosity);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: start the async runtime: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    match runtime.block_on(cli::run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) if is_broken_pipe(&e) => ExitCode::from(EXIT_OK),
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,457 @@
+//! Pull-secret parsing and credential matching, as the kubelet does it.
+//!
+//! The kubelet reads only secrets of type `kubernetes.io/dockerconfigjson`
+//! (key `.dockerconfigjson`, `{"auths": {...}}`) and `kubernetes.io/dockercfg`
+//! (key `.dockercfg`, a bare map). Each entry's key becomes a keyring index
+//! entry (scheme dropped, `/v1/` and `/v2/` prefixes dropped); images are
+//! matched by host-label globs, equal ports and path prefix, and the index is
+//! reverse-sorted so the most specific key is tried first. Docker Hub images
+//! fall back to the `index.docker.io` entry.
+//!
+//! Pure code: the caller fetches the secrets.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::Value;
+
+/// The secret type the kubelet reads as a docker config JSON.
+pub const DOCKERCONFIGJSON: &str = "kubernetes.io/dockerconfigjson";
+/// The legacy secret type holding a bare `.dockercfg` map.
+pub const DOCKERCFG: &str = "kubernetes.io/dockercfg";
+
+/// A username and password for one registry. `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub username: String,
+    pub password: String,
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credential")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// One `auths` entry of a pull secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthEntry {
+    /// The key as written (`https://index.docker.io/v1/`, `reg.example.com:5000`).
+    pub key: String,
+    /// The credential the kubelet would use, `None` when the entry has none.
+    pub credential: Option<Credential>,
+    /// True when both `auth` and `username`/`password` are present and disagree.
+    pub auth_disagrees: bool,
+}
+
+/// Why the kubelet would not use a secret's contents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretProblem {
+    /// The type is not one the kubelet reads (often `Opaque`).
+    WrongType { found: String },
+    /// The expected data key is missing; `present` lists the keys that are there.
+    MissingKey {
+        expected: &'static str,
+        present: Vec<String>,
+    },
+    /// The data is not valid JSON.
+    InvalidJson { detail: String },
+    /// `.dockerconfigjson` without an `auths` object.
+    NoAuths,
+}
+
+impl fmt::Display for SecretProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretProblem::WrongType { found } => write!(
+                f,
+                "type is `{found}`; the kubelet only reads `{DOCKERCONFIGJSON}` and `{DOCKERCFG}`"
+            ),
+            SecretProblem::MissingKey { expected, present } => write!(
+                f,
+                "key `{expected}` is missing (keys present: {})",
+                if present.is_empty() {
+                    "none".to_string()
+                } else {
+                    present.join(", ")
+                }
+            ),
+            SecretProblem::InvalidJson { detail } => write!(f, "data is not valid JSON: {detail}"),
+            SecretProblem::NoAuths => f.write_str("JSON has no `auths` object"),
+        }
+    }
+}
+
+/// Parses a secret's `type` and decoded `data` into its auth entries.
+pub fn parse_pull_secret(
+    secret_type: &str,
+    data: &BTreeMap<String, Vec<u8>>,
+) -> Result<Vec<AuthEntry>, SecretProblem> {
+    let (key, nested) = match secret_type {
+        DOCKERCONFIGJSON => (".dockerconfigjson", true),
+        DOCKERCFG => (".dockercfg", false),
+        other => {
+            return Err(SecretProblem::WrongType {
+                found: other.to_string(),
+            });
+        }
+    };
+    let raw = data.get(key).ok_or_else(|| SecretProblem::MissingKey {
+        expected: key,
+        present: data.keys().cloned().collect(),
+    })?;
+    let value: Value = serde_json::from_slice(raw).map_err(|e| SecretProblem::InvalidJson {
+        detail: e.to_string(),
+    })?;
+    let map = if nested {
+        value
+            .get("auths")
+            .and_then(Value::as_object)
+            .ok_or(SecretProblem::NoAuths)?
+    } else {
+        value.as_object().ok_or(SecretProblem::InvalidJson {
+            detail: "expected a JSON object".into(),
+        })?
+    };
+    Ok(map
+        .iter()
+        .map(|(key, entry)| parse_entry(key, entry))
+        .collect())
+}
+
+fn parse_entry(key: &str, entry: &Value) -> AuthEntry {
+    let field = |name: &str| entry.get(name).and_then(Value::as_str).map(str::to_string);
+    let from_fields = match (field("username"), field("password")) {
+        (Some(u), Some(p)) if !u.is_empty() || !p.is_empty() => Some(Credential {
+            username: u,
+            password: p,
+        }),
+        _ => None,
+    };
+    let from_auth = field("auth").and_then(|a| decode_auth(&a));
+    let auth_disagrees = matches!((&from_fields, &from_auth), (Some(a), Some(b)) if a != b);
+    // The kubelet decodes `auth` over the separate fields when both exist.
+    AuthEntry {
+        key: key.to_string(),
+        credential: from_auth.or(from_fields),
+        auth_disagrees,
+    }
+}
+
+/// Decodes a docker config `auth` value (base64 of `user:password`).
+pub fn decode_auth(auth: &str) -> Option<Credential> {
+    let bytes = STANDARD.decode(auth.trim()).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (u, p) = text.split_once(':')?;
+    Some(Credential {
+        username: u.to_string(),
+        password: p.to_string(),
+    })
+}
+
+/// Encodes a credential the way `kubectl create secret docker-registry` does.
+pub fn dockerconfigjson(server: &str, cred: &Credential) -> String {
+    let auth = STANDARD.encode(format!("{}:{}", cred.username, cred.password));
+    serde_json::json!({
+        "auths": {
+            server: {
+                "username": cred.username,
+                "password": cred.password,
+                "auth": auth,
+            }
+        }
+    })
+    .to_string()
+}
+
+/// Where a credential came from, for reporting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub secret: String,
+    pub key: String,
+}
+
+/// The kubelet's `BasicDockerKeyring`.
+#[derive(Debug, Default, Clone)]
+pub struct Keyring {
+    /// (normalized key, credentials in insertion order), reverse-sorted by key.
+    index: Vec<(String, Vec<(Credential, Source)>)>,
+}
+
+impl Keyring {
+    /// Adds every entry of one secret.
+    pub fn add(&mut self, secret: &str, entries: &[AuthEntry]) {
+        for entry in entries {
+            let Some(cred) = &entry.credential else {
+                continue;
+            };
+            let Some(key) = normalize_key(&entry.key) else {
+                continue;
+            };
+            let source = Source {
+                secret: secret.to_string(),
+                key: entry.key.clone(),
+            };
+            match self.index.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, creds)) => creds.push((cred.clone(), source)),
+                None => self.index.push((key, vec![(cred.clone(), source)])),
+            }
+        }
+        self.index.sort_by(|a, b| b.0.cmp(&a.0));
+    }
+
+    /// Credentials for an image name (`domain/repository`, normalized), most
+    /// specific first. Empty when nothing matches.
+    pub fn lookup(&self, image_name: &str) -> Vec<(&Credential, &Source)> {
+        let mut out: Vec<(&Credential, &Source)> = Vec::new();
+        for (key, creds) in &self.index {
+            if urls_match(key, image_name) {
+                out.extend(creds.iter().map(|(c, s)| (c, s)));
+            }
+        }
+        if out.is_empty()
+            && is_default_registry_match(image_name)
+            && let Some((_, creds)) = self.index.iter().find(|(k, _)| k == "index.docker.io")
+        {
+            out.extend(creds.iter().map(|(c, s)| (c, s)));
+        }
+        out
+    }
+
+    /// True when no credential was added.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+}
+
+/// The keyring key for a config entry key: scheme removed, `/v1/` and `/v2/`
+/// path prefixes removed, trailing `/` dropped.
+pub fn normalize_key(key: &str) -> Option<String> {
+    let rest = key
+        .strip_prefix("https://")
+        .or_else(|| key.strip_prefix("http://"))
+        .unwrap_or(key);
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    if host.is_empty() {
+        return None;
+    }
+    let mut path = path;
+    if path.starts_with("/v2/") || path.starts_with("/v1/") {
+        path = &path[3..];
+    }
+    if path.is_empty() || path == "/" {
+        Some(host.to_string())
+    } else {
+        Some(format!("{host}{path}"))
+    }
+}
+
+fn split_host(hostpath: &str) -> (&str, &str) {
+    match hostpath.find('/') {
+        Some(i) => (&hostpath[..i], &hostpath[i..]),
+        None => (hostpath, ""),
+    }
+}
+
+fn split_port(host: &str) -> (&str, &str) {
+    match host.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => (h, p),
+        _ => (host, ""),
+    }
+}
+
+/// The kubelet's `URLsMatchStr`: same port, same number of host labels, each
+/// label matching as a glob, path a prefix.
+pub fn urls_match(glob: &str, target: &str) -> bool {
+    let (ghost, gpath) = split_host(glob);
+    let (thost, tpath) = split_host(target);
+    let (ghost, gport) = split_port(ghost);
+    let (thost, tport) = split_port(thost);
+    if gport != tport {
+        return false;
+    }
+    let glabels: Vec<&str> = ghost.split('.').collect();
+    let tlabels: Vec<&str> = thost.split('.').collect();
+    if glabels.len() != tlabels.len() || !tpath.starts_with(gpath) {
+        return false;
+    }
+    glabels
+        .iter()
+        .zip(&tlabels)
+        .all(|(g, t)| glob_match(g.as_bytes(), t.as_bytes()))
+}
+
+/// `filepath.Match` for one host label: `*`, `?` and `[...]` classes.
+fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    match pattern.first() {
+        None => text.is_empty(),
+        Some(b'*') => (0..=text.len()).any(|i| glob_match(&pattern[1..], &text[i..])),
+        Some(b'?') => !text.is_empty() && glob_match(&pattern[1..], &text[1..]),
+        Some(b'[') => {
+            let Some(end) = pattern.iter().position(|&b| b == b']') else {
+                return false;
+            };
+            let Some(&c) = text.first() else {
+                return false;
+            };
+            let class = &pattern[1..end];
+            let (negate, class) = match class.first() {
+                Some(b'^') => (true, &class[1..]),
+                _ => (false, class),
+            };
+            let mut hit = false;
+            let mut i = 0;
+            while i < class.len() {
+                if i + 2 < class.len() && class[i + 1] == b'-' {
+                    hit |= class[i] <= c && c <= class[i + 2];
+                    i += 3;
+                } else {
+                    hit |= class[i] == c;
+                    i += 1;
+                }
+            }
+            hit != negate && glob_match(&pattern[end + 1..], &text[1..])
+        }
+        Some(&p) => text.first() == Some(&p) && glob_match(&pattern[1..], &text[1..]),
+    }
+}
+
+/// The kubelet's `isDefaultRegistryMatch`.
+pub fn is_default_registry_match(image: &str) -> bool {
+    let mut parts = image.splitn(2, '/');
+    let first = parts.next().unwrap_or("");
+    if first.is_empty() {
+        return false;
+    }
+    if parts.next().is_none() {
+        return true;
+    }
+    if first == "docker.io" || first == "index.docker.io" {
+        return true;
+    }
+    !first.contains(['.', ':'])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(json: &str) -> BTreeMap<String, Vec<u8>> {
+        BTreeMap::from([(".dockerconfigjson".to_string(), json.as_bytes().to_vec())])
+    }
+
+    fn cred(u: &str, p: &str) -> Credential {
+        Credential {
+            username: u.into(),
+            password: p.into(),
+        }
+    }
+
+    #[test]
+    fn parses_auth_and_fields() {
+        let json = format!(
+            r#"{{"auths":{{"reg.example.com":{{"auth":"{}"}},"b.example.com":{{"username":"u","password":"p","auth":"{}"}}}}}}"#,
+            STANDARD.encode("alice:s3cret"),
+            STANDARD.encode("u:other")
+        );
+        let entries = parse_pull_secret(DOCKERCONFIGJSON, &secret(&json)).unwrap();
+        assert_eq!(entries.len(), 2);
+        let a = entries.iter().find(|e| e.key == "reg.example.com").unwrap();
+        assert_eq!(a.credential, Some(cred("alice", "s3cret")));
+        assert!(!a.auth_disagrees);
+        let b = entries.iter().find(|e| e.key == "b.example.com").unwrap();
+        assert!(b.auth_disagrees);
+        assert_eq!(b.credential, Some(cred("u", "other")));
+    }
+
+    #[test]
+    fn secret_problems() {
+        assert!(matches!(
+            parse_pull_secret("Opaque", &secret("{}")),
+            Err(SecretProblem::WrongType { .. })
+        ));
+        let data = BTreeMap::from([("config.json".to_string(), b"{}".to_vec())]);
+        let err = parse_pull_secret(DOCKERCONFIGJSON, &data).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "key `.dockerconfigjson` is missing (keys present: config.json)"
+        );
+        assert!(matches!(
+            parse_pull_secret(DOCKERCONFIGJSON, &secret("{not json")),
+            Err(SecretProblem::InvalidJson { .. })
+        ));
+        assert_eq!(
+            parse_pull_secret(DOCKERCONFIGJSON, &secret(r#"{"x":1}"#)),
+            Err(SecretProblem::NoAuths)
+        );
+        let dockercfg = BTreeMap::from([(
+            ".dockercfg".to_string(),
+            br#"{"reg.example.com":{"username":"u","password":"p"}}"#.to_vec(),
+        )]);
+        assert_eq!(parse_pull_secret(DOCKERCFG, &dockercfg).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn debug_redacts_password() {
+        let text = format!("{:?}", cred("alice", "hunter2"));
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn key_normalization() {
+        assert_eq!(
+            normalize_key("https://index.docker.io/v1/").unwrap(),
+            "index.docker.io"
+        );
+        assert_eq!(normalize_key("reg:5000/team").unwrap(), "reg:5000/team");
+        assert_eq!(normalize_key("http://reg/v2/").unwrap(), "reg");
+    }
+
+    #[test]
+    fn matching_rules() {
+        assert!(urls_match("*.example.com", "reg.example.com/team/app"));
+        assert!(!urls_match("*.example.com", "a.reg.example.com/team/app"));
+        assert!(!urls_match("reg.example.com", "reg.example.com:5000/app"));
+        assert!(urls_match(
+            "reg.example.com:5000",
+            "reg.example.com:5000/app"
+        ));
+        assert!(urls_match(
+            "reg.example.com/team",
+            "reg.example.com/team/app"
+        ));
+        assert!(!urls_match(
+            "reg.example.com/team",
+            "reg.example.com/other/app"
+        ));
+        assert!(urls_match("reg-[0-9].example.com", "reg-3.example.com/x"));
+    }
+
+    #[test]
+    fn most_specific_first_and_hub_fallback() {
+        let mut k = Keyring::default();
+        let entries = |key: &str, u: &str| {
+            vec![AuthEntry {
+                key: key.into(),
+                credential: Some(cred(u, "p")),
+                auth_disagrees: false,
+            }]
+        };
+        k.add("a", &entries("reg.example.com", "host"));
+        k.add("b", &entries("reg.example.com/team", "team"));
+        k.add("c", &entries("https://index.docker.io/v1/", "hub"));
+        let found = k.lookup("reg.example.com/team/app");
+        assert_eq!(found[0].0.username, "team");
+        assert_eq!(found[1].0.username, "host");
+        assert_eq!(k.lookup("docker.io/library/nginx")[0].0.username, "hub");
+        assert!(k.lookup("other.example.com/app").is_empty());
+    }
+}

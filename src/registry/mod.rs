@@ -1,0 +1,7 @@
+//! Everything about registries: image references, pull-secret credentials
+//! and the keyring that matches them, and a client that talks the
+//! distribution API.
+
+pub mod client;
+pub mod keyring;
+pub mod reference;

@@ -1,0 +1,5 @@
+//! The one integration test binary. Lab tests need `scripts/lab up` and the
+//! environment from `scripts/lab env` (the README test command does both).
+
+#[path = "integration/manifest.rs"]
+mod manifest;
