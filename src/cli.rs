@@ -85,6 +85,10 @@ pub struct LabScenarioArgs {
     /// List the scenarios, one per line
     #[arg(long)]
     pub list: bool,
+    /// Print the plain-kubectl commands that fix the scenario, one per line,
+    /// instead of setting it up
+    #[arg(long)]
+    pub print_fix: bool,
 }
 
 /// Parses arguments; `--help` and `--version` come back as errors clap prints.
@@ -180,6 +184,15 @@ async fn run_scenario(kube: &KubeFlags, args: LabScenarioArgs) -> anyhow::Result
     let scenario = scenarios::find(id)?;
     let env = LabEnv::from_env()?;
     let ns = args.namespace.unwrap_or_else(|| id.to_string());
+    if args.print_fix {
+        let commands = scenario.fix_commands(&env, &ns).ok_or_else(|| {
+            anyhow::anyhow!("scenario `{id}` has no in-cluster fix (the cause is outside the cluster)")
+        })?;
+        for c in commands {
+            println!("{c}");
+        }
+        return Ok(crate::EXIT_OK);
+    }
     let placement = Placement { node: args.node };
     let client = kube.client().await?;
     scenarios::apply(&client, &scenario.objects(&env, &ns, &placement), &ns).await?;

@@ -3,3 +3,6 @@
 
 #[path = "integration/manifest.rs"]
 mod manifest;
+
+#[path = "integration/lab.rs"]
+mod lab;

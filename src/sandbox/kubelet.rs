@@ -140,7 +140,7 @@ impl Shared {
         let images = self.images.lock().expect("image cache lock");
         images.get(node).and_then(|list| {
             list.iter()
-                .find(|c| c.names.iter().any(|n| *n == want))
+                .find(|c| c.names.contains(&want))
                 .map(|c| c.names.last().cloned().unwrap_or_default())
         })
     }
@@ -284,7 +284,7 @@ pub async fn run(
 
 async fn register_node(shared: &Shared, node: &NodeSpec, taints: &[Value]) -> anyhow::Result<()> {
     let api: Api<Node> = Api::all(shared.client.clone());
-    let labels = json!({
+    let mut labels = json!({
         "kubernetes.io/os": "linux",
         "kubernetes.io/arch": node.arch,
         "kubernetes.io/hostname": node.name,
@@ -293,6 +293,12 @@ async fn register_node(shared: &Shared, node: &NodeSpec, taints: &[Value]) -> an
         "node.kubernetes.io/instance-type": "lab",
         PROFILE_LABEL: node.profile_label(),
     });
+    // A tainted pool is also a label, so scenarios can select it.
+    for t in taints {
+        if let (Some(k), Some(v)) = (t["key"].as_str(), t["value"].as_str()) {
+            labels[k] = json!(v);
+        }
+    }
     if api.get_opt(&node.name).await?.is_none() {
         let body: Node = serde_json::from_value(json!({
             "metadata": {"name": node.name, "labels": labels},
