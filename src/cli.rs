@@ -186,7 +186,9 @@ async fn run_scenario(kube: &KubeFlags, args: LabScenarioArgs) -> anyhow::Result
     let ns = args.namespace.unwrap_or_else(|| id.to_string());
     if args.print_fix {
         let commands = scenario.fix_commands(&env, &ns).ok_or_else(|| {
-            anyhow::anyhow!("scenario `{id}` has no in-cluster fix (the cause is outside the cluster)")
+            anyhow::anyhow!(
+                "scenario `{id}` has no in-cluster fix (the cause is outside the cluster)"
+            )
         })?;
         for c in commands {
             println!("{c}");

@@ -137,7 +137,10 @@ fn pull_secret(name: &str, server: &str, cred: &Credential) -> Value {
 
 fn deployment(name: &str, image: &str, replicas: u32, secrets: &[&str]) -> Value {
     let secrets: Vec<Value> = secrets.iter().map(|s| json!({"name": s})).collect();
-    let mut spec = json!({"containers": [{"name": name, "image": image}]});
+    // `Always`, so one scenario's successful pull (cached on the node) does
+    // not mask another's failure; the masking scenario opts out.
+    let mut spec =
+        json!({"containers": [{"name": name, "image": image, "imagePullPolicy": "Always"}]});
     if !secrets.is_empty() {
         spec["imagePullSecrets"] = json!(secrets);
     }
@@ -474,12 +477,15 @@ pub fn all() -> Vec<Scenario> {
             story: "the image reference has uppercase letters in its repository, so it cannot be parsed",
             workload: "deploy/checkout",
             build: |env, _| {
-                vec![deployment(
-                    "checkout",
-                    &format!("{}/Team/Checkout:v2.1.0", env.registry),
-                    1,
-                    &[],
-                )]
+                vec![
+                    pull_secret("regcred", &env.registry, &env.good()),
+                    deployment(
+                        "checkout",
+                        &format!("{}/Team/Checkout:v2.1.0", env.registry),
+                        1,
+                        &["regcred"],
+                    ),
+                ]
             },
             fix: Some(|env, ns| {
                 vec![

@@ -345,6 +345,12 @@ impl RegistryClient {
         let (auth, head) = self
             .authorized(Method::HEAD, &url, &image.repository, credential)
             .await?;
+        if head.status == StatusCode::TOO_MANY_REQUESTS {
+            // A HEAD answer has no body: fetch the registry's message as a
+            // runtime's GET would see it.
+            let got = self.send(Method::GET, &url, auth.as_deref()).await?;
+            check_status(&got, "GET", &url)?;
+        }
         check_status(&head, "HEAD", &url)?;
         // The manifest itself (GET), then the platform's manifest from an index.
         let got = self.send(Method::GET, &url, auth.as_deref()).await?;

@@ -44,7 +44,11 @@ fn kubectl_ok(args: &[&str]) -> String {
 }
 
 fn sh(cmd: &str) -> Output {
-    Command::new("sh").arg("-c").arg(cmd).output().expect("run sh")
+    Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .expect("run sh")
 }
 
 fn json(args: &[&str]) -> Value {
@@ -75,7 +79,11 @@ fn fix(id: &str, ns: &str) {
         .args(["lab-scenario", id, "-n", ns, "--print-fix"])
         .output()
         .expect("print fix");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let r = sh(line);
         assert!(
@@ -94,7 +102,10 @@ fn wait_for<T>(what: &str, secs: u64, mut check: impl FnMut() -> Option<T>) -> T
         if let Some(v) = check() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {secs}s waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs}s waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
 }
@@ -102,7 +113,11 @@ fn wait_for<T>(what: &str, secs: u64, mut check: impl FnMut() -> Option<T>) -> T
 /// The first pod (in `ns`) whose container `container` waits with `reason`;
 /// returns (pod name, message).
 fn wait_waiting(ns: &str, container: &str, reason: &str, init: bool) -> (String, String) {
-    let key = if init { "initContainerStatuses" } else { "containerStatuses" };
+    let key = if init {
+        "initContainerStatuses"
+    } else {
+        "containerStatuses"
+    };
     wait_for(&format!("{ns}: {container} waiting {reason}"), 60, || {
         let pods = json(&["get", "pods", "-n", ns]);
         for pod in pods["items"].as_array()? {
@@ -113,6 +128,55 @@ fn wait_waiting(ns: &str, container: &str, reason: &str, init: bool) -> (String,
                         pod["metadata"]["name"].as_str()?.to_string(),
                         w["message"].as_str().unwrap_or_default().to_string(),
                     ));
+                }
+            }
+        }
+        None
+    })
+}
+
+/// Waits until a pod in `ns` has container `container` failing to pull
+/// (waiting `ErrImagePull` or `ImagePullBackOff`), and returns (pod, the
+/// pull error). The error is read from the kubelet's `Failed to pull image`
+/// event, which is exactly the `ErrImagePull` message (that state lasts only
+/// until the next sync, so polling it directly races).
+fn wait_pull_error(ns: &str, container: &str, init: bool) -> (String, String) {
+    let key = if init {
+        "initContainerStatuses"
+    } else {
+        "containerStatuses"
+    };
+    wait_for(&format!("{ns}: {container} failing to pull"), 60, || {
+        let pods = json(&["get", "pods", "-n", ns]);
+        for pod in pods["items"].as_array()? {
+            let name = pod["metadata"]["name"].as_str()?;
+            let failing = pod["status"][key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|cs| {
+                    cs["name"] == container
+                        && matches!(
+                            cs["state"]["waiting"]["reason"].as_str(),
+                            Some("ErrImagePull" | "ImagePullBackOff")
+                        )
+                });
+            if !failing {
+                continue;
+            }
+            let path = if init {
+                format!("spec.initContainers{{{container}}}")
+            } else {
+                format!("spec.containers{{{container}}}")
+            };
+            for e in events_for(ns, name) {
+                let msg = e["message"].as_str().unwrap_or_default();
+                if e["reason"] == "Failed"
+                    && e["involvedObject"]["fieldPath"] == path.as_str()
+                    && msg.starts_with("Failed to pull image \"")
+                {
+                    let (_, err) = msg.split_once("\": ")?;
+                    return Some((name.to_string(), err.to_string()));
                 }
             }
         }
@@ -134,7 +198,10 @@ fn events_for(ns: &str, pod: &str) -> Vec<Value> {
 
 fn has_event(events: &[Value], reason: &str, message_part: &str) -> bool {
     events.iter().any(|e| {
-        e["reason"] == reason && e["message"].as_str().is_some_and(|m| m.contains(message_part))
+        e["reason"] == reason
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(message_part))
     })
 }
 
@@ -146,14 +213,32 @@ fn delete_ns(ns: &str) {
 fn nodes_register_with_profiles_and_stay_ready() {
     let nodes = json(&["get", "nodes"]);
     let items = nodes["items"].as_array().expect("nodes");
-    let names: Vec<&str> = items.iter().filter_map(|n| n["metadata"]["name"].as_str()).collect();
-    for want in ["lab-k133-cd21", "lab-k128-cd17", "lab-k127-docker", "lab-k128-crio", "lab-arm64"] {
+    let names: Vec<&str> = items
+        .iter()
+        .filter_map(|n| n["metadata"]["name"].as_str())
+        .collect();
+    for want in [
+        "lab-k133-cd21",
+        "lab-k128-cd17",
+        "lab-k127-docker",
+        "lab-k128-crio",
+        "lab-arm64",
+    ] {
         assert!(names.contains(&want), "node {want} missing: {names:?}");
     }
-    let arm = items.iter().find(|n| n["metadata"]["name"] == "lab-arm64").unwrap();
+    let arm = items
+        .iter()
+        .find(|n| n["metadata"]["name"] == "lab-arm64")
+        .unwrap();
     assert_eq!(arm["metadata"]["labels"]["kubernetes.io/arch"], "arm64");
-    let crio = items.iter().find(|n| n["metadata"]["name"] == "lab-k128-crio").unwrap();
-    assert_eq!(crio["status"]["nodeInfo"]["containerRuntimeVersion"], "cri-o://1.33.3");
+    let crio = items
+        .iter()
+        .find(|n| n["metadata"]["name"] == "lab-k128-crio")
+        .unwrap();
+    assert_eq!(
+        crio["status"]["nodeInfo"]["containerRuntimeVersion"],
+        "cri-o://1.33.3"
+    );
     assert_eq!(crio["status"]["nodeInfo"]["kubeletVersion"], "v1.28.15");
     for n in items {
         let ready = n["status"]["conditions"]
@@ -165,7 +250,10 @@ fn nodes_register_with_profiles_and_stay_ready() {
         assert_eq!(ready["status"], "True", "{}", n["metadata"]["name"]);
     }
     // Heartbeats keep coming: the lease is renewed.
-    let lease = |_: ()| json(&["get", "lease", "lab-k133-cd21", "-n", "kube-node-lease"])["spec"]["renewTime"].clone();
+    let lease = |_: ()| {
+        json(&["get", "lease", "lab-k133-cd21", "-n", "kube-node-lease"])["spec"]["renewTime"]
+            .clone()
+    };
     let first = lease(());
     wait_for("lease renewal", 30, || (lease(()) != first).then_some(()));
 }
@@ -175,10 +263,12 @@ fn wrong_tag_on_containerd_1_7_kubelet_1_28_then_set_image_fixes_it() {
     let reg = env("PULLFIX_LAB_REGISTRY");
     let ns = scenario("wrong-tag", Some("lab-k128-cd17"));
     let image = format!("{reg}/team/checkout:v2.1.9");
-    let (pod, msg) = wait_waiting(&ns, "checkout", "ErrImagePull", false);
+    let (pod, msg) = wait_pull_error(&ns, "checkout", false);
     assert_eq!(
         msg,
-        format!("rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": failed to resolve reference \"{image}\": {image}: not found")
+        format!(
+            "rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": failed to resolve reference \"{image}\": {image}: not found"
+        )
     );
     let (_, backoff) = wait_waiting(&ns, "checkout", "ImagePullBackOff", false);
     assert_eq!(backoff, format!("Back-off pulling image \"{image}\""));
@@ -186,13 +276,24 @@ fn wrong_tag_on_containerd_1_7_kubelet_1_28_then_set_image_fixes_it() {
         let ev = events_for(&ns, &pod);
         has_event(&ev, "BackOff", "Back-off pulling image").then_some(ev)
     });
-    assert!(has_event(&events, "Pulling", &format!("Pulling image \"{image}\"")));
-    assert!(has_event(&events, "Failed", &format!("Failed to pull image \"{image}\": rpc error: code = NotFound")));
+    assert!(has_event(
+        &events,
+        "Pulling",
+        &format!("Pulling image \"{image}\"")
+    ));
+    assert!(has_event(
+        &events,
+        "Failed",
+        &format!("Failed to pull image \"{image}\": rpc error: code = NotFound")
+    ));
     assert!(has_event(&events, "Failed", "Error: ErrImagePull"));
     assert!(has_event(&events, "Failed", "Error: ImagePullBackOff"));
     let ev = events.iter().find(|e| e["reason"] == "Pulling").unwrap();
     assert_eq!(ev["source"]["component"], "kubelet");
-    assert_eq!(ev["involvedObject"]["fieldPath"], "spec.containers{checkout}");
+    assert_eq!(
+        ev["involvedObject"]["fieldPath"],
+        "spec.containers{checkout}"
+    );
     // Repeated attempts fold into one event with a count.
     wait_for("Pulling count > 1", 60, || {
         let ev = events_for(&ns, &pod);
@@ -210,14 +311,17 @@ fn wrong_tag_on_containerd_1_7_kubelet_1_28_then_set_image_fixes_it() {
 fn rotated_password_on_kubelet_1_33_shows_cause_in_backoff_then_secret_and_restart_fix_it() {
     let reg = env("PULLFIX_LAB_REGISTRY");
     let ns = scenario("rotated-password", Some("lab-k133-cd21"));
-    let (_, msg) = wait_waiting(&ns, "checkout", "ErrImagePull", false);
+    let (_, msg) = wait_pull_error(&ns, "checkout", false);
     let image = format!("{reg}/team/checkout:v2.1.0");
     let expected = format!(
         "failed to pull and unpack image \"{image}\": failed to resolve image: unexpected status from HEAD request to https://{reg}/v2/team/checkout/manifests/v2.1.0: 401 Unauthorized"
     );
     assert_eq!(msg, expected);
     let (_, backoff) = wait_waiting(&ns, "checkout", "ImagePullBackOff", false);
-    assert_eq!(backoff, format!("Back-off pulling image \"{image}\": ErrImagePull: {expected}"));
+    assert_eq!(
+        backoff,
+        format!("Back-off pulling image \"{image}\": ErrImagePull: {expected}")
+    );
     fix("rotated-password", &ns);
     let d = json(&["get", "deployment", "checkout", "-n", &ns]);
     assert_eq!(d["status"]["availableReplicas"], 2);
@@ -228,10 +332,12 @@ fn rotated_password_on_kubelet_1_33_shows_cause_in_backoff_then_secret_and_resta
 fn missing_secret_on_crio_reports_failed_to_retrieve_then_creating_it_fixes() {
     let reg = env("PULLFIX_LAB_REGISTRY");
     let ns = scenario("secret-missing", Some("lab-k128-crio"));
-    let (pod, msg) = wait_waiting(&ns, "checkout", "ErrImagePull", false);
+    let (pod, msg) = wait_pull_error(&ns, "checkout", false);
     assert_eq!(
         msg,
-        format!("initializing source docker://{reg}/team/checkout:v2.1.0: reading manifest v2.1.0 in {reg}/team/checkout: unauthorized: authentication required")
+        format!(
+            "initializing source docker://{reg}/team/checkout:v2.1.0: reading manifest v2.1.0 in {reg}/team/checkout: unauthorized: authentication required"
+        )
     );
     let events = wait_for("FailedToRetrieveImagePullSecret", 30, || {
         let ev = events_for(&ns, &pod);
@@ -249,7 +355,7 @@ fn missing_secret_on_crio_reports_failed_to_retrieve_then_creating_it_fixes() {
 #[test]
 fn missing_prefix_on_docker_1_27_pulls_from_hub_and_is_denied() {
     let ns = scenario("missing-prefix", Some("lab-k127-docker"));
-    let (_, msg) = wait_waiting(&ns, "checkout", "ErrImagePull", false);
+    let (_, msg) = wait_pull_error(&ns, "checkout", false);
     assert_eq!(
         msg,
         "rpc error: code = Unknown desc = Error response from daemon: pull access denied for team/checkout, repository does not exist or may require 'docker login': denied: requested access to the resource is denied"
@@ -261,7 +367,7 @@ fn missing_prefix_on_docker_1_27_pulls_from_hub_and_is_denied() {
 #[test]
 fn docker_hub_rate_limit_surfaces_429() {
     let ns = scenario("rate-limited", Some("lab-k133-cd21"));
-    let (_, msg) = wait_waiting(&ns, "web", "ErrImagePull", false);
+    let (_, msg) = wait_pull_error(&ns, "web", false);
     assert!(
         msg.starts_with("failed to pull and unpack image \"docker.io/library/nginx:1.25\": failed to copy: httpReadSeeker: failed open: unexpected status code https://registry-1.docker.io/v2/library/nginx/manifests/1.25: 429 Too Many Requests - Server message: toomanyrequests: You have reached your pull rate limit."),
         "{msg}"
@@ -272,9 +378,11 @@ fn docker_hub_rate_limit_surfaces_429() {
 #[test]
 fn expired_ecr_token_then_fresh_token_fixes() {
     let ns = scenario("ecr-expired", Some("lab-k133-cd21"));
-    let (_, msg) = wait_waiting(&ns, "checkout", "ErrImagePull", false);
+    let (_, msg) = wait_pull_error(&ns, "checkout", false);
     assert!(
-        msg.contains("123456789012.dkr.ecr.us-east-1.amazonaws.com/v2/team/checkout/manifests/v2.1.0: 40"),
+        msg.contains(
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/v2/team/checkout/manifests/v2.1.0: 40"
+        ),
         "{msg}"
     );
     // The refresh CronJob's Jobs fail.
@@ -291,15 +399,18 @@ fn expired_ecr_token_then_fresh_token_fixes() {
 #[test]
 fn platform_mismatch_on_arm64() {
     let ns = scenario("platform-mismatch", None);
-    let (_, msg) = wait_waiting(&ns, "multi", "ErrImagePull", false);
-    assert!(msg.ends_with("no match for platform in manifest: not found"), "{msg}");
+    let (_, msg) = wait_pull_error(&ns, "multi", false);
+    assert!(
+        msg.ends_with("no match for platform in manifest: not found"),
+        "{msg}"
+    );
     delete_ns(&ns);
 }
 
 #[test]
 fn ifnotpresent_masks_broken_credentials_on_the_warm_node() {
     let ns = scenario("ifnotpresent-masking", None);
-    let (pod, msg) = wait_waiting(&ns, "checkout", "ErrImagePull", false);
+    let (pod, msg) = wait_pull_error(&ns, "checkout", false);
     assert!(msg.contains("401 Unauthorized"), "{msg}");
     let pods = json(&["get", "pods", "-n", &ns]);
     let failing = pods["items"]
@@ -311,9 +422,10 @@ fn ifnotpresent_masks_broken_credentials_on_the_warm_node() {
     assert_eq!(failing["spec"]["nodeName"], "lab-fresh");
     wait_for("pod running on lab-warm", 60, || {
         let pods = json(&["get", "pods", "-n", &ns]);
-        pods["items"].as_array()?.iter().find(|p| {
-            p["spec"]["nodeName"] == "lab-warm" && p["status"]["phase"] == "Running"
-        })?;
+        pods["items"]
+            .as_array()?
+            .iter()
+            .find(|p| p["spec"]["nodeName"] == "lab-warm" && p["status"]["phase"] == "Running")?;
         Some(())
     });
     let warm = json(&["get", "node", "lab-warm"]);
@@ -325,7 +437,7 @@ fn ifnotpresent_masks_broken_credentials_on_the_warm_node() {
 #[test]
 fn failing_init_container_blocks_the_app() {
     let ns = scenario("init-container", Some("lab-k133-cd21"));
-    let (_, msg) = wait_waiting(&ns, "migrate", "ErrImagePull", true);
+    let (_, msg) = wait_pull_error(&ns, "migrate", true);
     assert!(msg.contains("team/worker:1.4.3: not found"), "{msg}");
     wait_waiting(&ns, "checkout", "PodInitializing", false);
     fix("init-container", &ns);
@@ -340,10 +452,16 @@ fn invalid_image_name() {
     let image = format!("{reg}/Team/Checkout:v2.1.0");
     assert_eq!(
         msg,
-        format!("Failed to apply default image tag \"{image}\": couldn't parse image name \"{image}\": invalid reference format: repository name (Team/Checkout) must be lowercase")
+        format!(
+            "Failed to apply default image tag \"{image}\": couldn't parse image name \"{image}\": invalid reference format: repository name (Team/Checkout) must be lowercase"
+        )
     );
     let events = events_for(&ns, &pod);
-    assert!(has_event(&events, "InspectFailed", "invalid reference format"));
+    assert!(has_event(
+        &events,
+        "InspectFailed",
+        "invalid reference format"
+    ));
     fix("invalid-name", &ns);
     delete_ns(&ns);
 }
@@ -351,17 +469,23 @@ fn invalid_image_name() {
 #[test]
 fn unreachable_registries_and_tls() {
     let cases = [
-        ("unreachable-dns", "dial tcp: lookup registry.nxdomain.example on 127.0.0.53:53: no such host"),
+        (
+            "unreachable-dns",
+            "dial tcp: lookup registry.nxdomain.example on 127.0.0.53:53: no such host",
+        ),
         ("unreachable-refused", "connect: connection refused"),
         ("unreachable-timeout", "i/o timeout"),
-        ("tls-unknown-ca", "tls: failed to verify certificate: x509: certificate signed by unknown authority"),
+        (
+            "tls-unknown-ca",
+            "tls: failed to verify certificate: x509: certificate signed by unknown authority",
+        ),
     ];
     let namespaces: Vec<(String, &str)> = cases
         .iter()
         .map(|(id, want)| (scenario(id, Some("lab-k128-cd17")), *want))
         .collect();
     for (ns, want) in &namespaces {
-        let (_, msg) = wait_waiting(ns, "checkout", "ErrImagePull", false);
+        let (_, msg) = wait_pull_error(ns, "checkout", false);
         assert!(msg.contains(want), "{ns}: {msg}");
         delete_ns(ns);
     }
@@ -378,7 +502,7 @@ fn credentials_the_kubelet_ignores_then_fixes() {
         ("sa-secret-only", "lab-k133-cd21"),
     ] {
         let ns = scenario(id, Some(node));
-        let (_, msg) = wait_waiting(&ns, "checkout", "ErrImagePull", false);
+        let (_, msg) = wait_pull_error(&ns, "checkout", false);
         assert!(
             msg.contains("pull access denied, repository does not exist or may require authorization: authorization failed: no basic auth credentials"),
             "{id}: {msg}"
@@ -392,7 +516,7 @@ fn credentials_the_kubelet_ignores_then_fixes() {
 fn stale_secret_in_three_namespaces() {
     let ns = scenario("stale-secret-many-namespaces", Some("lab-k133-cd21"));
     for target in [ns.clone(), format!("{ns}-b"), format!("{ns}-c")] {
-        let (_, msg) = wait_waiting(&target, "checkout", "ErrImagePull", false);
+        let (_, msg) = wait_pull_error(&target, "checkout", false);
         assert!(msg.contains("401 Unauthorized"), "{target}: {msg}");
     }
     fix("stale-secret-many-namespaces", &ns);
@@ -410,16 +534,43 @@ fn token_registry_pulls_with_good_credentials_only() {
     kubectl_ok(&["create", "namespace", &ns]);
     let image = format!("{reg}/team/worker:1.4.2");
     // No credentials: the issuer hands out a token without pull rights.
-    kubectl_ok(&["run", "anon", "-n", &ns, "--image", &image, "--overrides",
-        r#"{"spec":{"nodeSelector":{"kubernetes.io/hostname":"lab-k133-cd21"}}}"#]);
-    let (_, msg) = wait_waiting(&ns, "anon", "ErrImagePull", false);
-    assert!(msg.contains("insufficient_scope: authorization failed"), "{msg}");
+    kubectl_ok(&[
+        "run",
+        "anon",
+        "-n",
+        &ns,
+        "--image",
+        &image,
+        "--overrides",
+        r#"{"spec":{"nodeSelector":{"kubernetes.io/hostname":"lab-k133-cd21"}}}"#,
+    ]);
+    let (_, msg) = wait_pull_error(&ns, "anon", false);
+    assert!(
+        msg.contains("insufficient_scope: authorization failed"),
+        "{msg}"
+    );
     // Good credentials: the pod runs.
-    kubectl_ok(&["create", "secret", "docker-registry", "tok", "-n", &ns,
-        &format!("--docker-server={reg}"), &format!("--docker-username={user}"),
-        &format!("--docker-password={pass}")]);
-    kubectl_ok(&["run", "authed", "-n", &ns, "--image", &image, "--overrides",
-        r#"{"spec":{"imagePullSecrets":[{"name":"tok"}],"nodeSelector":{"kubernetes.io/hostname":"lab-k133-cd21"}}}"#]);
+    kubectl_ok(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "tok",
+        "-n",
+        &ns,
+        &format!("--docker-server={reg}"),
+        &format!("--docker-username={user}"),
+        &format!("--docker-password={pass}"),
+    ]);
+    kubectl_ok(&[
+        "run",
+        "authed",
+        "-n",
+        &ns,
+        "--image",
+        &image,
+        "--overrides",
+        r#"{"spec":{"imagePullSecrets":[{"name":"tok"}],"nodeSelector":{"kubernetes.io/hostname":"lab-k133-cd21"}}}"#,
+    ]);
     wait_for("authed pod Running", 60, || {
         let p = json(&["get", "pod", "authed", "-n", &ns]);
         (p["status"]["phase"] == "Running").then_some(())
@@ -432,15 +583,43 @@ fn audit_log_records_dry_run_and_real_writes() {
     let log = env("PULLFIX_LAB_AUDIT_LOG");
     let ns = unique_ns("audit");
     kubectl_ok(&["create", "namespace", &ns]);
-    kubectl_ok(&["create", "configmap", "dry", "-n", &ns, "--from-literal=a=b", "--dry-run=server"]);
-    kubectl_ok(&["create", "configmap", "real", "-n", &ns, "--from-literal=a=b"]);
+    kubectl_ok(&[
+        "create",
+        "configmap",
+        "dry",
+        "-n",
+        &ns,
+        "--from-literal=a=b",
+        "--dry-run=server",
+    ]);
+    kubectl_ok(&[
+        "create",
+        "configmap",
+        "real",
+        "-n",
+        &ns,
+        "--from-literal=a=b",
+    ]);
     let text = std::fs::read_to_string(&log).expect("read audit log");
     let creates: Vec<Value> = text
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["verb"] == "create" && e["objectRef"]["namespace"] == ns.as_str() && e["objectRef"]["resource"] == "configmaps")
+        .filter(|e| {
+            e["verb"] == "create"
+                && e["user"]["username"] == "lab-admin"
+                && e["objectRef"]["namespace"] == ns.as_str()
+                && e["objectRef"]["resource"] == "configmaps"
+        })
         .collect();
-    let dry: Vec<_> = creates.iter().filter(|e| e["requestURI"].as_str().unwrap_or("").contains("dryRun=All")).collect();
+    let dry: Vec<_> = creates
+        .iter()
+        .filter(|e| {
+            e["requestURI"]
+                .as_str()
+                .unwrap_or("")
+                .contains("dryRun=All")
+        })
+        .collect();
     assert_eq!(dry.len(), 1, "{creates:?}");
     assert_eq!(creates.len(), 2, "{creates:?}");
     delete_ns(&ns);
@@ -453,11 +632,16 @@ fn restricted_identities() {
     let can = |kc: &str, args: &[&str]| {
         let mut all = vec!["--kubeconfig", kc, "auth", "can-i"];
         all.extend(args);
-        String::from_utf8_lossy(&kubectl(&all).stdout).trim().to_string()
+        String::from_utf8_lossy(&kubectl(&all).stdout)
+            .trim()
+            .to_string()
     };
     assert_eq!(can(&oncall, &["list", "pods", "-A"]), "yes");
     assert_eq!(can(&oncall, &["get", "events", "-n", "default"]), "yes");
     assert_eq!(can(&oncall, &["get", "secrets", "-n", "default"]), "no");
     assert_eq!(can(&reader, &["get", "secrets", "-n", "default"]), "yes");
-    assert_eq!(can(&reader, &["patch", "deployments", "-n", "default"]), "no");
+    assert_eq!(
+        can(&reader, &["patch", "deployments", "-n", "default"]),
+        "no"
+    );
 }
