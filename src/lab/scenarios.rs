@@ -395,7 +395,7 @@ pub fn all() -> Vec<Scenario> {
                 for n in 1..=2 {
                     out.push(json!({"apiVersion": "batch/v1", "kind": "Job",
                         "metadata": {"name": format!("ecr-token-refresh-{n}"),
-                                     "labels": {"lab.pullfix.dev/owner-cronjob": "ecr-token-refresh"}},
+                                     "labels": {OWNER_CRONJOB_LABEL: "ecr-token-refresh"}},
                         "spec": {"backoffLimit": 0, "template": refresh_pod.clone()}}));
                 }
                 out
@@ -601,13 +601,63 @@ fn resource(kind: &str, api_version: &str) -> anyhow::Result<(ApiResource, bool)
 /// into (the `default` ServiceAccount, a lab node's annotations).
 pub async fn apply(client: &Client, objects: &[Value], ns: &str) -> anyhow::Result<()> {
     create_or_merge(client, &namespace(ns), ns).await?;
+    // CronJobs created so far: name -> (apiVersion, uid), so their Jobs can
+    // carry the ownerReference the CronJob controller would have set.
+    let mut cronjobs: Vec<(String, String, String)> = Vec::new();
     for object in objects {
-        create_or_merge(client, object, ns).await?;
+        let mut object = object.clone();
+        if let Some(owner) = object["metadata"]["labels"][OWNER_CRONJOB_LABEL].as_str()
+            && let Some((_, api_version, uid)) = cronjobs.iter().find(|(n, _, _)| n == owner)
+        {
+            object["metadata"]["ownerReferences"] = json!([{
+                "apiVersion": api_version, "kind": "CronJob", "name": owner, "uid": uid,
+                "controller": true, "blockOwnerDeletion": true,
+            }]);
+        }
+        let created = create_or_merge(client, &object, ns).await?;
+        if object["kind"] == "CronJob"
+            && let Some(created) = created
+        {
+            let name = created.metadata.name.clone().unwrap_or_default();
+            let api_version = created
+                .types
+                .as_ref()
+                .map(|t| t.api_version.clone())
+                .unwrap_or_default();
+            mark_last_schedule(client, ns, &name, &api_version).await?;
+            cronjobs.push((name, api_version, created.metadata.uid.unwrap_or_default()));
+        }
     }
     Ok(())
 }
 
-async fn create_or_merge(client: &Client, object: &Value, ns: &str) -> anyhow::Result<()> {
+/// Label on a scenario Job naming the CronJob that owns it.
+pub const OWNER_CRONJOB_LABEL: &str = "lab.pullfix.dev/owner-cronjob";
+
+/// Records that the CronJob last ran six hours ago (and, where the API has
+/// the field, last succeeded 26 hours ago), as in the incident replay.
+async fn mark_last_schedule(client: &Client, ns: &str, name: &str, api_version: &str) -> anyhow::Result<()> {
+    let (ar, _) = resource("CronJob", api_version)?;
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+    let now = chrono::Utc::now();
+    let fmt = |h: i64| {
+        (now - chrono::Duration::hours(h)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let mut status = json!({"lastScheduleTime": fmt(6)});
+    if api_version == "batch/v1" {
+        status["lastSuccessfulTime"] = json!(fmt(26));
+    }
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({"status": status})))
+        .await
+        .with_context(|| format!("set status of CronJob {ns}/{name}"))?;
+    Ok(())
+}
+
+async fn create_or_merge(
+    client: &Client,
+    object: &Value,
+    ns: &str,
+) -> anyhow::Result<Option<DynamicObject>> {
     let kind = object["kind"].as_str().unwrap_or_default();
     let mut api_version = object["apiVersion"]
         .as_str()
@@ -636,19 +686,17 @@ async fn create_or_merge(client: &Client, object: &Value, ns: &str) -> anyhow::R
             // Lab nodes belong to the kubelet: only merge annotations.
             api.patch(&name, &PatchParams::default(), &Patch::Merge(&body))
                 .await
-                .map(|_| ())
         } else {
-            api.create(&PostParams::default(), &dynamic)
-                .await
-                .map(|_| ())
+            api.create(&PostParams::default(), &dynamic).await
         };
         match result {
-            Ok(()) => return Ok(()),
+            Ok(created) => return Ok(Some(created)),
             Err(kube::Error::Api(s)) if s.code == 409 => {
-                api.patch(&name, &PatchParams::default(), &Patch::Merge(&body))
+                let merged = api
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&body))
                     .await
                     .with_context(|| format!("update {kind} {target_ns}/{name}"))?;
-                return Ok(());
+                return Ok(Some(merged));
             }
             // batch/v1 CronJob arrived in 1.21; older servers have v1beta1.
             Err(kube::Error::Api(s))
