@@ -7,9 +7,14 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+use std::io::Write as _;
+
+use crate::collect::Scope;
+use crate::diagnose::run::Target;
 use crate::kubeconfig::KubeFlags;
 use crate::lab::scenarios::{self, LabEnv, Placement};
 use crate::registry::client::{RegistryConfig, parse_aliases};
+use crate::render::{self, Format, Palette};
 use crate::sandbox::kubelet::{self, KubeletOptions, NodeSpec};
 
 /// Get pods out of ImagePullBackOff / ErrImagePull.
@@ -28,6 +33,8 @@ use crate::sandbox::kubelet::{self, KubeletOptions, NodeSpec};
 pub struct Cli {
     #[command(flatten)]
     pub kube: KubeFlags,
+    #[command(flatten)]
+    pub globals: Globals,
     /// Log verbosity (-v info, -vv debug, -vvv trace); logs go to stderr
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
     pub verbosity: u8,
@@ -35,14 +42,63 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+/// Flags every subcommand takes, as kubectl does.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Globals {
+    /// The namespace to look in (default: the kubeconfig context's)
+    #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Look in every namespace
+    #[arg(short = 'A', long, global = true, conflicts_with = "namespace")]
+    pub all_namespaces: bool,
+    /// Output format
+    #[arg(short = 'o', long, global = true, value_enum, default_value = "text")]
+    pub output: Format,
+    /// Never color the output (also: NO_COLOR set to anything)
+    #[arg(long, global = true)]
+    pub no_color: bool,
+}
+
+impl Globals {
+    fn color(&self) -> bool {
+        !self.no_color
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            && std::io::IsTerminal::is_terminal(&std::io::stdout())
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Quick assessment: every pod that cannot pull its image, grouped by
+    /// workload, with severity and cause (runbook step 0)
+    Scan,
+    /// Root cause with evidence for TARGET (a pod, deploy/NAME, sts/NAME,
+    /// ds/NAME, job/NAME), or for every failing workload in scope
+    Diagnose(DiagnoseArgs),
     /// Run the simulated kubelet (lab and sandbox use)
     #[command(hide = true)]
     LabKubelet(LabKubeletArgs),
     /// Set up a lab scenario in a namespace (lab and tests use)
     #[command(hide = true)]
     LabScenario(LabScenarioArgs),
+    /// Fill the lab with bench namespaces, nodes and pods (benchmarks use)
+    #[command(hide = true)]
+    LabPopulate(LabPopulateArgs),
+    /// Delete what lab-populate made (benchmarks use)
+    #[command(hide = true)]
+    LabDepopulate,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DiagnoseArgs {
+    /// A pod name, deploy/NAME, sts/NAME, ds/NAME, job/NAME or cronjob/NAME
+    pub target: Option<String>,
+    /// Skip every registry and AWS call: classify from the cluster's evidence alone
+    #[arg(long)]
+    pub no_probe: bool,
+    /// Time bound for each registry probe
+    #[arg(long, default_value = "10s", value_parser = crate::kubeconfig::parse_duration)]
+    pub probe_timeout: Duration,
 }
 
 #[derive(Debug, clap::Args)]
@@ -73,12 +129,9 @@ pub struct LabKubeletArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct LabScenarioArgs {
-    /// Scenario id; `--list` shows them
+    /// Scenario id (`--list` shows them); the namespace is -n (default: the id)
     #[arg(required_unless_present = "list")]
     pub scenario: Option<String>,
-    /// Namespace to create the scenario in (default: the scenario id)
-    #[arg(short = 'n', long)]
-    pub namespace: Option<String>,
     /// Pin the scenario's pods to this node
     #[arg(long)]
     pub node: Option<String>,
@@ -98,8 +151,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, clap::Erro
 
 /// Logs to stderr at the level `-v` asks for (or `RUST_LOG`).
 pub fn init_tracing(verbosity: u8) {
+    // kube's client logs failed requests at error level; pullfix reports
+    // them itself (with context), so they stay quiet unless -v.
     let level = match verbosity {
-        0 => "warn",
+        0 => "warn,kube_client=off",
         1 => "info",
         2 => "debug",
         _ => "trace",
@@ -122,7 +177,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(crate::EXIT_OK)
         }
         Some(Command::LabKubelet(args)) => run_kubelet(&cli.kube, args).await,
-        Some(Command::LabScenario(args)) => run_scenario(&cli.kube, args).await,
+        Some(Command::Scan) => run_scan(&cli.kube, &cli.globals).await,
+        Some(Command::Diagnose(args)) => run_diagnose(&cli.kube, &cli.globals, args).await,
+        Some(Command::LabScenario(args)) => {
+            run_scenario(&cli.kube, args, cli.globals.namespace.clone()).await
+        }
+        Some(Command::LabPopulate(args)) => run_populate(&cli.kube, args).await,
+        Some(Command::LabDepopulate) => run_depopulate(&cli.kube).await,
     }
 }
 
@@ -173,7 +234,61 @@ async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-async fn run_scenario(kube: &KubeFlags, args: LabScenarioArgs) -> anyhow::Result<u8> {
+async fn scope(kube: &KubeFlags, g: &Globals) -> anyhow::Result<(kube::Client, Scope)> {
+    let (client, default_ns) = kube.client_and_namespace().await?;
+    let scope = if g.all_namespaces {
+        Scope::All
+    } else {
+        Scope::Namespace(g.namespace.clone().unwrap_or(default_ns))
+    };
+    Ok((client, scope))
+}
+
+async fn run_scan(kube: &KubeFlags, g: &Globals) -> anyhow::Result<u8> {
+    let (client, scope) = scope(kube, g).await?;
+    let assessment = crate::scan::run(&client, &scope).await?;
+    let mut out = std::io::stdout().lock();
+    match g.output {
+        Format::Text => render::scan_text(&mut out, &assessment, &Palette::new(g.color()))?,
+        f => render::structured(&mut out, f, "Scan", &assessment)?,
+    }
+    out.flush()?;
+    Ok(if assessment.groups.is_empty() {
+        crate::EXIT_OK
+    } else {
+        crate::EXIT_FAILURES
+    })
+}
+
+async fn run_diagnose(kube: &KubeFlags, g: &Globals, args: DiagnoseArgs) -> anyhow::Result<u8> {
+    let target = match &args.target {
+        Some(t) => Target::parse(t)?,
+        None => Target::All,
+    };
+    let (client, scope) = scope(kube, g).await?;
+    let options = crate::diagnose::run::Options {
+        probe: !args.no_probe,
+        probe_timeout: args.probe_timeout,
+    };
+    let report = crate::diagnose::run::run(&client, &scope, &target, &options).await?;
+    let mut out = std::io::stdout().lock();
+    match g.output {
+        Format::Text => render::diagnose_text(&mut out, &report, &Palette::new(g.color()))?,
+        f => render::structured(&mut out, f, "Diagnosis", &report)?,
+    }
+    out.flush()?;
+    Ok(if report.findings.is_empty() {
+        crate::EXIT_OK
+    } else {
+        crate::EXIT_FAILURES
+    })
+}
+
+async fn run_scenario(
+    kube: &KubeFlags,
+    args: LabScenarioArgs,
+    namespace: Option<String>,
+) -> anyhow::Result<u8> {
     if args.list {
         for s in scenarios::all() {
             println!("{}\t{}", s.id, s.story);
@@ -183,7 +298,7 @@ async fn run_scenario(kube: &KubeFlags, args: LabScenarioArgs) -> anyhow::Result
     let id = args.scenario.as_deref().unwrap_or_default();
     let scenario = scenarios::find(id)?;
     let env = LabEnv::from_env()?;
-    let ns = args.namespace.unwrap_or_else(|| id.to_string());
+    let ns = namespace.unwrap_or_else(|| id.to_string());
     if args.print_fix {
         let commands = scenario.fix_commands(&env, &ns).ok_or_else(|| {
             anyhow::anyhow!(
@@ -199,6 +314,43 @@ async fn run_scenario(kube: &KubeFlags, args: LabScenarioArgs) -> anyhow::Result
     let client = kube.client().await?;
     scenarios::apply(&client, &scenario.objects(&env, &ns, &placement), &ns).await?;
     println!("scenario {id} set up in namespace {ns}: {}", scenario.story);
+    Ok(crate::EXIT_OK)
+}
+
+/// Arguments of the hidden `lab-populate` (see `crate::lab::populate`).
+#[derive(Debug, clap::Args)]
+pub struct LabPopulateArgs {
+    /// Number of bench-NNN namespaces
+    #[arg(long, default_value_t = 200)]
+    pub namespaces: usize,
+    /// Pods in each namespace
+    #[arg(long, default_value_t = 50)]
+    pub pods_per_namespace: usize,
+    /// Pods failing to pull, spread over the namespaces
+    #[arg(long, default_value_t = 200)]
+    pub failing: usize,
+    /// Requests in flight at once
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+}
+
+async fn run_populate(kube: &KubeFlags, args: LabPopulateArgs) -> anyhow::Result<u8> {
+    use crate::lab::populate::{PopulateOptions, populate};
+    let options = PopulateOptions {
+        namespaces: args.namespaces,
+        pods_per_namespace: args.pods_per_namespace,
+        failing: args.failing,
+        concurrency: args.concurrency,
+        ..PopulateOptions::default()
+    };
+    let client = kube.client().await?;
+    println!("{}", populate(&client, &options).await?);
+    Ok(crate::EXIT_OK)
+}
+
+async fn run_depopulate(kube: &KubeFlags) -> anyhow::Result<u8> {
+    let client = kube.client().await?;
+    println!("{}", crate::lab::populate::depopulate(&client).await?);
     Ok(crate::EXIT_OK)
 }
 

@@ -11,10 +11,16 @@
 //! - [`kubeconfig`]: building a Kubernetes client from kubectl-style flags.
 
 pub mod cli;
+pub mod collect;
+pub mod diagnose;
+pub mod errors;
 pub mod kubeconfig;
 pub mod lab;
+pub mod probe;
 pub mod registry;
+pub mod render;
 pub mod sandbox;
+pub mod scan;
 
 use std::ffi::OsString;
 use std::io::Write;

@@ -372,9 +372,14 @@ pub fn all() -> Vec<Scenario> {
             story: "the ECR token in regcred expired 14 h ago; the ecr-token-refresh CronJob's last two Jobs failed",
             workload: "deploy/checkout",
             build: |env, _| {
+                // A token in ECR's format (base64 JSON with `expiration`),
+                // issued 14 h ago, so it expired 2 h ago.
+                let expired_at = chrono::Utc::now().timestamp() - 2 * 3600;
                 let stale = Credential {
                     username: "AWS".into(),
-                    password: "eyJwYXlsb2FkIjoiZXhwaXJlZCJ9-expired".into(),
+                    password: STANDARD.encode(format!(
+                        r#"{{"payload":"lab","datakey":"lab","version":"2","type":"DATA_KEY","expiration":{expired_at}}}"#
+                    )),
                 };
                 let _ = env;
                 let image = format!("{ECR_HOST}/team/checkout:v2.1.0");
@@ -636,7 +641,12 @@ pub const OWNER_CRONJOB_LABEL: &str = "lab.pullfix.dev/owner-cronjob";
 
 /// Records that the CronJob last ran six hours ago (and, where the API has
 /// the field, last succeeded 26 hours ago), as in the incident replay.
-async fn mark_last_schedule(client: &Client, ns: &str, name: &str, api_version: &str) -> anyhow::Result<()> {
+async fn mark_last_schedule(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    api_version: &str,
+) -> anyhow::Result<()> {
     let (ar, _) = resource("CronJob", api_version)?;
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
     let now = chrono::Utc::now();
@@ -647,9 +657,13 @@ async fn mark_last_schedule(client: &Client, ns: &str, name: &str, api_version: 
     if api_version == "batch/v1" {
         status["lastSuccessfulTime"] = json!(fmt(26));
     }
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({"status": status})))
-        .await
-        .with_context(|| format!("set status of CronJob {ns}/{name}"))?;
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": status})),
+    )
+    .await
+    .with_context(|| format!("set status of CronJob {ns}/{name}"))?;
     Ok(())
 }
 

@@ -148,6 +148,44 @@ struct Response {
     body: Vec<u8>,
 }
 
+/// Docker Hub's rate-limit headers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RateLimit {
+    /// `ratelimit-limit`, e.g. `100;w=21600`.
+    pub limit: Option<String>,
+    /// `ratelimit-remaining`, e.g. `0;w=21600`.
+    pub remaining: Option<String>,
+    /// `docker-ratelimit-source`.
+    pub source: Option<String>,
+    /// `Retry-After`, in seconds.
+    pub retry_after: Option<String>,
+}
+
+impl RateLimit {
+    /// Reads the headers; `None` when the registry sent none.
+    pub fn from_headers(h: &HeaderMap) -> Option<RateLimit> {
+        let get = |k: &str| h.get(k).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let r = RateLimit {
+            limit: get("ratelimit-limit"),
+            remaining: get("ratelimit-remaining"),
+            source: get("docker-ratelimit-source"),
+            retry_after: get("retry-after"),
+        };
+        (r.limit.is_some() || r.remaining.is_some() || r.retry_after.is_some()).then_some(r)
+    }
+
+    /// Pulls left in the window, when the header says.
+    pub fn remaining_count(&self) -> Option<u64> {
+        self.remaining
+            .as_deref()?
+            .split(';')
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
 /// A parsed `WWW-Authenticate` challenge.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Challenge {
@@ -386,6 +424,72 @@ impl RegistryClient {
             digest,
             size: manifest_size(&manifest),
         })
+    }
+
+    /// The rate-limit headers a manifest HEAD returns (Docker Hub does not
+    /// count HEAD requests against the limit).
+    pub async fn rate_limit(
+        &self,
+        image: &ImageRef,
+        credential: Option<&Credential>,
+    ) -> Result<Option<RateLimit>, PullFailure> {
+        let url = format!(
+            "{}/v2/{}/manifests/{}",
+            self.base(image.api_host()),
+            image.repository,
+            image.manifest_reference()
+        );
+        let (_, head) = self
+            .authorized(Method::HEAD, &url, &image.repository, credential)
+            .await?;
+        Ok(RateLimit::from_headers(&head.headers))
+    }
+
+    /// Lists a repository's tags (`/v2/NAME/tags/list`, following `Link`
+    /// pages up to `max` tags).
+    pub async fn list_tags(
+        &self,
+        image: &ImageRef,
+        credential: Option<&Credential>,
+        max: usize,
+    ) -> Result<Vec<String>, PullFailure> {
+        let base = self.base(image.api_host());
+        let mut url = format!("{base}/v2/{}/tags/list?n=1000", image.repository);
+        let mut tags = Vec::new();
+        let mut auth: Option<String> = None;
+        loop {
+            let resp = match &auth {
+                None => {
+                    let (a, r) = self
+                        .authorized(Method::GET, &url, &image.repository, credential)
+                        .await?;
+                    auth = a;
+                    r
+                }
+                Some(a) => self.send(Method::GET, &url, Some(a)).await?,
+            };
+            check_status(&resp, "GET", &url)?;
+            let body: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+            tags.extend(
+                body["tags"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string),
+            );
+            let next = resp
+                .headers
+                .get("link")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| l.split(['<', '>']).nth(1).map(str::to_string));
+            match next {
+                Some(n) if tags.len() < max => url = format!("{base}{n}"),
+                _ => break,
+            }
+        }
+        tags.truncate(max);
+        Ok(tags)
     }
 
     /// Sends a request, answering a Basic or Bearer challenge if one comes.

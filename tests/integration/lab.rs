@@ -392,11 +392,26 @@ fn expired_ecr_token_then_fresh_token_fixes() {
     });
     let job = json(&["get", "job", "ecr-token-refresh-2", "-n", &ns]);
     assert_eq!(job["metadata"]["ownerReferences"][0]["kind"], "CronJob");
-    assert_eq!(job["metadata"]["ownerReferences"][0]["name"], "ecr-token-refresh");
-    let pods = json(&["get", "pods", "-n", &ns, "-l", "job-name=ecr-token-refresh-1"]);
+    assert_eq!(
+        job["metadata"]["ownerReferences"][0]["name"],
+        "ecr-token-refresh"
+    );
+    let pods = json(&[
+        "get",
+        "pods",
+        "-n",
+        &ns,
+        "-l",
+        "job-name=ecr-token-refresh-1",
+    ]);
     let term = &pods["items"][0]["status"]["containerStatuses"][0]["state"]["terminated"];
     assert_eq!(term["exitCode"], 1);
-    assert!(term["message"].as_str().unwrap_or_default().contains("security token included in the request is expired"));
+    assert!(
+        term["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("security token included in the request is expired")
+    );
     let cj = json(&["get", "cronjob", "ecr-token-refresh", "-n", &ns]);
     assert!(cj["status"]["lastScheduleTime"].is_string(), "{cj}");
     fix("ecr-expired", &ns);

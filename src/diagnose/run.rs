@@ -1,0 +1,843 @@
+//! `kubectl pullfix diagnose`: gathers the evidence for each failing
+//! workload (pod, events, pull secrets, ServiceAccount, nodes, refresh
+//! CronJobs, the registry, ECR) and hands it to the pure decision code.
+//! Read-only: nothing here writes to the cluster.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::Utc;
+use kube::Client;
+use serde::{Deserialize, Serialize};
+
+use crate::collect::{self, EventLite, Meta, PodLite, Scope};
+use crate::diagnose::classify::{EventText, classify_container};
+use crate::diagnose::finding::{self, Context, EcrCheck, Evidence, Finding};
+use crate::diagnose::secrets::{self, Lookup, Origin, SecretRef, SecretView};
+use crate::probe::Prober;
+use crate::registry::reference::ImageRef;
+use crate::scan::{self, Group, parse_time};
+
+/// What to diagnose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Every failing workload in scope.
+    All,
+    /// A workload (`deploy/NAME`, `sts/NAME`, `ds/NAME`, `job/NAME`, `cronjob/NAME`) or a pod name.
+    Named { kind: String, name: String },
+}
+
+impl Target {
+    /// Parses `deploy/checkout`, `statefulset/db`, `pod/x` or a bare pod name.
+    pub fn parse(s: &str) -> anyhow::Result<Target> {
+        let (kind, name) = match s.split_once('/') {
+            Some((k, n)) => (k.to_ascii_lowercase(), n),
+            None => ("pod".to_string(), s),
+        };
+        let kind = match kind.as_str() {
+            "deploy" | "deployment" | "deployments" | "deployment.apps" => "Deployment",
+            "sts" | "statefulset" | "statefulsets" => "StatefulSet",
+            "ds" | "daemonset" | "daemonsets" => "DaemonSet",
+            "job" | "jobs" => "Job",
+            "cj" | "cronjob" | "cronjobs" => "CronJob",
+            "rs" | "replicaset" | "replicasets" => "ReplicaSet",
+            "po" | "pod" | "pods" => "Pod",
+            other => anyhow::bail!(
+                "unsupported target kind `{other}` in `{s}`\nhelp: use a pod name, deploy/NAME, sts/NAME, ds/NAME, job/NAME or cronjob/NAME"
+            ),
+        };
+        if name.is_empty() {
+            anyhow::bail!("target `{s}` has no name\nhelp: for example deploy/checkout");
+        }
+        Ok(Target::Named {
+            kind: kind.into(),
+            name: name.into(),
+        })
+    }
+
+    fn matches(&self, g: &Group) -> bool {
+        match self {
+            Target::All => true,
+            Target::Named { kind, name } if kind == "Pod" => g.pods.iter().any(|p| p == name),
+            Target::Named { kind, name } => g.workload.kind == *kind && g.workload.name == *name,
+        }
+    }
+}
+
+/// Options for a diagnosis.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Probe registries (and the ECR API) from this machine.
+    pub probe: bool,
+    pub probe_timeout: Duration,
+}
+
+/// The result of `diagnose`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub findings: Vec<Finding>,
+    /// Things that limited the diagnosis (RBAC, unreachable AWS, ...).
+    pub warnings: Vec<String>,
+    /// Scope notes from the assessment.
+    pub notes: Vec<String>,
+    /// Refresh automation found for the affected secrets.
+    pub refresh_jobs: Vec<RefreshJob>,
+    /// The same registry's pull secrets in other namespaces.
+    pub other_namespaces: Vec<OtherSecret>,
+}
+
+/// A CronJob that looks like it refreshes a pull secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct RefreshJob {
+    pub namespace: String,
+    pub name: String,
+    pub schedule: String,
+    pub last_schedule: Option<String>,
+    pub last_successful: Option<String>,
+    pub failed_jobs: Vec<String>,
+    /// The tail of the newest failed pod's log (or termination message).
+    pub failure_tail: Option<String>,
+}
+
+/// A pull secret for the same registry elsewhere.
+#[derive(Debug, Clone, Serialize)]
+pub struct OtherSecret {
+    pub namespace: String,
+    pub name: String,
+    pub registry: String,
+    /// Same credential as the failing namespace's secret.
+    pub same_credential: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SecretLite {
+    #[serde(default)]
+    metadata: SecretMeta,
+    #[serde(default, rename = "type")]
+    type_: String,
+    #[serde(default)]
+    data: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SecretMeta {
+    #[serde(flatten)]
+    meta: Meta,
+    #[serde(default)]
+    managed_fields: Vec<ManagedField>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct ManagedField {
+    #[serde(default)]
+    time: Option<String>,
+}
+
+impl SecretLite {
+    fn view(self) -> SecretView {
+        let m = self.metadata.meta;
+        SecretView {
+            name: m.name,
+            namespace: m.namespace,
+            type_: self.type_,
+            data: self
+                .data
+                .into_iter()
+                .map(|(k, v)| (k, STANDARD.decode(v.trim()).unwrap_or_default()))
+                .collect(),
+            created: m.creation_timestamp.as_deref().and_then(parse_time),
+            updated: self
+                .metadata
+                .managed_fields
+                .iter()
+                .filter_map(|f| f.time.as_deref().and_then(parse_time))
+                .max(),
+            labels: m.labels,
+            annotations: m.annotations,
+            owners: m
+                .owner_references
+                .into_iter()
+                .map(|o| (o.kind, o.name))
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ServiceAccountLite {
+    #[serde(default)]
+    image_pull_secrets: Vec<collect::NameRef>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct NodeLite {
+    #[serde(default)]
+    metadata: Meta,
+    #[serde(default)]
+    status: NodeStatusLite,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NodeStatusLite {
+    #[serde(default)]
+    images: Vec<NodeImage>,
+    #[serde(default)]
+    node_info: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct NodeImage {
+    #[serde(default)]
+    names: Vec<String>,
+}
+
+async fn get_secret(client: &Client, ns: &str, name: &str) -> Lookup {
+    let req = match http::Request::get(format!("/api/v1/namespaces/{ns}/secrets/{name}"))
+        .body(Vec::new())
+    {
+        Ok(r) => r,
+        Err(_) => return Lookup::NotFound,
+    };
+    match client.request::<SecretLite>(req).await {
+        Ok(s) => Lookup::Found(s.view()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Lookup::NotFound,
+        Err(_) => Lookup::Forbidden,
+    }
+}
+
+/// Runs the diagnosis.
+pub async fn run(
+    client: &Client,
+    scope: &Scope,
+    target: &Target,
+    opts: &Options,
+) -> anyhow::Result<Report> {
+    let assessment = scan::run(client, scope).await?;
+    let groups: Vec<&Group> = assessment
+        .groups
+        .iter()
+        .filter(|g| target.matches(g))
+        .collect();
+    let mut warnings = Vec::new();
+    if groups.is_empty() {
+        if let Target::Named { kind, name } = target {
+            check_target_exists(client, scope, kind, name).await?;
+        }
+        return Ok(Report {
+            findings: Vec::new(),
+            warnings,
+            notes: assessment.notes,
+            refresh_jobs: Vec::new(),
+            other_namespaces: Vec::new(),
+        });
+    }
+    let prober = if opts.probe {
+        let config = crate::probe::config_from_env(opts.probe_timeout)?;
+        Some(Prober::new(&config, opts.probe_timeout)?)
+    } else {
+        None
+    };
+    let nodes: Option<Vec<NodeLite>> = match collect::list_all::<NodeLite>(
+        client,
+        "/api/v1/nodes",
+        "nodes",
+    )
+    .await
+    {
+        Ok(n) => Some(n),
+        Err(_) => {
+            warnings.push("nodes could not be listed (no `list nodes` permission): node image caches not checked".into());
+            None
+        }
+    };
+    let ecr = crate::diagnose::ecr::EcrClient::from_env(opts.probe).await;
+    let mut findings = Vec::new();
+    let mut secret_names: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut registries: BTreeSet<String> = BTreeSet::new();
+    let mut failing_creds: BTreeMap<String, String> = BTreeMap::new();
+    let futures: Vec<_> = groups
+        .iter()
+        .map(|g| diagnose_group(client, g, nodes.as_deref(), prober.as_ref(), ecr.as_ref()))
+        .collect();
+    for result in futures::future::join_all(futures).await {
+        let (finding, mut w) = result?;
+        warnings.append(&mut w);
+        for s in &finding.secrets {
+            secret_names.insert((finding.namespace.clone(), s.name.clone()));
+        }
+        if let Ok(img) = ImageRef::parse(&finding.image) {
+            registries.insert(img.domain.clone());
+        }
+        findings.push(finding);
+    }
+    // Credentials of the failing namespaces' secrets, to compare elsewhere.
+    for (ns, name) in &secret_names {
+        if let Lookup::Found(v) = get_secret(client, ns, name).await
+            && let Some(d) = v
+                .data
+                .get(".dockerconfigjson")
+                .or_else(|| v.data.get(".dockercfg"))
+        {
+            failing_creds.insert(format!("{ns}/{name}"), digest(d));
+        }
+    }
+    let refresh_jobs = refresh_jobs(client, &secret_names, &mut warnings).await;
+    let other_namespaces = other_namespaces(
+        client,
+        &secret_names,
+        &registries,
+        &failing_creds,
+        &mut warnings,
+    )
+    .await;
+    warnings.sort();
+    warnings.dedup();
+    Ok(Report {
+        findings,
+        warnings,
+        notes: assessment.notes,
+        refresh_jobs,
+        other_namespaces,
+    })
+}
+
+fn digest(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+async fn check_target_exists(
+    client: &Client,
+    scope: &Scope,
+    kind: &str,
+    name: &str,
+) -> anyhow::Result<()> {
+    let Scope::Namespace(ns) = scope else {
+        return Ok(());
+    };
+    let path = match kind {
+        "Pod" => format!("/api/v1/namespaces/{ns}/pods/{name}"),
+        "Deployment" => format!("/apis/apps/v1/namespaces/{ns}/deployments/{name}"),
+        "StatefulSet" => format!("/apis/apps/v1/namespaces/{ns}/statefulsets/{name}"),
+        "DaemonSet" => format!("/apis/apps/v1/namespaces/{ns}/daemonsets/{name}"),
+        "Job" => format!("/apis/batch/v1/namespaces/{ns}/jobs/{name}"),
+        _ => return Ok(()),
+    };
+    if collect::get_opt::<serde_json::Value>(client, &path, &format!("{kind} {ns}/{name}"))
+        .await?
+        .is_none()
+    {
+        anyhow::bail!(
+            "{kind} {ns}/{name} not found\nhelp: check the name and the namespace (-n), or run `kubectl pullfix scan -A`"
+        );
+    }
+    Ok(())
+}
+
+async fn diagnose_group(
+    client: &Client,
+    g: &Group,
+    nodes: Option<&[NodeLite]>,
+    prober: Option<&Prober>,
+    ecr: Option<&crate::diagnose::ecr::EcrClient>,
+) -> anyhow::Result<(Finding, Vec<String>)> {
+    let mut warnings = Vec::new();
+    let ns = &g.workload.namespace;
+    let pod_name = g.pods.first().cloned().unwrap_or_default();
+    let pod: PodLite = collect::get_opt(
+        client,
+        &format!("/api/v1/namespaces/{ns}/pods/{pod_name}"),
+        &format!("pod {ns}/{pod_name}"),
+    )
+    .await?
+    .with_context(|| {
+        format!("pod {ns}/{pod_name} disappeared while diagnosing\nhelp: run the command again")
+    })?;
+    let container = g.containers.first().cloned().unwrap_or_default();
+    let init = pod.spec.init_containers.iter().any(|c| c.name == container);
+    let status = pod
+        .status
+        .init_container_statuses
+        .iter()
+        .chain(&pod.status.container_statuses)
+        .find(|s| s.name == container);
+    let (reason, message) = status
+        .and_then(|s| s.state.waiting.as_ref())
+        .map(|w| {
+            (
+                w.reason.clone().unwrap_or_default(),
+                w.message.clone().unwrap_or_default(),
+            )
+        })
+        .unwrap_or_default();
+    let events = match collect::pod_events(client, ns, &pod_name).await {
+        Ok(e) => e,
+        Err(_) => {
+            warnings.push(format!(
+                "events in {ns} could not be read (no `list events` permission)"
+            ));
+            Vec::new()
+        }
+    };
+    let path_prefix = if init {
+        "spec.initContainers"
+    } else {
+        "spec.containers"
+    };
+    let mine: Vec<&EventLite> = events
+        .iter()
+        .filter(|e| {
+            e.involved_object
+                .field_path
+                .as_deref()
+                .is_none_or(|p| p == format!("{path_prefix}{{{container}}}"))
+        })
+        .collect();
+    let texts: Vec<EventText<'_>> = mine
+        .iter()
+        .map(|e| EventText {
+            reason: &e.reason,
+            message: &e.message,
+            count: e.count.unwrap_or(1),
+        })
+        .collect();
+    let classified = classify_container(&reason, &message, &texts);
+    let image = ImageRef::parse(&g.image).ok();
+
+    // Pull secrets: the pod's, then its ServiceAccount's.
+    let mut refs = Vec::new();
+    for r in &pod.spec.image_pull_secrets {
+        refs.push(SecretRef {
+            name: r.name.clone(),
+            origin: Origin::PodSpec,
+            lookup: get_secret(client, ns, &r.name).await,
+        });
+    }
+    let sa = pod
+        .spec
+        .service_account_name
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    match collect::get_opt::<ServiceAccountLite>(
+        client,
+        &format!("/api/v1/namespaces/{ns}/serviceaccounts/{sa}"),
+        &format!("serviceaccount {ns}/{sa}"),
+    )
+    .await
+    {
+        Ok(Some(s)) => {
+            for r in s.image_pull_secrets {
+                if !refs.iter().any(|x: &SecretRef| x.name == r.name) {
+                    let lookup = get_secret(client, ns, &r.name).await;
+                    refs.push(SecretRef {
+                        name: r.name,
+                        origin: Origin::ServiceAccount { name: sa.clone() },
+                        lookup,
+                    });
+                }
+            }
+        }
+        Ok(None) => warnings.push(format!("ServiceAccount {ns}/{sa} does not exist")),
+        Err(_) => warnings.push(format!("ServiceAccount {ns}/{sa} could not be read")),
+    }
+    if refs.iter().any(|r| matches!(r.lookup, Lookup::Forbidden)) {
+        warnings.push(format!(
+            "secrets in {ns} could not be read: your identity lacks `get secrets` there (check: kubectl auth can-i get secrets -n {ns}); the registry and cluster evidence below still apply — escalate to someone who can read secrets if the cause is a credential"
+        ));
+    }
+    let now = Utc::now();
+    let analysis = match &image {
+        Some(img) => secrets::analyze(&refs, img, now),
+        None => secrets::Analysis {
+            reports: Vec::new(),
+            credentials: Vec::new(),
+            incomplete: false,
+        },
+    };
+    // Registries the namespace's secrets are for (wrong-registry check).
+    let private_registries: Vec<String> = analysis
+        .reports
+        .iter()
+        .filter_map(|r| r.matched_key.clone())
+        .chain(refs.iter().filter_map(|r| {
+            match &r.lookup {
+                Lookup::Found(v) => crate::registry::keyring::parse_pull_secret(
+                    crate::registry::keyring::DOCKERCONFIGJSON,
+                    &v.data,
+                )
+                .ok()
+                .and_then(|e| e.first().map(|e| e.key.clone())),
+                _ => None,
+            }
+        }))
+        .filter_map(|k| crate::registry::keyring::normalize_key(&k))
+        .filter(|k| !k.starts_with("index.docker.io") && !k.starts_with("docker.io"))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    // Nodes: which hold the image, where the failing pods are.
+    let node_name = pod.spec.node_name.clone().unwrap_or_default();
+    let mut arch = "amd64".to_string();
+    let mut nodes_with_image = Vec::new();
+    if let (Some(nodes), Some(img)) = (nodes, &image) {
+        let wanted = img.to_string();
+        for n in nodes {
+            if n.metadata.name == node_name {
+                arch = n.status.node_info["architecture"]
+                    .as_str()
+                    .unwrap_or("amd64")
+                    .to_string();
+            }
+            if n.status.images.iter().any(|i| {
+                i.names
+                    .iter()
+                    .any(|x| *x == wanted || x.as_str() == g.image)
+            }) {
+                nodes_with_image.push(n.metadata.name.clone());
+            }
+        }
+    }
+    let running_elsewhere = (g.ready.max(0)) as usize;
+    let probe = match (prober, &image) {
+        (Some(p), Some(img))
+            if !matches!(classified.cause, crate::diagnose::Cause::InvalidImageName) =>
+        {
+            let cred = analysis.credentials.first().map(|(c, _, _)| c);
+            Some(p.probe(img, cred, &arch).await)
+        }
+        _ => None,
+    };
+    let ecr_check: Option<EcrCheck> = match (ecr, &image) {
+        (Some(e), Some(img)) if secrets::is_ecr_host(&img.domain) => Some(e.check(img).await),
+        _ => None,
+    };
+    let ctx = Context {
+        namespace: ns.clone(),
+        workload: Some(g.workload.clone()).filter(|w| w.kind != "Pod"),
+        container: container.clone(),
+        init,
+        private_registries,
+        nodes_with_image,
+        failing_nodes: Some(node_name)
+            .filter(|n| !n.is_empty())
+            .into_iter()
+            .collect(),
+        running_elsewhere,
+        ready: g.ready,
+        desired: g.desired,
+        rollout_blocked: false,
+        verified_replacement: None,
+    };
+    let mut ctx = ctx;
+    let (cause, detail, confidence, mut evidence) = finding::decide(
+        &g.image,
+        image.as_ref(),
+        &classified,
+        &analysis,
+        probe.as_ref(),
+        ecr_check.as_ref(),
+        &ctx,
+    );
+    // Wrong registry: look for the same path and tag in the namespace's
+    // private registries, with the credentials the kubelet would use there.
+    if cause == crate::diagnose::Cause::WrongRegistry
+        && let (Some(p), Some(img)) = (prober, &image)
+    {
+        let path = img.repository.trim_start_matches("library/");
+        for reg in &ctx.private_registries {
+            let candidate_text = format!("{reg}/{path}:{}", img.manifest_reference());
+            let Ok(candidate) = ImageRef::parse(&candidate_text) else {
+                continue;
+            };
+            let creds = secrets::analyze(&refs, &candidate, now);
+            let result = p
+                .probe(
+                    &candidate,
+                    creds.credentials.first().map(|(c, _, _)| c),
+                    &arch,
+                )
+                .await;
+            if result
+                .with_credential
+                .as_ref()
+                .unwrap_or(&result.anonymous)
+                .ok()
+            {
+                evidence.push(Evidence {
+                    source: "registry".into(),
+                    text: format!("{candidate_text} exists in the private registry (verified from this machine)"),
+                    disagrees: false,
+                });
+                ctx.verified_replacement = Some(candidate_text);
+                break;
+            }
+        }
+    }
+    for e in mine.iter().filter(|e| e.type_ == "Warning").take(6) {
+        evidence.push(Evidence {
+            source: "event".into(),
+            text: format!("{} (x{}): {}", e.reason, e.count.unwrap_or(1), e.message),
+            disagrees: false,
+        });
+    }
+    let next_steps = finding::next_steps(
+        cause,
+        image.as_ref(),
+        &g.image,
+        &ctx,
+        &analysis.reports,
+        probe.as_ref(),
+    );
+    let workload = if g.workload.kind == "Pod" {
+        None
+    } else {
+        Some(g.workload.clone())
+    };
+    Ok((
+        Finding {
+            cause,
+            detail,
+            confidence,
+            severity: g.severity,
+            namespace: ns.clone(),
+            workload,
+            pod: pod_name,
+            pods: g.pods.clone(),
+            container,
+            init_container: init,
+            image: g.image.clone(),
+            summary: cause.summary().to_string(),
+            evidence,
+            next_steps,
+            secrets: analysis.reports,
+            registry: probe,
+            ecr: ecr_check,
+        },
+        warnings,
+    ))
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct CronJobLite {
+    #[serde(default)]
+    metadata: Meta,
+    #[serde(default)]
+    spec: serde_json::Value,
+    #[serde(default)]
+    status: serde_json::Value,
+}
+
+async fn list_cronjobs(client: &Client, ns: &str) -> anyhow::Result<Vec<CronJobLite>> {
+    match collect::list_all::<CronJobLite>(
+        client,
+        &format!("/apis/batch/v1/namespaces/{ns}/cronjobs"),
+        &format!("cronjobs in {ns}"),
+    )
+    .await
+    {
+        Ok(v) => Ok(v),
+        // Clusters before 1.21 serve CronJob only as batch/v1beta1.
+        Err(_) => {
+            collect::list_all::<CronJobLite>(
+                client,
+                &format!("/apis/batch/v1beta1/namespaces/{ns}/cronjobs"),
+                &format!("cronjobs in {ns}"),
+            )
+            .await
+        }
+    }
+}
+
+async fn refresh_jobs(
+    client: &Client,
+    secrets: &BTreeSet<(String, String)>,
+    warnings: &mut Vec<String>,
+) -> Vec<RefreshJob> {
+    let mut out = Vec::new();
+    let namespaces: BTreeSet<&String> = secrets.iter().map(|(ns, _)| ns).collect();
+    for ns in namespaces {
+        let names: Vec<&String> = secrets
+            .iter()
+            .filter(|(n, _)| n == ns)
+            .map(|(_, s)| s)
+            .collect();
+        let cronjobs = match list_cronjobs(client, ns).await {
+            Ok(c) => c,
+            Err(_) => {
+                warnings.push(format!(
+                    "CronJobs in {ns} could not be listed: refresh automation not checked"
+                ));
+                continue;
+            }
+        };
+        for cj in cronjobs {
+            let template = cj.spec["jobTemplate"].to_string();
+            let looks = cj.metadata.name.contains("refresh")
+                || cj.metadata.name.contains("ecr")
+                || template.contains("get-login-password")
+                || template.contains("ecr")
+                || names.iter().any(|n| template.contains(n.as_str()));
+            if !looks {
+                continue;
+            }
+            let jobs: Vec<collect::WorkloadLite> = collect::list_all(
+                client,
+                &format!("/apis/batch/v1/namespaces/{ns}/jobs"),
+                &format!("jobs in {ns}"),
+            )
+            .await
+            .unwrap_or_default();
+            let mut failed: Vec<&collect::WorkloadLite> = jobs
+                .iter()
+                .filter(|j| {
+                    j.metadata
+                        .owner_references
+                        .iter()
+                        .any(|o| o.kind == "CronJob" && o.name == cj.metadata.name)
+                })
+                .filter(|j| j.status["failed"].as_i64().unwrap_or(0) > 0)
+                .collect();
+            failed.sort_by(|a, b| {
+                b.metadata
+                    .creation_timestamp
+                    .cmp(&a.metadata.creation_timestamp)
+            });
+            let failure_tail = match failed.first() {
+                Some(j) => failure_tail(client, ns, &j.metadata.name).await,
+                None => None,
+            };
+            out.push(RefreshJob {
+                namespace: ns.clone(),
+                name: cj.metadata.name.clone(),
+                schedule: cj.spec["schedule"].as_str().unwrap_or_default().to_string(),
+                last_schedule: cj.status["lastScheduleTime"].as_str().map(str::to_string),
+                last_successful: cj.status["lastSuccessfulTime"].as_str().map(str::to_string),
+                failed_jobs: failed.iter().map(|j| j.metadata.name.clone()).collect(),
+                failure_tail,
+            });
+        }
+    }
+    out
+}
+
+async fn failure_tail(client: &Client, ns: &str, job: &str) -> Option<String> {
+    let selector = collect::urlencode(&format!("job-name={job}"));
+    let pods: Vec<serde_json::Value> = collect::list_all(
+        client,
+        &format!("/api/v1/namespaces/{ns}/pods?labelSelector={selector}"),
+        "job pods",
+    )
+    .await
+    .ok()?;
+    let pod = pods.first()?;
+    let name = pod["metadata"]["name"].as_str()?;
+    let req = http::Request::get(format!(
+        "/api/v1/namespaces/{ns}/pods/{name}/log?tailLines=5"
+    ))
+    .body(Vec::new())
+    .ok()?;
+    if let Ok(text) = client.request_text(req).await
+        && !text.trim().is_empty()
+    {
+        return Some(text.trim().to_string());
+    }
+    pod["status"]["containerStatuses"][0]["state"]["terminated"]["message"]
+        .as_str()
+        .map(str::to_string)
+}
+
+async fn other_namespaces(
+    client: &Client,
+    secrets: &BTreeSet<(String, String)>,
+    registries: &BTreeSet<String>,
+    failing: &BTreeMap<String, String>,
+    warnings: &mut Vec<String>,
+) -> Vec<OtherSecret> {
+    if secrets.is_empty() {
+        return Vec::new();
+    }
+    let selector = collect::urlencode("type=kubernetes.io/dockerconfigjson");
+    let all: Vec<SecretLite> = match collect::list_all(
+        client,
+        &format!("/api/v1/secrets?fieldSelector={selector}"),
+        "pull secrets in all namespaces",
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(_) => {
+            warnings.push("pull secrets in other namespaces could not be listed (no cluster-wide `list secrets`)".into());
+            return Vec::new();
+        }
+    };
+    let failing_digests: BTreeSet<&String> = failing.values().collect();
+    let mut out = Vec::new();
+    for s in all {
+        let v = s.view();
+        let key = format!("{}/{}", v.namespace, v.name);
+        if failing.contains_key(&key) {
+            continue;
+        }
+        let Some(raw) = v.data.get(".dockerconfigjson") else {
+            continue;
+        };
+        let Ok(entries) = crate::registry::keyring::parse_pull_secret(
+            crate::registry::keyring::DOCKERCONFIGJSON,
+            &v.data,
+        ) else {
+            continue;
+        };
+        for e in entries {
+            let Some(k) = crate::registry::keyring::normalize_key(&e.key) else {
+                continue;
+            };
+            let host = k.split('/').next().unwrap_or(&k).to_string();
+            if registries.contains(&host) {
+                out.push(OtherSecret {
+                    namespace: v.namespace.clone(),
+                    name: v.name.clone(),
+                    registry: host,
+                    same_credential: failing_digests.contains(&digest(raw)),
+                });
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        assert_eq!(
+            Target::parse("deploy/checkout").unwrap(),
+            Target::Named {
+                kind: "Deployment".into(),
+                name: "checkout".into()
+            }
+        );
+        assert_eq!(
+            Target::parse("web-1").unwrap(),
+            Target::Named {
+                kind: "Pod".into(),
+                name: "web-1".into()
+            }
+        );
+        assert!(
+            Target::parse("svc/x")
+                .unwrap_err()
+                .to_string()
+                .contains("unsupported target kind `svc`")
+        );
+        assert!(Target::parse("deploy/").is_err());
+    }
+}

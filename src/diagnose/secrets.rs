@@ -1,0 +1,709 @@
+//! Pull-secret analysis: which secrets apply to a pod (its own
+//! `imagePullSecrets` and its ServiceAccount's), what is wrong with each of
+//! them as the kubelet would read it, which credential the kubelet would use
+//! for the image, who manages the secret, and when an ECR token expires.
+//!
+//! Pure code: the caller fetches the secrets (and says which it could not).
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use crate::registry::keyring::{
+    AuthEntry, Credential, DOCKERCFG, DOCKERCONFIGJSON, Keyring, SecretProblem, normalize_key,
+    parse_pull_secret, urls_match,
+};
+use crate::registry::reference::ImageRef;
+
+/// ECR authorization tokens last 12 hours.
+pub const ECR_TOKEN_LIFETIME_HOURS: i64 = 12;
+
+/// Where a pull secret reference comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Origin {
+    /// `pod.spec.imagePullSecrets`.
+    PodSpec,
+    /// The pod's ServiceAccount's `imagePullSecrets`.
+    ServiceAccount { name: String },
+}
+
+/// A secret as read from the API, reduced to what the analysis needs.
+#[derive(Debug, Clone, Default)]
+pub struct SecretView {
+    pub name: String,
+    pub namespace: String,
+    pub type_: String,
+    pub data: BTreeMap<String, Vec<u8>>,
+    pub created: Option<DateTime<Utc>>,
+    /// Last write (newest `managedFields[].time`), when known.
+    pub updated: Option<DateTime<Utc>>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    /// `(kind, name)` of each ownerReference.
+    pub owners: Vec<(String, String)>,
+}
+
+/// What reading a referenced secret gave.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    Found(SecretView),
+    NotFound,
+    /// RBAC denied `get secrets`: analysis continues without it.
+    Forbidden,
+}
+
+/// One referenced pull secret.
+#[derive(Debug, Clone)]
+pub struct SecretRef {
+    pub name: String,
+    pub origin: Origin,
+    pub lookup: Lookup,
+}
+
+/// A problem with one pull secret, as the kubelet would experience it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "problem", rename_all = "kebab-case")]
+pub enum Problem {
+    /// Referenced but absent from the namespace.
+    Missing,
+    /// Could not be read (RBAC); nothing is known about its content.
+    Unreadable,
+    /// Not of a type the kubelet reads (usually `Opaque`).
+    WrongType { found: String },
+    /// The data key the type requires is absent.
+    MissingKey {
+        expected: String,
+        present: Vec<String>,
+    },
+    /// The data is not valid JSON.
+    InvalidJson { detail: String },
+    /// `.dockerconfigjson` without an `auths` object.
+    NoAuths,
+    /// An entry's `auth` is not base64 of `user:password`.
+    InvalidAuth { key: String },
+    /// An entry has no credential at all.
+    EmptyCredential { key: String },
+    /// `auth` and `username`/`password` disagree (the kubelet uses `auth`).
+    AuthDisagrees { key: String },
+    /// No `auths` key matches the image's registry; `closest` is the nearest key.
+    NoMatchingEntry {
+        registry: String,
+        closest: Option<String>,
+    },
+}
+
+impl Problem {
+    /// A short sentence for text output.
+    pub fn describe(&self, secret: &str) -> String {
+        match self {
+            Problem::Missing => format!("secret `{secret}` does not exist in this namespace"),
+            Problem::Unreadable => {
+                format!("secret `{secret}` could not be read (no `get secrets` permission)")
+            }
+            Problem::WrongType { found } => format!(
+                "secret `{secret}` has type `{found}`; the kubelet ignores it (needs `{DOCKERCONFIGJSON}`)"
+            ),
+            Problem::MissingKey { expected, present } => format!(
+                "secret `{secret}` has no `{expected}` key (keys: {})",
+                if present.is_empty() {
+                    "none".into()
+                } else {
+                    present.join(", ")
+                }
+            ),
+            Problem::InvalidJson { detail } => {
+                format!("secret `{secret}` is not valid JSON: {detail}")
+            }
+            Problem::NoAuths => format!("secret `{secret}` has no `auths` object"),
+            Problem::InvalidAuth { key } => {
+                format!("secret `{secret}` entry `{key}`: `auth` is not base64 of user:password")
+            }
+            Problem::EmptyCredential { key } => {
+                format!("secret `{secret}` entry `{key}` holds no credential")
+            }
+            Problem::AuthDisagrees { key } => format!(
+                "secret `{secret}` entry `{key}`: `auth` and `username`/`password` disagree (the kubelet uses `auth`)"
+            ),
+            Problem::NoMatchingEntry { registry, closest } => match closest {
+                Some(c) => {
+                    format!("secret `{secret}` has no entry for `{registry}` (closest key: `{c}`)")
+                }
+                None => format!("secret `{secret}` has no entry for `{registry}`"),
+            },
+        }
+    }
+}
+
+/// A tool that owns the secret and would revert a live edit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Manager {
+    /// `helm`, `argo-cd`, `flux`, `external-secrets`, `sealed-secrets`, `reflector`, `replicator`.
+    pub tool: String,
+    /// Where the truth lives (release, application, source object), when known.
+    pub source: Option<String>,
+}
+
+/// When an ECR token stops working.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EcrExpiry {
+    pub expires_at: DateTime<Utc>,
+    pub expired: bool,
+    /// `token` when decoded from the token itself, `age` when estimated from
+    /// the secret's last write plus 12 hours.
+    pub basis: String,
+}
+
+/// The analysis of one referenced secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct SecretReport {
+    pub name: String,
+    pub origin: Origin,
+    pub problems: Vec<Problem>,
+    /// The `auths` key that matches the image (as the kubelet matches).
+    pub matched_key: Option<String>,
+    /// The matched entry's username (never the password).
+    pub username: Option<String>,
+    pub age_seconds: Option<i64>,
+    pub manager: Option<Manager>,
+    pub ecr: Option<EcrExpiry>,
+}
+
+/// Everything about the pull secrets that apply to one image.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    pub reports: Vec<SecretReport>,
+    /// Credentials the kubelet would try, in order, with the secret and key
+    /// they came from.
+    pub credentials: Vec<(Credential, String, String)>,
+    /// True when some referenced secret could not be read.
+    pub incomplete: bool,
+}
+
+/// Analyzes the secrets that apply to `image`, at time `now`.
+pub fn analyze(refs: &[SecretRef], image: &ImageRef, now: DateTime<Utc>) -> Analysis {
+    let mut keyring = Keyring::default();
+    let mut reports = Vec::new();
+    let mut incomplete = false;
+    let target = image.name();
+    for r in refs {
+        let mut report = SecretReport {
+            name: r.name.clone(),
+            origin: r.origin.clone(),
+            problems: Vec::new(),
+            matched_key: None,
+            username: None,
+            age_seconds: None,
+            manager: None,
+            ecr: None,
+        };
+        match &r.lookup {
+            Lookup::NotFound => report.problems.push(Problem::Missing),
+            Lookup::Forbidden => {
+                incomplete = true;
+                report.problems.push(Problem::Unreadable);
+            }
+            Lookup::Found(secret) => {
+                let written = secret.updated.or(secret.created);
+                report.age_seconds = written.map(|t| (now - t).num_seconds());
+                report.manager = detect_manager(secret);
+                analyze_content(
+                    secret,
+                    image,
+                    &target,
+                    now,
+                    written,
+                    &mut report,
+                    &mut keyring,
+                );
+            }
+        }
+        reports.push(report);
+    }
+    let credentials = keyring
+        .lookup(&target)
+        .into_iter()
+        .map(|(c, s)| (c.clone(), s.secret.clone(), s.key.clone()))
+        .collect();
+    Analysis {
+        reports,
+        credentials,
+        incomplete,
+    }
+}
+
+fn analyze_content(
+    secret: &SecretView,
+    image: &ImageRef,
+    target: &str,
+    now: DateTime<Utc>,
+    written: Option<DateTime<Utc>>,
+    report: &mut SecretReport,
+    keyring: &mut Keyring,
+) {
+    let (entries, readable_type) = match parse_pull_secret(&secret.type_, &secret.data) {
+        Ok(entries) => (entries, true),
+        Err(SecretProblem::WrongType { found }) => {
+            report.problems.push(Problem::WrongType { found });
+            // Look inside anyway: an Opaque secret often holds a good config.
+            let as_json = parse_pull_secret(DOCKERCONFIGJSON, &secret.data)
+                .or_else(|_| parse_pull_secret(DOCKERCFG, &secret.data));
+            match as_json {
+                Ok(entries) => (entries, false),
+                Err(_) => return,
+            }
+        }
+        Err(e) => {
+            report.problems.push(match e {
+                SecretProblem::MissingKey { expected, present } => Problem::MissingKey {
+                    expected: expected.to_string(),
+                    present,
+                },
+                SecretProblem::InvalidJson { detail } => Problem::InvalidJson { detail },
+                SecretProblem::NoAuths => Problem::NoAuths,
+                SecretProblem::WrongType { found } => Problem::WrongType { found },
+            });
+            return;
+        }
+    };
+    for entry in &entries {
+        entry_problems(entry, secret, report);
+    }
+    if readable_type {
+        keyring.add(&secret.name, &entries);
+    }
+    // Which key would match, under the kubelet's rules.
+    let mut own = Keyring::default();
+    own.add(&secret.name, &entries);
+    let found = own.lookup(target);
+    if let Some((cred, source)) = found.first() {
+        report.matched_key = Some(source.key.clone());
+        report.username = Some(cred.username.clone());
+        if is_ecr_host(&image.domain) {
+            report.ecr = Some(ecr_expiry(&cred.password, written, now));
+        }
+    } else {
+        let keys: Vec<&str> = entries.iter().map(|e| e.key.as_str()).collect();
+        report.problems.push(Problem::NoMatchingEntry {
+            registry: image.domain.clone(),
+            closest: closest_key(&image.domain, &keys),
+        });
+    }
+}
+
+fn entry_problems(entry: &AuthEntry, secret: &SecretView, report: &mut SecretReport) {
+    let raw = raw_entry(secret, &entry.key);
+    let auth = raw
+        .as_ref()
+        .and_then(|v| v.get("auth"))
+        .and_then(|a| a.as_str());
+    if let Some(auth) = auth
+        && !auth.is_empty()
+        && crate::registry::keyring::decode_auth(auth).is_none()
+    {
+        report.problems.push(Problem::InvalidAuth {
+            key: entry.key.clone(),
+        });
+    }
+    if entry.credential.is_none() && auth.is_none_or(str::is_empty) {
+        report.problems.push(Problem::EmptyCredential {
+            key: entry.key.clone(),
+        });
+    }
+    if entry.auth_disagrees {
+        report.problems.push(Problem::AuthDisagrees {
+            key: entry.key.clone(),
+        });
+    }
+}
+
+fn raw_entry(secret: &SecretView, key: &str) -> Option<serde_json::Value> {
+    let (data, nested) = match secret.data.get(".dockerconfigjson") {
+        Some(d) => (d, true),
+        None => (secret.data.get(".dockercfg")?, false),
+    };
+    let v: serde_json::Value = serde_json::from_slice(data).ok()?;
+    let map = if nested { v.get("auths")? } else { &v };
+    map.get(key).cloned()
+}
+
+/// True for `ACCOUNT.dkr.ecr.REGION.amazonaws.com` (and `.com.cn`).
+pub fn is_ecr_host(host: &str) -> bool {
+    let host = host.split(':').next().unwrap_or(host);
+    let labels: Vec<&str> = host.split('.').collect();
+    labels.len() >= 6
+        && labels[1] == "dkr"
+        && labels[2] == "ecr"
+        && labels[4] == "amazonaws"
+        && labels[0].bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The region of an ECR host.
+pub fn ecr_region(host: &str) -> Option<String> {
+    is_ecr_host(host).then(|| host.split('.').nth(3).unwrap_or_default().to_string())
+}
+
+/// Decodes an ECR token's expiry (the password is base64 of JSON with an
+/// `expiration` in Unix seconds); otherwise estimates it from when the
+/// secret was last written.
+pub fn ecr_expiry(password: &str, written: Option<DateTime<Utc>>, now: DateTime<Utc>) -> EcrExpiry {
+    let decoded = STANDARD
+        .decode(password.trim())
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v.get("expiration").and_then(serde_json::Value::as_i64))
+        .and_then(|secs| DateTime::<Utc>::from_timestamp(secs, 0));
+    let (expires_at, basis) = match (decoded, written) {
+        (Some(t), _) => (t, "token"),
+        (None, Some(w)) => (w + Duration::hours(ECR_TOKEN_LIFETIME_HOURS), "age"),
+        (None, None) => (now, "unknown"),
+    };
+    EcrExpiry {
+        expires_at,
+        expired: expires_at <= now,
+        basis: basis.to_string(),
+    }
+}
+
+/// Who manages the secret, from labels, annotations and ownerReferences.
+pub fn detect_manager(s: &SecretView) -> Option<Manager> {
+    let label = |k: &str| s.labels.get(k).cloned();
+    let ann = |k: &str| s.annotations.get(k).cloned();
+    let owner = |kind: &str| {
+        s.owners
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map(|(_, n)| n.clone())
+    };
+    let m = |tool: &str, source: Option<String>| {
+        Some(Manager {
+            tool: tool.into(),
+            source,
+        })
+    };
+    if let Some(n) = owner("ExternalSecret") {
+        return m(
+            "external-secrets",
+            Some(format!("ExternalSecret {}/{n}", s.namespace)),
+        );
+    }
+    if let Some(n) = owner("SealedSecret") {
+        return m(
+            "sealed-secrets",
+            Some(format!("SealedSecret {}/{n}", s.namespace)),
+        );
+    }
+    if let Some(from) = ann("reflector.v1.k8s.emberstack.com/reflected-from") {
+        return m("reflector", Some(format!("Secret {from}")));
+    }
+    if let Some(from) = ann("replicator.v1.mittwald.de/replicated-from-annotation") {
+        return m("replicator", Some(format!("Secret {from}")));
+    }
+    if label("app.kubernetes.io/managed-by").as_deref() == Some("Helm")
+        || ann("meta.helm.sh/release-name").is_some()
+    {
+        let release = ann("meta.helm.sh/release-name");
+        let rns = ann("meta.helm.sh/release-namespace").unwrap_or_else(|| s.namespace.clone());
+        if let Some(n) = label("helm.toolkit.fluxcd.io/name") {
+            return m(
+                "flux",
+                Some(format!(
+                    "HelmRelease {}/{n}",
+                    label("helm.toolkit.fluxcd.io/namespace").unwrap_or(rns)
+                )),
+            );
+        }
+        return m("helm", release.map(|r| format!("Helm release {rns}/{r}")));
+    }
+    if let Some(n) = label("kustomize.toolkit.fluxcd.io/name") {
+        let ns = label("kustomize.toolkit.fluxcd.io/namespace").unwrap_or_default();
+        return m("flux", Some(format!("Kustomization {ns}/{n}")));
+    }
+    if let Some(id) = ann("argocd.argoproj.io/tracking-id") {
+        let app = id.split(':').next().unwrap_or(&id).to_string();
+        return m("argo-cd", Some(format!("Application {app}")));
+    }
+    if let Some(app) = label("argocd.argoproj.io/instance") {
+        return m("argo-cd", Some(format!("Application {app}")));
+    }
+    None
+}
+
+/// The `auths` key nearest to the image's registry (for "did you mean").
+pub fn closest_key(registry: &str, keys: &[&str]) -> Option<String> {
+    keys.iter()
+        .filter_map(|k| {
+            let n = normalize_key(k)?;
+            let host = n.split('/').next().unwrap_or(&n).to_string();
+            Some((levenshtein(&host, registry), k.to_string()))
+        })
+        .min()
+        .map(|(_, k)| k)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// True when a key (as written in a secret) matches a registry host under
+/// the kubelet's rules.
+pub fn key_matches(key: &str, image: &ImageRef) -> bool {
+    normalize_key(key).is_some_and(|k| urls_match(&k, &image.name()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-22T08:30:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn view(name: &str, type_: &str, json: &str) -> SecretView {
+        SecretView {
+            name: name.into(),
+            namespace: "shop".into(),
+            type_: type_.into(),
+            data: BTreeMap::from([(".dockerconfigjson".into(), json.as_bytes().to_vec())]),
+            created: Some(now() - Duration::hours(14)),
+            ..SecretView::default()
+        }
+    }
+
+    fn cfg(key: &str, user: &str, pass: &str) -> String {
+        let auth = STANDARD.encode(format!("{user}:{pass}"));
+        format!(
+            r#"{{"auths":{{"{key}":{{"username":"{user}","password":"{pass}","auth":"{auth}"}}}}}}"#
+        )
+    }
+
+    fn found(v: SecretView, origin: Origin) -> SecretRef {
+        SecretRef {
+            name: v.name.clone(),
+            origin,
+            lookup: Lookup::Found(v),
+        }
+    }
+
+    #[test]
+    fn good_secret_matches_and_yields_a_credential() {
+        let img = ImageRef::parse("reg.example.com:5000/team/app:v1").unwrap();
+        let refs = [found(
+            view(
+                "regcred",
+                DOCKERCONFIGJSON,
+                &cfg("reg.example.com:5000", "u", "p"),
+            ),
+            Origin::PodSpec,
+        )];
+        let a = analyze(&refs, &img, now());
+        assert!(
+            a.reports[0].problems.is_empty(),
+            "{:?}",
+            a.reports[0].problems
+        );
+        assert_eq!(
+            a.reports[0].matched_key.as_deref(),
+            Some("reg.example.com:5000")
+        );
+        assert_eq!(a.reports[0].username.as_deref(), Some("u"));
+        assert_eq!(a.reports[0].age_seconds, Some(14 * 3600));
+        assert_eq!(a.credentials.len(), 1);
+    }
+
+    #[test]
+    fn opaque_secret_is_ignored_but_inspected() {
+        let img = ImageRef::parse("reg.example.com/team/app:v1").unwrap();
+        let refs = [found(
+            view("regcred", "Opaque", &cfg("reg.example.com", "u", "p")),
+            Origin::PodSpec,
+        )];
+        let a = analyze(&refs, &img, now());
+        assert_eq!(
+            a.reports[0].problems,
+            [Problem::WrongType {
+                found: "Opaque".into()
+            }]
+        );
+        assert_eq!(a.reports[0].matched_key.as_deref(), Some("reg.example.com"));
+        assert!(
+            a.credentials.is_empty(),
+            "the kubelet would not use an Opaque secret"
+        );
+    }
+
+    #[test]
+    fn wrong_port_reports_the_closest_key() {
+        let img = ImageRef::parse("reg.example.com:5000/team/app:v1").unwrap();
+        let refs = [found(
+            view(
+                "regcred",
+                DOCKERCONFIGJSON,
+                &cfg("reg.example.com", "u", "p"),
+            ),
+            Origin::PodSpec,
+        )];
+        let a = analyze(&refs, &img, now());
+        assert_eq!(
+            a.reports[0].problems,
+            [Problem::NoMatchingEntry {
+                registry: "reg.example.com:5000".into(),
+                closest: Some("reg.example.com".into())
+            }]
+        );
+    }
+
+    #[test]
+    fn missing_unreadable_and_broken() {
+        let img = ImageRef::parse("reg.example.com/app:v1").unwrap();
+        let bad_auth = r#"{"auths":{"reg.example.com":{"auth":"!!!"}}}"#;
+        let disagree = format!(
+            r#"{{"auths":{{"reg.example.com":{{"username":"a","password":"b","auth":"{}"}}}}}}"#,
+            STANDARD.encode("a:c")
+        );
+        let refs = [
+            SecretRef {
+                name: "gone".into(),
+                origin: Origin::PodSpec,
+                lookup: Lookup::NotFound,
+            },
+            SecretRef {
+                name: "hidden".into(),
+                origin: Origin::ServiceAccount {
+                    name: "default".into(),
+                },
+                lookup: Lookup::Forbidden,
+            },
+            found(view("badauth", DOCKERCONFIGJSON, bad_auth), Origin::PodSpec),
+            found(
+                view("disagree", DOCKERCONFIGJSON, &disagree),
+                Origin::PodSpec,
+            ),
+            found(view("nojson", DOCKERCONFIGJSON, "{"), Origin::PodSpec),
+        ];
+        let a = analyze(&refs, &img, now());
+        assert_eq!(a.reports[0].problems, [Problem::Missing]);
+        assert_eq!(a.reports[1].problems, [Problem::Unreadable]);
+        assert!(a.incomplete);
+        assert!(a.reports[2].problems.contains(&Problem::InvalidAuth {
+            key: "reg.example.com".into()
+        }));
+        assert!(a.reports[3].problems.contains(&Problem::AuthDisagrees {
+            key: "reg.example.com".into()
+        }));
+        assert!(matches!(
+            a.reports[4].problems[0],
+            Problem::InvalidJson { .. }
+        ));
+        assert!(
+            a.reports[4].problems[0]
+                .describe("nojson")
+                .starts_with("secret `nojson` is not valid JSON")
+        );
+    }
+
+    #[test]
+    fn ecr_token_expiry_decoded_or_estimated() {
+        let exp = now().timestamp() - 3600;
+        let token = STANDARD.encode(format!(
+            r#"{{"payload":"x","version":"2","expiration":{exp}}}"#
+        ));
+        let e = ecr_expiry(&token, None, now());
+        assert!(e.expired);
+        assert_eq!(e.basis, "token");
+        let moto = ecr_expiry(
+            "123456789012-auth-token",
+            Some(now() - Duration::hours(14)),
+            now(),
+        );
+        assert!(moto.expired);
+        assert_eq!(moto.basis, "age");
+        let fresh = ecr_expiry("x", Some(now() - Duration::hours(1)), now());
+        assert!(!fresh.expired);
+        assert!(is_ecr_host("123456789012.dkr.ecr.us-east-1.amazonaws.com"));
+        assert!(!is_ecr_host("registry.example.com"));
+        assert_eq!(
+            ecr_region("123456789012.dkr.ecr.eu-west-1.amazonaws.com").as_deref(),
+            Some("eu-west-1")
+        );
+    }
+
+    #[test]
+    fn ecr_secret_reports_expiry() {
+        let img =
+            ImageRef::parse("123456789012.dkr.ecr.us-east-1.amazonaws.com/team/app:v1").unwrap();
+        let refs = [found(
+            view(
+                "regcred",
+                DOCKERCONFIGJSON,
+                &cfg("123456789012.dkr.ecr.us-east-1.amazonaws.com", "AWS", "tok"),
+            ),
+            Origin::PodSpec,
+        )];
+        let a = analyze(&refs, &img, now());
+        let ecr = a.reports[0].ecr.as_ref().unwrap();
+        assert!(ecr.expired);
+        assert_eq!(ecr.basis, "age");
+    }
+
+    #[test]
+    fn managers() {
+        let mut s = SecretView {
+            namespace: "shop".into(),
+            ..SecretView::default()
+        };
+        assert_eq!(detect_manager(&s), None);
+        s.annotations
+            .insert("meta.helm.sh/release-name".into(), "checkout".into());
+        s.labels
+            .insert("app.kubernetes.io/managed-by".into(), "Helm".into());
+        assert_eq!(detect_manager(&s).unwrap().tool, "helm");
+        s.owners.push(("ExternalSecret".into(), "regcred".into()));
+        let m = detect_manager(&s).unwrap();
+        assert_eq!(m.tool, "external-secrets");
+        assert_eq!(m.source.as_deref(), Some("ExternalSecret shop/regcred"));
+        let mut a = SecretView::default();
+        a.annotations.insert(
+            "argocd.argoproj.io/tracking-id".into(),
+            "shop-app:/Secret:shop/regcred".into(),
+        );
+        assert_eq!(
+            detect_manager(&a).unwrap().source.as_deref(),
+            Some("Application shop-app")
+        );
+        let mut r = SecretView::default();
+        r.annotations.insert(
+            "reflector.v1.k8s.emberstack.com/reflected-from".into(),
+            "infra/regcred".into(),
+        );
+        assert_eq!(detect_manager(&r).unwrap().tool, "reflector");
+    }
+
+    #[test]
+    fn closest() {
+        assert_eq!(
+            closest_key(
+                "registry.example.com",
+                &["https://index.docker.io/v1/", "registry.exmple.com"]
+            )
+            .as_deref(),
+            Some("registry.exmple.com")
+        );
+        assert_eq!(closest_key("x", &[]), None);
+    }
+}
