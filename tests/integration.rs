@@ -6,3 +6,6 @@ mod manifest;
 
 #[path = "integration/lab.rs"]
 mod lab;
+
+#[path = "integration/diagnose.rs"]
+mod diagnose;

@@ -104,6 +104,12 @@ class Handler(BaseHTTPRequestHandler):
         if not m:
             return self.reply(404, {"errors": [{"code": "NOT_FOUND", "message": "not found"}]})
         name = m.group("name")
+        if name.startswith("forbidden/"):
+            # A repository the caller may not pull: 403 DENIED.
+            return self.reply(
+                403,
+                {"errors": [{"code": "DENIED", "message": "requested access to the resource is denied"}]},
+            )
         if name.startswith("library/"):
             return self.reply(
                 429,

@@ -671,7 +671,12 @@ fn decide(lower: &str, grpc: Option<&str>, status: Option<u16>, host: Option<&st
             "permission denied for",
         ],
     ) {
-        return verdict(AccessDenied, None, Medium, n.trim_end());
+        return verdict(
+            AccessDenied,
+            None,
+            Medium,
+            format!("`{}` (the registry refuses this pull)", n.trim_end()),
+        );
     }
     if lower.ends_with(": denied")
         || lower.ends_with(": forbidden")
@@ -833,7 +838,7 @@ fn extract_status(lower: &str) -> Option<u16> {
 }
 
 const HOST_END: &[char] = &[
-    '/', '"', '\'', '`', '?', '#', ')', '(', ',', ']', '>', '<', '\\', ';',
+    '/', '"', '\'', '`', '?', '#', ')', '(', ',', '>', '<', '\\', ';',
 ];
 
 /// Registry API URLs first, then references, then any URL.
@@ -870,6 +875,11 @@ fn url_hosts(text: &str) -> Vec<(String, String)> {
             .unwrap_or(rest.len());
         let authority = &rest[..end];
         let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        // `]` closes an IPv6 literal, or an aggregate (`[err1, err2]`).
+        let host = match host.find(']') {
+            Some(i) if !host.starts_with('[') => &host[..i],
+            _ => host,
+        };
         if host.is_empty() || !host.chars().all(is_host_char) {
             continue;
         }
@@ -2284,6 +2294,28 @@ mod tests {
                 " ",
             ];
             prop::collection::vec(prop::sample::select(PARTS), 0..40).prop_map(|v| v.concat())
+        }
+    }
+}
+#[cfg(test)]
+mod scratch {
+    use crate::registry::keyring::urls_match;
+    use crate::registry::reference::ImageRef;
+    #[test]
+    fn ratio() {
+        for s in [
+            "[::1]/app",
+            "[::1]:5000/app",
+            "[fd00::1]/app:v1",
+            "localhost:5000",
+        ] {
+            eprintln!("{s}: {:?}", ImageRef::parse(s));
+        }
+        for k in [8usize, 10, 12, 14] {
+            let pat = format!("{}x", "*".repeat(k));
+            let t = std::time::Instant::now();
+            let m = urls_match(&pat, &"a".repeat(30));
+            eprintln!("stars={k} match={m} took {:?}", t.elapsed());
         }
     }
 }

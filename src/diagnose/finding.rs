@@ -209,8 +209,14 @@ pub fn decide(
         );
     }
 
-    // No usable credential and an auth-looking failure.
-    if !usable
+    // No usable credential and an auth-looking failure (only when every
+    // referenced secret could be read: otherwise the credential may exist).
+    if secrets.incomplete {
+        evidence.push(ev(
+            "rbac",
+            "some pull secrets could not be read, so their credentials were not checked or tested; the cause rests on the node's error",
+        ));
+    } else if !usable
         && matches!(
             cause,
             Cause::CredentialsMissing
@@ -220,13 +226,6 @@ pub fn decide(
         )
         && !image.is_docker_hub()
     {
-        if secrets.incomplete {
-            evidence.push(ev(
-                "rbac",
-                "some pull secrets could not be read: the credential may exist",
-            ));
-            confidence = Confidence::Low;
-        }
         cause = Cause::CredentialsMissing;
         confidence = confidence.max(if secrets.reports.is_empty() {
             Confidence::High
@@ -302,7 +301,10 @@ pub fn decide(
                 ),
             ));
         }
-        let decisive = p.failure.as_ref().or(if p.with_credential.is_none() {
+        // Without the pod's credential (unreadable secrets) an anonymous
+        // failure says nothing about it.
+        let anonymous_decides = p.with_credential.is_none() && !secrets.incomplete;
+        let decisive = p.failure.as_ref().or(if anonymous_decides {
             p.anonymous_failure.as_ref()
         } else {
             None

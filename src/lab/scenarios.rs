@@ -503,6 +503,36 @@ pub fn all() -> Vec<Scenario> {
             }),
         },
         Scenario {
+            id: "repo-not-found",
+            story: "team/ghost:1.0 is pulled from Docker Hub, where no such repository exists",
+            workload: "deploy/ghost",
+            build: |_, _| vec![deployment("ghost", "team/ghost:1.0", 1, &[])],
+            fix: None,
+        },
+        Scenario {
+            id: "access-denied",
+            story: "the registry refuses this identity access to forbidden/app (403)",
+            workload: "deploy/app",
+            build: |_, _| vec![deployment("app", "forbidden/app:1.0", 1, &[])],
+            fix: None,
+        },
+        Scenario {
+            id: "never-pull",
+            story: "imagePullPolicy is Never and no node holds library/busybox:1.36 from the internal mirror",
+            workload: "deploy/worker",
+            build: |env, _| {
+                let mut d = deployment(
+                    "worker",
+                    &format!("{}/library/busybox:1.36", env.anon_registry),
+                    1,
+                    &[],
+                );
+                d["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = json!("Never");
+                vec![d]
+            },
+            fix: None,
+        },
+        Scenario {
             id: "platform-mismatch",
             story: "team/multi:1.0 is built for linux/amd64 only and lands on an arm64 node",
             workload: "deploy/multi",

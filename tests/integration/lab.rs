@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn env(name: &str) -> String {
+pub(crate) fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!("{name} is not set: lab tests need the lab; run scripts/test (or scripts/lab up && eval \"$(scripts/lab env)\")")
     })
 }
 
-fn unique_ns(prefix: &str) -> String {
+pub(crate) fn unique_ns(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     format!(
         "{prefix}-{}-{}",
@@ -26,14 +26,14 @@ fn unique_ns(prefix: &str) -> String {
     )
 }
 
-fn kubectl(args: &[&str]) -> Output {
+pub(crate) fn kubectl(args: &[&str]) -> Output {
     Command::new("kubectl")
         .args(args)
         .output()
         .expect("run kubectl")
 }
 
-fn kubectl_ok(args: &[&str]) -> String {
+pub(crate) fn kubectl_ok(args: &[&str]) -> String {
     let out = kubectl(args);
     assert!(
         out.status.success(),
@@ -43,7 +43,7 @@ fn kubectl_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn sh(cmd: &str) -> Output {
+pub(crate) fn sh(cmd: &str) -> Output {
     Command::new("sh")
         .arg("-c")
         .arg(cmd)
@@ -51,14 +51,14 @@ fn sh(cmd: &str) -> Output {
         .expect("run sh")
 }
 
-fn json(args: &[&str]) -> Value {
+pub(crate) fn json(args: &[&str]) -> Value {
     let mut all = args.to_vec();
     all.extend(["-o", "json"]);
     serde_json::from_str(&kubectl_ok(&all)).expect("kubectl -o json")
 }
 
 /// Sets up a scenario in a fresh namespace, optionally pinned to a node.
-fn scenario(id: &str, node: Option<&str>) -> String {
+pub(crate) fn scenario(id: &str, node: Option<&str>) -> String {
     let ns = unique_ns(id);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubectl-pullfix"));
     cmd.args(["lab-scenario", id, "-n", &ns]);
@@ -74,7 +74,7 @@ fn scenario(id: &str, node: Option<&str>) -> String {
     ns
 }
 
-fn fix(id: &str, ns: &str) {
+pub(crate) fn fix(id: &str, ns: &str) {
     let out = Command::new(env!("CARGO_BIN_EXE_kubectl-pullfix"))
         .args(["lab-scenario", id, "-n", ns, "--print-fix"])
         .output()
@@ -96,7 +96,7 @@ fn fix(id: &str, ns: &str) {
 }
 
 /// Polls until `check` returns Some, or panics after `secs`.
-fn wait_for<T>(what: &str, secs: u64, mut check: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_for<T>(what: &str, secs: u64, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         if let Some(v) = check() {
@@ -112,7 +112,12 @@ fn wait_for<T>(what: &str, secs: u64, mut check: impl FnMut() -> Option<T>) -> T
 
 /// The first pod (in `ns`) whose container `container` waits with `reason`;
 /// returns (pod name, message).
-fn wait_waiting(ns: &str, container: &str, reason: &str, init: bool) -> (String, String) {
+pub(crate) fn wait_waiting(
+    ns: &str,
+    container: &str,
+    reason: &str,
+    init: bool,
+) -> (String, String) {
     let key = if init {
         "initContainerStatuses"
     } else {
@@ -140,7 +145,7 @@ fn wait_waiting(ns: &str, container: &str, reason: &str, init: bool) -> (String,
 /// pull error). The error is read from the kubelet's `Failed to pull image`
 /// event, which is exactly the `ErrImagePull` message (that state lasts only
 /// until the next sync, so polling it directly races).
-fn wait_pull_error(ns: &str, container: &str, init: bool) -> (String, String) {
+pub(crate) fn wait_pull_error(ns: &str, container: &str, init: bool) -> (String, String) {
     let key = if init {
         "initContainerStatuses"
     } else {
@@ -184,7 +189,7 @@ fn wait_pull_error(ns: &str, container: &str, init: bool) -> (String, String) {
     })
 }
 
-fn events_for(ns: &str, pod: &str) -> Vec<Value> {
+pub(crate) fn events_for(ns: &str, pod: &str) -> Vec<Value> {
     let ev = json(&[
         "get",
         "events",
@@ -196,7 +201,7 @@ fn events_for(ns: &str, pod: &str) -> Vec<Value> {
     ev["items"].as_array().cloned().unwrap_or_default()
 }
 
-fn has_event(events: &[Value], reason: &str, message_part: &str) -> bool {
+pub(crate) fn has_event(events: &[Value], reason: &str, message_part: &str) -> bool {
     events.iter().any(|e| {
         e["reason"] == reason
             && e["message"]
@@ -205,7 +210,7 @@ fn has_event(events: &[Value], reason: &str, message_part: &str) -> bool {
     })
 }
 
-fn delete_ns(ns: &str) {
+pub(crate) fn delete_ns(ns: &str) {
     let _ = kubectl(&["delete", "namespace", ns, "--wait=false"]);
 }
 
