@@ -214,7 +214,7 @@ async fn run_kubelet(kube: &KubeFlags, args: LabKubeletArgs) -> anyhow::Result<u
             timeout: Some(Duration::from_secs_f64(args.registry_timeout)),
         },
     };
-    let client = kube.client().await?;
+    let client = kube.lab_client().await?;
     kubelet::run(client, options, shutdown_signal()).await?;
     Ok(crate::EXIT_OK)
 }
@@ -311,7 +311,7 @@ async fn run_scenario(
         return Ok(crate::EXIT_OK);
     }
     let placement = Placement { node: args.node };
-    let client = kube.client().await?;
+    let client = kube.lab_client().await?;
     scenarios::apply(&client, &scenario.objects(&env, &ns, &placement), &ns).await?;
     println!("scenario {id} set up in namespace {ns}: {}", scenario.story);
     Ok(crate::EXIT_OK)
@@ -343,13 +343,13 @@ async fn run_populate(kube: &KubeFlags, args: LabPopulateArgs) -> anyhow::Result
         concurrency: args.concurrency,
         ..PopulateOptions::default()
     };
-    let client = kube.client().await?;
+    let client = kube.lab_client().await?;
     println!("{}", populate(&client, &options).await?);
     Ok(crate::EXIT_OK)
 }
 
 async fn run_depopulate(kube: &KubeFlags) -> anyhow::Result<u8> {
-    let client = kube.client().await?;
+    let client = kube.lab_client().await?;
     println!("{}", crate::lab::populate::depopulate(&client).await?);
     Ok(crate::EXIT_OK)
 }

@@ -13,6 +13,12 @@ use anyhow::Context as _;
 use kube::config::{ExecConfig, KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
+/// What the API server's audit log shows for pullfix's requests.
+pub const USER_AGENT: &str = concat!("kubectl-pullfix/", env!("CARGO_PKG_VERSION"));
+
+/// The user agent of the lab's tools (simulated kubelet, scenario loader).
+pub const LAB_USER_AGENT: &str = concat!("kubectl-pullfix-lab/", env!("CARGO_PKG_VERSION"));
+
 /// The kubectl flags that select a cluster and identity.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct KubeFlags {
@@ -93,6 +99,10 @@ impl KubeFlags {
                 })?,
             },
         };
+        config.headers.push((
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static(USER_AGENT),
+        ));
         if !self.request_timeout.is_zero() {
             config.connect_timeout = Some(self.request_timeout);
             config.read_timeout = Some(self.request_timeout);
@@ -109,6 +119,20 @@ impl KubeFlags {
             }
         }
         Ok(config)
+    }
+
+    /// A client for the lab's own tools (kubelet, scenario loader), which
+    /// identify themselves apart from pullfix in the audit log.
+    pub async fn lab_client(&self) -> anyhow::Result<Client> {
+        let mut config = self.config().await?;
+        config
+            .headers
+            .retain(|(k, _)| k != http::header::USER_AGENT);
+        config.headers.push((
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static(LAB_USER_AGENT),
+        ));
+        Client::try_from(config).context("create the Kubernetes client")
     }
 
     /// A client for the selected cluster, and its default namespace.

@@ -2297,25 +2297,3 @@ mod tests {
         }
     }
 }
-#[cfg(test)]
-mod scratch {
-    use crate::registry::keyring::urls_match;
-    use crate::registry::reference::ImageRef;
-    #[test]
-    fn ratio() {
-        for s in [
-            "[::1]/app",
-            "[::1]:5000/app",
-            "[fd00::1]/app:v1",
-            "localhost:5000",
-        ] {
-            eprintln!("{s}: {:?}", ImageRef::parse(s));
-        }
-        for k in [8usize, 10, 12, 14] {
-            let pat = format!("{}x", "*".repeat(k));
-            let t = std::time::Instant::now();
-            let m = urls_match(&pat, &"a".repeat(30));
-            eprintln!("stars={k} match={m} took {:?}", t.elapsed());
-        }
-    }
-}

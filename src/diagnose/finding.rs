@@ -238,6 +238,20 @@ pub fn decide(
         cause = Cause::CredentialsExpired;
         confidence = Confidence::High;
     }
+    // The classifier guesses "expired" for any auth failure on an ECR host;
+    // a token that is still young says otherwise.
+    let ecr_fresh = secrets
+        .reports
+        .iter()
+        .any(|r| r.ecr.as_ref().is_some_and(|e| !e.expired));
+    if cause == Cause::CredentialsExpired && !ecr_expired && ecr_fresh {
+        cause = if classified.http_status == Some(403) {
+            Cause::AccessDenied
+        } else {
+            Cause::CredentialsRejected
+        };
+        confidence = Confidence::Medium;
+    }
     if let Some(e) = ecr {
         if let Some(exists) = e.image_exists {
             evidence.push(ev(
@@ -341,21 +355,21 @@ pub fn decide(
             }
         } else if let Some(f) = decisive {
             let (probe_cause, probe_detail) = probe_cause(f, p.with_credential.is_some());
-            if probe_cause == Cause::ImageNotFound {
-                if let (Some(tags), Some(tag)) = (&p.tags, &image.tag) {
-                    let near = suggest_tags(tag, tags);
-                    if !near.is_empty() {
-                        evidence.push(ev(
-                            "registry",
-                            format!(
-                                "tag `{tag}` does not exist; did you mean {}?",
-                                near.iter()
-                                    .map(|t| format!("`{t}`"))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ),
-                        ));
-                    }
+            if probe_cause == Cause::ImageNotFound
+                && let (Some(tags), Some(tag)) = (&p.tags, &image.tag)
+            {
+                let near = suggest_tags(tag, tags);
+                if !near.is_empty() {
+                    evidence.push(ev(
+                        "registry",
+                        format!(
+                            "tag `{tag}` does not exist; did you mean {}?",
+                            near.iter()
+                                .map(|t| format!("`{t}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
                 }
             }
             if cause == Cause::Unknown || cause == probe_cause {
@@ -366,15 +380,7 @@ pub fn decide(
                 };
                 cause = probe_cause;
                 detail = detail.or(probe_detail);
-            } else if !(cause == Cause::CredentialsExpired
-                && probe_cause == Cause::CredentialsRejected)
-                && !(cause == Cause::RepositoryNotFound && probe_cause == Cause::ImageNotFound)
-                && !(cause == Cause::CredentialsMissing
-                    && matches!(
-                        probe_cause,
-                        Cause::CredentialsMissing | Cause::RepositoryNotFound
-                    ))
-            {
+            } else if !consistent(cause, probe_cause) {
                 evidence.push(Evidence {
                     disagrees: true,
                     ..ev(
@@ -402,6 +408,21 @@ pub fn decide(
         ));
     }
     (cause, detail, confidence, evidence)
+}
+
+/// Whether a registry answer is what the node's cause would produce
+/// (an expired token is rejected like a wrong one; a missing repository
+/// answers 404 on some registries; no credential looks like "not yours").
+fn consistent(cause: Cause, probe: Cause) -> bool {
+    matches!(
+        (cause, probe),
+        (Cause::CredentialsExpired, Cause::CredentialsRejected)
+            | (Cause::RepositoryNotFound, Cause::ImageNotFound)
+            | (
+                Cause::CredentialsMissing,
+                Cause::CredentialsMissing | Cause::RepositoryNotFound
+            )
+    )
 }
 
 fn attempt_text(a: &Attempt) -> String {

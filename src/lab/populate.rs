@@ -480,7 +480,7 @@ fn pod_spec(app: &str, ns: &str, image: &str, seed: u64) -> Value {
     })
 }
 
-fn pod_annotations(app: &str, seed: u64) -> Value {
+fn pod_annotations(seed: u64) -> Value {
     json!({
         "prometheus.io/scrape": "true",
         "prometheus.io/port": "9090",
@@ -504,7 +504,7 @@ pub fn pod_object(ns: &str, p: &PodPlan, owner: Option<&OwnerRef>) -> Value {
             "name": p.name,
             "namespace": ns,
             "labels": pod_labels(p.app, ns, &p.template_hash),
-            "annotations": pod_annotations(p.app, seed),
+            "annotations": pod_annotations(seed),
         },
         "spec": spec,
     });
@@ -656,7 +656,7 @@ fn workload_template(app: &str, ns: &str, template_hash: Option<&str>) -> Value 
     // Pods the ReplicaSet controller makes are refused at admission.
     spec["priorityClassName"] = json!(NO_SUCH_PRIORITY_CLASS);
     json!({
-        "metadata": {"labels": labels, "annotations": pod_annotations(app, 0)},
+        "metadata": {"labels": labels, "annotations": pod_annotations(0)},
         "spec": spec,
     })
 }

@@ -289,39 +289,100 @@ pub fn urls_match(glob: &str, target: &str) -> bool {
         .all(|(g, t)| glob_match(g.as_bytes(), t.as_bytes()))
 }
 
-/// `filepath.Match` for one host label: `*`, `?` and `[...]` classes.
-fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
-    match pattern.first() {
-        None => text.is_empty(),
-        Some(b'*') => (0..=text.len()).any(|i| glob_match(&pattern[1..], &text[i..])),
-        Some(b'?') => !text.is_empty() && glob_match(&pattern[1..], &text[1..]),
-        Some(b'[') => {
-            let Some(end) = pattern.iter().position(|&b| b == b']') else {
-                return false;
-            };
-            let Some(&c) = text.first() else {
-                return false;
-            };
-            let class = &pattern[1..end];
-            let (negate, class) = match class.first() {
-                Some(b'^') => (true, &class[1..]),
-                _ => (false, class),
-            };
-            let mut hit = false;
-            let mut i = 0;
-            while i < class.len() {
-                if i + 2 < class.len() && class[i + 1] == b'-' {
-                    hit |= class[i] <= c && c <= class[i + 2];
-                    i += 3;
-                } else {
-                    hit |= class[i] == c;
-                    i += 1;
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum GlobToken {
+    Star,
+    Any,
+    Class { negate: bool, items: Vec<(u8, u8)> },
+    Lit(u8),
+}
+
+/// Compiles a glob; `None` for a malformed pattern (an unterminated class),
+/// which `filepath.Match` rejects and the kubelet then treats as no match.
+fn compile_glob(pattern: &[u8]) -> Option<Vec<GlobToken>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < pattern.len() {
+        match pattern[i] {
+            b'*' => {
+                if out.last() != Some(&GlobToken::Star) {
+                    out.push(GlobToken::Star);
                 }
+                i += 1;
             }
-            hit != negate && glob_match(&pattern[end + 1..], &text[1..])
+            b'?' => {
+                out.push(GlobToken::Any);
+                i += 1;
+            }
+            b'[' => {
+                let end = i + 1 + pattern[i + 1..].iter().position(|&b| b == b']')?;
+                let mut class = &pattern[i + 1..end];
+                let negate = class.first() == Some(&b'^');
+                if negate {
+                    class = &class[1..];
+                }
+                let mut items = Vec::new();
+                let mut j = 0;
+                while j < class.len() {
+                    if j + 2 < class.len() && class[j + 1] == b'-' {
+                        items.push((class[j], class[j + 2]));
+                        j += 3;
+                    } else {
+                        items.push((class[j], class[j]));
+                        j += 1;
+                    }
+                }
+                out.push(GlobToken::Class { negate, items });
+                i = end + 1;
+            }
+            b => {
+                out.push(GlobToken::Lit(b));
+                i += 1;
+            }
         }
-        Some(&p) => text.first() == Some(&p) && glob_match(&pattern[1..], &text[1..]),
     }
+    Some(out)
+}
+
+fn token_matches(tok: &GlobToken, c: u8) -> bool {
+    match tok {
+        GlobToken::Star => false,
+        GlobToken::Any => true,
+        GlobToken::Lit(b) => *b == c,
+        GlobToken::Class { negate, items } => {
+            items.iter().any(|(lo, hi)| *lo <= c && c <= *hi) != *negate
+        }
+    }
+}
+
+/// `filepath.Match` for one host label: `*`, `?` and `[...]` classes.
+/// Iterative with single-star backtracking, so time is at most
+/// O(pattern × text) even for hostile patterns like `************x`.
+fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    let Some(toks) = compile_glob(pattern) else {
+        return false;
+    };
+    let (mut p, mut t) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < toks.len() && toks[p] == GlobToken::Star {
+            star = Some((p, t));
+            p += 1;
+        } else if p < toks.len() && token_matches(&toks[p], text[t]) {
+            p += 1;
+            t += 1;
+        } else if let Some((sp, st)) = star {
+            p = sp + 1;
+            t = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    while p < toks.len() && toks[p] == GlobToken::Star {
+        p += 1;
+    }
+    p == toks.len()
 }
 
 /// The kubelet's `isDefaultRegistryMatch`.
@@ -433,6 +494,19 @@ mod tests {
             "reg.example.com/other/app"
         ));
         assert!(urls_match("reg-[0-9].example.com", "reg-3.example.com/x"));
+        assert!(
+            urls_match("r*g.example.com", "registry-long.example.com/x")
+                == glob_match(b"r*g", b"registry-long")
+        );
+        assert!(glob_match(b"a*b*c", b"axxbyyc"));
+        assert!(!glob_match(b"a*b*c", b"axxbyy"));
+        assert!(glob_match(b"[^0-9]x", b"ax"));
+        assert!(!glob_match(b"[ab", b"a"), "malformed class never matches");
+        // A hostile key must not take exponential time.
+        let hostile = "*".repeat(40) + "x";
+        let started = std::time::Instant::now();
+        assert!(!glob_match(hostile.as_bytes(), "y".repeat(60).as_bytes()));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
     }
 
     #[test]

@@ -246,8 +246,11 @@ fn is_alnum(b: u8) -> bool {
 }
 
 fn valid_domain(d: &str) -> bool {
+    // `[::1]` has colons but no port; `[::1]:5000` and `host:5000` do.
     let (host, port) = match d.rsplit_once(':') {
-        Some((h, p)) if !h.contains(']') || h.ends_with(']') => (h, Some(p)),
+        Some((h, p)) if !p.contains(']') && (!h.starts_with('[') || h.ends_with(']')) => {
+            (h, Some(p))
+        }
         _ => (d, None),
     };
     if let Some(p) = port
@@ -363,6 +366,15 @@ mod tests {
         assert_eq!(
             ImageRef::parse("app@sha256:abc").unwrap_err(),
             ReferenceError::InvalidFormat
+        );
+    }
+
+    #[test]
+    fn ipv6_registries() {
+        assert_eq!(ImageRef::parse("[::1]/app:v1").unwrap().domain, "[::1]");
+        assert_eq!(
+            ImageRef::parse("[::1]:5000/app:v1").unwrap().domain,
+            "[::1]:5000"
         );
     }
 

@@ -487,3 +487,34 @@ fn exec_credential_plugin_runs_once_per_invocation() {
     assert_eq!(runs, 1, "the exec plugin must run once per invocation");
     delete_ns(&ns);
 }
+
+#[test]
+fn diagnose_and_scan_only_read() {
+    let ns = scenario("rotated-password", Some(PROFILES[1]));
+    wait_pull_error(&ns, "checkout", false);
+    diagnose_json(&ns, &[]);
+    assert_eq!(pullfix(&["scan", "-n", &ns]).status.code(), Some(1));
+    let log = std::fs::read_to_string(env("PULLFIX_LAB_AUDIT_LOG")).unwrap();
+    let ours: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| {
+            e["userAgent"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("kubectl-pullfix/"))
+        })
+        .filter(|e| e["objectRef"]["namespace"] == ns.as_str())
+        .collect();
+    assert!(
+        !ours.is_empty(),
+        "no audited request from kubectl-pullfix in {ns}"
+    );
+    for e in &ours {
+        let verb = e["verb"].as_str().unwrap_or_default();
+        assert!(
+            matches!(verb, "get" | "list" | "watch"),
+            "a write from diagnose/scan: {e}"
+        );
+    }
+    delete_ns(&ns);
+}
