@@ -14,6 +14,7 @@ use crate::diagnose::run::Target;
 use crate::kubeconfig::KubeFlags;
 use crate::lab::scenarios::{self, LabEnv, Placement};
 use crate::registry::client::{RegistryConfig, parse_aliases};
+use crate::remediate::plan::AttachTo;
 use crate::render::{self, Format, Palette};
 use crate::sandbox::kubelet::{self, KubeletOptions, NodeSpec};
 
@@ -38,8 +39,60 @@ pub struct Cli {
     /// Log verbosity (-v info, -vv debug, -vvv trace); logs go to stderr
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
     pub verbosity: u8,
+    /// With no subcommand: the guided flow (scan, pick, diagnose, fix, verify)
+    #[command(flatten)]
+    pub fix: FixArgs,
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// How fixes are carried out (for `kubectl pullfix` and `kubectl pullfix fix`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct FixArgs {
+    /// Confirm every step (for automation); secrets managed by another tool
+    /// also need --allow-managed
+    #[arg(short = 'y', long, env = "PULLFIX_YES")]
+    pub yes: bool,
+    /// Rehearse: every write is sent only as a server-side dry-run
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Allow live edits of secrets that Helm, Argo CD, Flux, External Secrets,
+    /// Sealed Secrets or reflector manage (they will revert them)
+    #[arg(long)]
+    pub allow_managed: bool,
+    /// Registry username for the new pull secret credential
+    #[arg(long, requires = "password_stdin")]
+    pub username: Option<String>,
+    /// Read the registry password or token from stdin (with --username)
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
+    /// Take the credential from a docker config file (its `auths`)
+    #[arg(long, value_name = "PATH")]
+    pub from_docker_config: Option<std::path::PathBuf>,
+    /// Copy the credential from another secret (NAMESPACE/NAME)
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    pub from_secret: Option<String>,
+    /// Use a fresh ECR token from your AWS identity (default for ECR images)
+    #[arg(long)]
+    pub from_ecr: bool,
+    /// Set this image (verified against the registry first)
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+    /// Where to attach a new pull secret
+    #[arg(long, value_enum)]
+    pub attach_to: Option<AttachTo>,
+    /// Name for a new pull secret
+    #[arg(long, value_name = "NAME")]
+    pub secret_name: Option<String>,
+    /// How long to wait for the rollout
+    #[arg(long, default_value = "5m", value_parser = crate::kubeconfig::parse_duration)]
+    pub timeout: Duration,
+    /// Write a markdown incident summary here
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<std::path::PathBuf>,
+    /// Where backups of changed objects go (default: ~/.local/state/kubectl-pullfix/backups)
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: Option<std::path::PathBuf>,
 }
 
 /// Flags every subcommand takes, as kubectl does.
@@ -75,6 +128,9 @@ pub enum Command {
     /// Root cause with evidence for TARGET (a pod, deploy/NAME, sts/NAME,
     /// ds/NAME, job/NAME), or for every failing workload in scope
     Diagnose(DiagnoseArgs),
+    /// Guided fix for TARGET (or the failing workloads in scope): diagnose,
+    /// plan, and apply each step with confirmation, then verify
+    Fix(FixCommand),
     /// Run the simulated kubelet (lab and sandbox use)
     #[command(hide = true)]
     LabKubelet(LabKubeletArgs),
@@ -87,6 +143,14 @@ pub enum Command {
     /// Delete what lab-populate made (benchmarks use)
     #[command(hide = true)]
     LabDepopulate,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FixCommand {
+    /// A pod name, deploy/NAME, sts/NAME, ds/NAME
+    pub target: Option<String>,
+    #[command(flatten)]
+    pub fix: FixArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -171,11 +235,8 @@ pub fn init_tracing(verbosity: u8) {
 /// Runs the parsed command and returns the exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
-        None => {
-            use clap::CommandFactory;
-            Cli::command().print_help()?;
-            Ok(crate::EXIT_OK)
-        }
+        None => run_fix(&cli.kube, &cli.globals, None, cli.fix).await,
+        Some(Command::Fix(cmd)) => run_fix(&cli.kube, &cli.globals, cmd.target, cmd.fix).await,
         Some(Command::LabKubelet(args)) => run_kubelet(&cli.kube, args).await,
         Some(Command::Scan) => run_scan(&cli.kube, &cli.globals).await,
         Some(Command::Diagnose(args)) => run_diagnose(&cli.kube, &cli.globals, args).await,
@@ -258,6 +319,76 @@ async fn run_scan(kube: &KubeFlags, g: &Globals) -> anyhow::Result<u8> {
     } else {
         crate::EXIT_FAILURES
     })
+}
+
+async fn run_fix(
+    kube: &KubeFlags,
+    g: &Globals,
+    target: Option<String>,
+    args: FixArgs,
+) -> anyhow::Result<u8> {
+    use crate::remediate::apply::{CredentialFlags, default_backup_dir};
+    use crate::remediate::flow::{FixOptions, run};
+    let target = target.as_deref().map(Target::parse).transpose()?;
+    let password = if args.password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("read the password from stdin")?;
+        let p = line.trim_end_matches(['\n', '\r']).to_string();
+        if p.is_empty() {
+            anyhow::bail!(
+                "--password-stdin: stdin was empty\nhelp: echo \"$PASSWORD\" | kubectl pullfix ... --username USER --password-stdin"
+            );
+        }
+        Some(p)
+    } else {
+        None
+    };
+    let (client, scope) = scope(kube, g).await?;
+    let options = FixOptions {
+        dry_run: args.dry_run,
+        timeout: args.timeout,
+        report: args.report,
+        creds: CredentialFlags {
+            username: args.username,
+            password,
+            docker_config: args.from_docker_config,
+            from_secret: args.from_secret,
+            from_ecr: args.from_ecr,
+        },
+        image: args.image,
+        attach_to: args.attach_to,
+        secret_name: args.secret_name,
+        backup_dir: args.backup_dir.unwrap_or_else(default_backup_dir),
+        probe_timeout: Duration::from_secs(10),
+        max_rounds: 3,
+        color: g.color(),
+        before_write_hook: std::env::var("PULLFIX_TEST_BEFORE_WRITE").ok(),
+    };
+    // With -o json|yaml the narrative goes to stderr and stdout carries the incident.
+    let structured = g.output != Format::Text;
+    let mut narrative: Box<dyn std::io::Write> = if structured {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(std::io::stdout())
+    };
+    let mut prompter = crate::remediate::prompt::for_run(args.yes, args.allow_managed);
+    let (code, incident) = run(
+        &client,
+        &scope,
+        target,
+        &options,
+        prompter.as_mut(),
+        narrative.as_mut(),
+    )
+    .await?;
+    narrative.flush()?;
+    if structured && let Some(incident) = incident {
+        let mut out = std::io::stdout().lock();
+        render::structured(&mut out, g.output, "Incident", &incident)?;
+    }
+    Ok(code)
 }
 
 async fn run_diagnose(kube: &KubeFlags, g: &Globals, args: DiagnoseArgs) -> anyhow::Result<u8> {

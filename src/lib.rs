@@ -18,6 +18,7 @@ pub mod kubeconfig;
 pub mod lab;
 pub mod probe;
 pub mod registry;
+pub mod remediate;
 pub mod render;
 pub mod sandbox;
 pub mod scan;

@@ -88,6 +88,19 @@ pub struct Finding {
     pub registry: Option<ProbeResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ecr: Option<EcrCheck>,
+    /// Tags verified to exist that are close to the missing one, best first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub suggested_tags: Vec<String>,
+    /// An image reference verified to exist in the right registry (wrong-registry).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replacement: Option<String>,
+    /// Pull secrets in the namespace, not used by this pod, whose `auths`
+    /// match the image's registry (candidates to attach).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unused_matching_secrets: Vec<String>,
+    /// How long the oldest failing pod of the group has been failing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failing_for_seconds: Option<i64>,
 }
 
 fn ev(source: &str, text: impl Into<String>) -> Evidence {

@@ -289,6 +289,35 @@ pub async fn run(
         }
     }
     let refresh_jobs = refresh_jobs(client, &secret_names, &mut warnings).await;
+    // A failing refresh job is evidence for the credential findings it feeds.
+    for f in &mut findings {
+        if !matches!(
+            f.cause,
+            crate::diagnose::Cause::CredentialsExpired
+                | crate::diagnose::Cause::CredentialsRejected
+        ) {
+            continue;
+        }
+        for j in refresh_jobs
+            .iter()
+            .filter(|j| j.namespace == f.namespace && !j.failed_jobs.is_empty())
+        {
+            f.evidence.push(Evidence {
+                source: "cronjob".into(),
+                text: format!(
+                    "`{}`: last scheduled {}, {} failed Job(s){}",
+                    j.name,
+                    j.last_schedule.as_deref().unwrap_or("never"),
+                    j.failed_jobs.len(),
+                    j.failure_tail
+                        .as_ref()
+                        .map(|t| format!("; last failure: {t}"))
+                        .unwrap_or_default()
+                ),
+                disagrees: false,
+            });
+        }
+    }
     let other_namespaces = other_namespaces(
         client,
         &secret_names,
@@ -595,6 +624,18 @@ async fn diagnose_group(
         &analysis.reports,
         probe.as_ref(),
     );
+    let suggested_tags = match (&probe, image.as_ref().and_then(|i| i.tag.clone())) {
+        (Some(p), Some(tag)) => p
+            .tags
+            .as_ref()
+            .map(|t| crate::probe::suggest_tags(&tag, t))
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let unused_matching_secrets = match &image {
+        Some(img) => unused_matching(client, ns, img, &refs).await,
+        None => Vec::new(),
+    };
     let workload = if g.workload.kind == "Pod" {
         None
     } else {
@@ -619,9 +660,42 @@ async fn diagnose_group(
             secrets: analysis.reports,
             registry: probe,
             ecr: ecr_check,
+            suggested_tags,
+            replacement: ctx.verified_replacement.clone(),
+            unused_matching_secrets,
+            failing_for_seconds: g.oldest_failure_seconds,
         },
         warnings,
     ))
+}
+
+/// Pull secrets in the namespace whose keys match the image's registry and
+/// that the pod does not reference (empty when they cannot be listed).
+async fn unused_matching(
+    client: &Client,
+    ns: &str,
+    image: &ImageRef,
+    refs: &[SecretRef],
+) -> Vec<String> {
+    let selector = collect::urlencode("type=kubernetes.io/dockerconfigjson");
+    let Ok(all) = collect::list_all::<SecretLite>(
+        client,
+        &format!("/api/v1/namespaces/{ns}/secrets?fieldSelector={selector}"),
+        &format!("pull secrets in {ns}"),
+    )
+    .await
+    else {
+        return Vec::new();
+    };
+    all.into_iter()
+        .map(SecretLite::view)
+        .filter(|v| !refs.iter().any(|r| r.name == v.name))
+        .filter(|v| {
+            crate::registry::keyring::parse_pull_secret(&v.type_, &v.data)
+                .is_ok_and(|entries| entries.iter().any(|e| secrets::key_matches(&e.key, image)))
+        })
+        .map(|v| v.name)
+        .collect()
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -1,0 +1,1394 @@
+//! Carrying out one planned step, safely:
+//!
+//! 1. a SelfSubjectAccessReview for each request (skipped in `--dry-run`,
+//!    where the dry-run itself reports a denial and nothing may be POSTed);
+//! 2. what will change, as a redacted diff, and the equivalent kubectl command;
+//! 3. a server-side dry-run (`dryRun=All`) of exactly the request;
+//! 4. confirmation (default No for destructive steps; an extra one for
+//!    secrets another tool manages);
+//! 5. a backup of the object (0600) and the command that restores it;
+//! 6. the request, carrying the `resourceVersion` it was based on, with field
+//!    manager `kubectl-pullfix`; a conflict is reported, never overwritten.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::Utc;
+use http::Method;
+use kube::Client;
+use serde_json::{Value, json};
+
+use crate::diagnose::finding::Finding;
+use crate::diagnose::secrets::Problem;
+use crate::probe::Prober;
+use crate::registry::keyring::{Credential, DOCKERCONFIGJSON, decode_auth, normalize_key};
+use crate::registry::reference::ImageRef;
+use crate::remediate::plan::{Action, PlannedStep};
+use crate::remediate::prompt::{Answer, Prompter};
+use crate::remediate::{Outcome, StepRecord};
+use crate::scan::Workload;
+
+/// The field manager of every write.
+pub const FIELD_MANAGER: &str = "kubectl-pullfix";
+
+/// Where a new credential comes from (flags).
+#[derive(Debug, Clone, Default)]
+pub struct CredentialFlags {
+    pub username: Option<String>,
+    /// Read from stdin (`--password-stdin`).
+    pub password: Option<String>,
+    pub docker_config: Option<PathBuf>,
+    /// `NAMESPACE/NAME` of a secret whose credential to copy.
+    pub from_secret: Option<String>,
+    /// Use a fresh ECR token (`--from-ecr`; the default for ECR images when
+    /// AWS credentials are available).
+    pub from_ecr: bool,
+}
+
+/// Everything a step needs.
+pub struct Executor<'a> {
+    pub client: &'a Client,
+    pub dry_run: bool,
+    pub prompter: &'a mut dyn Prompter,
+    pub out: &'a mut dyn std::io::Write,
+    pub backup_dir: PathBuf,
+    pub creds: CredentialFlags,
+    pub prober: Prober,
+    pub ecr: Option<crate::diagnose::ecr::EcrClient>,
+    /// The credential written by this run (reused for other namespaces).
+    pub written: Option<Credential>,
+    /// Internal test seam: a shell command run just before each real write.
+    pub before_write_hook: Option<String>,
+}
+
+/// One HTTP request to the API server.
+#[derive(Debug, Clone)]
+struct Request {
+    method: Method,
+    path: String,
+    body: Option<Value>,
+    content_type: &'static str,
+    /// For the access review: verb, API group, resource, namespace, name.
+    access: (&'static str, &'static str, &'static str, String, String),
+}
+
+impl Request {
+    fn describe(&self) -> String {
+        format!(
+            "{} {} {}/{}",
+            self.access.0, self.access.2, self.access.3, self.access.4
+        )
+    }
+}
+
+/// A change shown, rehearsed and applied as one confirmation.
+struct Change {
+    title: String,
+    diff: Vec<String>,
+    kubectl: Vec<String>,
+    requests: Vec<Request>,
+    /// Objects to back up before applying (with how to restore each).
+    backups: Vec<(Value, RestoreKind)>,
+    destructive: bool,
+    /// Set when another tool manages the object: (tool, source of truth).
+    managed: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum RestoreKind {
+    Replace,
+    ReplaceForce,
+    Create,
+}
+
+async fn send(client: &Client, req: &Request, dry_run: bool) -> Result<Value, kube::Error> {
+    let sep = if req.path.contains('?') { '&' } else { '?' };
+    let mut path = format!("{}{sep}fieldManager={FIELD_MANAGER}", req.path);
+    if req.method == Method::DELETE {
+        path = req.path.clone();
+    }
+    if dry_run {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        path = format!("{path}{sep}dryRun=All");
+    }
+    let body = req
+        .body
+        .as_ref()
+        .map(|b| serde_json::to_vec(b).unwrap_or_default())
+        .unwrap_or_default();
+    let http_req = http::Request::builder()
+        .method(req.method.clone())
+        .uri(path)
+        .header(http::header::CONTENT_TYPE, req.content_type)
+        .body(body)
+        .map_err(kube::Error::HttpError)?;
+    let text = client.request_text(http_req).await?;
+    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Asks the API server whether this identity may make the request.
+async fn allowed(client: &Client, req: &Request) -> anyhow::Result<bool> {
+    let (verb, group, resource, ns, name) = &req.access;
+    let review = json!({
+        "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+        "spec": {"resourceAttributes": {"namespace": ns, "verb": verb, "group": group, "resource": resource, "name": name}},
+    });
+    let http_req = http::Request::post("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews")
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(serde_json::to_vec(&review)?)?;
+    let v: Value = client
+        .request(http_req)
+        .await
+        .map_err(|e| crate::errors::api_error(e, "check permission to", req.describe()))?;
+    Ok(v["status"]["allowed"].as_bool().unwrap_or(false))
+}
+
+fn api_failure(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) if s.code == 409 && s.reason == "Conflict" => format!(
+            "conflict: the object changed since pullfix read it ({}); nothing was overwritten — run pullfix again to work from the current version",
+            s.message
+        ),
+        other => crate::errors::describe(other),
+    }
+}
+
+impl Executor<'_> {
+    fn say(&mut self, line: impl AsRef<str>) {
+        let _ = writeln!(self.out, "{}", line.as_ref());
+    }
+
+    /// Runs one step and records what happened.
+    pub async fn execute(&mut self, step: &PlannedStep, finding: &Finding) -> StepRecord {
+        self.say(format!("\n▶ {}", step.title));
+        self.say(format!("  why: {}", step.why));
+        let change = match self.prepare(step, finding).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(outcome)) => {
+                self.say(format!("  {}", outcome_line(&outcome)));
+                return record(step, None, None, None, outcome);
+            }
+            Err(e) => {
+                let outcome = Outcome::Failed {
+                    error: format!("{e:#}"),
+                };
+                self.say(format!("  {}", outcome_line(&outcome)));
+                return record(step, None, None, None, outcome);
+            }
+        };
+        let command = Some(change.kubectl.join(" && "));
+        let (outcome, backup, restore) = self.run_change(change).await;
+        self.say(format!("  {}", outcome_line(&outcome)));
+        if let (Some(b), Some(r)) = (&backup, &restore) {
+            self.say(format!("  backup: {b}\n  restore with: {r}"));
+        }
+        record(step, command, backup, restore, outcome)
+    }
+
+    async fn run_change(&mut self, change: Change) -> (Outcome, Option<String>, Option<String>) {
+        // 1. Permissions (not in a rehearsal: the dry-run answers that).
+        if !self.dry_run {
+            for r in &change.requests {
+                match allowed(self.client, r).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        return (
+                            Outcome::NotPermitted {
+                                missing: format!(
+                                    "{} ({} in namespace {})",
+                                    r.access.0,
+                                    resource_name(r),
+                                    r.access.3
+                                ),
+                            },
+                            None,
+                            None,
+                        );
+                    }
+                    Err(e) => {
+                        return (
+                            Outcome::Failed {
+                                error: format!("{e:#}"),
+                            },
+                            None,
+                            None,
+                        );
+                    }
+                }
+            }
+        }
+        // 2. What will change.
+        self.say("  change:");
+        for l in &change.diff {
+            self.say(format!("    {l}"));
+        }
+        for k in &change.kubectl {
+            self.say(format!("  kubectl equivalent: {k}"));
+        }
+        // 3. Server-side dry-run of exactly these requests.
+        for r in &change.requests {
+            match send(self.client, r, true).await {
+                Ok(_) => self.say(format!("  server-side dry-run ({}): ok", r.describe())),
+                Err(kube::Error::Api(s)) if s.code == 403 => {
+                    return (
+                        Outcome::NotPermitted {
+                            missing: format!(
+                                "{} ({} in namespace {}): {}",
+                                r.access.0,
+                                resource_name(r),
+                                r.access.3,
+                                s.message
+                            ),
+                        },
+                        None,
+                        None,
+                    );
+                }
+                Err(e)
+                    if change.requests.len() > 1
+                        && r.method == Method::POST
+                        && matches!(&e, kube::Error::Api(s) if s.code == 409) =>
+                {
+                    // Recreate: the create cannot be rehearsed while the old object exists.
+                    self.say("  server-side dry-run of the create: skipped (the object exists until the delete is applied)");
+                }
+                Err(e) => {
+                    return (
+                        Outcome::Failed {
+                            error: format!("server-side dry-run refused it: {}", api_failure(&e)),
+                        },
+                        None,
+                        None,
+                    );
+                }
+            }
+        }
+        if self.dry_run {
+            return (
+                Outcome::Rehearsed {
+                    detail: "server-side dry-run succeeded; nothing was written".into(),
+                },
+                None,
+                None,
+            );
+        }
+        // 4. Confirmation.
+        if let Some(managed) = &change.managed {
+            self.say(format!("  ⚠ {managed}"));
+            match self
+                .prompter
+                .confirm_extra("  This secret is managed by another tool; edit it live anyway?")
+            {
+                Ok(Answer::Yes) => {}
+                Ok(Answer::No) => return (Outcome::Declined, None, None),
+                Ok(Answer::Pending) => {
+                    return (
+                        Outcome::Skipped {
+                            reason: "managed secret: needs --allow-managed or a terminal".into(),
+                        },
+                        None,
+                        None,
+                    );
+                }
+                Err(e) => {
+                    return (
+                        Outcome::Failed {
+                            error: format!("{e:#}"),
+                        },
+                        None,
+                        None,
+                    );
+                }
+            }
+        }
+        let question = format!("  Apply: {}?", change.title);
+        match self.prompter.confirm(&question, !change.destructive) {
+            Ok(Answer::Yes) => {}
+            Ok(Answer::No) => return (Outcome::Declined, None, None),
+            Ok(Answer::Pending) => {
+                return (
+                    Outcome::Skipped {
+                        reason: "no terminal and no --yes: fix pending".into(),
+                    },
+                    None,
+                    None,
+                );
+            }
+            Err(e) => {
+                return (
+                    Outcome::Failed {
+                        error: format!("{e:#}"),
+                    },
+                    None,
+                    None,
+                );
+            }
+        }
+        // 5. Backups.
+        let mut backup_paths = Vec::new();
+        let mut restores = Vec::new();
+        for (obj, kind) in &change.backups {
+            match write_backup(&self.backup_dir, obj) {
+                Ok(path) => {
+                    let p = path.display().to_string();
+                    restores.push(match kind {
+                        RestoreKind::Replace => format!("kubectl replace -f {p}"),
+                        RestoreKind::ReplaceForce => format!("kubectl replace --force -f {p}"),
+                        RestoreKind::Create => format!("kubectl create -f {p}"),
+                    });
+                    backup_paths.push(p);
+                }
+                Err(e) => {
+                    return (
+                        Outcome::Failed {
+                            error: format!(
+                                "could not save a backup, so nothing was changed: {e:#}"
+                            ),
+                        },
+                        None,
+                        None,
+                    );
+                }
+            }
+        }
+        let backup = (!backup_paths.is_empty()).then(|| backup_paths.join(", "));
+        let restore = (!restores.is_empty()).then(|| restores.join(" && "));
+        if let Some(hook) = &self.before_write_hook {
+            let _ = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(hook)
+                .status();
+        }
+        // 6. The writes.
+        let mut done = Vec::new();
+        for r in &change.requests {
+            match send(self.client, r, false).await {
+                Ok(_) => done.push(r.describe()),
+                Err(e) => {
+                    let error = if done.is_empty() {
+                        api_failure(&e)
+                    } else {
+                        format!("{} (after {} succeeded)", api_failure(&e), done.join(", "))
+                    };
+                    return (Outcome::Failed { error }, backup, restore);
+                }
+            }
+        }
+        (
+            Outcome::Applied {
+                detail: done.join(", "),
+            },
+            backup,
+            restore,
+        )
+    }
+
+    /// Builds the change for a step, or says why there is none.
+    async fn prepare(
+        &mut self,
+        step: &PlannedStep,
+        f: &Finding,
+    ) -> anyhow::Result<Result<Change, Outcome>> {
+        match &step.action {
+            Action::WriteSecret {
+                namespace,
+                name,
+                server,
+                exists,
+                recreate,
+            } => {
+                let image =
+                    ImageRef::parse(&f.image).context("the image reference does not parse")?;
+                let cred = match self.credential(&image, namespace, name, f).await? {
+                    Ok(c) => c,
+                    Err(o) => return Ok(Err(o)),
+                };
+                let current = if *exists {
+                    self.get(&format!("/api/v1/namespaces/{namespace}/secrets/{name}"))
+                        .await?
+                } else {
+                    None
+                };
+                let wrong_keys: Vec<String> = f
+                    .secrets
+                    .iter()
+                    .filter(|s| s.name == *name)
+                    .flat_map(|s| &s.problems)
+                    .filter_map(|p| match p {
+                        Problem::NoMatchingEntry {
+                            closest: Some(c), ..
+                        } => Some(c.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                self.written = Some(cred.clone());
+                Ok(Ok(secret_change(
+                    namespace,
+                    name,
+                    server,
+                    &cred,
+                    current.as_ref(),
+                    *recreate,
+                    &wrong_keys,
+                    &step.title,
+                )))
+            }
+            Action::UpdateOtherNamespaces { server, secrets } => {
+                let image =
+                    ImageRef::parse(&f.image).context("the image reference does not parse")?;
+                let cred = match self.written.clone() {
+                    Some(c) => c,
+                    None => match self.credential(&image, &f.namespace, "", f).await? {
+                        Ok(c) => c,
+                        Err(o) => return Ok(Err(o)),
+                    },
+                };
+                let mut change = Change {
+                    title: step.title.clone(),
+                    diff: Vec::new(),
+                    kubectl: Vec::new(),
+                    requests: Vec::new(),
+                    backups: Vec::new(),
+                    destructive: false,
+                    managed: None,
+                };
+                for (ns, name) in secrets {
+                    let Some(current) = self
+                        .get(&format!("/api/v1/namespaces/{ns}/secrets/{name}"))
+                        .await?
+                    else {
+                        continue;
+                    };
+                    let c = secret_change(
+                        ns,
+                        name,
+                        server,
+                        &cred,
+                        Some(&current),
+                        false,
+                        &[],
+                        &step.title,
+                    );
+                    change.diff.push(format!("{ns}/{name}:"));
+                    change
+                        .diff
+                        .extend(c.diff.into_iter().map(|l| format!("  {l}")));
+                    change.kubectl.extend(c.kubectl);
+                    change.requests.extend(c.requests);
+                    change.backups.extend(c.backups);
+                    if change.managed.is_none() {
+                        change.managed = c.managed;
+                    }
+                }
+                Ok(Ok(change))
+            }
+            Action::AttachToServiceAccount {
+                namespace,
+                service_account,
+                secret,
+            } => {
+                let path =
+                    format!("/api/v1/namespaces/{namespace}/serviceaccounts/{service_account}");
+                let current = self.get(&path).await?.with_context(|| {
+                    format!("ServiceAccount {namespace}/{service_account} not found")
+                })?;
+                let mut list: Vec<Value> = current["imagePullSecrets"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                if list.iter().any(|s| s["name"] == secret.as_str()) {
+                    return Ok(Err(Outcome::Skipped {
+                        reason: format!("{secret} is already attached"),
+                    }));
+                }
+                list.push(json!({"name": secret}));
+                let names: Vec<&str> = list.iter().filter_map(|s| s["name"].as_str()).collect();
+                Ok(Ok(Change {
+                    title: step.title.clone(),
+                    diff: vec![format!(
+                        "imagePullSecrets: [{}] → [{}]",
+                        names[..names.len() - 1].join(", "),
+                        names.join(", ")
+                    )],
+                    kubectl: vec![format!(
+                        "kubectl patch serviceaccount {service_account} -n {namespace} -p '{}'",
+                        json!({"imagePullSecrets": list})
+                    )],
+                    requests: vec![Request {
+                        method: Method::PATCH,
+                        path,
+                        body: Some(
+                            json!({"metadata": {"resourceVersion": current["metadata"]["resourceVersion"]}, "imagePullSecrets": list}),
+                        ),
+                        content_type: "application/merge-patch+json",
+                        access: (
+                            "patch",
+                            "",
+                            "serviceaccounts",
+                            namespace.clone(),
+                            service_account.clone(),
+                        ),
+                    }],
+                    backups: vec![(current, RestoreKind::Replace)],
+                    destructive: false,
+                    managed: None,
+                }))
+            }
+            Action::AttachToWorkload { workload, secret } => {
+                let (path, current) = self.workload(workload).await?;
+                let existing: Vec<String> = current["spec"]["template"]["spec"]["imagePullSecrets"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s["name"].as_str().map(str::to_string))
+                    .collect();
+                if existing.contains(secret) {
+                    return Ok(Err(Outcome::Skipped {
+                        reason: format!("{secret} is already in the pod template"),
+                    }));
+                }
+                let patch = json!({"spec": {"template": {"spec": {"imagePullSecrets": [{"name": secret}]}}}});
+                let mut body = patch.clone();
+                body["metadata"] =
+                    json!({"resourceVersion": current["metadata"]["resourceVersion"]});
+                Ok(Ok(Change {
+                    title: step.title.clone(),
+                    diff: vec![format!(
+                        "spec.template.spec.imagePullSecrets: [{}] → [{}]",
+                        existing.join(", "),
+                        existing
+                            .iter()
+                            .cloned()
+                            .chain([secret.clone()])
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )],
+                    kubectl: vec![format!(
+                        "kubectl patch {} -n {} -p '{patch}'",
+                        workload.target(),
+                        workload.namespace
+                    )],
+                    requests: vec![workload_patch(workload, path, body)],
+                    backups: vec![(current, RestoreKind::Replace)],
+                    destructive: false,
+                    managed: None,
+                }))
+            }
+            Action::SetImage {
+                workload,
+                container,
+                image,
+            } => {
+                // Verified before it is offered, even when the user gave it.
+                let new = ImageRef::parse(image).map_err(|e| {
+                    anyhow::anyhow!("--image `{image}` is not a valid reference: {e}")
+                })?;
+                let cred = self.namespace_credential(&workload.namespace, &new).await;
+                let probe = self.prober.probe(&new, cred.as_ref(), "amd64").await;
+                let ok = probe
+                    .with_credential
+                    .as_ref()
+                    .unwrap_or(&probe.anonymous)
+                    .ok();
+                if !ok {
+                    return Ok(Err(Outcome::Failed {
+                        error: format!(
+                            "{image} does not resolve from here, so it is not set: {}",
+                            probe
+                                .failure
+                                .as_ref()
+                                .or(probe.anonymous_failure.as_ref())
+                                .map(crate::probe::describe_failure)
+                                .unwrap_or_default()
+                        ),
+                    }));
+                }
+                let (path, current) = self.workload(workload).await?;
+                let key = if f.init_container {
+                    "initContainers"
+                } else {
+                    "containers"
+                };
+                let old = current["spec"]["template"]["spec"][key]
+                    .as_array()
+                    .and_then(|cs| cs.iter().find(|c| c["name"] == container.as_str()))
+                    .and_then(|c| c["image"].as_str())
+                    .unwrap_or_default()
+                    .to_string();
+                let mut body = json!({"spec": {"template": {"spec": {key: [{"name": container, "image": image}]}}}});
+                body["metadata"] =
+                    json!({"resourceVersion": current["metadata"]["resourceVersion"]});
+                Ok(Ok(Change {
+                    title: step.title.clone(),
+                    diff: vec![format!("{key}[{container}].image: {old} → {image}")],
+                    kubectl: vec![format!(
+                        "kubectl set image {} {container}={image} -n {}",
+                        workload.target(),
+                        workload.namespace
+                    )],
+                    requests: vec![workload_patch(workload, path, body)],
+                    backups: vec![(current, RestoreKind::Replace)],
+                    destructive: false,
+                    managed: None,
+                }))
+            }
+            Action::Restart { workload } => {
+                let (path, current) = self.workload(workload).await?;
+                if current["spec"]["paused"].as_bool() == Some(true) {
+                    return Ok(Err(Outcome::Skipped {
+                        reason: format!(
+                            "{} is paused: resume it first (kubectl rollout resume {} -n {})",
+                            workload.target(),
+                            workload.target(),
+                            workload.namespace
+                        ),
+                    }));
+                }
+                let at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                let body = json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": at}}}}});
+                Ok(Ok(Change {
+                    title: step.title.clone(),
+                    diff: vec![format!(
+                        "spec.template.metadata.annotations[kubectl.kubernetes.io/restartedAt]: {at}"
+                    )],
+                    kubectl: vec![format!(
+                        "kubectl rollout restart {} -n {}",
+                        workload.target(),
+                        workload.namespace
+                    )],
+                    requests: vec![workload_patch(workload, path, body)],
+                    backups: vec![(current, RestoreKind::Replace)],
+                    destructive: false,
+                    managed: None,
+                }))
+            }
+            Action::DeleteBarePod { namespace, pod } => {
+                let path = format!("/api/v1/namespaces/{namespace}/pods/{pod}");
+                let current = self
+                    .get(&path)
+                    .await?
+                    .with_context(|| format!("pod {namespace}/{pod} not found"))?;
+                self.say("  note: a bare pod is not recreated by any controller: after deleting it, recreate it from its manifest (the backup below works)");
+                Ok(Ok(Change {
+                    title: step.title.clone(),
+                    diff: vec![format!("pod {namespace}/{pod}: deleted")],
+                    kubectl: vec![format!("kubectl delete pod {pod} -n {namespace}")],
+                    requests: vec![Request {
+                        method: Method::DELETE,
+                        path,
+                        body: Some(
+                            json!({"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": current["metadata"]["uid"], "resourceVersion": current["metadata"]["resourceVersion"]}}),
+                        ),
+                        content_type: "application/json",
+                        access: ("delete", "", "pods", namespace.clone(), pod.clone()),
+                    }],
+                    backups: vec![(current, RestoreKind::Create)],
+                    destructive: true,
+                    managed: None,
+                }))
+            }
+        }
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<Option<Value>> {
+        crate::collect::get_opt::<Value>(self.client, path, path).await
+    }
+
+    async fn workload(&self, w: &Workload) -> anyhow::Result<(String, Value)> {
+        let plural = match w.kind.as_str() {
+            "Deployment" => "deployments",
+            "StatefulSet" => "statefulsets",
+            "DaemonSet" => "daemonsets",
+            other => anyhow::bail!(
+                "{other} {}/{} cannot be changed by pullfix (only Deployments, StatefulSets and DaemonSets)",
+                w.namespace,
+                w.name
+            ),
+        };
+        let path = format!(
+            "/apis/apps/v1/namespaces/{}/{plural}/{}",
+            w.namespace, w.name
+        );
+        let current = self
+            .get(&path)
+            .await?
+            .with_context(|| format!("{} {}/{} not found", w.kind, w.namespace, w.name))?;
+        Ok((path, current))
+    }
+
+    /// Finds a credential for `image`, from the flags, ECR, another
+    /// namespace's secret that tests valid, or the terminal; tests it against
+    /// the registry before returning it.
+    async fn credential(
+        &mut self,
+        image: &ImageRef,
+        ns: &str,
+        secret: &str,
+        f: &Finding,
+    ) -> anyhow::Result<Result<Credential, Outcome>> {
+        let mut candidates: Vec<(Credential, String)> = Vec::new();
+        if let (Some(u), Some(p)) = (&self.creds.username, &self.creds.password) {
+            candidates.push((
+                Credential {
+                    username: u.clone(),
+                    password: p.clone(),
+                },
+                "--username/--password-stdin".into(),
+            ));
+        }
+        if let Some(path) = &self.creds.docker_config {
+            candidates.push((
+                docker_config_credential(path, image)?,
+                format!("--from-docker-config {}", path.display()),
+            ));
+        }
+        if let Some(src) = &self.creds.from_secret {
+            let (sns, sname) = src
+                .split_once('/')
+                .with_context(|| format!("--from-secret `{src}` is not NAMESPACE/NAME"))?;
+            let v = self
+                .get(&format!("/api/v1/namespaces/{sns}/secrets/{sname}"))
+                .await?
+                .with_context(|| format!("secret {src} not found"))?;
+            candidates.push((
+                secret_credential(&v, image).with_context(|| {
+                    format!("secret {src} has no credential for {}", image.domain)
+                })?,
+                format!("secret {src}"),
+            ));
+        }
+        let is_ecr = crate::diagnose::secrets::is_ecr_host(&image.domain);
+        if candidates.is_empty() && (self.creds.from_ecr || is_ecr) {
+            match &self.ecr {
+                Some(ecr) => match ecr.login_password(image).await {
+                    Ok((u, p)) => candidates.push((Credential { username: u, password: p }, "a fresh ECR token (GetAuthorizationToken)".into())),
+                    Err(e) => self.say(format!("  ECR token: {e:#}")),
+                },
+                None if self.creds.from_ecr => return Ok(Err(Outcome::Failed { error: "--from-ecr: no AWS credentials are configured (AWS_PROFILE, AWS_ACCESS_KEY_ID, SSO...)".into() })),
+                None => {}
+            }
+        }
+        if candidates.is_empty() {
+            // A secret in another namespace for the same registry whose credential works.
+            for o in self.other_secrets(image, ns, secret).await {
+                candidates.push(o);
+            }
+        }
+        if candidates.is_empty() && self.prompter.interactive() {
+            let current_user = f.secrets.iter().find_map(|s| s.username.clone());
+            let user = self.prompter.text(
+                &format!("  username for {}", image.domain),
+                current_user.as_deref(),
+            )?;
+            let pass = self.prompter.secret(&format!(
+                "  password or token for {} (hidden)",
+                image.domain
+            ))?;
+            if let (Some(u), Some(p)) = (user, pass) {
+                candidates.push((
+                    Credential {
+                        username: u,
+                        password: p,
+                    },
+                    "typed at the terminal".into(),
+                ));
+            }
+        }
+        if candidates.is_empty() {
+            return Ok(Err(Outcome::Skipped {
+                reason: "no new credential: pass --username with --password-stdin, --from-docker-config, --from-secret NS/NAME or --from-ecr, or run in a terminal".into(),
+            }));
+        }
+        let mut last = String::new();
+        for (cred, source) in candidates {
+            let probe = self.prober.probe(image, Some(&cred), "amd64").await;
+            match &probe.with_credential {
+                Some(a) if a.ok() => {
+                    self.say(format!("  credential from {source} (user `{}`): tested against {}: the image resolves", cred.username, image.domain));
+                    return Ok(Ok(cred));
+                }
+                _ => {
+                    last = format!(
+                        "the credential from {source} does not work against {}: {}",
+                        image.domain,
+                        probe
+                            .failure
+                            .as_ref()
+                            .map(crate::probe::describe_failure)
+                            .unwrap_or_else(|| "no answer".into())
+                    );
+                    self.say(format!("  {last}"));
+                }
+            }
+        }
+        Ok(Err(Outcome::Failed {
+            error: format!("{last}; the secret was not changed"),
+        }))
+    }
+
+    /// The credential the namespace's pull secrets hold for an image (used
+    /// to verify a new image reference before setting it).
+    async fn namespace_credential(&self, ns: &str, image: &ImageRef) -> Option<Credential> {
+        let selector = crate::collect::urlencode("type=kubernetes.io/dockerconfigjson");
+        let all = crate::collect::list_all::<Value>(
+            self.client,
+            &format!("/api/v1/namespaces/{ns}/secrets?fieldSelector={selector}"),
+            "pull secrets",
+        )
+        .await
+        .ok()?;
+        all.iter().find_map(|v| secret_credential(v, image))
+    }
+
+    async fn other_secrets(
+        &mut self,
+        image: &ImageRef,
+        ns: &str,
+        secret: &str,
+    ) -> Vec<(Credential, String)> {
+        let selector = crate::collect::urlencode("type=kubernetes.io/dockerconfigjson");
+        let Ok(all) = crate::collect::list_all::<Value>(
+            self.client,
+            &format!("/api/v1/secrets?fieldSelector={selector}"),
+            "pull secrets",
+        )
+        .await
+        else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for v in all {
+            let (sns, sname) = (
+                v["metadata"]["namespace"].as_str().unwrap_or_default(),
+                v["metadata"]["name"].as_str().unwrap_or_default(),
+            );
+            if sns == ns && sname == secret {
+                continue;
+            }
+            if let Some(c) = secret_credential(&v, image) {
+                let probe = self.prober.probe(image, Some(&c), "amd64").await;
+                if probe
+                    .with_credential
+                    .as_ref()
+                    .is_some_and(crate::probe::Attempt::ok)
+                {
+                    out.push((c, format!("secret {sns}/{sname} (tests valid)")));
+                    break;
+                }
+            }
+        }
+        out
+    }
+}
+
+fn resource_name(r: &Request) -> String {
+    if r.access.1.is_empty() {
+        r.access.2.to_string()
+    } else {
+        format!("{}.{}", r.access.2, r.access.1)
+    }
+}
+
+fn workload_patch(w: &Workload, path: String, body: Value) -> Request {
+    let resource = match w.kind.as_str() {
+        "StatefulSet" => "statefulsets",
+        "DaemonSet" => "daemonsets",
+        _ => "deployments",
+    };
+    Request {
+        method: Method::PATCH,
+        path,
+        body: Some(body),
+        content_type: "application/strategic-merge-patch+json",
+        access: (
+            "patch",
+            "apps",
+            resource,
+            w.namespace.clone(),
+            w.name.clone(),
+        ),
+    }
+}
+
+fn record(
+    step: &PlannedStep,
+    command: Option<String>,
+    backup: Option<String>,
+    restore: Option<String>,
+    outcome: Outcome,
+) -> StepRecord {
+    StepRecord {
+        at: Utc::now(),
+        title: step.title.clone(),
+        command,
+        backup,
+        restore_command: restore,
+        outcome,
+    }
+}
+
+/// One line for an outcome.
+pub fn outcome_line(o: &Outcome) -> String {
+    match o {
+        Outcome::Applied { detail } => format!("✔ applied ({detail})"),
+        Outcome::Rehearsed { detail } => format!("✔ rehearsed: {detail}"),
+        Outcome::Declined => "✘ declined: not applied".into(),
+        Outcome::Skipped { reason } => format!("– skipped: {reason}"),
+        Outcome::NotPermitted { missing } => format!(
+            "✘ not permitted: your identity lacks `{missing}`; ask for it or hand this step to someone who has it"
+        ),
+        Outcome::Failed { error } => format!("✘ failed: {error}"),
+    }
+}
+
+/// The credential a secret holds for an image's registry (kubelet matching).
+fn secret_credential(secret: &Value, image: &ImageRef) -> Option<Credential> {
+    let data: BTreeMap<String, Vec<u8>> = secret["data"]
+        .as_object()?
+        .iter()
+        .filter_map(|(k, v)| Some((k.clone(), STANDARD.decode(v.as_str()?).ok()?)))
+        .collect();
+    let entries = crate::registry::keyring::parse_pull_secret(DOCKERCONFIGJSON, &data)
+        .or_else(|_| {
+            crate::registry::keyring::parse_pull_secret(crate::registry::keyring::DOCKERCFG, &data)
+        })
+        .ok()?;
+    let mut k = crate::registry::keyring::Keyring::default();
+    k.add("source", &entries);
+    k.lookup(&image.name()).first().map(|(c, _)| (*c).clone())
+}
+
+/// Reads a credential for `image` from a docker config file (`auths` only;
+/// credential helpers are not run).
+pub fn docker_config_credential(path: &Path, image: &ImageRef) -> anyhow::Result<Credential> {
+    let text =
+        std::fs::read(path).with_context(|| format!("read docker config {}", path.display()))?;
+    let data = BTreeMap::from([(".dockerconfigjson".to_string(), text)]);
+    let entries = crate::registry::keyring::parse_pull_secret(DOCKERCONFIGJSON, &data)
+        .map_err(|e| anyhow::anyhow!("docker config {}: {e}", path.display()))?;
+    let mut k = crate::registry::keyring::Keyring::default();
+    k.add("docker-config", &entries);
+    k.lookup(&image.name()).first().map(|(c, _)| (*c).clone()).with_context(|| {
+        format!(
+            "docker config {} has no `auths` entry for {} (credential helpers such as credsStore are not run)\nhelp: docker login {} first, or use --username with --password-stdin",
+            path.display(),
+            image.domain,
+            image.domain
+        )
+    })
+}
+
+/// Builds the secret change: the new `.dockerconfigjson` keeps other
+/// entries, replaces the registry's, and drops a wrong key for it. Pure.
+#[allow(clippy::too_many_arguments)]
+fn secret_change(
+    ns: &str,
+    name: &str,
+    server: &str,
+    cred: &Credential,
+    current: Option<&Value>,
+    recreate: bool,
+    wrong_keys: &[String],
+    title: &str,
+) -> Change {
+    let old_config: Value = current
+        .and_then(|c| c["data"][".dockerconfigjson"].as_str())
+        .and_then(|d| STANDARD.decode(d).ok())
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| json!({"auths": {}}));
+    let mut auths = old_config["auths"].as_object().cloned().unwrap_or_default();
+    for k in wrong_keys {
+        auths.remove(k);
+    }
+    // Replace any key that names the same registry (scheme or /v1/ variants).
+    let same: Vec<String> = auths
+        .keys()
+        .filter(|k| normalize_key(k).as_deref() == Some(server))
+        .cloned()
+        .collect();
+    for k in &same {
+        auths.remove(k);
+    }
+    let auth = STANDARD.encode(format!("{}:{}", cred.username, cred.password));
+    auths.insert(
+        server.to_string(),
+        json!({"username": cred.username, "password": cred.password, "auth": auth}),
+    );
+    let mut config = old_config.clone();
+    config["auths"] = Value::Object(auths.clone());
+    let encoded = STANDARD.encode(serde_json::to_vec(&config).unwrap_or_default());
+
+    let diff = secret_diff(
+        current,
+        &old_config,
+        &auths,
+        server,
+        cred,
+        recreate,
+        wrong_keys,
+        &same,
+    );
+    let kubectl_create = format!(
+        "kubectl create secret docker-registry {name} --docker-server={server} --docker-username={} --docker-password=<password> -n {ns} --dry-run=client -o yaml | kubectl apply -f -",
+        cred.username
+    );
+    let managed = current.and_then(|c| {
+        let view = crate::diagnose::secrets::SecretView {
+            name: name.into(),
+            namespace: ns.into(),
+            labels: serde_json::from_value(c["metadata"]["labels"].clone()).unwrap_or_default(),
+            annotations: serde_json::from_value(c["metadata"]["annotations"].clone()).unwrap_or_default(),
+            owners: c["metadata"]["ownerReferences"].as_array().into_iter().flatten().map(|o| (o["kind"].as_str().unwrap_or_default().to_string(), o["name"].as_str().unwrap_or_default().to_string())).collect(),
+            ..Default::default()
+        };
+        crate::diagnose::secrets::detect_manager(&view).map(|m| {
+            format!(
+                "managed by {}{}: a live edit will be reverted at its next sync; the lasting fix is at the source of truth",
+                m.tool,
+                m.source.map(|s| format!(" ({s})")).unwrap_or_default()
+            )
+        })
+    });
+    let path = format!("/api/v1/namespaces/{ns}/secrets");
+    let mut requests = Vec::new();
+    let mut backups = Vec::new();
+    let mut kubectl = Vec::new();
+    match current {
+        Some(cur) if !recreate => {
+            let mut new = cur.clone();
+            new["data"][".dockerconfigjson"] = json!(encoded);
+            if let Some(m) = new["metadata"].as_object_mut() {
+                m.remove("managedFields");
+            }
+            requests.push(Request {
+                method: Method::PUT,
+                path: format!("{path}/{name}"),
+                body: Some(new),
+                content_type: "application/json",
+                access: ("update", "", "secrets", ns.into(), name.into()),
+            });
+            backups.push((cur.clone(), RestoreKind::Replace));
+            kubectl.push(kubectl_create);
+        }
+        Some(cur) => {
+            requests.push(Request {
+                method: Method::DELETE,
+                path: format!("{path}/{name}"),
+                body: Some(json!({"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": cur["metadata"]["uid"], "resourceVersion": cur["metadata"]["resourceVersion"]}})),
+                content_type: "application/json",
+                access: ("delete", "", "secrets", ns.into(), name.into()),
+            });
+            requests.push(Request {
+                method: Method::POST,
+                path: path.clone(),
+                body: Some(json!({
+                    "apiVersion": "v1", "kind": "Secret",
+                    "metadata": {"name": name, "namespace": ns, "labels": cur["metadata"]["labels"], "annotations": cur["metadata"]["annotations"]},
+                    "type": DOCKERCONFIGJSON, "data": {".dockerconfigjson": encoded},
+                })),
+                content_type: "application/json",
+                access: ("create", "", "secrets", ns.into(), name.into()),
+            });
+            backups.push((cur.clone(), RestoreKind::ReplaceForce));
+            kubectl.push(format!("kubectl delete secret {name} -n {ns}"));
+            kubectl.push(kubectl_create);
+        }
+        None => {
+            requests.push(Request {
+                method: Method::POST,
+                path,
+                body: Some(json!({
+                    "apiVersion": "v1", "kind": "Secret",
+                    "metadata": {"name": name, "namespace": ns},
+                    "type": DOCKERCONFIGJSON, "data": {".dockerconfigjson": encoded},
+                })),
+                content_type: "application/json",
+                access: ("create", "", "secrets", ns.into(), name.into()),
+            });
+            kubectl.push(kubectl_create);
+        }
+    }
+    Change {
+        title: title.into(),
+        diff,
+        kubectl,
+        requests,
+        backups,
+        destructive: recreate,
+        managed,
+    }
+}
+
+/// A redacted view of the change: keys and usernames, never passwords.
+#[allow(clippy::too_many_arguments)]
+fn secret_diff(
+    current: Option<&Value>,
+    old: &Value,
+    new: &serde_json::Map<String, Value>,
+    server: &str,
+    cred: &Credential,
+    recreate: bool,
+    wrong: &[String],
+    same: &[String],
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    match current {
+        None => lines.push(format!("+ secret (type {DOCKERCONFIGJSON})")),
+        Some(c) if recreate => lines.push(format!(
+            "~ type: {} → {DOCKERCONFIGJSON} (delete and create)",
+            c["type"].as_str().unwrap_or("?")
+        )),
+        Some(_) => {}
+    }
+    let old_auths = old["auths"].as_object().cloned().unwrap_or_default();
+    for k in wrong
+        .iter()
+        .chain(same.iter().filter(|k| k.as_str() != server))
+    {
+        lines.push(format!("- auths[{k}]"));
+    }
+    let old_cred = old_auths.get(server).and_then(|e| {
+        e["auth"].as_str().and_then(decode_auth).or_else(|| {
+            Some(Credential {
+                username: e["username"].as_str()?.into(),
+                password: e["password"].as_str()?.into(),
+            })
+        })
+    });
+    match old_cred {
+        Some(o) => lines.push(format!(
+            "~ auths[{server}]: username {} → {}, password <redacted> ({})",
+            o.username,
+            cred.username,
+            if o.password == cred.password {
+                "unchanged"
+            } else {
+                "changed"
+            }
+        )),
+        None => lines.push(format!(
+            "+ auths[{server}]: username {}, password <redacted>",
+            cred.username
+        )),
+    }
+    let kept = new.keys().filter(|k| k.as_str() != server).count();
+    if kept > 0 {
+        lines.push(format!(
+            "  ({kept} other auths entr{} kept as they are)",
+            if kept == 1 { "y" } else { "ies" }
+        ));
+    }
+    lines
+}
+
+/// Saves an object before it changes: YAML, mode 0600, in a 0700 directory,
+/// without the fields that would stop `kubectl replace/create` from
+/// restoring it (resourceVersion, uid, managedFields, status).
+fn write_backup(dir: &Path, obj: &Value) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("create backup directory {}", dir.display()))?;
+    let mut clean = obj.clone();
+    if let Some(m) = clean["metadata"].as_object_mut() {
+        for k in [
+            "resourceVersion",
+            "uid",
+            "managedFields",
+            "creationTimestamp",
+            "generation",
+            "selfLink",
+        ] {
+            m.remove(k);
+        }
+    }
+    if let Some(o) = clean.as_object_mut() {
+        o.remove("status");
+    }
+    let kind = obj["kind"]
+        .as_str()
+        .unwrap_or("object")
+        .to_ascii_lowercase();
+    let ns = obj["metadata"]["namespace"].as_str().unwrap_or("cluster");
+    let name = obj["metadata"]["name"].as_str().unwrap_or("unnamed");
+    let stamp = Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+    let path = dir.join(format!("{stamp}-{ns}-{kind}-{name}.yaml"));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("create backup file {}", path.display()))?;
+    file.write_all(serde_yaml::to_string(&clean)?.as_bytes())?;
+    Ok(path)
+}
+
+/// The default backup directory: `$XDG_STATE_HOME/kubectl-pullfix/backups`
+/// or `~/.local/state/kubectl-pullfix/backups`.
+pub fn default_backup_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("kubectl-pullfix/backups")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cred(p: &str) -> Credential {
+        Credential {
+            username: "u".into(),
+            password: p.into(),
+        }
+    }
+
+    fn secret(auths: Value, type_: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "Secret", "type": type_,
+               "metadata": {"name": "regcred", "namespace": "shop", "resourceVersion": "42", "uid": "x"},
+               "data": {".dockerconfigjson": STANDARD.encode(json!({"auths": auths}).to_string())}})
+    }
+
+    fn decoded(req: &Request) -> Value {
+        let d = req.body.as_ref().unwrap()["data"][".dockerconfigjson"]
+            .as_str()
+            .unwrap();
+        serde_json::from_slice(&STANDARD.decode(d).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn update_keeps_other_entries_carries_resource_version_and_redacts() {
+        let cur = secret(
+            json!({"reg:5000": {"username": "u", "password": "old"}, "other.io": {"username": "x", "password": "y"}}),
+            DOCKERCONFIGJSON,
+        );
+        let c = secret_change(
+            "shop",
+            "regcred",
+            "reg:5000",
+            &cred("n3w-s3cret"),
+            Some(&cur),
+            false,
+            &[],
+            "t",
+        );
+        assert_eq!(c.requests.len(), 1);
+        assert_eq!(c.requests[0].method, Method::PUT);
+        assert_eq!(
+            c.requests[0].body.as_ref().unwrap()["metadata"]["resourceVersion"],
+            "42"
+        );
+        let cfg = decoded(&c.requests[0]);
+        assert_eq!(cfg["auths"]["reg:5000"]["password"], "n3w-s3cret");
+        assert_eq!(cfg["auths"]["other.io"]["password"], "y");
+        let shown = format!("{:?}{:?}", c.diff, c.kubectl);
+        assert!(
+            !shown.contains("n3w-s3cret") && !shown.contains("old\""),
+            "{shown}"
+        );
+        assert!(shown.contains("password <redacted> (changed)"), "{shown}");
+        assert!(c.kubectl[0].contains("--docker-password=<password>"));
+    }
+
+    #[test]
+    fn wrong_key_is_replaced_and_opaque_is_recreated() {
+        let cur = secret(json!({"reg": {"username": "u", "password": "p"}}), "Opaque");
+        let c = secret_change(
+            "shop",
+            "regcred",
+            "reg:5000",
+            &cred("p"),
+            Some(&cur),
+            true,
+            &["reg".into()],
+            "t",
+        );
+        assert_eq!(c.requests[0].method, Method::DELETE);
+        assert_eq!(
+            c.requests[0].body.as_ref().unwrap()["preconditions"]["resourceVersion"],
+            "42"
+        );
+        assert_eq!(c.requests[1].method, Method::POST);
+        assert_eq!(
+            c.requests[1].body.as_ref().unwrap()["type"],
+            DOCKERCONFIGJSON
+        );
+        let cfg = decoded(&c.requests[1]);
+        assert!(cfg["auths"].get("reg").is_none());
+        assert!(cfg["auths"].get("reg:5000").is_some());
+        assert!(c.destructive);
+        assert!(
+            c.diff
+                .iter()
+                .any(|l| l.contains("Opaque → kubernetes.io/dockerconfigjson"))
+        );
+    }
+
+    #[test]
+    fn managed_secret_is_flagged() {
+        let mut cur = secret(json!({}), DOCKERCONFIGJSON);
+        cur["metadata"]["ownerReferences"] = json!([{"kind": "ExternalSecret", "name": "regcred"}]);
+        let c = secret_change(
+            "shop",
+            "regcred",
+            "reg:5000",
+            &cred("p"),
+            Some(&cur),
+            false,
+            &[],
+            "t",
+        );
+        assert!(c.managed.unwrap().contains("external-secrets"));
+    }
+
+    #[test]
+    fn backups_are_private_and_restorable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cur = secret(json!({}), DOCKERCONFIGJSON);
+        let p = write_backup(&dir.path().join("b"), &cur).unwrap();
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            std::fs::metadata(dir.path().join("b"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o700
+        );
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(
+            !text.contains("resourceVersion") && !text.contains("uid:"),
+            "{text}"
+        );
+        assert!(text.contains("name: regcred"));
+    }
+
+    #[test]
+    fn docker_config_lookup() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.json");
+        std::fs::write(
+            &p,
+            json!({"auths": {"reg:5000": {"auth": STANDARD.encode("a:b")}}}).to_string(),
+        )
+        .unwrap();
+        let img = ImageRef::parse("reg:5000/team/app:v1").unwrap();
+        assert_eq!(docker_config_credential(&p, &img).unwrap().password, "b");
+        let other = ImageRef::parse("elsewhere.io/app:v1").unwrap();
+        let err = docker_config_credential(&p, &other)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no `auths` entry for elsewhere.io"), "{err}");
+    }
+}

@@ -1,0 +1,167 @@
+//! Asking the user, on stderr (stdout stays pipeable). Three modes: a
+//! terminal (dialoguer prompts), `--yes` (every ordinary confirmation is
+//! yes), and no terminal without `--yes` (nothing is confirmed: the plan is
+//! printed and the exit code says fixes are pending).
+
+use std::io::IsTerminal;
+
+use dialoguer::theme::ColorfulTheme;
+use dialoguer::{Confirm, Password, Select};
+
+/// An answer to a confirmation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    Yes,
+    No,
+    /// No terminal and no `--yes`: the question could not be asked.
+    Pending,
+}
+
+/// How the user is reached.
+pub trait Prompter: Send {
+    /// Yes/no; `default` is what Enter means. Destructive questions pass false.
+    fn confirm(&mut self, question: &str, default: bool) -> anyhow::Result<Answer>;
+    /// An extra confirmation that `--yes` alone does not give (managed secrets).
+    fn confirm_extra(&mut self, question: &str) -> anyhow::Result<Answer>;
+    /// Pick one item; `None` when the question could not be asked.
+    fn select(&mut self, prompt: &str, items: &[String]) -> anyhow::Result<Option<usize>>;
+    /// A line of text (username); `None` when it could not be asked.
+    fn text(&mut self, prompt: &str, default: Option<&str>) -> anyhow::Result<Option<String>>;
+    /// Hidden input (password); `None` when it could not be asked.
+    fn secret(&mut self, prompt: &str) -> anyhow::Result<Option<String>>;
+    /// True when questions reach a person.
+    fn interactive(&self) -> bool;
+}
+
+/// Chooses the prompter for this run.
+pub fn for_run(yes: bool, allow_managed: bool) -> Box<dyn Prompter> {
+    let tty = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    if tty {
+        Box::new(Terminal { yes, allow_managed })
+    } else {
+        Box::new(Unattended { yes, allow_managed })
+    }
+}
+
+/// A person at a terminal (with `--yes`, ordinary questions are answered yes).
+pub struct Terminal {
+    pub yes: bool,
+    pub allow_managed: bool,
+}
+
+fn prompt_error(e: dialoguer::Error) -> anyhow::Error {
+    anyhow::anyhow!("read the answer from the terminal: {e}")
+}
+
+impl Prompter for Terminal {
+    fn confirm(&mut self, question: &str, default: bool) -> anyhow::Result<Answer> {
+        if self.yes {
+            eprintln!("{question} yes (--yes)");
+            return Ok(Answer::Yes);
+        }
+        let ok = Confirm::with_theme(&ColorfulTheme::default())
+            .with_prompt(question)
+            .default(default)
+            .interact_opt()
+            .map_err(prompt_error)?;
+        Ok(if ok == Some(true) {
+            Answer::Yes
+        } else {
+            Answer::No
+        })
+    }
+
+    fn confirm_extra(&mut self, question: &str) -> anyhow::Result<Answer> {
+        if self.allow_managed {
+            eprintln!("{question} yes (--allow-managed)");
+            return Ok(Answer::Yes);
+        }
+        let ok = Confirm::with_theme(&ColorfulTheme::default())
+            .with_prompt(question)
+            .default(false)
+            .interact_opt()
+            .map_err(prompt_error)?;
+        Ok(if ok == Some(true) {
+            Answer::Yes
+        } else {
+            Answer::No
+        })
+    }
+
+    fn select(&mut self, prompt: &str, items: &[String]) -> anyhow::Result<Option<usize>> {
+        if self.yes {
+            return Ok(Some(0));
+        }
+        Select::with_theme(&ColorfulTheme::default())
+            .with_prompt(prompt)
+            .items(items)
+            .default(0)
+            .interact_opt()
+            .map_err(prompt_error)
+    }
+
+    fn text(&mut self, prompt: &str, default: Option<&str>) -> anyhow::Result<Option<String>> {
+        let theme = ColorfulTheme::default();
+        let mut input = dialoguer::Input::<String>::with_theme(&theme).with_prompt(prompt);
+        if let Some(d) = default {
+            input = input.default(d.to_string());
+        }
+        input.interact_text().map(Some).map_err(prompt_error)
+    }
+
+    fn secret(&mut self, prompt: &str) -> anyhow::Result<Option<String>> {
+        Password::with_theme(&ColorfulTheme::default())
+            .with_prompt(prompt)
+            .interact()
+            .map(Some)
+            .map_err(prompt_error)
+    }
+
+    fn interactive(&self) -> bool {
+        true
+    }
+}
+
+/// No terminal: `--yes` answers ordinary questions, nothing else can be asked.
+pub struct Unattended {
+    pub yes: bool,
+    pub allow_managed: bool,
+}
+
+impl Prompter for Unattended {
+    fn confirm(&mut self, question: &str, _default: bool) -> anyhow::Result<Answer> {
+        if self.yes {
+            eprintln!("{question} yes (--yes)");
+            Ok(Answer::Yes)
+        } else {
+            eprintln!("{question} not asked: no terminal (pass --yes to confirm)");
+            Ok(Answer::Pending)
+        }
+    }
+
+    fn confirm_extra(&mut self, question: &str) -> anyhow::Result<Answer> {
+        if self.allow_managed {
+            eprintln!("{question} yes (--allow-managed)");
+            Ok(Answer::Yes)
+        } else {
+            eprintln!("{question} not asked: no terminal (pass --allow-managed to confirm)");
+            Ok(Answer::Pending)
+        }
+    }
+
+    fn select(&mut self, _prompt: &str, _items: &[String]) -> anyhow::Result<Option<usize>> {
+        Ok(self.yes.then_some(0))
+    }
+
+    fn text(&mut self, _prompt: &str, _default: Option<&str>) -> anyhow::Result<Option<String>> {
+        Ok(None)
+    }
+
+    fn secret(&mut self, _prompt: &str) -> anyhow::Result<Option<String>> {
+        Ok(None)
+    }
+
+    fn interactive(&self) -> bool {
+        false
+    }
+}
