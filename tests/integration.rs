@@ -9,3 +9,6 @@ mod lab;
 
 #[path = "integration/diagnose.rs"]
 mod diagnose;
+
+#[path = "integration/fix.rs"]
+mod fix;

@@ -169,10 +169,15 @@ fn checkout(env: &LabEnv, tag: &str) -> String {
     format!("{}/team/checkout:{tag}", env.registry)
 }
 
-fn wrong(env: &LabEnv) -> Credential {
+/// The password from before the rotation, distinct per scenario namespace
+/// (so a fix that updates "the same stale secret elsewhere" stays within one
+/// scenario).
+fn wrong(env: &LabEnv, ns: &str) -> Credential {
+    use sha2::Digest;
+    let tag = hex::encode(&sha2::Sha256::digest(ns.as_bytes())[..4]);
     Credential {
         username: env.user.clone(),
-        password: "old-password-before-rotation".into(),
+        password: format!("old-password-{tag}"),
     }
 }
 
@@ -301,9 +306,9 @@ pub fn all() -> Vec<Scenario> {
             id: "rotated-password",
             story: "the registry password was rotated; regcred still holds the old one",
             workload: "deploy/checkout",
-            build: |env, _| {
+            build: |env, ns| {
                 vec![
-                    pull_secret("regcred", &env.registry, &wrong(env)),
+                    pull_secret("regcred", &env.registry, &wrong(env, ns)),
                     deployment("checkout", &checkout(env, "v2.1.0"), 2, &["regcred"]),
                 ]
             },
@@ -327,7 +332,7 @@ pub fn all() -> Vec<Scenario> {
                     if i > 0 {
                         out.push(namespace(&target));
                     }
-                    let mut s = pull_secret("regcred", &env.registry, &wrong(env));
+                    let mut s = pull_secret("regcred", &env.registry, &wrong(env, ns));
                     s["metadata"]["namespace"] = json!(target);
                     let mut d = deployment("checkout", &checkout(env, "v2.1.0"), 1, &["regcred"]);
                     d["metadata"]["namespace"] = json!(target);
@@ -573,7 +578,7 @@ pub fn all() -> Vec<Scenario> {
             id: "ifnotpresent-masking",
             story: "regcred holds a rotated password; the pod on the warm node runs from its cache, the one on a fresh node fails",
             workload: "deploy/checkout",
-            build: |env, _| {
+            build: |env, ns| {
                 let mut d = deployment("checkout", &checkout(env, "v2.1.0"), 2, &["regcred"]);
                 let spec = &mut d["spec"]["template"]["spec"];
                 spec["containers"][0]["imagePullPolicy"] = json!("IfNotPresent");
@@ -584,7 +589,7 @@ pub fn all() -> Vec<Scenario> {
                 vec![
                     json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "lab-warm",
                         "annotations": {PRELOAD_ANNOTATION: checkout(env, "v2.1.0")}}}),
-                    pull_secret("regcred", &env.registry, &wrong(env)),
+                    pull_secret("regcred", &env.registry, &wrong(env, ns)),
                     d,
                 ]
             },

@@ -115,8 +115,17 @@ async fn send(client: &Client, req: &Request, dry_run: bool) -> Result<Value, ku
         let sep = if path.contains('?') { '&' } else { '?' };
         path = format!("{path}{sep}dryRun=All");
     }
-    let body = req
-        .body
+    // The API server reads DeleteOptions from the body when there is one and
+    // then ignores query parameters: the dry-run must be in the body too,
+    // or a "rehearsed" delete is real.
+    let mut body_value = req.body.clone();
+    if dry_run
+        && req.method == Method::DELETE
+        && let Some(b) = body_value.as_mut()
+    {
+        b["dryRun"] = json!(["All"]);
+    }
+    let body = body_value
         .as_ref()
         .map(|b| serde_json::to_vec(b).unwrap_or_default())
         .unwrap_or_default();

@@ -158,6 +158,8 @@ pub async fn run(
     let mut pending = false;
     let mut unfixable = false;
     let mut scan_notes: Vec<String> = Vec::new();
+    let mut last_findings: Vec<Finding> = Vec::new();
+    let mut changed_since_diagnosis = false;
     for round in 1..=opts.max_rounds.max(1) {
         // 2. Diagnose.
         writeln!(
@@ -174,6 +176,8 @@ pub async fn run(
         )?;
         let report = diagnose::run(client, &scope, &target, &diag_opts).await?;
         scan_notes.clone_from(&report.notes);
+        last_findings.clone_from(&report.findings);
+        changed_since_diagnosis = false;
         if report.findings.is_empty() {
             writeln!(
                 executor.out,
@@ -270,6 +274,7 @@ pub async fn run(
                 match &rec.outcome {
                     Outcome::Applied { .. } => {
                         any_applied = true;
+                        changed_since_diagnosis = true;
                         if let Some(w) = touched_workload(&s.action) {
                             workloads_changed.push(w);
                         }
@@ -323,20 +328,13 @@ pub async fn run(
         }
     }
     // 6. Verdict.
-    let remaining = if opts.dry_run {
-        incident.findings.clone()
+    // What still fails: the last diagnosis when nothing changed since, else a fresh one.
+    let remaining = if opts.dry_run || !changed_since_diagnosis {
+        last_findings
     } else {
-        diagnose::run(
-            client,
-            &scope,
-            &target,
-            &diagnose::Options {
-                probe: false,
-                probe_timeout: opts.probe_timeout,
-            },
-        )
-        .await?
-        .findings
+        diagnose::run(client, &scope, &target, &diag_opts)
+            .await?
+            .findings
     };
     incident.remaining = remaining;
     incident.resolved =

@@ -351,7 +351,7 @@ async fn post_node_status(shared: &Shared, node: &NodeSpec) -> anyhow::Result<()
                "lastHeartbeatTime": now, "lastTransitionTime": now})
     };
     let resources =
-        json!({"cpu": "8", "memory": "32Gi", "pods": "110", "ephemeral-storage": "100Gi"});
+        json!({"cpu": "8", "memory": "32Gi", "pods": "1000", "ephemeral-storage": "100Gi"});
     let status = json!({"status": {
         "capacity": resources, "allocatable": resources,
         "conditions": [

@@ -47,7 +47,7 @@ fn diagnose_json(ns: &str, extra: &[&str]) -> Value {
     let text = stdout(&out);
     for secret in [
         env("PULLFIX_LAB_REGISTRY_PASSWORD"),
-        "old-password-before-rotation".into(),
+        "old-password-".into(),
         env("PULLFIX_LAB_TOKEN_PASSWORD"),
     ] {
         assert!(
@@ -220,23 +220,42 @@ fn rejected_credentials_and_the_same_secret_elsewhere() {
 
 #[test]
 fn expired_ecr_token_with_failing_refresh_job() {
-    each_profile("ecr-expired", "checkout", |node, report, f| {
-        assert_eq!(f["cause"], "credentials-expired", "{node}: {f:#}");
-        assert_eq!(f["secrets"][0]["ecr"]["expired"], true);
-        assert_eq!(f["secrets"][0]["ecr"]["basis"], "token");
-        assert_eq!(f["ecr"]["image_exists"], true, "{f:#}");
-        assert_eq!(f["ecr"]["token_available"], true, "{f:#}");
-        let job = &report["refresh_jobs"][0];
-        assert_eq!(job["name"], "ecr-token-refresh");
-        assert_eq!(job["failed_jobs"].as_array().unwrap().len(), 2, "{job}");
-        assert!(
-            job["failure_tail"]
-                .as_str()
-                .unwrap()
-                .contains("security token included in the request is expired")
-        );
-        assert!(steps_text(f).contains("aws ecr get-login-password --region us-east-1"));
-    });
+    for node in PROFILES {
+        let ns = scenario("ecr-expired", Some(node));
+        wait_pull_error(&ns, "checkout", false);
+        // Both refresh Jobs must have failed before their evidence counts.
+        crate::lab::wait_for("two failed refresh jobs", 120, || {
+            let jobs = crate::lab::json(&["get", "jobs", "-n", &ns]);
+            let failed = jobs["items"]
+                .as_array()?
+                .iter()
+                .filter(|j| j["status"]["failed"].as_i64().unwrap_or(0) > 0)
+                .count();
+            (failed == 2).then_some(())
+        });
+        let report = diagnose_json(&ns, &[]);
+        let f = finding(&report, "checkout");
+        check_ecr(node, &report, f);
+        delete_ns(&ns);
+    }
+}
+
+fn check_ecr(node: &str, report: &Value, f: &Value) {
+    assert_eq!(f["cause"], "credentials-expired", "{node}: {f:#}");
+    assert_eq!(f["secrets"][0]["ecr"]["expired"], true);
+    assert_eq!(f["secrets"][0]["ecr"]["basis"], "token");
+    assert_eq!(f["ecr"]["image_exists"], true, "{f:#}");
+    assert_eq!(f["ecr"]["token_available"], true, "{f:#}");
+    let job = &report["refresh_jobs"][0];
+    assert_eq!(job["name"], "ecr-token-refresh");
+    assert_eq!(job["failed_jobs"].as_array().unwrap().len(), 2, "{job}");
+    assert!(
+        job["failure_tail"]
+            .as_str()
+            .unwrap()
+            .contains("security token included in the request is expired")
+    );
+    assert!(steps_text(f).contains("aws ecr get-login-password --region us-east-1"));
 }
 
 #[test]

@@ -123,7 +123,7 @@ pub(crate) fn wait_waiting(
     } else {
         "containerStatuses"
     };
-    wait_for(&format!("{ns}: {container} waiting {reason}"), 60, || {
+    wait_for(&format!("{ns}: {container} waiting {reason}"), 120, || {
         let pods = json(&["get", "pods", "-n", ns]);
         for pod in pods["items"].as_array()? {
             for cs in pod["status"][key].as_array().into_iter().flatten() {
@@ -151,7 +151,7 @@ pub(crate) fn wait_pull_error(ns: &str, container: &str, init: bool) -> (String,
     } else {
         "containerStatuses"
     };
-    wait_for(&format!("{ns}: {container} failing to pull"), 60, || {
+    wait_for(&format!("{ns}: {container} failing to pull"), 120, || {
         let pods = json(&["get", "pods", "-n", ns]);
         for pod in pods["items"].as_array()? {
             let name = pod["metadata"]["name"].as_str()?;
@@ -570,6 +570,7 @@ fn token_registry_pulls_with_good_credentials_only() {
         &ns,
         "--image",
         &image,
+        "--image-pull-policy=Always",
         "--overrides",
         r#"{"spec":{"nodeSelector":{"kubernetes.io/hostname":"lab-k133-cd21"}}}"#,
     ]);
@@ -597,6 +598,7 @@ fn token_registry_pulls_with_good_credentials_only() {
         &ns,
         "--image",
         &image,
+        "--image-pull-policy=Always",
         "--overrides",
         r#"{"spec":{"imagePullSecrets":[{"name":"tok"}],"nodeSelector":{"kubernetes.io/hostname":"lab-k133-cd21"}}}"#,
     ]);
