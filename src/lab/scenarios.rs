@@ -400,6 +400,8 @@ pub fn all() -> Vec<Scenario> {
                     json!({"apiVersion": "batch/v1", "kind": "CronJob",
                         "metadata": {"name": "ecr-token-refresh"},
                         "spec": {"schedule": "0 */10 * * *", "suspend": true,
+                            // Keep both failed Jobs (the default keeps one).
+                            "failedJobsHistoryLimit": 5,
                             "jobTemplate": {"spec": {"backoffLimit": 0, "template": refresh_pod.clone()}}}}),
                 ];
                 for n in 1..=2 {

@@ -227,6 +227,10 @@ impl Shared {
                     .expect("event lock")
                     .insert(key, (name, 1));
             }
+            // A namespace being deleted refuses new events: expected, not news.
+            Err(e) if e.to_string().contains("being terminated") => {
+                tracing::debug!("record event {reason} for {ns}/{pod_name}: {e}");
+            }
             Err(e) => tracing::warn!("record event {reason} for {ns}/{pod_name}: {e}"),
         }
     }
