@@ -179,6 +179,25 @@ pub fn plan(f: &Finding, others: &[OtherSecret], opts: &PlanOptions) -> Vec<Plan
         f.cause,
         Cause::CredentialsMissing | Cause::CredentialsRejected | Cause::CredentialsExpired
     );
+    // The credential the pods use already works from here (fixed a moment
+    // ago, or by someone else): pods in backoff only need a restart, and
+    // nothing else is rewritten.
+    let works_now = f
+        .registry
+        .as_ref()
+        .and_then(|p| p.with_credential.as_ref())
+        .is_some_and(crate::probe::Attempt::ok);
+    if credential_cause && works_now {
+        if let Some(w) = workload.as_ref().filter(|w| restartable(w)) {
+            steps.push(PlannedStep {
+                action: Action::Restart { workload: w.clone() },
+                title: format!("rollout restart {} -n {ns}", w.target()),
+                why: "the pull secret's credential already works against the registry; pods in backoff only retry after up to 5 minutes".into(),
+                destructive: false,
+            });
+        }
+        return steps;
+    }
     if credential_cause {
         let referenced: Vec<_> = f.secrets.iter().collect();
         let usable_existing = f.unused_matching_secrets.first().cloned();
@@ -505,6 +524,39 @@ mod tests {
         let last = steps.last().unwrap();
         assert!(matches!(last.action, Action::DeleteBarePod { .. }));
         assert!(last.destructive);
+    }
+
+    #[test]
+    fn a_credential_that_works_now_only_needs_a_restart() {
+        use crate::probe::{Attempt, ProbeResult};
+        let mut f = finding(Cause::CredentialsRejected, "reg.example.com/team/app:v1");
+        f.secrets = vec![report("regcred", vec![])];
+        f.registry = Some(ProbeResult {
+            registry: "reg.example.com".into(),
+            from: "here",
+            with_credential: Some(Attempt::Ok {
+                digest: "sha256:x".into(),
+            }),
+            username: Some("u".into()),
+            anonymous: Attempt::Failed {
+                failure: "401".into(),
+                status: Some(401),
+            },
+            tags: None,
+            rate_limit: None,
+            unreachable_here: false,
+            failure: None,
+            anonymous_failure: None,
+        });
+        let others = vec![OtherSecret {
+            namespace: "b".into(),
+            name: "regcred".into(),
+            registry: "reg.example.com".into(),
+            same_credential: true,
+        }];
+        let steps = plan(&f, &others, &opts());
+        assert_eq!(steps.len(), 1, "{steps:?}");
+        assert!(matches!(steps[0].action, Action::Restart { .. }));
     }
 
     #[test]

@@ -3,3 +3,4 @@
 
 pub mod kubelet;
 pub mod profile;
+pub mod registry;

@@ -325,6 +325,15 @@ fn invalid_name_never_pull_platform_init_and_masking() {
     delete_ns(&ns);
     let ns = scenario("ifnotpresent-masking", None);
     wait_pull_error(&ns, "checkout", false);
+    crate::lab::wait_for("the replica on lab-warm running", 120, || {
+        let pods = crate::lab::json(&["get", "pods", "-n", &ns]);
+        pods["items"]
+            .as_array()?
+            .iter()
+            .find(|p| p["spec"]["nodeName"] == "lab-warm" && p["status"]["phase"] == "Running")?;
+        let d = crate::lab::json(&["get", "deployment", "checkout", "-n", &ns]);
+        (d["status"]["readyReplicas"].as_i64().unwrap_or(0) >= 1).then_some(())
+    });
     let report = diagnose_json(&ns, &[]);
     let f = finding(&report, "checkout");
     assert_eq!(f["cause"], "credentials-rejected", "{f:#}");
