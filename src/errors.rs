@@ -28,19 +28,7 @@ pub fn api_error(err: kube::Error, action: &str, object: String) -> anyhow::Erro
 pub fn describe(err: &kube::Error) -> String {
     match err {
         kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
-        other => {
-            let mut text = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(s) = source {
-                let t = s.to_string();
-                if !text.contains(&t) {
-                    text.push_str(": ");
-                    text.push_str(&t);
-                }
-                source = s.source();
-            }
-            text
-        }
+        other => chain(other),
     }
 }
 

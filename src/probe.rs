@@ -314,28 +314,11 @@ pub fn suggest_tags(wanted: &str, tags: &[String]) -> Vec<String> {
     let mut scored: Vec<(usize, &String)> = tags
         .iter()
         .filter(|t| t.as_str() != wanted)
-        .map(|t| (distance(wanted, t), t))
+        .map(|t| (crate::diagnose::secrets::levenshtein(wanted, t), t))
         .filter(|(d, t)| *d <= wanted.len().max(t.len()) / 2)
         .collect();
     scored.sort();
     scored.into_iter().take(3).map(|(_, t)| t.clone()).collect()
-}
-
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur.push(
-                (prev[j] + usize::from(ca != *cb))
-                    .min(prev[j + 1] + 1)
-                    .min(cur[j] + 1),
-            );
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]

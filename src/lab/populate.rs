@@ -133,11 +133,7 @@ impl fmt::Display for PopulateReport {
 
 impl PopulateReport {
     fn owned_pods(&self) -> usize {
-        if self.namespaces == 0 {
-            0
-        } else {
-            self.replicasets * (self.pods / self.namespaces)
-        }
+        self.replicasets * self.pods.checked_div(self.namespaces).unwrap_or(0)
     }
 }
 
@@ -315,7 +311,7 @@ pub fn plan(opts: &PopulateOptions) -> Vec<NamespacePlan> {
                         }
                     };
                     let template_hash = suffix((n as u64) << 20 | group as u64, 10);
-                    let failure = failing.contains(&global).then(|| match global % 3 {
+                    let failure = failing.contains(&global).then_some(match global % 3 {
                         0 => Failure::NotFound,
                         1 => Failure::Unauthorized,
                         _ => Failure::BackOff,

@@ -288,54 +288,20 @@ impl Executor<'_> {
         // 4. Confirmation.
         if let Some(managed) = &change.managed {
             self.say(format!("  ⚠ {managed}"));
-            match self
+            let answer = self
                 .prompter
-                .confirm_extra("  This secret is managed by another tool; edit it live anyway?")
-            {
-                Ok(Answer::Yes) => {}
-                Ok(Answer::No) => return (Outcome::Declined, None, None),
-                Ok(Answer::Pending) => {
-                    return (
-                        Outcome::Skipped {
-                            reason: "managed secret: needs --allow-managed or a terminal".into(),
-                        },
-                        None,
-                        None,
-                    );
-                }
-                Err(e) => {
-                    return (
-                        Outcome::Failed {
-                            error: format!("{e:#}"),
-                        },
-                        None,
-                        None,
-                    );
-                }
+                .confirm_extra("  This secret is managed by another tool; edit it live anyway?");
+            if let Some(stop) = unless_yes(
+                answer,
+                "managed secret: needs --allow-managed or a terminal",
+            ) {
+                return (stop, None, None);
             }
         }
         let question = format!("  Apply: {}?", change.title);
-        match self.prompter.confirm(&question, !change.destructive) {
-            Ok(Answer::Yes) => {}
-            Ok(Answer::No) => return (Outcome::Declined, None, None),
-            Ok(Answer::Pending) => {
-                return (
-                    Outcome::Skipped {
-                        reason: "no terminal and no --yes: fix pending".into(),
-                    },
-                    None,
-                    None,
-                );
-            }
-            Err(e) => {
-                return (
-                    Outcome::Failed {
-                        error: format!("{e:#}"),
-                    },
-                    None,
-                    None,
-                );
-            }
+        let answer = self.prompter.confirm(&question, !change.destructive);
+        if let Some(stop) = unless_yes(answer, "no terminal and no --yes: fix pending") {
+            return (stop, None, None);
         }
         // 5. Backups.
         let mut backup_paths = Vec::new();
@@ -891,6 +857,20 @@ impl Executor<'_> {
             }
         }
         out
+    }
+}
+
+/// The outcome that stops a step when the answer is not yes.
+fn unless_yes(answer: anyhow::Result<Answer>, pending: &str) -> Option<Outcome> {
+    match answer {
+        Ok(Answer::Yes) => None,
+        Ok(Answer::No) => Some(Outcome::Declined),
+        Ok(Answer::Pending) => Some(Outcome::Skipped {
+            reason: pending.into(),
+        }),
+        Err(e) => Some(Outcome::Failed {
+            error: format!("{e:#}"),
+        }),
     }
 }
 

@@ -53,22 +53,27 @@ fn prompt_error(e: dialoguer::Error) -> anyhow::Error {
     anyhow::anyhow!("read the answer from the terminal: {e}")
 }
 
+/// A yes/no question on the terminal; Esc or q counts as no.
+fn ask_yes_no(question: &str, default: bool) -> anyhow::Result<Answer> {
+    let ok = Confirm::with_theme(&ColorfulTheme::default())
+        .with_prompt(question)
+        .default(default)
+        .interact_opt()
+        .map_err(prompt_error)?;
+    Ok(if ok == Some(true) {
+        Answer::Yes
+    } else {
+        Answer::No
+    })
+}
+
 impl Prompter for Terminal {
     fn confirm(&mut self, question: &str, default: bool) -> anyhow::Result<Answer> {
         if self.yes {
             eprintln!("{question} yes (--yes)");
             return Ok(Answer::Yes);
         }
-        let ok = Confirm::with_theme(&ColorfulTheme::default())
-            .with_prompt(question)
-            .default(default)
-            .interact_opt()
-            .map_err(prompt_error)?;
-        Ok(if ok == Some(true) {
-            Answer::Yes
-        } else {
-            Answer::No
-        })
+        ask_yes_no(question, default)
     }
 
     fn confirm_extra(&mut self, question: &str) -> anyhow::Result<Answer> {
@@ -76,16 +81,7 @@ impl Prompter for Terminal {
             eprintln!("{question} yes (--allow-managed)");
             return Ok(Answer::Yes);
         }
-        let ok = Confirm::with_theme(&ColorfulTheme::default())
-            .with_prompt(question)
-            .default(false)
-            .interact_opt()
-            .map_err(prompt_error)?;
-        Ok(if ok == Some(true) {
-            Answer::Yes
-        } else {
-            Answer::No
-        })
+        ask_yes_no(question, false)
     }
 
     fn select(&mut self, prompt: &str, items: &[String]) -> anyhow::Result<Option<usize>> {
