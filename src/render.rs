@@ -262,26 +262,29 @@ pub fn diagnose_text(out: &mut dyn Write, r: &Report, p: &Palette) -> anyhow::Re
             writeln!(out, "  last failure: {t}")?;
         }
     }
-    if !r.other_namespaces.is_empty() {
+    let same: Vec<_> = r
+        .other_namespaces
+        .iter()
+        .filter(|o| o.same_credential)
+        .collect();
+    let different = r.other_namespaces.len() - same.len();
+    if !same.is_empty() {
         writeln!(
             out,
             "{}",
-            p.bold.apply_to("same registry, other namespaces:")
+            p.bold
+                .apply_to("same credential, other namespaces (likely failing too):")
         )?;
-        for o in &r.other_namespaces {
-            writeln!(
-                out,
-                "  {}/{} ({}): {}",
-                o.namespace,
-                o.name,
-                o.registry,
-                if o.same_credential {
-                    "same credential as the failing secret"
-                } else {
-                    "different credential"
-                }
-            )?;
+        for o in &same {
+            writeln!(out, "  {}/{} ({})", o.namespace, o.name, o.registry)?;
         }
+    }
+    if different > 0 {
+        writeln!(
+            out,
+            "{} {different} other pull secret(s) for the same registry hold a different credential (-o json lists them)",
+            p.dim.apply_to("note:")
+        )?;
     }
     for n in &r.notes {
         writeln!(out, "{} {n}", p.warn.apply_to("note:"))?;
