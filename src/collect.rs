@@ -149,7 +149,8 @@ pub enum Scope {
 }
 
 impl Scope {
-    fn path(&self, resource: &str) -> String {
+    /// The API path of a core resource in this scope.
+    pub fn path(&self, resource: &str) -> String {
         match self {
             Scope::All => format!("/api/v1/{resource}"),
             Scope::Namespace(ns) => format!("/api/v1/namespaces/{ns}/{resource}"),
@@ -166,6 +167,7 @@ pub const PAGE_SIZE: u32 = 500;
 pub async fn list_pods_filtered<T>(
     client: &Client,
     scope: &Scope,
+    query: &str,
     mut keep: impl FnMut(PodLite) -> Option<T>,
 ) -> anyhow::Result<(Vec<T>, usize)> {
     let mut kept = Vec::new();
@@ -173,6 +175,10 @@ pub async fn list_pods_filtered<T>(
     let mut cont: Option<String> = None;
     loop {
         let mut path = format!("{}?limit={PAGE_SIZE}", scope.path("pods"));
+        if !query.is_empty() {
+            path.push('&');
+            path.push_str(query);
+        }
         if let Some(c) = &cont {
             path.push_str("&continue=");
             path.push_str(&urlencode(c));
@@ -274,10 +280,34 @@ pub struct WorkloadLite {
     pub status: serde_json::Value,
 }
 
+/// How many pods the scope holds, from one `limit=1` list
+/// (`remainingItemCount`); `None` when the server does not say.
+pub async fn count_pods(client: &Client, scope: &Scope) -> Option<usize> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct CountMeta {
+        #[serde(default)]
+        remaining_item_count: Option<usize>,
+    }
+    #[derive(Deserialize)]
+    struct Counted {
+        metadata: CountMeta,
+        #[serde(default)]
+        items: Vec<serde::de::IgnoredAny>,
+    }
+    let req = http::Request::get(format!("{}?limit=1", scope.path("pods")))
+        .body(Vec::new())
+        .ok()?;
+    let c: Counted = client.request(req).await.ok()?;
+    Some(c.items.len() + c.metadata.remaining_item_count.unwrap_or(0))
+}
+
 /// An event, reduced.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventLite {
+    #[serde(default)]
+    pub metadata: Meta,
     #[serde(default)]
     pub reason: String,
     #[serde(default)]
@@ -297,6 +327,8 @@ pub struct EventLite {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InvolvedLite {
+    #[serde(default)]
+    pub kind: String,
     #[serde(default)]
     pub name: String,
     #[serde(default)]

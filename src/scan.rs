@@ -26,6 +26,10 @@ pub struct FailingContainer {
     pub init: bool,
     pub reason: String,
     pub message: String,
+    /// The kubelet's pull events for this container (reason, message),
+    /// newest first: they carry the cause when the waiting message does not.
+    #[serde(skip)]
+    pub events: Vec<(String, String)>,
 }
 
 /// A pod with at least one such container.
@@ -72,6 +76,7 @@ pub fn extract_failing(pod: PodLite) -> Option<FailingPod> {
             init,
             reason,
             message: w.message.clone().unwrap_or_default(),
+            events: Vec::new(),
         });
     }
     if containers.is_empty() {
@@ -202,7 +207,16 @@ pub fn group(
             });
             let mut causes: BTreeMap<Cause, usize> = BTreeMap::new();
             for (_, c) in &members {
-                let classified = classify_container(&c.reason, &c.message, &[]);
+                let events: Vec<crate::diagnose::classify::EventText<'_>> = c
+                    .events
+                    .iter()
+                    .map(|(reason, message)| crate::diagnose::classify::EventText {
+                        reason,
+                        message,
+                        count: 1,
+                    })
+                    .collect();
+                let classified = classify_container(&c.reason, &c.message, &events);
                 *causes.entry(classified.cause).or_default() += 1;
             }
             let cause = causes
@@ -349,9 +363,117 @@ fn workload_path(kind: &str, ns: &str, name: &str) -> Option<String> {
     Some(format!("/{group}/namespaces/{ns}/{plural}/{name}"))
 }
 
+/// Finds the failing pods without reading every pod:
+/// 1. pods not Running (nor Succeeded) — where pull failures almost always
+///    are — in one field-selected list served from the API server's watch
+///    cache (`resourceVersion=0`);
+/// 2. Running pods with a container that cannot re-pull: the kubelet keeps
+///    renewing their `BackOff` / `Failed` pull events, so one event list
+///    names them, and only their namespaces' Running pods are listed.
+///
+/// Requests grow with namespaces that hold such pods, never with pods.
+/// Returns the failing pods and the number of pods in scope.
+pub async fn collect_failing(
+    client: &Client,
+    scope: &Scope,
+) -> anyhow::Result<(Vec<FailingPod>, usize)> {
+    let enc = collect::urlencode;
+    let not_running = format!(
+        "fieldSelector={}&resourceVersion=0",
+        enc("status.phase!=Running,status.phase!=Succeeded")
+    );
+    let (mut failing, _) =
+        collect::list_pods_filtered(client, scope, &not_running, extract_failing).await?;
+    let mut namespaces: BTreeSet<String> = BTreeSet::new();
+    let mut pull_events: BTreeMap<(String, String, String), Vec<(String, String, String)>> =
+        BTreeMap::new();
+    for reason in ["BackOff", "Failed"] {
+        let path = format!(
+            "{}?fieldSelector={}&resourceVersion=0",
+            scope.path("events"),
+            enc(&format!("reason={reason},involvedObject.kind=Pod"))
+        );
+        let events: Vec<collect::EventLite> =
+            match collect::list_all(client, &path, "pull events").await {
+                Ok(e) => e,
+                // Without events (RBAC), fall back to every Running pod in scope.
+                Err(_) => {
+                    namespaces.insert(String::new());
+                    break;
+                }
+            };
+        for e in events {
+            let pull = e.message.starts_with("Back-off pulling image")
+                || e.message.starts_with("Failed to pull image");
+            if pull {
+                let key = (
+                    e.metadata.namespace.clone(),
+                    e.involved_object.name.clone(),
+                    e.involved_object.field_path.clone().unwrap_or_default(),
+                );
+                let at = e
+                    .last_timestamp
+                    .clone()
+                    .or_else(|| e.event_time.clone())
+                    .unwrap_or_default();
+                pull_events
+                    .entry(key)
+                    .or_default()
+                    .push((at, e.reason.clone(), e.message.clone()));
+            }
+            let known = failing
+                .iter()
+                .any(|p| p.namespace == e.metadata.namespace && p.name == e.involved_object.name);
+            if pull && !known {
+                namespaces.insert(e.metadata.namespace.clone());
+            }
+        }
+    }
+    let running = format!(
+        "fieldSelector={}&resourceVersion=0",
+        enc("status.phase=Running")
+    );
+    let scopes: Vec<Scope> = if namespaces.contains("") {
+        vec![scope.clone()]
+    } else {
+        namespaces.into_iter().map(Scope::Namespace).collect()
+    };
+    for s in scopes {
+        let (more, _) = collect::list_pods_filtered(client, &s, &running, extract_failing).await?;
+        failing.extend(more);
+    }
+    // Hand each container its pull events, newest first.
+    for pod in &mut failing {
+        for c in &mut pod.containers {
+            let path = format!(
+                "spec.{}{{{}}}",
+                if c.init {
+                    "initContainers"
+                } else {
+                    "containers"
+                },
+                c.name
+            );
+            if let Some(list) =
+                pull_events.get_mut(&(pod.namespace.clone(), pod.name.clone(), path))
+            {
+                list.sort_by(|a, b| b.0.cmp(&a.0));
+                c.events = list
+                    .iter()
+                    .map(|(_, r, m)| (r.clone(), m.clone()))
+                    .collect();
+            }
+        }
+    }
+    let seen = collect::count_pods(client, scope)
+        .await
+        .unwrap_or(failing.len());
+    Ok((failing, seen))
+}
+
 /// Runs the assessment against the cluster.
 pub async fn run(client: &Client, scope: &Scope) -> anyhow::Result<Assessment> {
-    let (failing, seen) = collect::list_pods_filtered(client, scope, extract_failing).await?;
+    let (failing, seen) = collect_failing(client, scope).await?;
     // Owners one level up: ReplicaSet -> Deployment, Job -> CronJob.
     let mut owners = BTreeMap::new();
     let direct: BTreeSet<(String, String, String)> = failing

@@ -546,3 +546,41 @@ fn diagnose_and_scan_only_read() {
     }
     delete_ns(&ns);
 }
+
+#[test]
+fn scan_finds_running_pods_with_one_failing_container() {
+    let ns = unique_ns("sidecar");
+    crate::lab::kubectl_ok(&["create", "namespace", &ns]);
+    let anon = env("PULLFIX_LAB_ANON_REGISTRY");
+    let pod = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "two", "namespace": ns},
+        "spec": {"nodeSelector": {"kubernetes.io/hostname": PROFILES[0]}, "containers": [
+            {"name": "ok", "image": format!("{anon}/team/worker:1.4.2")},
+            {"name": "bad", "image": format!("{anon}/team/worker:9.9.9")}]}});
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pod.json");
+    std::fs::write(&file, pod.to_string()).unwrap();
+    crate::lab::kubectl_ok(&["apply", "-f", file.to_str().unwrap()]);
+    crate::lab::wait_for("pod Running with one container failing", 120, || {
+        let p = crate::lab::json(&["get", "pod", "two", "-n", &ns]);
+        let bad = p["status"]["containerStatuses"]
+            .as_array()?
+            .iter()
+            .any(|c| c["name"] == "bad" && c["state"]["waiting"]["reason"] == "ImagePullBackOff");
+        (p["status"]["phase"] == "Running" && bad).then_some(())
+    });
+    let out = pullfix(&["scan", "-A", "-o", "json"]);
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let g = v["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["workload"]["namespace"] == ns.as_str())
+        .unwrap_or_else(|| panic!("the Running pod is missing from scan: {v:#}"));
+    assert_eq!(g["containers"][0], "bad");
+    assert_eq!(
+        g["cause"], "image-not-found",
+        "classified from its events: {g}"
+    );
+    delete_ns(&ns);
+}
