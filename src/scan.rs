@@ -363,6 +363,11 @@ fn workload_path(kind: &str, ns: &str, name: &str) -> Option<String> {
     Some(format!("/{group}/namespaces/{ns}/{plural}/{name}"))
 }
 
+/// (namespace, pod, fieldPath) of a container.
+type ContainerKey = (String, String, String);
+/// (time, reason, message) of an event.
+type TimedEvent = (String, String, String);
+
 /// Finds the failing pods without reading every pod:
 /// 1. pods not Running (nor Succeeded) — where pull failures almost always
 ///    are — in one field-selected list served from the API server's watch
@@ -385,8 +390,7 @@ pub async fn collect_failing(
     let (mut failing, _) =
         collect::list_pods_filtered(client, scope, &not_running, extract_failing).await?;
     let mut namespaces: BTreeSet<String> = BTreeSet::new();
-    let mut pull_events: BTreeMap<(String, String, String), Vec<(String, String, String)>> =
-        BTreeMap::new();
+    let mut pull_events: BTreeMap<ContainerKey, Vec<TimedEvent>> = BTreeMap::new();
     for reason in ["BackOff", "Failed"] {
         let path = format!(
             "{}?fieldSelector={}&resourceVersion=0",
