@@ -218,7 +218,7 @@ pub fn init_tracing(verbosity: u8) {
     // kube's client logs failed requests at error level; pullfix reports
     // them itself (with context), so they stay quiet unless -v.
     let level = match verbosity {
-        0 => "warn,kube_client=off",
+        0 => "warn,kube_client=off,rustls_platform_verifier=off",
         1 => "info",
         2 => "debug",
         _ => "trace",

@@ -74,10 +74,14 @@ pub fn structured<T: Serialize>(
     };
     match format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, &env)?;
+            // Through io::Error, so a closed pipe stays recognisable.
+            serde_json::to_writer_pretty(&mut *out, &env).map_err(std::io::Error::from)?;
             writeln!(out)?;
         }
-        Format::Yaml => serde_yaml::to_writer(&mut *out, &env)?,
+        Format::Yaml => {
+            let text = serde_yaml::to_string(&env)?;
+            out.write_all(text.as_bytes())?;
+        }
         Format::Text => unreachable!("text output has its own renderer"),
     }
     Ok(())
