@@ -653,3 +653,51 @@ fn no_argument_flow_scans_picks_and_fixes() {
     assert!(v.is_null() || v["kind"] == "Incident", "{}", text(&out));
     delete_ns(&ns);
 }
+
+#[test]
+fn credentials_from_a_docker_config_file() {
+    use base64::Engine;
+    let reg = env("PULLFIX_LAB_REGISTRY");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.json");
+    let auth = base64::engine::general_purpose::STANDARD
+        .encode(format!("pullfix:{}", env("PULLFIX_LAB_REGISTRY_PASSWORD")));
+    std::fs::write(
+        &cfg,
+        serde_json::json!({"auths": {reg.clone(): {"auth": auth}}}).to_string(),
+    )
+    .unwrap();
+    let ns = scenario("rotated-password", Some(NODE));
+    wait_pull_error(&ns, "checkout", false);
+    let t = fix_ok(
+        &ns,
+        "deploy/checkout",
+        &["--from-docker-config", cfg.to_str().unwrap()],
+    );
+    assert!(t.contains("credential from --from-docker-config"), "{t}");
+    delete_ns(&ns);
+}
+
+#[test]
+fn a_closed_pipe_exits_quietly() {
+    let ns = scenario("wrong-tag", Some(NODE));
+    wait_pull_error(&ns, "checkout", false);
+    for format in ["json", "text"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kubectl-pullfix"))
+            .args(["diagnose", "-n", &ns, "--no-probe", "-o", format])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the reading end before the command writes anything.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "-o {format}: {err}");
+        assert!(
+            !err.contains("Broken pipe") && !err.contains("panicked"),
+            "-o {format}: {err}"
+        );
+    }
+    delete_ns(&ns);
+}
