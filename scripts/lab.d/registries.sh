@@ -231,8 +231,13 @@ reg__up() {
     reg__htpasswd ecr AWS "$(<"$dir/ecr.password")" || return 1
     lab_start reg-ecr docker-registry serve "$dir/ecr/config.yml" || return 1
 
+    local -A daemon_of=([100]=reg-basic [101]=reg-token [102]=reg-issuer [103]=reg-anon [104]=reg-hubstub [106]=reg-ecr [107]=reg-untrusted)
     for port in 100 101 102 103 104 106 107; do
-        lab_wait_port 127.0.0.1 "$(lab_port $port)" 30 || return 1
+        if ! lab_wait_port 127.0.0.1 "$(lab_port $port)" 90; then
+            lab_log "${daemon_of[$port]} is not listening; last lines of its log:"
+            tail -n 20 "$PULLFIX_LAB_DIR/logs/${daemon_of[$port]}.log" >&2 || true
+            return 1
+        fi
     done
 
     # Pushes run in parallel, one log each, appended to reg-push.log.
