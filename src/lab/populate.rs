@@ -6,7 +6,10 @@
 //! written once and never again), then writes the pods' status as a kubelet
 //! would: Running and Ready, except `failing` pods spread over the
 //! namespaces whose `app` container waits in `ErrImagePull` or
-//! `ImagePullBackOff`.
+//! `ImagePullBackOff`: most never started (phase Pending), about a quarter
+//! ran before and cannot re-pull after a restart (phase Running, the image
+//! gone, `imagePullPolicy: Always`). Each failing pod also gets the
+//! kubelet's `Failed` and `BackOff` Warning events.
 //!
 //! Every [`OWNED_EVERY`]th namespace has the Deployment → ReplicaSet → Pod
 //! shape instead (one paused Deployment, one ReplicaSet, all pods owned by
@@ -41,7 +44,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use futures::{StreamExt, TryStreamExt, stream};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod};
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde::de::DeserializeOwned;
@@ -100,6 +103,7 @@ pub struct PopulateReport {
     pub pods_created: usize,
     pub pods_existing: usize,
     pub statuses_patched: usize,
+    pub events_created: usize,
     pub failing: usize,
     /// Time spent waiting for the bench nodes to leave Ready.
     pub node_wait: Duration,
@@ -113,7 +117,7 @@ impl fmt::Display for PopulateReport {
         write!(
             f,
             "populated {} namespaces, {} pods ({} created, {} existing), {} failing, \
-             {} owned by {} ReplicaSets, {} statuses written, {} bench nodes created; \
+             {} owned by {} ReplicaSets, {} statuses written, {} events created, {} bench nodes created; \
              pods {:.1} s, node wait {:.1} s, total {:.1} s",
             self.namespaces,
             self.pods,
@@ -123,6 +127,7 @@ impl fmt::Display for PopulateReport {
             self.owned_pods(),
             self.replicasets,
             self.statuses_patched,
+            self.events_created,
             self.nodes_created,
             self.pods_elapsed.as_secs_f64(),
             self.node_wait.as_secs_f64(),
@@ -207,6 +212,9 @@ pub struct PodPlan {
     /// Index over all pods (namespace-major).
     pub global: usize,
     pub failure: Option<Failure>,
+    /// A failing pod that ran before: phase Running, its `app` container
+    /// restarted and cannot pull its image again.
+    pub restarted: bool,
 }
 
 /// One planned namespace.
@@ -316,6 +324,8 @@ pub fn plan(opts: &PopulateOptions) -> Vec<NamespacePlan> {
                         1 => Failure::Unauthorized,
                         _ => Failure::BackOff,
                     });
+                    let restarted =
+                        failure.is_some() && splitmix(global as u64 ^ 0x5eed) % 4 == 0;
                     PodPlan {
                         name: format!("{app}-{template_hash}-{}", suffix(global as u64 ^ 0xb0b, 5)),
                         app,
@@ -323,6 +333,7 @@ pub fn plan(opts: &PopulateOptions) -> Vec<NamespacePlan> {
                         node: format!("{NODE_PREFIX}{}", global % NODES + 1),
                         global,
                         failure,
+                        restarted,
                     }
                 })
                 .collect();
@@ -493,6 +504,9 @@ pub fn pod_object(ns: &str, p: &PodPlan, owner: Option<&OwnerRef>) -> Value {
     let image = app_image(p.app, p.failure);
     let mut spec = pod_spec(p.app, ns, &image, seed);
     spec["nodeName"] = json!(p.node);
+    if p.restarted {
+        spec["containers"][0]["imagePullPolicy"] = json!("Always");
+    }
     let mut pod = json!({
         "apiVersion": "v1",
         "kind": "Pod",
@@ -571,6 +585,26 @@ pub fn pod_status(p: &PodPlan) -> Value {
             }),
             true,
         ),
+        Some(f) if p.restarted => (
+            "Running",
+            json!({
+                "name": "app",
+                "image": image,
+                "imageID": format!("{ECR}/team/{}@sha256:{}", p.app, hex_digest(seed ^ 0x01d, 32)),
+                "containerID": container_id(seed ^ 0xa9),
+                "ready": false,
+                "started": false,
+                "restartCount": 1 + p.global % 4,
+                "lastState": {"terminated": {
+                    "exitCode": 137, "reason": "OOMKilled",
+                    "startedAt": rfc3339(started + chrono::Duration::seconds(4)),
+                    "finishedAt": rfc3339(now - chrono::Duration::minutes(12)),
+                    "containerID": container_id(seed ^ 0xa9),
+                }},
+                "state": {"waiting": {"reason": f.reason(), "message": f.message(&image)}},
+            }),
+            false,
+        ),
         Some(f) => (
             "Pending",
             json!({
@@ -607,6 +641,50 @@ pub fn pod_status(p: &PodPlan) -> Value {
     })
 }
 
+/// The kubelet's Warning events for a failing pod: `Failed` (the pull
+/// error, renewed at every attempt) and `BackOff` (renewed while it waits).
+pub fn pod_events(ns: &str, p: &PodPlan, uid: &str) -> Vec<Value> {
+    let Some(f) = p.failure else {
+        return Vec::new();
+    };
+    let now = chrono::Utc::now();
+    let image = app_image(p.app, p.failure);
+    let first = now - chrono::Duration::minutes(if p.restarted { 12 } else { 30 + (p.global % 600) as i64 });
+    let last = now - chrono::Duration::seconds((p.global % 50) as i64);
+    let pull_error = match f {
+        // The BackOff status hides the error; the Failed event keeps it.
+        Failure::BackOff => Failure::NotFound.message(&image),
+        _ => f.message(&image),
+    };
+    let event = |reason: &str, message: String, count: usize, salt: u64| {
+        json!({
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": format!("{}.{}", p.name, hex_digest(p.global as u64 ^ salt, 8)),
+                "namespace": ns,
+            },
+            "involvedObject": {
+                "apiVersion": "v1", "kind": "Pod", "namespace": ns, "name": p.name, "uid": uid,
+                "fieldPath": "spec.containers{app}",
+            },
+            "reason": reason,
+            "message": message,
+            "source": {"component": "kubelet", "host": p.node},
+            "firstTimestamp": rfc3339(first),
+            "lastTimestamp": rfc3339(last),
+            "count": count,
+            "type": "Warning",
+            "reportingComponent": "kubelet",
+            "reportingInstance": p.node,
+        })
+    };
+    vec![
+        event("Failed", format!("Failed to pull image \"{image}\": {pull_error}"), 6 + p.global % 5, 0xfa1),
+        event("BackOff", format!("Back-off pulling image \"{image}\""), 40 + p.global % 90, 0xbac),
+    ]
+}
+
 /// Whether an existing pod's status already is what [`pod_status`] writes
 /// (phase, readiness and the failing container's reason).
 fn status_as_planned(pod: &Pod, p: &PodPlan) -> bool {
@@ -630,7 +708,10 @@ fn status_as_planned(pod: &Pod, p: &PodPlan) -> bool {
         .and_then(|w| w.reason.clone());
     match p.failure {
         None => ready && waiting.is_none() && status.phase.as_deref() == Some("Running"),
-        Some(f) => !ready && waiting.as_deref() == Some(f.reason()),
+        Some(f) => {
+            let phase = if p.restarted { "Running" } else { "Pending" };
+            !ready && waiting.as_deref() == Some(f.reason()) && status.phase.as_deref() == Some(phase)
+        }
     }
 }
 
@@ -965,16 +1046,36 @@ pub async fn populate(client: &Client, opts: &PopulateOptions) -> anyhow::Result
             }
         }
     }
-    let created: Vec<bool> = stream::iter(to_create.iter().map(|&(n, p)| {
-        let api: Api<Pod> = Api::namespaced(client.clone(), &n.name);
-        let object = pod_object(&n.name, p, owners.get(&n.name));
-        async move { create(&api, object, &format!("Pod {}/{}", n.name, p.name)).await }
-    }))
-    .buffer_unordered(concurrency)
-    .try_collect()
-    .await?;
-    report.pods_created = created.iter().filter(|c| **c).count();
+    let created: Vec<(String, String, Option<String>)> =
+        stream::iter(to_create.iter().map(|&(n, p)| {
+            let api: Api<Pod> = Api::namespaced(client.clone(), &n.name);
+            let object = pod_object(&n.name, p, owners.get(&n.name));
+            async move {
+                let what = format!("Pod {}/{}", n.name, p.name);
+                let pod: Pod = typed(object, &what)?;
+                let uid = match api.create(&PostParams::default(), &pod).await {
+                    Ok(created) => Some(created.metadata.uid.unwrap_or_default()),
+                    Err(kube::Error::Api(s)) if s.code == 409 => None,
+                    Err(e) => return Err(e).with_context(|| format!("create {what}")),
+                };
+                anyhow::Ok((n.name.clone(), p.name.clone(), uid))
+            }
+        }))
+        .buffer_unordered(concurrency)
+        .try_collect()
+        .await?;
+    report.pods_created = created.iter().filter(|c| c.2.is_some()).count();
     report.pods_existing += created.len() - report.pods_created;
+    let mut uids: HashMap<(String, String), String> = existing
+        .iter()
+        .flat_map(|(ns, pods)| {
+            pods.iter().map(|(name, pod)| {
+                let uid = pod.metadata.uid.clone().unwrap_or_default();
+                ((ns.clone(), name.clone()), uid)
+            })
+        })
+        .collect();
+    uids.extend(created.into_iter().filter_map(|(ns, name, uid)| Some(((ns, name), uid?))));
 
     // Statuses, once the node lifecycle controller is done with the nodes.
     if !to_patch.is_empty() {
@@ -1004,6 +1105,32 @@ pub async fn populate(client: &Client, opts: &PopulateOptions) -> anyhow::Result
     .try_collect()
     .await?;
     report.statuses_patched = patched.len();
+
+    // The kubelet's events for the failing pods (existing ones are kept).
+    let events: Vec<(String, Value)> = plans
+        .iter()
+        .flat_map(|n| n.pods.iter().map(move |p| (n, p)))
+        .filter(|(_, p)| p.failure.is_some())
+        .flat_map(|(n, p)| {
+            let uid = uids
+                .get(&(n.name.clone(), p.name.clone()))
+                .cloned()
+                .unwrap_or_default();
+            pod_events(&n.name, p, &uid)
+                .into_iter()
+                .map(|e| (n.name.clone(), e))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let made: Vec<bool> = stream::iter(events.into_iter().map(|(ns, e)| {
+        let api: Api<Event> = Api::namespaced(client.clone(), &ns);
+        let what = format!("Event {ns}/{}", e["metadata"]["name"].as_str().unwrap_or_default());
+        async move { create(&api, e, &what).await }
+    }))
+    .buffer_unordered(concurrency)
+    .try_collect()
+    .await?;
+    report.events_created = made.iter().filter(|m| **m).count();
     report.pods_elapsed = pods_started.elapsed().saturating_sub(report.node_wait);
     report.elapsed = started.elapsed();
     Ok(report)
@@ -1181,5 +1308,36 @@ mod tests {
         ))
         .unwrap();
         let _: Node = serde_json::from_value(node_object("bench-node-1")).unwrap();
+    }
+
+    #[test]
+    fn some_failing_pods_ran_before() {
+        let plans = plan(&opts(200, 50, 200));
+        let failing: Vec<&PodPlan> = plans
+            .iter()
+            .flat_map(|n| &n.pods)
+            .filter(|p| p.failure.is_some())
+            .collect();
+        let restarted: Vec<&&PodPlan> = failing.iter().filter(|p| p.restarted).collect();
+        assert!((30..80).contains(&restarted.len()), "{}", restarted.len());
+        assert!(plans.iter().flat_map(|n| &n.pods).all(|p| !p.restarted || p.failure.is_some()));
+        let p = restarted[0];
+        let mut pod: Pod = serde_json::from_value(pod_object("bench-001", p, None)).unwrap();
+        assert_eq!(
+            pod.spec.as_ref().unwrap().containers[0].image_pull_policy.as_deref(),
+            Some("Always")
+        );
+        let status = pod_status(p);
+        assert_eq!(status["status"]["phase"], "Running");
+        pod.status = Some(serde_json::from_value(status["status"].clone()).unwrap());
+        assert!(status_as_planned(&pod, p));
+        let events = pod_events("bench-001", p, "uid-1");
+        assert_eq!(events.len(), 2);
+        for e in events {
+            let e: Event = serde_json::from_value(e).unwrap();
+            assert_eq!(e.type_.as_deref(), Some("Warning"));
+            assert_eq!(e.involved_object.name.as_deref(), Some(p.name.as_str()));
+        }
+        assert!(pod_events("bench-001", &plans[0].pods[1], "u").is_empty() || plans[0].pods[1].failure.is_some());
     }
 }
