@@ -225,9 +225,20 @@ reg__up() {
     local log=$PULLFIX_LAB_DIR/logs/reg-push.log
     : >"$log"
     lab_wait_port 127.0.0.1 "$(lab_port 105)" 60 || return 1
-    (umask 077 && "$py" "$REG_LAB_D/push.py" ecr-password --endpoint "http://127.0.0.1:$(lab_port 105)" \
-        >"$dir/ecr.password" 2>>"$log") ||
-        { lab_log "GetAuthorizationToken against moto failed; see $log"; return 1; }
+    # moto may accept connections before it answers: a few tries.
+    local try
+    for try in 1 2 3 4 5; do
+        if (umask 077 && "$py" "$REG_LAB_D/push.py" ecr-password --endpoint "http://127.0.0.1:$(lab_port 105)" \
+            >"$dir/ecr.password" 2>>"$log"); then
+            break
+        fi
+        if ((try == 5)); then
+            lab_log "GetAuthorizationToken against moto failed 5 times; last lines of $log:"
+            tail -n 20 "$log" >&2 || true
+            return 1
+        fi
+        sleep 2
+    done
     reg__htpasswd ecr AWS "$(<"$dir/ecr.password")" || return 1
     lab_start reg-ecr docker-registry serve "$dir/ecr/config.yml" || return 1
 
