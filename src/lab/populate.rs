@@ -324,8 +324,7 @@ pub fn plan(opts: &PopulateOptions) -> Vec<NamespacePlan> {
                         1 => Failure::Unauthorized,
                         _ => Failure::BackOff,
                     });
-                    let restarted =
-                        failure.is_some() && splitmix(global as u64 ^ 0x5eed) % 4 == 0;
+                    let restarted = failure.is_some() && splitmix(global as u64 ^ 0x5eed) % 4 == 0;
                     PodPlan {
                         name: format!("{app}-{template_hash}-{}", suffix(global as u64 ^ 0xb0b, 5)),
                         app,
@@ -649,7 +648,12 @@ pub fn pod_events(ns: &str, p: &PodPlan, uid: &str) -> Vec<Value> {
     };
     let now = chrono::Utc::now();
     let image = app_image(p.app, p.failure);
-    let first = now - chrono::Duration::minutes(if p.restarted { 12 } else { 30 + (p.global % 600) as i64 });
+    let first = now
+        - chrono::Duration::minutes(if p.restarted {
+            12
+        } else {
+            30 + (p.global % 600) as i64
+        });
     let last = now - chrono::Duration::seconds((p.global % 50) as i64);
     let pull_error = match f {
         // The BackOff status hides the error; the Failed event keeps it.
@@ -680,8 +684,18 @@ pub fn pod_events(ns: &str, p: &PodPlan, uid: &str) -> Vec<Value> {
         })
     };
     vec![
-        event("Failed", format!("Failed to pull image \"{image}\": {pull_error}"), 6 + p.global % 5, 0xfa1),
-        event("BackOff", format!("Back-off pulling image \"{image}\""), 40 + p.global % 90, 0xbac),
+        event(
+            "Failed",
+            format!("Failed to pull image \"{image}\": {pull_error}"),
+            6 + p.global % 5,
+            0xfa1,
+        ),
+        event(
+            "BackOff",
+            format!("Back-off pulling image \"{image}\""),
+            40 + p.global % 90,
+            0xbac,
+        ),
     ]
 }
 
@@ -710,7 +724,9 @@ fn status_as_planned(pod: &Pod, p: &PodPlan) -> bool {
         None => ready && waiting.is_none() && status.phase.as_deref() == Some("Running"),
         Some(f) => {
             let phase = if p.restarted { "Running" } else { "Pending" };
-            !ready && waiting.as_deref() == Some(f.reason()) && status.phase.as_deref() == Some(phase)
+            !ready
+                && waiting.as_deref() == Some(f.reason())
+                && status.phase.as_deref() == Some(phase)
         }
     }
 }
@@ -1075,7 +1091,11 @@ pub async fn populate(client: &Client, opts: &PopulateOptions) -> anyhow::Result
             })
         })
         .collect();
-    uids.extend(created.into_iter().filter_map(|(ns, name, uid)| Some(((ns, name), uid?))));
+    uids.extend(
+        created
+            .into_iter()
+            .filter_map(|(ns, name, uid)| Some(((ns, name), uid?))),
+    );
 
     // Statuses, once the node lifecycle controller is done with the nodes.
     if !to_patch.is_empty() {
@@ -1124,7 +1144,10 @@ pub async fn populate(client: &Client, opts: &PopulateOptions) -> anyhow::Result
         .collect();
     let made: Vec<bool> = stream::iter(events.into_iter().map(|(ns, e)| {
         let api: Api<Event> = Api::namespaced(client.clone(), &ns);
-        let what = format!("Event {ns}/{}", e["metadata"]["name"].as_str().unwrap_or_default());
+        let what = format!(
+            "Event {ns}/{}",
+            e["metadata"]["name"].as_str().unwrap_or_default()
+        );
         async move { create(&api, e, &what).await }
     }))
     .buffer_unordered(concurrency)
@@ -1320,11 +1343,18 @@ mod tests {
             .collect();
         let restarted: Vec<&&PodPlan> = failing.iter().filter(|p| p.restarted).collect();
         assert!((30..80).contains(&restarted.len()), "{}", restarted.len());
-        assert!(plans.iter().flat_map(|n| &n.pods).all(|p| !p.restarted || p.failure.is_some()));
+        assert!(
+            plans
+                .iter()
+                .flat_map(|n| &n.pods)
+                .all(|p| !p.restarted || p.failure.is_some())
+        );
         let p = restarted[0];
         let mut pod: Pod = serde_json::from_value(pod_object("bench-001", p, None)).unwrap();
         assert_eq!(
-            pod.spec.as_ref().unwrap().containers[0].image_pull_policy.as_deref(),
+            pod.spec.as_ref().unwrap().containers[0]
+                .image_pull_policy
+                .as_deref(),
             Some("Always")
         );
         let status = pod_status(p);
@@ -1338,6 +1368,9 @@ mod tests {
             assert_eq!(e.type_.as_deref(), Some("Warning"));
             assert_eq!(e.involved_object.name.as_deref(), Some(p.name.as_str()));
         }
-        assert!(pod_events("bench-001", &plans[0].pods[1], "u").is_empty() || plans[0].pods[1].failure.is_some());
+        assert!(
+            pod_events("bench-001", &plans[0].pods[1], "u").is_empty()
+                || plans[0].pods[1].failure.is_some()
+        );
     }
 }
