@@ -324,7 +324,8 @@ pub fn plan(opts: &PopulateOptions) -> Vec<NamespacePlan> {
                         1 => Failure::Unauthorized,
                         _ => Failure::BackOff,
                     });
-                    let restarted = failure.is_some() && splitmix(global as u64 ^ 0x5eed) % 4 == 0;
+                    let restarted =
+                        failure.is_some() && splitmix(global as u64 ^ 0x5eed).is_multiple_of(4);
                     PodPlan {
                         name: format!("{app}-{template_hash}-{}", suffix(global as u64 ^ 0xb0b, 5)),
                         app,
