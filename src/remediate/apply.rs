@@ -527,31 +527,31 @@ impl Executor<'_> {
                     }));
                 }
                 let patch = json!({"spec": {"template": {"spec": {"imagePullSecrets": [{"name": secret}]}}}});
-                let mut body = patch.clone();
-                body["metadata"] =
-                    json!({"resourceVersion": current["metadata"]["resourceVersion"]});
-                Ok(Ok(Change {
-                    title: step.title.clone(),
-                    diff: vec![format!(
-                        "spec.template.spec.imagePullSecrets: [{}] → [{}]",
-                        existing.join(", "),
-                        existing
-                            .iter()
-                            .cloned()
-                            .chain([secret.clone()])
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )],
-                    kubectl: vec![format!(
-                        "kubectl patch {} -n {} -p '{patch}'",
-                        workload.target(),
-                        workload.namespace
-                    )],
-                    requests: vec![workload_patch(workload, path, body)],
-                    backups: vec![(current, RestoreKind::Replace)],
-                    destructive: false,
-                    managed: None,
-                }))
+                let diff = format!(
+                    "spec.template.spec.imagePullSecrets: [{}] → [{}]",
+                    existing.join(", "),
+                    existing
+                        .iter()
+                        .cloned()
+                        .chain([secret.clone()])
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                let kubectl = format!(
+                    "kubectl patch {} -n {} -p '{patch}'",
+                    workload.target(),
+                    workload.namespace
+                );
+                Ok(Ok(workload_change(
+                    &step.title,
+                    workload,
+                    path,
+                    current,
+                    patch,
+                    true,
+                    diff,
+                    kubectl,
+                )))
             }
             Action::SetImage {
                 workload,
@@ -594,22 +594,23 @@ impl Executor<'_> {
                     .and_then(|c| c["image"].as_str())
                     .unwrap_or_default()
                     .to_string();
-                let mut body = json!({"spec": {"template": {"spec": {key: [{"name": container, "image": image}]}}}});
-                body["metadata"] =
-                    json!({"resourceVersion": current["metadata"]["resourceVersion"]});
-                Ok(Ok(Change {
-                    title: step.title.clone(),
-                    diff: vec![format!("{key}[{container}].image: {old} → {image}")],
-                    kubectl: vec![format!(
-                        "kubectl set image {} {container}={image} -n {}",
-                        workload.target(),
-                        workload.namespace
-                    )],
-                    requests: vec![workload_patch(workload, path, body)],
-                    backups: vec![(current, RestoreKind::Replace)],
-                    destructive: false,
-                    managed: None,
-                }))
+                let body = json!({"spec": {"template": {"spec": {key: [{"name": container, "image": image}]}}}});
+                let diff = format!("{key}[{container}].image: {old} → {image}");
+                let kubectl = format!(
+                    "kubectl set image {} {container}={image} -n {}",
+                    workload.target(),
+                    workload.namespace
+                );
+                Ok(Ok(workload_change(
+                    &step.title,
+                    workload,
+                    path,
+                    current,
+                    body,
+                    true,
+                    diff,
+                    kubectl,
+                )))
             }
             Action::Restart { workload } => {
                 let (path, current) = self.workload(workload).await?;
@@ -625,21 +626,25 @@ impl Executor<'_> {
                 }
                 let at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
                 let body = json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": at}}}}});
-                Ok(Ok(Change {
-                    title: step.title.clone(),
-                    diff: vec![format!(
-                        "spec.template.metadata.annotations[kubectl.kubernetes.io/restartedAt]: {at}"
-                    )],
-                    kubectl: vec![format!(
-                        "kubectl rollout restart {} -n {}",
-                        workload.target(),
-                        workload.namespace
-                    )],
-                    requests: vec![workload_patch(workload, path, body)],
-                    backups: vec![(current, RestoreKind::Replace)],
-                    destructive: false,
-                    managed: None,
-                }))
+                let diff = format!(
+                    "spec.template.metadata.annotations[kubectl.kubernetes.io/restartedAt]: {at}"
+                );
+                let kubectl = format!(
+                    "kubectl rollout restart {} -n {}",
+                    workload.target(),
+                    workload.namespace
+                );
+                // Like kubectl's restart: not pinned to a resourceVersion.
+                Ok(Ok(workload_change(
+                    &step.title,
+                    workload,
+                    path,
+                    current,
+                    body,
+                    false,
+                    diff,
+                    kubectl,
+                )))
             }
             Action::DeleteBarePod { namespace, pod } => {
                 let path = format!("/api/v1/namespaces/{namespace}/pods/{pod}");
@@ -879,6 +884,34 @@ fn resource_name(r: &Request) -> String {
         r.access.2.to_string()
     } else {
         format!("{}.{}", r.access.2, r.access.1)
+    }
+}
+
+/// A strategic-merge patch of a workload, backed up before it is applied.
+/// `pin` carries the resourceVersion the change was based on, so a
+/// concurrent edit is a conflict rather than overwritten.
+#[allow(clippy::too_many_arguments)]
+fn workload_change(
+    title: &str,
+    w: &Workload,
+    path: String,
+    current: Value,
+    mut body: Value,
+    pin: bool,
+    diff: String,
+    kubectl: String,
+) -> Change {
+    if pin {
+        body["metadata"] = json!({"resourceVersion": current["metadata"]["resourceVersion"]});
+    }
+    Change {
+        title: title.to_string(),
+        diff: vec![diff],
+        kubectl: vec![kubectl],
+        requests: vec![workload_patch(w, path, body)],
+        backups: vec![(current, RestoreKind::Replace)],
+        destructive: false,
+        managed: None,
     }
 }
 
