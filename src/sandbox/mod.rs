@@ -1,6 +1,12 @@
-//! The simulated node side of a cluster: a kubelet that registers nodes and
-//! really pulls, with the wording of a chosen kubelet/runtime profile.
+//! The practice sandbox and the simulated node side of a cluster: an
+//! embedded API server, registry and ECR endpoint, minimal controllers, and
+//! a kubelet that registers nodes and really pulls, with the wording of a
+//! chosen kubelet/runtime profile.
 
+pub mod apiserver;
+pub mod controllers;
+pub mod ecr;
 pub mod kubelet;
 pub mod profile;
 pub mod registry;
+pub mod train;

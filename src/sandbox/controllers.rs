@@ -1,0 +1,1 @@
+//! Minimal controllers for the sandbox (work in progress).

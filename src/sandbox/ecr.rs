@@ -1,0 +1,1 @@
+//! An embedded ECR API endpoint for the sandbox (work in progress).

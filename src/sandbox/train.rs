@@ -1,0 +1,1 @@
+//! Training mode for sandbox scenarios (work in progress).
