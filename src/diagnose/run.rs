@@ -110,6 +110,10 @@ pub struct OtherSecret {
     pub registry: String,
     /// Same credential as the failing namespace's secret.
     pub same_credential: bool,
+    /// Workloads in that namespace failing to pull from the same registry
+    /// (restarted after the secret is updated); filled for stale copies.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failing_workloads: Vec<crate::scan::Workload>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -879,8 +883,34 @@ async fn other_namespaces(
                     name: v.name.clone(),
                     registry: host,
                     same_credential: failing_digests.contains(&digest(raw)),
+                    failing_workloads: Vec::new(),
                 });
             }
+        }
+    }
+    // The workloads the stale copies hold back, so the fix can restart
+    // them too (one assessment per namespace; a failure leaves them out).
+    let stale_namespaces: BTreeSet<String> = out
+        .iter()
+        .filter(|o| o.same_credential)
+        .map(|o| o.namespace.clone())
+        .collect();
+    for ns in stale_namespaces {
+        let scope = crate::collect::Scope::Namespace(ns.clone());
+        let Ok(assessment) = crate::scan::run(client, &scope).await else {
+            continue;
+        };
+        for o in out
+            .iter_mut()
+            .filter(|o| o.same_credential && o.namespace == ns)
+        {
+            o.failing_workloads = assessment
+                .groups
+                .iter()
+                .filter(|g| g.registry == o.registry)
+                .map(|g| g.workload.clone())
+                .collect();
+            o.failing_workloads.dedup();
         }
     }
     out

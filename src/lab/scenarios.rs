@@ -350,6 +350,37 @@ pub fn all() -> Vec<Scenario> {
             }),
         },
         Scenario {
+            id: "rotated-password-partial",
+            story: "the registry password was rotated and someone fixed regcred in the -b sibling only; this namespace and -c still hold the old one",
+            workload: "deploy/checkout",
+            build: |env, ns| {
+                let mut out = Vec::new();
+                for (i, target) in [ns.to_string(), format!("{ns}-b"), format!("{ns}-c")]
+                    .into_iter()
+                    .enumerate()
+                {
+                    if i > 0 {
+                        out.push(namespace(&target));
+                    }
+                    let cred = if i == 1 { env.good() } else { wrong(env, ns) };
+                    let mut s = pull_secret("regcred", &env.registry, &cred);
+                    s["metadata"]["namespace"] = json!(target);
+                    let mut d = deployment("checkout", &checkout(env, "v2.1.0"), 2, &["regcred"]);
+                    d["metadata"]["namespace"] = json!(target);
+                    out.extend([s, d]);
+                }
+                out
+            },
+            fix: Some(|env, ns| {
+                let mut c = Vec::new();
+                for target in [ns.to_string(), format!("{ns}-c")] {
+                    c.push(recreate_secret(env, &target, "regcred"));
+                    c.extend(restart(&target, "checkout"));
+                }
+                c
+            }),
+        },
+        Scenario {
             id: "sa-secret-only",
             story: "regcred is attached to the default ServiceAccount, but checkout runs as ServiceAccount checkout, which has none",
             workload: "deploy/checkout",

@@ -284,6 +284,27 @@ pub fn plan(f: &Finding, others: &[OtherSecret], opts: &PlanOptions) -> Vec<Plan
                 },
                 destructive: false,
             });
+            // Their failing workloads are held back by the same credential.
+            let mut held: Vec<&Workload> = others
+                .iter()
+                .filter(|o| o.same_credential && o.registry == server)
+                .flat_map(|o| &o.failing_workloads)
+                .filter(|w| restartable(w) && w.namespace != ns)
+                .collect();
+            held.sort();
+            held.dedup();
+            for w in held {
+                steps.push(PlannedStep {
+                    action: Action::Restart {
+                        workload: (*w).clone(),
+                    },
+                    title: format!("rollout restart {} -n {}", w.target(), w.namespace),
+                    why:
+                        "it fails on the same stale secret; new pods pull with the updated one now"
+                            .into(),
+                    destructive: false,
+                });
+            }
         }
     }
 
@@ -426,12 +447,25 @@ mod tests {
                 name: "regcred".into(),
                 registry: "reg.example.com".into(),
                 same_credential: true,
+                failing_workloads: vec![
+                    Workload {
+                        kind: "Deployment".into(),
+                        namespace: "b".into(),
+                        name: "app".into(),
+                    },
+                    Workload {
+                        kind: "Job".into(),
+                        namespace: "b".into(),
+                        name: "once".into(),
+                    },
+                ],
             },
             OtherSecret {
                 namespace: "c".into(),
                 name: "regcred".into(),
                 registry: "reg.example.com".into(),
                 same_credential: false,
+                failing_workloads: vec![],
             },
         ];
         let steps = plan(&f, &others, &opts());
@@ -445,7 +479,15 @@ mod tests {
                 secrets: vec![("b".into(), "regcred".into())]
             }
         );
-        assert!(matches!(steps[2].action, Action::Restart { .. }));
+        // The other namespace's failing Deployment is restarted too (a Job
+        // cannot be), then the workload itself.
+        assert_eq!(steps.len(), 4, "{steps:#?}");
+        assert!(
+            matches!(&steps[2].action, Action::Restart { workload } if workload.namespace == "b" && workload.name == "app")
+        );
+        assert!(
+            matches!(&steps[3].action, Action::Restart { workload } if workload.namespace != "b")
+        );
     }
 
     #[test]
@@ -553,6 +595,7 @@ mod tests {
             name: "regcred".into(),
             registry: "reg.example.com".into(),
             same_credential: true,
+            failing_workloads: vec![],
         }];
         let steps = plan(&f, &others, &opts());
         assert_eq!(steps.len(), 1, "{steps:?}");

@@ -310,6 +310,11 @@ fn stale_secret_is_updated_in_every_namespace_with_one_confirmation() {
         t.contains("update the same stale secret in 2 other namespace(s)"),
         "{t}"
     );
+    // The siblings' deployments fail on the same secret: restarted and verified.
+    assert!(
+        t.contains(&format!("rollout restart deploy/checkout -n {ns}-b")),
+        "{t}"
+    );
     let good = json(&["get", "secret", "regcred", "-n", &ns])["data"].to_string();
     for sibling in [format!("{ns}-b"), format!("{ns}-c")] {
         assert_eq!(
@@ -317,6 +322,44 @@ fn stale_secret_is_updated_in_every_namespace_with_one_confirmation() {
             good,
             "{sibling}"
         );
+        assert_eq!(ready(&sibling, "checkout"), (1, 1), "{sibling}");
+        delete_ns(&sibling);
+    }
+    delete_ns(&ns);
+}
+
+#[test]
+fn a_secret_fixed_in_one_namespace_is_copied_to_the_others() {
+    // No credential is given: the sibling someone already fixed provides it
+    // (tested against the registry first).
+    let ns = scenario("rotated-password-partial", Some(NODE));
+    wait_pull_error(&ns, "checkout", false);
+    let dir = tempfile::tempdir().unwrap();
+    let out = pullfix_in(
+        &[
+            "fix",
+            "deploy/checkout",
+            "-n",
+            &ns,
+            "--yes",
+            "--timeout",
+            "90s",
+            "--backup-dir",
+            dir.path().to_str().unwrap(),
+        ],
+        "",
+        &[],
+    );
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        !t.contains(&env("PULLFIX_LAB_REGISTRY_PASSWORD")),
+        "leak: {t}"
+    );
+    for n in [ns.clone(), format!("{ns}-b"), format!("{ns}-c")] {
+        assert_eq!(ready(&n, "checkout"), (2, 2), "{n}: {t}");
+    }
+    for sibling in [format!("{ns}-b"), format!("{ns}-c")] {
         delete_ns(&sibling);
     }
     delete_ns(&ns);
