@@ -131,6 +131,10 @@ pub enum Command {
     /// Guided fix for TARGET (or the failing workloads in scope): diagnose,
     /// plan, and apply each step with confirmation, then verify
     Fix(FixCommand),
+    /// Practise on an embedded cluster with nothing to install: start it,
+    /// load a scenario from the runbook (default: the expired ECR token),
+    /// and run the guided fix against it
+    Sandbox(SandboxArgs),
     /// Run the simulated kubelet (lab and sandbox use)
     #[command(hide = true)]
     LabKubelet(LabKubeletArgs),
@@ -151,6 +155,39 @@ pub struct FixCommand {
     pub target: Option<String>,
     #[command(flatten)]
     pub fix: FixArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SandboxArgs {
+    /// Scenario id (`--list` shows them); default: ecr-expired, the incident replay
+    pub scenario: Option<String>,
+    /// List the scenarios, one per line: id, then the story
+    #[arg(long)]
+    pub list: bool,
+    /// Leave the sandbox running until Ctrl-C and work in another terminal
+    /// (`source` the printed env file, then kubectl and kubectl pullfix)
+    #[arg(long, conflicts_with = "train")]
+    pub shell: bool,
+    /// Play the scenario as an incident replay first: the alert, then a
+    /// choice (A-D) each round, its consequence and cost, and a damage report
+    #[arg(long)]
+    pub train: bool,
+    /// Confirm every step of the guided fix (and play --train's best path)
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// Rehearse the guided fix: every write is a server-side dry-run
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Keep the kubeconfigs, audit log, backups and report here (default: a
+    /// temporary directory removed at exit)
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
+    /// With --shell: also write the environment (`export` lines) to FILE
+    #[arg(long, value_name = "FILE", requires = "shell")]
+    pub env_file: Option<std::path::PathBuf>,
+    /// Multiply the kubelet's backoff and sync periods
+    #[arg(long, default_value_t = 0.1, hide = true)]
+    pub time_scale: f64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -237,6 +274,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         None => run_fix(&cli.kube, &cli.globals, None, cli.fix).await,
         Some(Command::Fix(cmd)) => run_fix(&cli.kube, &cli.globals, cmd.target, cmd.fix).await,
+        Some(Command::Sandbox(args)) => run_sandbox(&cli.globals, args).await,
         Some(Command::LabKubelet(args)) => run_kubelet(&cli.kube, args).await,
         Some(Command::Scan) => run_scan(&cli.kube, &cli.globals).await,
         Some(Command::Diagnose(args)) => run_diagnose(&cli.kube, &cli.globals, args).await,
@@ -246,6 +284,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Some(Command::LabPopulate(args)) => run_populate(&cli.kube, args).await,
         Some(Command::LabDepopulate) => run_depopulate(&cli.kube).await,
     }
+}
+
+async fn run_sandbox(g: &Globals, args: SandboxArgs) -> anyhow::Result<u8> {
+    use crate::sandbox::practice::{SandboxOptions, run};
+    run(SandboxOptions {
+        scenario: args.scenario,
+        list: args.list,
+        shell: args.shell,
+        train: args.train,
+        yes: args.yes,
+        dry_run: args.dry_run,
+        dir: args.dir,
+        env_file: args.env_file,
+        time_scale: args.time_scale,
+        color: g.color(),
+    })
+    .await
 }
 
 async fn run_kubelet(kube: &KubeFlags, args: LabKubeletArgs) -> anyhow::Result<u8> {

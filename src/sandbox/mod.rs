@@ -4,9 +4,11 @@
 //! chosen kubelet/runtime profile.
 
 pub mod apiserver;
+pub mod cluster;
 pub mod controllers;
 pub mod ecr;
 pub mod kubelet;
+pub mod practice;
 pub mod profile;
 pub mod registry;
 pub mod train;

@@ -1,0 +1,590 @@
+//! Starts and stops the sandbox's whole cluster inside this process: the
+//! embedded API server, its controllers, the simulated kubelet with the
+//! lab's nine nodes, the registries the lab has (Basic, Bearer, anonymous,
+//! a Docker-Hub-like one with its rate limit, an ECR-paired one and its ECR
+//! API), and the unreachable hosts (no DNS record, nothing listening, a
+//! server that never answers).
+//!
+//! Everything listens on 127.0.0.1 on ports the OS picks. [`Cluster::exports`]
+//! gives the environment a second terminal (or a test) needs to use it: the
+//! kubeconfig, the registry knobs the tool reads, the AWS endpoint, and the
+//! same `PULLFIX_LAB_*` variables `scripts/lab env` prints, so the lab's
+//! test suite runs unchanged against the sandbox.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use kube::Client;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::lab::scenarios::{ECR_HOST, LabEnv, NXDOMAIN_HOST, REFUSED_HOST, TIMEOUT_HOST};
+use crate::registry::client::{Alias, RegistryConfig};
+use crate::sandbox::apiserver::{self, ApiServer, Deny, User};
+use crate::sandbox::ecr::{self, EcrEndpoint, EcrOptions};
+use crate::sandbox::kubelet::{self, KubeletOptions, NodeSpec};
+use crate::sandbox::registry::{
+    AuthMode, EmbeddedRegistry, MissingRepo, RegistryBehavior, RepoBehavior, RunningRegistry,
+};
+
+/// The nodes the lab simulates (`scripts/lab`): NAME:ARCH:KUBELET:RUNTIME.
+pub const LAB_NODES: &[&str] = &[
+    "lab-k133-cd21:amd64:1.33:containerd2.1",
+    "lab-k128-cd21:amd64:1.28:containerd2.1",
+    "lab-k127-cd17:amd64:1.27:containerd1.7",
+    "lab-k128-cd17:amd64:1.28:containerd1.7",
+    "lab-k127-docker:amd64:1.27:docker",
+    "lab-k128-crio:amd64:1.28:crio",
+    "lab-arm64:arm64:1.33:containerd2.1",
+    "lab-warm:amd64:1.33:containerd2.1",
+    "lab-fresh:amd64:1.33:containerd2.1",
+];
+/// The taints that keep the masking pair for the `IfNotPresent` scenario.
+pub const LAB_TAINTS: &[&str] = &[
+    "lab-warm=lab.pullfix.dev/pool=masking:NoSchedule",
+    "lab-fresh=lab.pullfix.dev/pool=masking:NoSchedule",
+];
+/// The user ECR tokens are issued for.
+pub const ECR_USER: &str = "AWS";
+const ECR_ACCOUNT: &str = "123456789012";
+const ECR_REGION: &str = "us-east-1";
+/// Most connections the never-answering server holds open.
+const BLACKHOLE_CAP: usize = 256;
+
+/// How to start the cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// Where kubeconfigs, the audit log and the environment file go.
+    pub dir: PathBuf,
+    /// Kubelet backoff and sync periods are multiplied by this.
+    pub time_scale: f64,
+}
+
+/// The running sandbox cluster. Dropping it stops everything.
+pub struct Cluster {
+    pub dir: PathBuf,
+    /// Registry addresses and credentials, in the shape lab scenarios take.
+    pub env: LabEnv,
+    /// The admin's kubeconfig.
+    pub kubeconfig: PathBuf,
+    pub kubeconfig_oncall: PathBuf,
+    pub kubeconfig_secrets_reader: PathBuf,
+    pub audit_log: PathBuf,
+    /// What nodes and the tool need to reach the registries.
+    pub registry_config: RegistryConfig,
+    apiserver: Option<ApiServer>,
+    registries: Vec<RunningRegistry>,
+    ecr: Option<EcrEndpoint>,
+    ecr_registry: EmbeddedRegistry,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    exports: Vec<(String, String)>,
+}
+
+fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+fn random_secret(len: usize) -> String {
+    use rand::Rng;
+    const CHARS: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+        .collect()
+}
+
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("write {}", path.display()))?;
+    f.write_all(contents.as_bytes())
+        .with_context(|| format!("write {}", path.display()))
+}
+
+/// The on-call identity can read everything but secrets and write nothing;
+/// the secrets reader can read everything and write nothing (as the lab's
+/// RBAC roles).
+fn users() -> Vec<User> {
+    let writes = || {
+        ["create", "update", "patch", "delete", "deletecollection"]
+            .map(String::from)
+            .to_vec()
+    };
+    let deny = |verbs: Vec<String>, group: &str, resource: &str| Deny {
+        verbs,
+        group: group.into(),
+        resource: resource.into(),
+    };
+    vec![
+        User {
+            name: "sandbox-admin".into(),
+            token: random_secret(32),
+            groups: vec!["system:masters".into(), "system:authenticated".into()],
+            deny: vec![],
+        },
+        User {
+            name: "oncall".into(),
+            token: random_secret(32),
+            groups: vec!["lab:oncall".into(), "system:authenticated".into()],
+            deny: vec![
+                deny(writes(), "*", "*"),
+                deny(
+                    ["get", "list", "watch"].map(String::from).to_vec(),
+                    "",
+                    "secrets",
+                ),
+            ],
+        },
+        User {
+            name: "secrets-reader".into(),
+            token: random_secret(32),
+            groups: vec!["lab:secrets-reader".into(), "system:authenticated".into()],
+            deny: vec![deny(writes(), "*", "*")],
+        },
+    ]
+}
+
+/// A server that accepts connections and never answers (a registry behind
+/// a firewall that drops packets), holding at most [`BLACKHOLE_CAP`].
+async fn blackhole(listener: TcpListener, mut stop: watch::Receiver<bool>) {
+    let held = Arc::new(AtomicUsize::new(0));
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((sock, _)) = accepted else { continue };
+                if held.load(Ordering::Relaxed) >= BLACKHOLE_CAP {
+                    continue;
+                }
+                held.fetch_add(1, Ordering::Relaxed);
+                let held = held.clone();
+                let mut stop = stop.clone();
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(Duration::from_secs(600), stop.changed()).await;
+                    drop(sock);
+                    held.fetch_sub(1, Ordering::Relaxed);
+                });
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// A loopback port where nothing listens (bound, then released).
+async fn closed_port() -> anyhow::Result<SocketAddr> {
+    let l = TcpListener::bind(loopback())
+        .await
+        .context("find a free port")?;
+    let addr = l.local_addr()?;
+    drop(l);
+    Ok(addr)
+}
+
+impl Cluster {
+    /// Starts every part and waits until the nodes are registered.
+    pub async fn start(options: ClusterOptions) -> anyhow::Result<Cluster> {
+        let dir = options.dir.clone();
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("create the sandbox directory {}", dir.display()))?;
+        let (shutdown, stop) = watch::channel(false);
+
+        // Registries, with the lab's images and behaviours.
+        let password = random_secret(20);
+        let token_password = random_secret(20);
+        let ecr_password = format!("{ECR_ACCOUNT}-{}", random_secret(24));
+        let basic = EmbeddedRegistry::start(RegistryBehavior::basic(&[("pullfix", &password)]))?;
+        let token = EmbeddedRegistry::start(
+            RegistryBehavior::bearer(&[("tokenuser", &token_password)])
+                .with_service("pullfix-lab-registry"),
+        )?;
+        let anon = EmbeddedRegistry::start(RegistryBehavior::anonymous())?;
+        let hub = EmbeddedRegistry::start(
+            RegistryBehavior {
+                auth: AuthMode::Bearer,
+                missing_repo: MissingRepo::InsufficientScope,
+                ..RegistryBehavior::default()
+            }
+            .with_service("registry.docker.io")
+            .with_public("library/nginx")
+            .with_repo("forbidden/app", RepoBehavior::Forbidden)
+            .with_repo(
+                "library/nginx",
+                RepoBehavior::RateLimited {
+                    limit: 100,
+                    remaining: 0,
+                    retry_after: 3600,
+                },
+            ),
+        )?;
+        let ecr_reg =
+            EmbeddedRegistry::start(RegistryBehavior::basic(&[(ECR_USER, &ecr_password)]))?;
+        for r in [&basic, &token, &anon, &ecr_reg] {
+            r.add_lab_images();
+        }
+        hub.add_image("library/nginx", "1.25", &[("linux", "amd64")]);
+        let ecr_registry: EmbeddedRegistry = (*ecr_reg).clone();
+        let ecr = ecr::start(
+            loopback(),
+            EcrOptions {
+                account: ECR_ACCOUNT.into(),
+                region: ECR_REGION.into(),
+                registry: ecr_registry.clone(),
+                deny_token: false,
+            },
+        )
+        .await
+        .context("start the embedded ECR API")?;
+
+        let refused = closed_port().await?;
+        let hole = TcpListener::bind(loopback())
+            .await
+            .context("start the never-answering server")?;
+        let hole_addr = hole.local_addr()?;
+        let mut tasks = vec![tokio::spawn(blackhole(hole, stop.clone()))];
+
+        let hub_addr = hub.addr;
+        let mut aliases: Vec<(String, Alias)> = [
+            "docker.io",
+            "registry-1.docker.io",
+            "index.docker.io",
+            "auth.docker.io",
+        ]
+        .iter()
+        .map(|h| (h.to_string(), Alias::Addr(hub_addr)))
+        .collect();
+        aliases.push((ECR_HOST.into(), Alias::Addr(ecr_reg.addr)));
+        aliases.push((REFUSED_HOST.into(), Alias::Addr(refused)));
+        aliases.push((TIMEOUT_HOST.into(), Alias::Addr(hole_addr)));
+        aliases.push((NXDOMAIN_HOST.into(), Alias::NoSuchHost));
+        let mut plain_http: Vec<String> = [&basic, &token, &anon, &hub, &ecr_reg]
+            .iter()
+            .map(|r| r.host())
+            .collect();
+        plain_http.extend(
+            [
+                "docker.io",
+                "registry-1.docker.io",
+                "index.docker.io",
+                ECR_HOST,
+                REFUSED_HOST,
+                TIMEOUT_HOST,
+                NXDOMAIN_HOST,
+            ]
+            .map(String::from),
+        );
+        let registry_config = RegistryConfig {
+            ca_pem: Vec::new(),
+            aliases,
+            plain_http,
+            timeout: Some(Duration::from_secs(3)),
+        };
+
+        // The API server and its identities.
+        let audit_log = dir.join("audit.log");
+        let users = users();
+        let apiserver = apiserver::start(
+            loopback(),
+            apiserver::Options {
+                users: users.clone(),
+                audit_log: Some(audit_log.clone()),
+            },
+        )
+        .await
+        .context("start the embedded API server")?;
+        let kubeconfig = dir.join("kubeconfig");
+        let kubeconfig_oncall = dir.join("kubeconfig-oncall");
+        let kubeconfig_secrets_reader = dir.join("kubeconfig-secrets-reader");
+        write_private(&kubeconfig, &apiserver.kubeconfig("sandbox-admin", None))?;
+        write_private(&kubeconfig_oncall, &apiserver.kubeconfig("oncall", None))?;
+        write_private(
+            &kubeconfig_secrets_reader,
+            &apiserver.kubeconfig("secrets-reader", None),
+        )?;
+        let client = client_for(&kubeconfig, crate::kubeconfig::LAB_USER_AGENT).await?;
+
+        // Controllers and the kubelet.
+        {
+            let client = client.clone();
+            let stop = stop.clone();
+            let time_scale = options.time_scale;
+            tasks.push(tokio::spawn(async move {
+                let opts = crate::sandbox::controllers::Options { time_scale };
+                if let Err(e) = crate::sandbox::controllers::run(client, opts, stop).await {
+                    tracing::error!("sandbox controllers stopped: {e:#}");
+                }
+            }));
+        }
+        let nodes = LAB_NODES
+            .iter()
+            .map(|s| NodeSpec::parse(s).map_err(anyhow::Error::msg))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let kubelet_options = KubeletOptions {
+            nodes,
+            time_scale: options.time_scale,
+            taints: LAB_TAINTS.iter().map(|s| s.to_string()).collect(),
+            registry: registry_config.clone(),
+        };
+        {
+            let client = client.clone();
+            let mut stop = stop.clone();
+            tasks.push(tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stop.changed().await;
+                };
+                if let Err(e) = kubelet::run(client, kubelet_options, shutdown).await {
+                    tracing::error!("sandbox kubelet stopped: {e:#}");
+                }
+            }));
+        }
+
+        let env = LabEnv {
+            registry: basic.host(),
+            user: "pullfix".into(),
+            password: password.clone(),
+            token_registry: token.host(),
+            token_user: "tokenuser".into(),
+            token_password: token_password.clone(),
+            anon_registry: anon.host(),
+            // No TLS in the sandbox: the untrusted-CA scenario is lab-only.
+            untrusted_registry: anon.host(),
+            ecr_password: ecr_password.clone(),
+        };
+        let aliases_spec = alias_spec(&registry_config.aliases);
+        let plain = registry_config.plain_http.join(",");
+        let path = |p: &Path| p.display().to_string();
+        let exports: Vec<(String, String)> = [
+            ("KUBECONFIG", path(&kubeconfig)),
+            (crate::probe::ENV_ALIASES, aliases_spec.clone()),
+            (crate::probe::ENV_PLAIN_HTTP, plain.clone()),
+            ("AWS_ENDPOINT_URL", ecr.url()),
+            ("AWS_ACCESS_KEY_ID", "AKIDPULLFIXSANDBOX".into()),
+            ("AWS_SECRET_ACCESS_KEY", "sandbox-not-a-secret".into()),
+            ("AWS_REGION", ECR_REGION.into()),
+            ("AWS_DEFAULT_REGION", ECR_REGION.into()),
+            ("PULLFIX_LAB_BACKEND", "sandbox".into()),
+            ("PULLFIX_LAB_DIR", path(&dir)),
+            ("PULLFIX_LAB_AUDIT_LOG", path(&audit_log)),
+            ("PULLFIX_LAB_KUBECONFIG_ONCALL", path(&kubeconfig_oncall)),
+            (
+                "PULLFIX_LAB_KUBECONFIG_SECRETS_READER",
+                path(&kubeconfig_secrets_reader),
+            ),
+            ("PULLFIX_LAB_REGISTRY", env.registry.clone()),
+            ("PULLFIX_LAB_REGISTRY_USER", env.user.clone()),
+            ("PULLFIX_LAB_REGISTRY_PASSWORD", password),
+            ("PULLFIX_LAB_TOKEN_REGISTRY", env.token_registry.clone()),
+            ("PULLFIX_LAB_TOKEN_USER", env.token_user.clone()),
+            ("PULLFIX_LAB_TOKEN_PASSWORD", token_password),
+            ("PULLFIX_LAB_ANON_REGISTRY", env.anon_registry.clone()),
+            (
+                "PULLFIX_LAB_UNTRUSTED_REGISTRY",
+                env.untrusted_registry.clone(),
+            ),
+            ("PULLFIX_LAB_HUB_STUB", hub.host()),
+            ("PULLFIX_LAB_ECR_REGISTRY", ecr_reg.host()),
+            ("PULLFIX_LAB_ECR_PASSWORD", ecr_password),
+            ("PULLFIX_LAB_HOST_ALIASES", aliases_spec),
+            ("PULLFIX_LAB_PLAIN_HTTP", plain),
+            ("PULLFIX_LAB_CA", String::new()),
+            ("PULLFIX_LAB_NODES", LAB_NODES.join(" ")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+
+        let cluster = Cluster {
+            dir,
+            env,
+            kubeconfig,
+            kubeconfig_oncall,
+            kubeconfig_secrets_reader,
+            audit_log,
+            registry_config,
+            apiserver: Some(apiserver),
+            registries: vec![basic, token, anon, hub, ecr_reg],
+            ecr: Some(ecr),
+            ecr_registry,
+            shutdown,
+            tasks,
+            exports,
+        };
+        cluster.wait_for_nodes(&client).await?;
+        Ok(cluster)
+    }
+
+    async fn wait_for_nodes(&self, client: &Client) -> anyhow::Result<()> {
+        let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let n = nodes
+                .list_metadata(&Default::default())
+                .await
+                .map(|l| l.items.len())
+                .unwrap_or(0);
+            if n >= LAB_NODES.len() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                anyhow::bail!(
+                    "the sandbox's nodes did not register within 20 s ({n}/{} so far)\nhelp: run with -v to see the kubelet's log",
+                    LAB_NODES.len()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A client for the admin (user agent of the lab's tools, so audit
+    /// filters on `kubectl-pullfix/` skip the sandbox's own requests).
+    pub async fn client(&self) -> anyhow::Result<Client> {
+        client_for(&self.kubeconfig, crate::kubeconfig::LAB_USER_AGENT).await
+    }
+
+    /// The environment for a second terminal or a child process.
+    pub fn exports(&self) -> &[(String, String)] {
+        &self.exports
+    }
+
+    /// `export K='V'` lines (single-quoted for sh).
+    pub fn export_lines(&self) -> String {
+        self.exports
+            .iter()
+            .map(|(k, v)| format!("export {k}='{}'\n", v.replace('\'', r"'\''")))
+            .collect()
+    }
+
+    /// The registry ECR tokens unlock (to rotate its password in scenarios).
+    pub fn ecr_registry(&self) -> &EmbeddedRegistry {
+        &self.ecr_registry
+    }
+
+    /// The embedded ECR API (to deny tokens in scenarios).
+    pub fn ecr(&self) -> Option<&EcrEndpoint> {
+        self.ecr.as_ref()
+    }
+
+    /// The API server's URL.
+    pub fn url(&self) -> String {
+        self.apiserver.as_ref().map(|a| a.url()).unwrap_or_default()
+    }
+
+    /// Stops the kubelet, the controllers and every server.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+        }
+        if let Some(a) = self.apiserver.take() {
+            a.shutdown().await;
+        }
+        if let Some(e) = self.ecr.take() {
+            e.shutdown().await;
+        }
+        for r in self.registries.drain(..) {
+            r.shutdown().await;
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn alias_spec(aliases: &[(String, Alias)]) -> String {
+    aliases
+        .iter()
+        .map(|(h, a)| match a {
+            Alias::Addr(addr) => format!("{h}={addr}"),
+            Alias::NoSuchHost => format!("{h}=nxdomain"),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A client from a kubeconfig file with the given user agent.
+pub async fn client_for(kubeconfig: &Path, user_agent: &'static str) -> anyhow::Result<Client> {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig)
+        .with_context(|| format!("read the sandbox kubeconfig {}", kubeconfig.display()))?;
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .context("load the sandbox kubeconfig")?;
+    config
+        .headers
+        .retain(|(k, _)| k != http::header::USER_AGENT);
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(user_agent),
+    ));
+    Client::try_from(config).context("create the sandbox client")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alias_spec_round_trips_through_the_parser() {
+        let aliases = vec![
+            (
+                "docker.io".to_string(),
+                Alias::Addr("127.0.0.1:5000".parse().unwrap()),
+            ),
+            ("registry.nxdomain.example".to_string(), Alias::NoSuchHost),
+        ];
+        let spec = alias_spec(&aliases);
+        assert_eq!(
+            spec,
+            "docker.io=127.0.0.1:5000,registry.nxdomain.example=nxdomain"
+        );
+        let parsed = crate::registry::client::parse_aliases(&spec).unwrap();
+        assert_eq!(parsed.len(), 2);
+    }
+
+    #[test]
+    fn lab_nodes_parse_and_taints_name_lab_nodes() {
+        for n in LAB_NODES {
+            NodeSpec::parse(n).unwrap();
+        }
+        for t in LAB_TAINTS {
+            let (node, _) = kubelet::parse_taint(t).unwrap();
+            assert!(LAB_NODES.iter().any(|n| n.starts_with(&format!("{node}:"))));
+        }
+    }
+
+    #[test]
+    fn on_call_may_not_read_secrets_or_write() {
+        let users = users();
+        let oncall = users.iter().find(|u| u.name == "oncall").unwrap();
+        assert!(
+            oncall
+                .deny
+                .iter()
+                .any(|d| d.resource == "secrets" && d.verbs.iter().any(|v| v == "get"))
+        );
+        assert!(
+            oncall
+                .deny
+                .iter()
+                .any(|d| d.resource == "*" && d.verbs.iter().any(|v| v == "patch"))
+        );
+        let tokens: std::collections::BTreeSet<_> = users.iter().map(|u| &u.token).collect();
+        assert_eq!(tokens.len(), users.len(), "tokens are distinct");
+    }
+}

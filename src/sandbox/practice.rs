@@ -1,0 +1,807 @@
+//! `kubectl pullfix sandbox`: practise the runbook on an embedded cluster.
+//!
+//! [`catalog`] pairs each lab scenario the sandbox can host with its success
+//! condition ([`Goal`]); [`run`] starts the cluster ([`Cluster`]), loads
+//! the scenario, then either runs the guided fix (the tool itself, as a
+//! child process with the sandbox's environment, exactly what a user gets
+//! in a second terminal), plays the training script first (`--train`), or
+//! leaves the sandbox up for the user (`--shell`). At the end it checks the
+//! goal against the cluster itself, not against the tool's own verdict.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use kube::Client;
+use serde_json::Value;
+
+use crate::lab::scenarios::{self, LabEnv, Placement, Scenario};
+use crate::registry::keyring::{Credential, dockerconfigjson};
+use crate::sandbox::cluster::{Cluster, ClusterOptions};
+
+/// The namespace scenarios are loaded into (siblings get `-b`, `-c`).
+pub const NAMESPACE: &str = "shop";
+/// The scenario `kubectl pullfix sandbox` runs when none is named: the
+/// incident replay.
+pub const DEFAULT_SCENARIO: &str = "ecr-expired";
+
+/// What must hold at the end for a scenario to count as resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Goal {
+    /// The workload is fully ready and no pod fails to pull, in the
+    /// scenario's namespace and these sibling suffixes (`-b`).
+    Ready { siblings: &'static [&'static str] },
+    /// Nothing in the cluster can fix it: the right move is to diagnose it
+    /// as `cause` and escalate, writing nothing.
+    Escalate { cause: &'static str },
+}
+
+/// A lab scenario as the sandbox hosts it.
+pub struct Practice {
+    pub scenario: Scenario,
+    pub goal: Goal,
+    /// The new credential the registry team hands over (written to a docker
+    /// config file the guided fix reads; never printed).
+    pub handover: bool,
+    /// Extra arguments for the guided fix with `--yes` (what a responder
+    /// would have found out by then, e.g. the right image).
+    pub auto_args: fn(&LabEnv) -> Vec<String>,
+}
+
+fn none(_: &LabEnv) -> Vec<String> {
+    Vec::new()
+}
+
+/// Every scenario the sandbox hosts, in the runbook's order. The lab's
+/// `tls-unknown-ca` is missing: the sandbox's registries speak plain HTTP.
+pub fn catalog() -> Vec<Practice> {
+    let ready = Goal::Ready { siblings: &[] };
+    let escalate = |cause| Goal::Escalate { cause };
+    scenarios::all()
+        .into_iter()
+        .filter_map(|scenario| {
+            let (goal, handover, auto_args): (Goal, bool, fn(&LabEnv) -> Vec<String>) =
+                match scenario.id {
+                    "wrong-tag" | "missing-prefix" | "sa-secret-only" | "ecr-expired"
+                    | "init-container" => (ready.clone(), false, none),
+                    "no-pull-secrets"
+                    | "secret-missing"
+                    | "secret-opaque"
+                    | "wrong-registry-key"
+                    | "rotated-password"
+                    | "ifnotpresent-masking" => (ready.clone(), true, none),
+                    "stale-secret-many-namespaces" => (
+                        Goal::Ready {
+                            siblings: &["-b", "-c"],
+                        },
+                        true,
+                        none,
+                    ),
+                    "rotated-password-partial" => (
+                        Goal::Ready {
+                            siblings: &["-b", "-c"],
+                        },
+                        false,
+                        none,
+                    ),
+                    "invalid-name" => (ready.clone(), false, |env| {
+                        vec![
+                            "--image".into(),
+                            format!("{}/team/checkout:v2.1.0", env.registry),
+                        ]
+                    }),
+                    "unreachable-dns" | "unreachable-refused" | "unreachable-timeout" => {
+                        (escalate("registry-unreachable"), false, none)
+                    }
+                    "rate-limited" => (escalate("rate-limited"), false, none),
+                    "repo-not-found" => (escalate("repository-not-found"), false, none),
+                    "access-denied" => (escalate("access-denied"), false, none),
+                    "never-pull" => (escalate("never-pull"), false, none),
+                    "platform-mismatch" => (escalate("platform-mismatch"), false, none),
+                    _ => return None,
+                };
+            Some(Practice {
+                scenario,
+                goal,
+                handover,
+                auto_args,
+            })
+        })
+        .collect()
+}
+
+/// Finds a sandbox scenario by id.
+pub fn find(id: &str) -> anyhow::Result<Practice> {
+    let mut all = catalog();
+    let ids: Vec<&str> = all.iter().map(|p| p.scenario.id).collect();
+    let ids = ids.join(", ");
+    match all.iter().position(|p| p.scenario.id == id) {
+        Some(i) => Ok(all.swap_remove(i)),
+        None if id == "tls-unknown-ca" => anyhow::bail!(
+            "scenario `tls-unknown-ca` needs TLS registries, which the sandbox does not have\nhelp: run it in the lab (scripts/lab up, then kubectl pullfix lab-scenario tls-unknown-ca)"
+        ),
+        None => anyhow::bail!(
+            "unknown scenario `{id}`\nhelp: `kubectl pullfix sandbox --list` shows them: {ids}"
+        ),
+    }
+}
+
+impl Practice {
+    /// The namespaces the goal covers.
+    pub fn namespaces(&self, ns: &str) -> Vec<String> {
+        let mut out = vec![ns.to_string()];
+        if let Goal::Ready { siblings } = &self.goal {
+            out.extend(siblings.iter().map(|s| format!("{ns}{s}")));
+        }
+        out
+    }
+
+    /// The workload's name (`checkout` of `deploy/checkout`).
+    pub fn workload(&self) -> &str {
+        self.scenario
+            .workload
+            .split_once('/')
+            .map(|(_, n)| n)
+            .unwrap_or(self.scenario.workload)
+    }
+
+    /// One line stating the success condition.
+    pub fn goal_text(&self, ns: &str) -> String {
+        let w = self.workload();
+        match &self.goal {
+            Goal::Ready { siblings } if siblings.is_empty() => {
+                format!("deploy/{w} in {ns} fully ready, no pod in ImagePullBackOff")
+            }
+            Goal::Ready { .. } => format!(
+                "deploy/{w} fully ready in {}, no pod in ImagePullBackOff",
+                self.namespaces(ns).join(", ")
+            ),
+            Goal::Escalate { cause } => format!(
+                "diagnosed as {cause} and escalated, with nothing written to the cluster (no in-cluster fix exists)"
+            ),
+        }
+    }
+}
+
+/// How `kubectl pullfix sandbox` runs.
+#[derive(Debug, Clone)]
+pub struct SandboxOptions {
+    pub scenario: Option<String>,
+    pub list: bool,
+    pub shell: bool,
+    pub train: bool,
+    pub yes: bool,
+    pub dry_run: bool,
+    /// Keep kubeconfigs, audit log and backups here (default: a temporary
+    /// directory removed at exit).
+    pub dir: Option<PathBuf>,
+    /// With `--shell`: also write the `export` lines here.
+    pub env_file: Option<PathBuf>,
+    pub time_scale: f64,
+    pub color: bool,
+}
+
+/// Runs `kubectl pullfix sandbox`; returns the exit code.
+pub async fn run(opts: SandboxOptions) -> anyhow::Result<u8> {
+    use std::io::Write as _;
+    if opts.list {
+        let mut out = std::io::stdout().lock();
+        for p in catalog() {
+            writeln!(out, "{}\t{}", p.scenario.id, p.scenario.story)?;
+        }
+        return Ok(crate::EXIT_OK);
+    }
+    let started = Instant::now();
+    let practice = match (&opts.scenario, opts.shell) {
+        (Some(id), _) => Some(find(id)?),
+        (None, true) => None,
+        (None, false) => Some(find(DEFAULT_SCENARIO)?),
+    };
+    let style = Style::new(opts.color);
+    println!(
+        "{} starting an embedded cluster: API server, registries, ECR API and 9 simulated nodes",
+        style.bold("pullfix sandbox:")
+    );
+
+    let (dir, _temp) = match &opts.dir {
+        Some(d) => (d.clone(), None),
+        None => {
+            let t = tempdir()?;
+            (t.0.clone(), Some(t))
+        }
+    };
+    let cluster = Cluster::start(ClusterOptions {
+        dir: dir.clone(),
+        time_scale: opts.time_scale,
+    })
+    .await?;
+    let client = cluster.client().await?;
+    println!(
+        "  cluster up in {:.1} s at {} (kubeconfig {})",
+        started.elapsed().as_secs_f64(),
+        cluster.url(),
+        cluster.kubeconfig.display()
+    );
+
+    let result = drive(&opts, practice.as_ref(), &cluster, &client, started, &style).await;
+    cluster.shutdown().await;
+    result
+}
+
+async fn drive(
+    opts: &SandboxOptions,
+    practice: Option<&Practice>,
+    cluster: &Cluster,
+    client: &Client,
+    started: Instant,
+    style: &Style,
+) -> anyhow::Result<u8> {
+    let ns = NAMESPACE;
+    let mut handover = None;
+    if let Some(p) = practice {
+        let objects = p.scenario.objects(&cluster.env, ns, &Placement::default());
+        scenarios::apply(client, &objects, ns)
+            .await
+            .with_context(|| format!("load scenario {}", p.scenario.id))?;
+        if p.handover {
+            handover = Some(write_handover(&cluster.dir, &cluster.env)?);
+        }
+        println!(
+            "\n{} {}\n  {}\n  {} {}",
+            style.bold("Scenario"),
+            p.scenario.id,
+            p.scenario.story,
+            style.bold("Goal:"),
+            p.goal_text(ns)
+        );
+        if let Some(h) = &handover {
+            println!(
+                "  The registry team has put the new credential in {} (a docker config file).",
+                h.display()
+            );
+        }
+        wait_for_symptom(client, p, ns).await;
+    }
+
+    if opts.shell {
+        return shell(opts, practice, cluster, client, style).await;
+    }
+    let Some(p) = practice else {
+        return Ok(crate::EXIT_OK);
+    };
+
+    if opts.train {
+        train(opts, p, cluster, ns)?;
+    }
+
+    println!(
+        "\n{} the guided fix: kubectl pullfix -n {ns}{}\n",
+        style.bold("Running"),
+        if opts.yes { " --yes" } else { "" }
+    );
+    let fix_started = Instant::now();
+    let status = guided_fix(opts, p, cluster, ns, handover.as_deref()).await?;
+    let check = check_goal(client, cluster, p, ns).await?;
+    println!(
+        "\n{} {} ({:.1} s in all, {:.1} s fixing; the guided fix exited {})",
+        if check.met {
+            style.green("resolved:")
+        } else {
+            style.red("not resolved:")
+        },
+        check.summary,
+        started.elapsed().as_secs_f64(),
+        fix_started.elapsed().as_secs_f64(),
+        status
+            .code()
+            .map_or("by signal".to_string(), |c| c.to_string()),
+    );
+    Ok(if check.met {
+        crate::EXIT_OK
+    } else {
+        crate::EXIT_FAILURES
+    })
+}
+
+fn tempdir() -> anyhow::Result<(PathBuf, TempDir)> {
+    let base = std::env::temp_dir();
+    for _ in 0..16 {
+        use rand::Rng;
+        let n: u32 = rand::rng().random();
+        let dir = base.join(format!("pullfix-sandbox-{n:08x}"));
+        match std::fs::DirBuilder::new().mode_private().create(&dir) {
+            Ok(()) => return Ok((dir.clone(), TempDir(dir))),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(e).with_context(|| format!("create a directory in {}", base.display()));
+            }
+        }
+    }
+    anyhow::bail!("could not create a sandbox directory in {}", base.display())
+}
+
+trait DirBuilderExt {
+    fn mode_private(&mut self) -> &mut Self;
+}
+
+impl DirBuilderExt for std::fs::DirBuilder {
+    fn mode_private(&mut self) -> &mut Self {
+        use std::os::unix::fs::DirBuilderExt as _;
+        self.mode(0o700)
+    }
+}
+
+/// Removes the sandbox's temporary directory at exit.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The registry team's hand-over: a docker config file (0600) with the
+/// current credential for the sandbox's registry.
+fn write_handover(dir: &Path, env: &LabEnv) -> anyhow::Result<PathBuf> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = dir.join("registry-team-docker-config.json");
+    let cred = Credential {
+        username: env.user.clone(),
+        password: env.password.clone(),
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("write {}", path.display()))?;
+    f.write_all(dockerconfigjson(&env.registry, &cred).as_bytes())?;
+    Ok(path)
+}
+
+/// Waits (up to 20 s) until the scenario's failure shows: a pod of the
+/// workload waiting with a pull error.
+async fn wait_for_symptom(client: &Client, p: &Practice, ns: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(pods) = pods(client, ns).await
+            && pods.iter().any(|pod| pull_error(pod).is_some())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tracing::warn!(
+        "scenario {}: no pull error showed within 20 s",
+        p.scenario.id
+    );
+}
+
+async fn pods(client: &Client, ns: &str) -> anyhow::Result<Vec<Value>> {
+    let req = http::Request::get(format!("/api/v1/namespaces/{ns}/pods"))
+        .body(Vec::new())
+        .context("build request")?;
+    let list: Value = client.request(req).await?;
+    Ok(list["items"].as_array().cloned().unwrap_or_default())
+}
+
+/// The pull-error reason a pod is waiting with, if any.
+pub fn pull_error(pod: &Value) -> Option<String> {
+    let status = &pod["status"];
+    ["initContainerStatuses", "containerStatuses"]
+        .iter()
+        .filter_map(|k| status[*k].as_array())
+        .flatten()
+        .filter_map(|c| c["state"]["waiting"]["reason"].as_str())
+        .find(|r| {
+            matches!(
+                *r,
+                "ErrImagePull"
+                    | "ImagePullBackOff"
+                    | "InvalidImageName"
+                    | "ErrImageNeverPull"
+                    | "RegistryUnavailable"
+            )
+        })
+        .map(str::to_string)
+}
+
+/// The result of checking a scenario's goal.
+#[derive(Debug, Clone)]
+pub struct GoalCheck {
+    pub met: bool,
+    pub summary: String,
+}
+
+/// Checks the goal against the cluster and the audit log.
+pub async fn check_goal(
+    client: &Client,
+    cluster: &Cluster,
+    p: &Practice,
+    ns: &str,
+) -> anyhow::Result<GoalCheck> {
+    let writes = tool_writes(&cluster.audit_log);
+    match &p.goal {
+        Goal::Ready { .. } => {
+            let mut parts = Vec::new();
+            let mut met = true;
+            for n in p.namespaces(ns) {
+                let (ready, desired) = deployment_ready(client, &n, p.workload()).await?;
+                let failing = pods(client, &n)
+                    .await?
+                    .iter()
+                    .filter(|pod| pull_error(pod).is_some())
+                    .count();
+                met &= desired > 0 && ready == desired && failing == 0;
+                parts.push(if failing == 0 {
+                    format!("{}: {ready}/{desired} ready in {n}", p.workload())
+                } else {
+                    format!(
+                        "{}: {ready}/{desired} ready in {n}, {failing} pod(s) failing to pull",
+                        p.workload()
+                    )
+                });
+            }
+            let tail = if met {
+                format!(
+                    ", no pod in ImagePullBackOff: resolved with {writes} change(s) by kubectl-pullfix"
+                )
+            } else {
+                String::new()
+            };
+            Ok(GoalCheck {
+                met,
+                summary: format!("{}{tail}", parts.join("; ")),
+            })
+        }
+        Goal::Escalate { cause } => {
+            let found = diagnosed_cause(client, ns).await;
+            let met = found.as_deref() == Some(*cause) && writes == 0;
+            Ok(GoalCheck {
+                met,
+                summary: format!(
+                    "diagnosed as {} (expected {cause}), {writes} change(s) written by kubectl-pullfix",
+                    found.as_deref().unwrap_or("nothing")
+                ),
+            })
+        }
+    }
+}
+
+async fn deployment_ready(client: &Client, ns: &str, name: &str) -> anyhow::Result<(i64, i64)> {
+    let req = http::Request::get(format!("/apis/apps/v1/namespaces/{ns}/deployments/{name}"))
+        .body(Vec::new())
+        .context("build request")?;
+    let d: Value = client
+        .request(req)
+        .await
+        .with_context(|| format!("read deployment {ns}/{name}"))?;
+    Ok((
+        d["status"]["readyReplicas"].as_i64().unwrap_or(0),
+        d["spec"]["replicas"].as_i64().unwrap_or(1),
+    ))
+}
+
+/// The cause the tool's classifier gives from the cluster's evidence alone
+/// (no registry probes: the sandbox process has no registry environment).
+async fn diagnosed_cause(client: &Client, ns: &str) -> Option<String> {
+    let scope = crate::collect::Scope::Namespace(ns.to_string());
+    let options = crate::diagnose::run::Options {
+        probe: false,
+        probe_timeout: Duration::from_secs(1),
+    };
+    let report =
+        crate::diagnose::run::run(client, &scope, &crate::diagnose::run::Target::All, &options)
+            .await
+            .ok()?;
+    let v = serde_json::to_value(&report).ok()?;
+    v["findings"][0]["cause"].as_str().map(str::to_string)
+}
+
+/// Writes (not dry-run) by the tool, from the audit log.
+pub fn tool_writes(audit_log: &Path) -> usize {
+    let Ok(text) = std::fs::read_to_string(audit_log) else {
+        return 0;
+    };
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| {
+            e["userAgent"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("kubectl-pullfix/"))
+                && matches!(
+                    e["verb"].as_str(),
+                    Some("create" | "update" | "patch" | "delete")
+                )
+                && e["objectRef"]["resource"] != "selfsubjectaccessreviews"
+                && !e["requestURI"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("dryRun=All")
+                && e["responseStatus"]["code"]
+                    .as_u64()
+                    .is_some_and(|c| (200..300).contains(&c))
+        })
+        .count()
+}
+
+/// Runs the guided fix as a child process with the sandbox's environment
+/// (what a user gets in a second terminal), sharing this terminal.
+async fn guided_fix(
+    opts: &SandboxOptions,
+    p: &Practice,
+    cluster: &Cluster,
+    ns: &str,
+    handover: Option<&Path>,
+) -> anyhow::Result<std::process::ExitStatus> {
+    let exe = std::env::current_exe().context("find the kubectl-pullfix executable")?;
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.args(["-n", ns, "--timeout", "60s", "--backup-dir"])
+        .arg(cluster.dir.join("backups"))
+        .arg("--report")
+        .arg(cluster.dir.join("incident.md"));
+    if opts.yes {
+        cmd.arg("--yes");
+        cmd.stdin(std::process::Stdio::null());
+    }
+    if opts.dry_run {
+        cmd.arg("--dry-run");
+    }
+    if !opts.color {
+        cmd.arg("--no-color");
+    }
+    if let Some(h) = handover {
+        cmd.arg("--from-docker-config").arg(h);
+    }
+    if opts.yes {
+        cmd.args((p.auto_args)(&cluster.env));
+    }
+    cmd.envs(cluster.exports().iter().map(|(k, v)| (k, v)));
+    cmd.env_remove("PULLFIX_YES");
+    let status = cmd
+        .status()
+        .await
+        .context("run the guided fix (kubectl-pullfix)")?;
+    Ok(status)
+}
+
+fn train(opts: &SandboxOptions, p: &Practice, cluster: &Cluster, ns: &str) -> anyhow::Result<()> {
+    use crate::sandbox::train;
+    let facts = train::Facts::for_scenario(p.scenario.id, ns, &cluster.env);
+    let Some(script) = train::script(p.scenario.id, &facts) else {
+        println!(
+            "\n(no training script for {}; scripts exist for: {})",
+            p.scenario.id,
+            train::scenarios().join(", ")
+        );
+        return Ok(());
+    };
+    let auto = opts.yes || !std::io::IsTerminal::is_terminal(&std::io::stdin());
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let mut out = std::io::stdout();
+    let mut show = |c: &train::Choice| real_output(c, cluster);
+    let outcome = train::play(&script, &mut input, &mut out, auto, &mut show)
+        .context("play the training script")?;
+    println!("{}", train::damage_report(&script, &outcome));
+    Ok(())
+}
+
+/// The true output of a read-only command against the sandbox, for the
+/// training's consequences. Commands that could print a secret's contents
+/// keep their scripted text; anything that fails or prints nothing too.
+fn real_output(c: &crate::sandbox::train::Choice, cluster: &Cluster) -> Option<String> {
+    let a = c.action.as_str();
+    let risky = a.contains("secret") || a.contains("base64") || a.contains("jsonpath");
+    if !c.is_read_only() || risky || !a.starts_with("kubectl ") {
+        return None;
+    }
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    let path = match std::env::var_os("PATH") {
+        Some(p) => {
+            let mut v = vec![dir.to_path_buf()];
+            v.extend(std::env::split_paths(&p));
+            std::env::join_paths(v).ok()?
+        }
+        None => dir.as_os_str().to_owned(),
+    };
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("timeout 20 {a}"))
+        .envs(cluster.exports().iter().map(|(k, v)| (k, v)))
+        .env("PATH", path)
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null());
+    let out = cmd.output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).trim_end().to_string();
+    // `kubectl pullfix scan|diagnose` exit 1 when they find failures.
+    let ok =
+        out.status.success() || (a.starts_with("kubectl pullfix") && out.status.code() == Some(1));
+    (ok && !text.is_empty()).then_some(text)
+}
+
+async fn shell(
+    opts: &SandboxOptions,
+    practice: Option<&Practice>,
+    cluster: &Cluster,
+    client: &Client,
+    style: &Style,
+) -> anyhow::Result<u8> {
+    let env_file = cluster.dir.join("sandbox.env");
+    std::fs::write(&env_file, cluster.export_lines())
+        .with_context(|| format!("write {}", env_file.display()))?;
+    if let Some(f) = &opts.env_file {
+        std::fs::write(f, cluster.export_lines())
+            .with_context(|| format!("write {}", f.display()))?;
+    }
+    println!(
+        "\n{} the sandbox is up until Ctrl-C. In another terminal:\n\n  source {}\n  kubectl get pods -n {NAMESPACE}\n  kubectl pullfix -n {NAMESPACE}\n",
+        style.bold("Shell:"),
+        env_file.display()
+    );
+    wait_for_stop().await;
+    let Some(p) = practice else {
+        println!("sandbox stopped");
+        return Ok(crate::EXIT_OK);
+    };
+    let check = check_goal(client, cluster, p, NAMESPACE).await?;
+    println!(
+        "{} {}",
+        if check.met {
+            style.green("resolved:")
+        } else {
+            style.red("not resolved:")
+        },
+        check.summary
+    );
+    Ok(if check.met {
+        crate::EXIT_OK
+    } else {
+        crate::EXIT_FAILURES
+    })
+}
+
+async fn wait_for_stop() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+struct Style {
+    color: bool,
+}
+
+impl Style {
+    fn new(color: bool) -> Style {
+        Style { color }
+    }
+    fn paint(&self, s: &str, style: console::Style) -> String {
+        if self.color {
+            style.force_styling(true).apply_to(s).to_string()
+        } else {
+            s.to_string()
+        }
+    }
+    fn bold(&self, s: &str) -> String {
+        self.paint(s, console::Style::new().bold())
+    }
+    fn green(&self, s: &str) -> String {
+        self.paint(s, console::Style::new().green().bold())
+    }
+    fn red(&self, s: &str) -> String {
+        self.paint(s, console::Style::new().red().bold())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_issue_s_scenarios_are_all_hosted() {
+        for id in [
+            "ecr-expired",
+            "rotated-password-partial",
+            "stale-secret-many-namespaces",
+            "missing-prefix",
+            "wrong-tag",
+            "sa-secret-only",
+            "secret-opaque",
+            "rate-limited",
+            "unreachable-refused",
+        ] {
+            find(id).unwrap_or_else(|e| panic!("{id}: {e}"));
+        }
+        let err = find("tls-unknown-ca").err().unwrap().to_string();
+        assert!(err.contains("TLS"), "{err}");
+        let err = find("nope").err().unwrap().to_string();
+        assert!(err.contains("--list"), "{err}");
+    }
+
+    #[test]
+    fn every_hosted_scenario_states_a_goal() {
+        let all = catalog();
+        assert!(all.len() >= 20, "{}", all.len());
+        for p in &all {
+            let text = p.goal_text("shop");
+            assert!(!text.is_empty());
+            assert!(
+                !p.scenario.workload.is_empty() && p.workload() != p.scenario.workload,
+                "{}",
+                p.scenario.id
+            );
+        }
+        let partial = find("rotated-password-partial").unwrap();
+        assert_eq!(partial.namespaces("shop"), ["shop", "shop-b", "shop-c"]);
+        assert!(partial.goal_text("shop").contains("shop-c"));
+    }
+
+    #[test]
+    fn pull_errors_are_read_from_init_and_app_containers() {
+        let pod = serde_json::json!({"status": {"initContainerStatuses": [
+            {"state": {"waiting": {"reason": "ImagePullBackOff"}}}],
+            "containerStatuses": [{"state": {"waiting": {"reason": "PodInitializing"}}}]}});
+        assert_eq!(pull_error(&pod).as_deref(), Some("ImagePullBackOff"));
+        let ok = serde_json::json!({"status": {"containerStatuses": [{"state": {"running": {}}}]}});
+        assert_eq!(pull_error(&ok), None);
+    }
+
+    #[test]
+    fn tool_writes_count_only_real_successful_writes_by_the_tool() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.log");
+        let line = |ua: &str, verb: &str, uri: &str, code: u16| {
+            serde_json::json!({"userAgent": ua, "verb": verb, "requestURI": uri,
+                "objectRef": {"resource": "secrets"}, "responseStatus": {"code": code}})
+            .to_string()
+        };
+        let text = [
+            line(
+                "kubectl-pullfix/0.1.0",
+                "patch",
+                "/api/v1/namespaces/shop/secrets/regcred",
+                200,
+            ),
+            line(
+                "kubectl-pullfix/0.1.0",
+                "patch",
+                "/api/v1/namespaces/shop/secrets/regcred?dryRun=All",
+                200,
+            ),
+            line(
+                "kubectl-pullfix/0.1.0",
+                "get",
+                "/api/v1/namespaces/shop/secrets/regcred",
+                200,
+            ),
+            line(
+                "kubectl-pullfix/0.1.0",
+                "patch",
+                "/apis/apps/v1/namespaces/shop/deployments/x",
+                409,
+            ),
+            line(
+                "kubectl-pullfix-lab/0.1.0",
+                "create",
+                "/api/v1/namespaces/shop/secrets",
+                201,
+            ),
+        ]
+        .join("\n");
+        std::fs::write(&log, text).unwrap();
+        assert_eq!(tool_writes(&log), 1);
+        assert_eq!(tool_writes(&dir.path().join("missing")), 0);
+    }
+}
