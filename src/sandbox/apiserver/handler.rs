@@ -212,12 +212,20 @@ fn rule_allows(rule: &DenyRule, verb: &str, group: &str, resource: &str) -> bool
 }
 
 /// Whether `caller` may do `verb` on `resource` (plural or plural/sub).
+/// Every authenticated user may ask what it may do (the real cluster's
+/// `system:basic-user` role), whatever its deny rules say.
 pub fn allowed(caller: &Caller, verb: &str, group: &str, resource: &str) -> bool {
+    let self_review = group == "authorization.k8s.io"
+        && verb == "create"
+        && matches!(
+            resource,
+            "selfsubjectaccessreviews" | "selfsubjectrulesreviews"
+        );
     !caller.anonymous
-        && caller
+        && (self_review || caller
             .deny
             .iter()
-            .all(|r| rule_allows(r, verb, group, resource))
+            .all(|r| rule_allows(r, verb, group, resource)))
 }
 
 /// The 403 for a denied resource request, if denied.
@@ -1532,6 +1540,22 @@ mod tests {
         };
         assert!(allowed(&caller, "patch", "apps", "deployments"));
         assert!(!allowed(&caller, "patch", "apps", "deployments/scale"));
+        // Denying every write still lets a user review its own access.
+        let read_only = Caller {
+            deny: vec![DenyRule {
+                verbs: vec!["create".into()],
+                group: "*".into(),
+                resource: "*".into(),
+            }],
+            ..caller.clone()
+        };
+        assert!(!allowed(&read_only, "create", "", "secrets"));
+        assert!(allowed(
+            &read_only,
+            "create",
+            "authorization.k8s.io",
+            "selfsubjectaccessreviews"
+        ));
         let ns = target("/api/v1/namespaces/shop");
         let anon = Caller {
             anonymous: true,
