@@ -290,6 +290,7 @@ async fn run_sandbox(g: &Globals, args: SandboxArgs) -> anyhow::Result<u8> {
     use crate::sandbox::practice::{SandboxOptions, run};
     run(SandboxOptions {
         scenario: args.scenario,
+        namespace: g.namespace.clone(),
         list: args.list,
         shell: args.shell,
         train: args.train,

@@ -19,7 +19,8 @@ use crate::lab::scenarios::{self, LabEnv, Placement, Scenario};
 use crate::registry::keyring::{Credential, dockerconfigjson};
 use crate::sandbox::cluster::{Cluster, ClusterOptions};
 
-/// The namespace scenarios are loaded into (siblings get `-b`, `-c`).
+/// The namespace scenarios are loaded into unless `-n` names another
+/// (siblings get `-b`, `-c`).
 pub const NAMESPACE: &str = "shop";
 /// The scenario `kubectl pullfix sandbox` runs when none is named: the
 /// incident replay.
@@ -45,8 +46,11 @@ pub struct Practice {
     pub handover: bool,
     /// Extra arguments for the guided fix with `--yes` (what a responder
     /// would have found out by then, e.g. the right image).
-    pub auto_args: fn(&LabEnv) -> Vec<String>,
+    pub auto_args: AutoArgs,
 }
+
+/// Arguments the guided fix gets with `--yes`, from the sandbox's registries.
+type AutoArgs = fn(&LabEnv) -> Vec<String>;
 
 fn none(_: &LabEnv) -> Vec<String> {
     Vec::new()
@@ -60,46 +64,45 @@ pub fn catalog() -> Vec<Practice> {
     scenarios::all()
         .into_iter()
         .filter_map(|scenario| {
-            let (goal, handover, auto_args): (Goal, bool, fn(&LabEnv) -> Vec<String>) =
-                match scenario.id {
-                    "wrong-tag" | "missing-prefix" | "sa-secret-only" | "ecr-expired"
-                    | "init-container" => (ready.clone(), false, none),
-                    "no-pull-secrets"
-                    | "secret-missing"
-                    | "secret-opaque"
-                    | "wrong-registry-key"
-                    | "rotated-password"
-                    | "ifnotpresent-masking" => (ready.clone(), true, none),
-                    "stale-secret-many-namespaces" => (
-                        Goal::Ready {
-                            siblings: &["-b", "-c"],
-                        },
-                        true,
-                        none,
-                    ),
-                    "rotated-password-partial" => (
-                        Goal::Ready {
-                            siblings: &["-b", "-c"],
-                        },
-                        false,
-                        none,
-                    ),
-                    "invalid-name" => (ready.clone(), false, |env| {
-                        vec![
-                            "--image".into(),
-                            format!("{}/team/checkout:v2.1.0", env.registry),
-                        ]
-                    }),
-                    "unreachable-dns" | "unreachable-refused" | "unreachable-timeout" => {
-                        (escalate("registry-unreachable"), false, none)
-                    }
-                    "rate-limited" => (escalate("rate-limited"), false, none),
-                    "repo-not-found" => (escalate("repository-not-found"), false, none),
-                    "access-denied" => (escalate("access-denied"), false, none),
-                    "never-pull" => (escalate("never-pull"), false, none),
-                    "platform-mismatch" => (escalate("platform-mismatch"), false, none),
-                    _ => return None,
-                };
+            let (goal, handover, auto_args): (Goal, bool, AutoArgs) = match scenario.id {
+                "wrong-tag" | "missing-prefix" | "sa-secret-only" | "ecr-expired"
+                | "init-container" => (ready.clone(), false, none),
+                "no-pull-secrets"
+                | "secret-missing"
+                | "secret-opaque"
+                | "wrong-registry-key"
+                | "rotated-password"
+                | "ifnotpresent-masking" => (ready.clone(), true, none),
+                "stale-secret-many-namespaces" => (
+                    Goal::Ready {
+                        siblings: &["-b", "-c"],
+                    },
+                    true,
+                    none,
+                ),
+                "rotated-password-partial" => (
+                    Goal::Ready {
+                        siblings: &["-b", "-c"],
+                    },
+                    false,
+                    none,
+                ),
+                "invalid-name" => (ready.clone(), false, |env| {
+                    vec![
+                        "--image".into(),
+                        format!("{}/team/checkout:v2.1.0", env.registry),
+                    ]
+                }),
+                "unreachable-dns" | "unreachable-refused" | "unreachable-timeout" => {
+                    (escalate("registry-unreachable"), false, none)
+                }
+                "rate-limited" => (escalate("rate-limited"), false, none),
+                "repo-not-found" => (escalate("repository-not-found"), false, none),
+                "access-denied" => (escalate("access-denied"), false, none),
+                "never-pull" => (escalate("never-pull"), false, none),
+                "platform-mismatch" => (escalate("platform-mismatch"), false, none),
+                _ => return None,
+            };
             Some(Practice {
                 scenario,
                 goal,
@@ -149,7 +152,7 @@ impl Practice {
     pub fn goal_text(&self, ns: &str) -> String {
         let w = self.workload();
         match &self.goal {
-            Goal::Ready { siblings } if siblings.is_empty() => {
+            Goal::Ready { siblings: [] } => {
                 format!("deploy/{w} in {ns} fully ready, no pod in ImagePullBackOff")
             }
             Goal::Ready { .. } => format!(
@@ -167,6 +170,8 @@ impl Practice {
 #[derive(Debug, Clone)]
 pub struct SandboxOptions {
     pub scenario: Option<String>,
+    /// Where the scenario goes (default [`NAMESPACE`]).
+    pub namespace: Option<String>,
     pub list: bool,
     pub shell: bool,
     pub train: bool,
@@ -236,7 +241,7 @@ async fn drive(
     started: Instant,
     style: &Style,
 ) -> anyhow::Result<u8> {
-    let ns = NAMESPACE;
+    let ns = opts.namespace.as_deref().unwrap_or(NAMESPACE);
     let mut handover = None;
     if let Some(p) = practice {
         let objects = p.scenario.objects(&cluster.env, ns, &Placement::default());
@@ -264,7 +269,7 @@ async fn drive(
     }
 
     if opts.shell {
-        return shell(opts, practice, cluster, client, style).await;
+        return shell(opts, practice, cluster, client, style, ns).await;
     }
     let Some(p) = practice else {
         return Ok(crate::EXIT_OK);
@@ -281,13 +286,18 @@ async fn drive(
     );
     let fix_started = Instant::now();
     let status = guided_fix(opts, p, cluster, ns, handover.as_deref()).await?;
-    let check = check_goal(client, cluster, p, ns).await?;
+    let check = if opts.dry_run {
+        rehearsal_check(&cluster.audit_log)
+    } else {
+        check_goal(client, cluster, p, ns).await?
+    };
     println!(
         "\n{} {} ({:.1} s in all, {:.1} s fixing; the guided fix exited {})",
-        if check.met {
-            style.green("resolved:")
-        } else {
-            style.red("not resolved:")
+        match (check.met, opts.dry_run) {
+            (true, false) => style.green("resolved:"),
+            (true, true) => style.green("rehearsed:"),
+            (false, false) => style.red("not resolved:"),
+            (false, true) => style.red("the rehearsal wrote:"),
         },
         check.summary,
         started.elapsed().as_secs_f64(),
@@ -500,8 +510,27 @@ async fn diagnosed_cause(client: &Client, ns: &str) -> Option<String> {
     v["findings"][0]["cause"].as_str().map(str::to_string)
 }
 
+/// With `--dry-run` the goal is that nothing was written: the audit log
+/// shows the tool's dry-run requests and no real write.
+pub fn rehearsal_check(audit_log: &Path) -> GoalCheck {
+    let writes = tool_writes(audit_log);
+    let rehearsed = tool_requests(audit_log, true);
+    GoalCheck {
+        met: writes == 0,
+        summary: format!(
+            "rehearsal: {rehearsed} server-side dry-run request(s) and {writes} real write(s) by kubectl-pullfix in the API server's audit log"
+        ),
+    }
+}
+
 /// Writes (not dry-run) by the tool, from the audit log.
 pub fn tool_writes(audit_log: &Path) -> usize {
+    tool_requests(audit_log, false)
+}
+
+/// Successful create/update/patch/delete requests by the tool: the dry-run
+/// ones (`dry_run`) or the real ones.
+fn tool_requests(audit_log: &Path, dry_run: bool) -> usize {
     let Ok(text) = std::fs::read_to_string(audit_log) else {
         return 0;
     };
@@ -516,10 +545,11 @@ pub fn tool_writes(audit_log: &Path) -> usize {
                     Some("create" | "update" | "patch" | "delete")
                 )
                 && e["objectRef"]["resource"] != "selfsubjectaccessreviews"
-                && !e["requestURI"]
+                && e["requestURI"]
                     .as_str()
                     .unwrap_or_default()
                     .contains("dryRun=All")
+                    == dry_run
                 && e["responseStatus"]["code"]
                     .as_u64()
                     .is_some_and(|c| (200..300).contains(&c))
@@ -629,6 +659,7 @@ async fn shell(
     cluster: &Cluster,
     client: &Client,
     style: &Style,
+    ns: &str,
 ) -> anyhow::Result<u8> {
     let env_file = cluster.dir.join("sandbox.env");
     std::fs::write(&env_file, cluster.export_lines())
@@ -638,7 +669,7 @@ async fn shell(
             .with_context(|| format!("write {}", f.display()))?;
     }
     println!(
-        "\n{} the sandbox is up until Ctrl-C. In another terminal:\n\n  source {}\n  kubectl get pods -n {NAMESPACE}\n  kubectl pullfix -n {NAMESPACE}\n",
+        "\n{} the sandbox is up until Ctrl-C. In another terminal:\n\n  source {}\n  kubectl get pods -n {ns}\n  kubectl pullfix -n {ns}\n",
         style.bold("Shell:"),
         env_file.display()
     );
@@ -647,7 +678,7 @@ async fn shell(
         println!("sandbox stopped");
         return Ok(crate::EXIT_OK);
     };
-    let check = check_goal(client, cluster, p, NAMESPACE).await?;
+    let check = check_goal(client, cluster, p, ns).await?;
     println!(
         "{} {}",
         if check.met {
@@ -802,6 +833,13 @@ mod tests {
         .join("\n");
         std::fs::write(&log, text).unwrap();
         assert_eq!(tool_writes(&log), 1);
+        assert_eq!(tool_requests(&log, true), 1);
+        let check = rehearsal_check(&log);
+        assert!(
+            !check.met,
+            "a real write fails the rehearsal: {}",
+            check.summary
+        );
         assert_eq!(tool_writes(&dir.path().join("missing")), 0);
     }
 }
