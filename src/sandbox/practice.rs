@@ -590,10 +590,16 @@ async fn guided_fix(
     }
     cmd.envs(cluster.exports().iter().map(|(k, v)| (k, v)));
     cmd.env_remove("PULLFIX_YES");
-    let status = cmd
-        .status()
-        .await
+    let mut child = cmd
+        .spawn()
         .context("run the guided fix (kubectl-pullfix)")?;
+    // Ctrl-C reaches the child too (same process group); wait for it to
+    // stop, so the sandbox can shut down and remove its directory.
+    let status = tokio::select! {
+        s = child.wait() => s,
+        _ = tokio::signal::ctrl_c() => child.wait().await,
+    }
+    .context("wait for the guided fix (kubectl-pullfix)")?;
     Ok(status)
 }
 
@@ -777,6 +783,18 @@ mod tests {
         let partial = find("rotated-password-partial").unwrap();
         assert_eq!(partial.namespaces("shop"), ["shop", "shop-b", "shop-c"]);
         assert!(partial.goal_text("shop").contains("shop-c"));
+    }
+
+    #[test]
+    fn docs_list_every_hosted_scenario() {
+        let docs = include_str!("../../docs/sandbox.md");
+        for p in catalog() {
+            assert!(
+                docs.contains(&format!("| `{}` |", p.scenario.id)),
+                "docs/sandbox.md does not list {}",
+                p.scenario.id
+            );
+        }
     }
 
     #[test]
