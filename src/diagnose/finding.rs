@@ -247,7 +247,14 @@ pub fn decide(
         });
     }
 
-    if matches!(cause, Cause::CredentialsRejected | Cause::AccessDenied) && ecr_expired {
+    // ECR answers an expired token with a bare 403, which the classifier
+    // already reads as "expired" on an ECR host; the decoded expiry makes
+    // it certain either way.
+    if matches!(
+        cause,
+        Cause::CredentialsRejected | Cause::AccessDenied | Cause::CredentialsExpired
+    ) && ecr_expired
+    {
         cause = Cause::CredentialsExpired;
         confidence = Confidence::High;
     }

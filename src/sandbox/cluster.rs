@@ -227,8 +227,11 @@ impl Cluster {
                 },
             ),
         )?;
-        let ecr_reg =
-            EmbeddedRegistry::start(RegistryBehavior::basic(&[(ECR_USER, &ecr_password)]))?;
+        // Like ECR: a token it no longer accepts gets 403, not a challenge.
+        let ecr_reg = EmbeddedRegistry::start(RegistryBehavior {
+            reject_with_403: true,
+            ..RegistryBehavior::basic(&[(ECR_USER, &ecr_password)])
+        })?;
         for r in [&basic, &token, &anon, &ecr_reg] {
             r.add_lab_images();
         }

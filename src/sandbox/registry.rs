@@ -117,6 +117,10 @@ pub struct RegistryBehavior {
     pub public_repos: HashSet<String>,
     /// Server-side cap on a tags-list page (registries cap `n`).
     pub max_tags_per_page: Option<usize>,
+    /// ECR's answer to credentials it does not accept (an expired token):
+    /// 403 `DENIED` instead of a 401 challenge. Requests without
+    /// credentials still get the challenge.
+    pub reject_with_403: bool,
 }
 
 fn users(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -1193,6 +1197,12 @@ fn authenticate(st: &mut State, req: &Request, name: Option<&str>) -> Result<Cal
             Some(Some((user, password))) if check_password(st, &user, &password) => {
                 Ok(Caller::User(user))
             }
+            Some(Some(_)) if st.behavior.reject_with_403 => Err(Reply::error(
+                403,
+                "DENIED",
+                "Your authorization token has expired. Reauthenticate and try again.",
+                Value::Null,
+            )),
             _ => Err(basic_challenge(st, "authentication required")),
         },
         AuthMode::Bearer => {

@@ -285,6 +285,12 @@ fn expired_ecr_token_is_refreshed_from_the_ecr_api() {
     let ns = scenario("ecr-expired", Some(NODE));
     wait_pull_error(&ns, "checkout", false);
     let t = fix_ok(&ns, "deploy/checkout", &[]);
+    // The lab's ECR-paired registry answers 401, the sandbox's 403 as ECR
+    // does: either way the decoded expiry makes the cause certain.
+    assert!(
+        t.contains("cause: credentials-expired — the pull secret's credentials have expired (High confidence)"),
+        "{t}"
+    );
     assert!(
         t.contains("a fresh ECR token (GetAuthorizationToken)"),
         "{t}"
