@@ -12,3 +12,6 @@ mod diagnose;
 
 #[path = "integration/fix.rs"]
 mod fix;
+
+#[path = "integration/sandbox.rs"]
+mod sandbox;
