@@ -93,6 +93,9 @@ pub struct FixArgs {
     /// Where backups of changed objects go (default: ~/.local/state/kubectl-pullfix/backups)
     #[arg(long, value_name = "DIR")]
     pub backup_dir: Option<std::path::PathBuf>,
+    /// Time bound for each registry probe
+    #[arg(long, default_value = "10s", value_parser = crate::kubeconfig::parse_duration)]
+    pub probe_timeout: Duration,
 }
 
 /// Flags every subcommand takes, as kubectl does.
@@ -417,7 +420,7 @@ async fn run_fix(
         attach_to: args.attach_to,
         secret_name: args.secret_name,
         backup_dir: args.backup_dir.unwrap_or_else(default_backup_dir),
-        probe_timeout: Duration::from_secs(10),
+        probe_timeout: args.probe_timeout,
         max_rounds: 3,
         color: g.color(),
         before_write_hook: std::env::var("PULLFIX_TEST_BEFORE_WRITE").ok(),

@@ -568,7 +568,9 @@ async fn guided_fix(
 ) -> anyhow::Result<std::process::ExitStatus> {
     let exe = std::env::current_exe().context("find the kubectl-pullfix executable")?;
     let mut cmd = tokio::process::Command::new(exe);
-    cmd.args(["-n", ns, "--timeout", "60s", "--backup-dir"])
+    // Probes get the nodes' registry timeout (3 s), so the never-answering
+    // registry costs seconds, not tens of seconds.
+    cmd.args(["-n", ns, "--timeout", "60s", "--probe-timeout", "3s", "--backup-dir"])
         .arg(cluster.dir.join("backups"))
         .arg("--report")
         .arg(cluster.dir.join("incident.md"));
