@@ -460,11 +460,23 @@ impl Cluster {
     }
 
     /// `export K='V'` lines (single-quoted for sh).
+    ///
+    /// The last line puts this executable's directory first on `PATH`, so
+    /// `kubectl pullfix` finds this very build as a plugin.
     pub fn export_lines(&self) -> String {
-        self.exports
+        let quote = |v: &str| format!("'{}'", v.replace('\'', r"'\''"));
+        let mut out: String = self
+            .exports
             .iter()
-            .map(|(k, v)| format!("export {k}='{}'\n", v.replace('\'', r"'\''")))
-            .collect()
+            .map(|(k, v)| format!("export {k}={}\n", quote(v)))
+            .collect();
+        if let Some(dir) = std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(|d| d.display().to_string()))
+        {
+            out.push_str(&format!("export PATH={}:\"$PATH\"\n", quote(&dir)));
+        }
+        out
     }
 
     /// The registry ECR tokens unlock (to rotate its password in scenarios).

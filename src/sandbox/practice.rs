@@ -230,6 +230,11 @@ pub async fn run(opts: SandboxOptions) -> anyhow::Result<u8> {
 
     let result = drive(&opts, practice.as_ref(), &cluster, &client, started, &style).await;
     cluster.shutdown().await;
+    if opts.dir.is_none() && practice.is_some() {
+        println!(
+            "(the sandbox and its directory are gone; --dir DIR keeps the report, backups and audit log)"
+        );
+    }
     result
 }
 
@@ -570,10 +575,18 @@ async fn guided_fix(
     let mut cmd = tokio::process::Command::new(exe);
     // Probes get the nodes' registry timeout (3 s), so the never-answering
     // registry costs seconds, not tens of seconds.
-    cmd.args(["-n", ns, "--timeout", "60s", "--probe-timeout", "3s", "--backup-dir"])
-        .arg(cluster.dir.join("backups"))
-        .arg("--report")
-        .arg(cluster.dir.join("incident.md"));
+    cmd.args([
+        "-n",
+        ns,
+        "--timeout",
+        "60s",
+        "--probe-timeout",
+        "3s",
+        "--backup-dir",
+    ])
+    .arg(cluster.dir.join("backups"))
+    .arg("--report")
+    .arg(cluster.dir.join("incident.md"));
     if opts.yes {
         cmd.arg("--yes");
         cmd.stdin(std::process::Stdio::null());
@@ -681,6 +694,11 @@ async fn shell(
         style.bold("Shell:"),
         env_file.display()
     );
+    if !on_path("kubectl") {
+        println!(
+            "  note: kubectl is not on PATH here; install it (apt-get install kubernetes-client, or see https://kubernetes.io/docs/tasks/tools/) to use the sandbox from a terminal\n"
+        );
+    }
     wait_for_stop().await;
     let Some(p) = practice else {
         println!("sandbox stopped");
@@ -701,6 +719,11 @@ async fn shell(
     } else {
         crate::EXIT_FAILURES
     })
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
 }
 
 async fn wait_for_stop() {

@@ -194,9 +194,28 @@ fn shell_mode_serves_kubectl_and_checks_the_goal_at_exit() {
         .lines()
         .filter_map(|l| l.strip_prefix("export "))
         .filter_map(|l| l.split_once('='))
+        .filter(|(k, _)| *k != "PATH")
         .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
         .collect();
     assert!(env.iter().any(|(k, _)| k == "KUBECONFIG"));
+    // Sourced by a shell, the file puts this build first on PATH, so kubectl
+    // finds the plugin.
+    let sourced = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            ". '{}' && command -v kubectl-pullfix && kubectl pullfix --version",
+            env_file.display()
+        ))
+        .output()
+        .unwrap();
+    let sourced_text = String::from_utf8_lossy(&sourced.stdout);
+    let exe = Path::new(env!("CARGO_BIN_EXE_kubectl-pullfix"));
+    assert!(
+        sourced_text.starts_with(&exe.display().to_string())
+            && sourced_text.contains(&format!("kubectl pullfix {}", env!("CARGO_PKG_VERSION"))),
+        "{}",
+        text(&sourced)
+    );
     let run = |program: &str, args: &[&str]| {
         Command::new(program)
             .args(args)
