@@ -9,6 +9,15 @@
 //! goal against the cluster itself, not against the tool's own verdict.
 
 use std::path::{Path, PathBuf};
+
+/// `println!` that hands the write error back (a closed pipe then ends the
+/// run quietly, as everywhere else in the tool) instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)
+    }};
+}
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -203,10 +212,10 @@ pub async fn run(opts: SandboxOptions) -> anyhow::Result<u8> {
         (None, false) => Some(find(DEFAULT_SCENARIO)?),
     };
     let style = Style::new(opts.color);
-    println!(
+    say!(
         "{} starting an embedded cluster: API server, registries, ECR API and 9 simulated nodes",
         style.bold("pullfix sandbox:")
-    );
+    )?;
 
     let (dir, _temp) = match &opts.dir {
         Some(d) => (d.clone(), None),
@@ -221,19 +230,19 @@ pub async fn run(opts: SandboxOptions) -> anyhow::Result<u8> {
     })
     .await?;
     let client = cluster.client().await?;
-    println!(
+    say!(
         "  cluster up in {:.1} s at {} (kubeconfig {})",
         started.elapsed().as_secs_f64(),
         cluster.url(),
         cluster.kubeconfig.display()
-    );
+    )?;
 
     let result = drive(&opts, practice.as_ref(), &cluster, &client, started, &style).await;
     cluster.shutdown().await;
     if opts.dir.is_none() && practice.is_some() {
-        println!(
+        say!(
             "(the sandbox and its directory are gone; --dir DIR keeps the report, backups and audit log)"
-        );
+        )?;
     }
     result
 }
@@ -256,19 +265,19 @@ async fn drive(
         if p.handover {
             handover = Some(write_handover(&cluster.dir, &cluster.env)?);
         }
-        println!(
+        say!(
             "\n{} {}\n  {}\n  {} {}",
             style.bold("Scenario"),
             p.scenario.id,
             p.scenario.story,
             style.bold("Goal:"),
             p.goal_text(ns)
-        );
+        )?;
         if let Some(h) = &handover {
-            println!(
+            say!(
                 "  The registry team has put the new credential in {} (a docker config file).",
                 h.display()
-            );
+            )?;
         }
         wait_for_symptom(client, p, ns).await;
     }
@@ -284,11 +293,11 @@ async fn drive(
         train(opts, p, cluster, ns)?;
     }
 
-    println!(
+    say!(
         "\n{} the guided fix: kubectl pullfix -n {ns}{}\n",
         style.bold("Running"),
         if opts.yes { " --yes" } else { "" }
-    );
+    )?;
     let fix_started = Instant::now();
     let status = guided_fix(opts, p, cluster, ns, handover.as_deref()).await?;
     let check = if opts.dry_run {
@@ -296,7 +305,7 @@ async fn drive(
     } else {
         check_goal(client, cluster, p, ns).await?
     };
-    println!(
+    say!(
         "\n{} {} ({:.1} s in all, {:.1} s fixing; the guided fix exited {})",
         match (check.met, opts.dry_run) {
             (true, false) => style.green("resolved:"),
@@ -310,7 +319,7 @@ async fn drive(
         status
             .code()
             .map_or("by signal".to_string(), |c| c.to_string()),
-    );
+    )?;
     Ok(if check.met {
         crate::EXIT_OK
     } else {
@@ -622,11 +631,11 @@ fn train(opts: &SandboxOptions, p: &Practice, cluster: &Cluster, ns: &str) -> an
     use crate::sandbox::train;
     let facts = train::Facts::for_scenario(p.scenario.id, ns, &cluster.env);
     let Some(script) = train::script(p.scenario.id, &facts) else {
-        println!(
+        say!(
             "\n(no training script for {}; scripts exist for: {})",
             p.scenario.id,
             train::scenarios().join(", ")
-        );
+        )?;
         return Ok(());
     };
     let auto = opts.yes || !std::io::IsTerminal::is_terminal(&std::io::stdin());
@@ -636,7 +645,7 @@ fn train(opts: &SandboxOptions, p: &Practice, cluster: &Cluster, ns: &str) -> an
     let mut show = |c: &train::Choice| real_output(c, cluster);
     let outcome = train::play(&script, &mut input, &mut out, auto, &mut show)
         .context("play the training script")?;
-    println!("{}", train::damage_report(&script, &outcome));
+    say!("{}", train::damage_report(&script, &outcome))?;
     Ok(())
 }
 
@@ -689,23 +698,23 @@ async fn shell(
         std::fs::write(f, cluster.export_lines())
             .with_context(|| format!("write {}", f.display()))?;
     }
-    println!(
+    say!(
         "\n{} the sandbox is up until Ctrl-C. In another terminal:\n\n  source {}\n  kubectl get pods -n {ns}\n  kubectl pullfix -n {ns}\n",
         style.bold("Shell:"),
         env_file.display()
-    );
+    )?;
     if !on_path("kubectl") {
-        println!(
+        say!(
             "  note: kubectl is not on PATH here; install it (apt-get install kubernetes-client, or see https://kubernetes.io/docs/tasks/tools/) to use the sandbox from a terminal\n"
-        );
+        )?;
     }
     wait_for_stop().await;
     let Some(p) = practice else {
-        println!("sandbox stopped");
+        say!("sandbox stopped")?;
         return Ok(crate::EXIT_OK);
     };
     let check = check_goal(client, cluster, p, ns).await?;
-    println!(
+    say!(
         "{} {}",
         if check.met {
             style.green("resolved:")
@@ -713,7 +722,7 @@ async fn shell(
             style.red("not resolved:")
         },
         check.summary
-    );
+    )?;
     Ok(if check.met {
         crate::EXIT_OK
     } else {

@@ -134,6 +134,9 @@ pub struct Facts {
     pub service_account: String,
     /// Other namespaces holding the same stale secret.
     pub other_namespaces: Vec<String>,
+    /// A sibling namespace whose copy of the secret was already fixed by
+    /// hand (it holds the working credential).
+    pub fixed_sibling: Option<String>,
     /// A node the pods are scheduled on.
     pub node: String,
     /// The CronJob that refreshes the ECR token.
@@ -166,6 +169,7 @@ impl Facts {
             secret: "regcred".into(),
             service_account: "default".into(),
             other_namespaces: Vec::new(),
+            fixed_sibling: None,
             node: "lab-k133-cd21".into(),
             cronjob: "ecr-token-refresh".into(),
             cronjob_schedule: "0 */10 * * *".into(),
@@ -183,6 +187,12 @@ impl Facts {
             "stale-secret-many-namespaces" => {
                 f.other_namespaces = vec![format!("{namespace}-b"), format!("{namespace}-c")];
             }
+            "rotated-password-partial" => {
+                f.other_namespaces = vec![format!("{namespace}-c")];
+                f.fixed_sibling = Some(format!("{namespace}-b"));
+                f.replicas = 2;
+            }
+            "rotated-password" => f.replicas = 2,
             "missing-prefix" => {
                 f.image = "team/checkout:v2.1.0".into();
                 f.replicas = 2;
@@ -294,9 +304,12 @@ pub fn scenarios() -> &'static [&'static str] {
     &[
         "ecr-expired",
         "stale-secret-many-namespaces",
+        "rotated-password-partial",
+        "rotated-password",
         "missing-prefix",
         "wrong-tag",
         "sa-secret-only",
+        "no-pull-secrets",
         "secret-opaque",
         "rate-limited",
         "unreachable-refused",
@@ -308,9 +321,12 @@ pub fn script(scenario: &str, facts: &Facts) -> Option<Script> {
     let s = match scenario {
         "ecr-expired" => ecr_expired(facts),
         "stale-secret-many-namespaces" => stale_secret(facts),
+        "rotated-password-partial" => rotated_password_partial(facts),
+        "rotated-password" => rotated_password(facts),
         "missing-prefix" => missing_prefix(facts),
         "wrong-tag" => wrong_tag(facts),
         "sa-secret-only" => sa_secret_only(facts),
+        "no-pull-secrets" => no_pull_secrets(facts),
         "secret-opaque" => secret_opaque(facts),
         "rate-limited" => rate_limited(facts),
         "unreachable-refused" => unreachable_refused(facts),
@@ -878,6 +894,446 @@ verify  {w}: 1/1 ready in {all}, no pod in ImagePullBackOff",
     }
 }
 
+/// containerd's wording for a credential the registry refused.
+fn rejected_error(f: &Facts) -> String {
+    containerd_error(
+        f,
+        &format!(
+            "unexpected status from HEAD request to {}: 401 Unauthorized",
+            f.manifest_url()
+        ),
+    )
+}
+
+/// The digest the sandbox's registry reports for the good image.
+const GOOD_DIGEST: &str = "sha256:b748f64932b4417ffe6c5afbcca4861e71017406ae5e95aa63fda2a9b0e0eee2";
+
+/// kubectl's warning when `apply` meets an object it did not create.
+fn last_applied_warning(kind: &str, name: &str) -> String {
+    format!(
+        "Warning: resource {kind}/{name} is missing the kubectl.kubernetes.io/last-applied-configuration annotation which is required by kubectl apply. kubectl apply should only be used on resources created declaratively by either kubectl create --save-config or kubectl apply. The missing annotation will be patched automatically."
+    )
+}
+
+fn rotated_password_partial(f: &Facts) -> Script {
+    let ns = f.ns();
+    let w = &f.workload;
+    let host = f.host();
+    let secret = &f.secret;
+    let user = &f.registry_user;
+    let r = f.replicas;
+    let fixed = f.fixed_sibling.clone().unwrap_or_else(|| format!("{ns}-b"));
+    let stale = f
+        .other_namespaces
+        .first()
+        .cloned()
+        .unwrap_or_else(|| format!("{ns}-c"));
+    let rejected = rejected_error(f);
+    let older = f
+        .tags
+        .iter()
+        .filter(|t| t.starts_with('v') && **t < f.good_tag)
+        .max()
+        .cloned()
+        .unwrap_or_else(|| "v2.0.3".into());
+    let deploys = {
+        let width = [ns, fixed.as_str(), stale.as_str(), "NAMESPACE"]
+            .iter()
+            .map(|n| n.len())
+            .max()
+            .unwrap_or(9);
+        let mut t = format!(
+            "{:<width$}   NAME       READY   UP-TO-DATE   AVAILABLE   AGE",
+            "NAMESPACE"
+        );
+        for (n, ready) in [(ns, 0), (fixed.as_str(), r), (stale.as_str(), 0)] {
+            t.push_str(&format!(
+                "\n{n:<width$}   {w:<8}   {ready}/{r}     {r}            {ready}           34m"
+            ));
+        }
+        t
+    };
+    let diagnosis = format!(
+        "deploy/{w} (namespace {ns}) P1 {r} pod(s) failing
+  cause: credentials-rejected — the registry rejects the pull secret's credentials (High confidence)
+  image: {image}  container: {w}
+  evidence:
+    kubelet  HTTP 401 on the manifest: {rejected}
+    registry probed from this machine (not the node)
+    registry with `{user}`: HEAD {url}: HTTP 401
+    registry anonymous: 401: the registry requires credentials
+same credential, other namespaces (likely failing too):
+  {stale}/{secret} ({host})
+note: 1 other pull secret(s) for the same registry hold a different credential (-o json lists them)",
+        image = f.image,
+        url = f.manifest_url()
+    );
+    let conflict = format!(
+        "{warning}
+Error from server (Conflict): error when applying patch:
+{{\"data\":{{\".dockerconfigjson\":\"eyJhdXRocyI6…\"}},\"metadata\":{{\"annotations\":{{\"kubectl.kubernetes.io/last-applied-configuration\":\"…\"}},\"resourceVersion\":\"40\",\"uid\":\"7ff19588-5ae9-4ce0-a4f6-110769c3ecc0\"}}}}
+to:
+Resource: \"/v1, Resource=secrets\", GroupVersionKind: \"/v1, Kind=Secret\"
+Name: \"{secret}\", Namespace: \"{ns}\"
+for: \"STDIN\": error when patching \"STDIN\": Operation cannot be fulfilled on secrets \"{secret}\": the object has been modified; please apply your changes to the latest version and try again",
+        warning = last_applied_warning("secrets", secret)
+    );
+    Script {
+        scenario: "rotated-password-partial",
+        alert: format!(
+            "P1 {ns}/deploy/{w}: 0/{r} ready. The pods were moved by the cluster autoscaler at 06:40 and have been in ImagePullBackOff since."
+        ),
+        pressure: format!(
+            "The registry password was rotated yesterday at 18:00. At 23:10 a colleague wrote in the team channel \"fixed regcred in {fixed}, checkout is back\" and went off shift; they are asleep now. The checkout in {ns} is the one customers reach."
+        ),
+        rounds: vec![
+            round(
+                format!(
+                    "Both {w} pods in {ns} are in ImagePullBackOff on {image}. They pull with the secret {secret}. Nothing in the deployment changed this week.",
+                    image = f.image
+                ),
+                'C',
+                [
+                    restart_choice(
+                        f,
+                        "ErrImagePull",
+                        "The new pods pull at once, with the secret as it is: the same credential, the same refusal. A restart only helps after the secret has changed.",
+                        6,
+                    ),
+                    (
+                        format!(
+                            "kubectl set image {deploy} {w}={reg}/{repo}:{older} -n {ns}",
+                            deploy = f.deploy(),
+                            reg = f.registry,
+                            repo = f.repository
+                        ),
+                        shows(
+                            format!(
+                                "deployment.apps/{w} image updated\n\n$ kubectl get pods -n {ns} -l app={w}\n{}",
+                                pods_table(f, "ErrImagePull", "40s")
+                            ),
+                            &format!(
+                                "The registry checks the credential before it looks at a tag: {older} gets the same 401, and the deployment now points at an older release for when it does pull."
+                            ),
+                        ),
+                        8,
+                    ),
+                    (
+                        describe_action(f),
+                        shows(
+                            pull_events(f, &rejected),
+                            &format!(
+                                "401 Unauthorized on the manifest: a credential was sent and refused. (With none at all, containerd says `no basic auth credentials`.) After yesterday's rotation, {secret} in {ns} most likely still holds the old password."
+                            ),
+                        ),
+                        2,
+                    ),
+                    node_disk_choice(f, 6),
+                ],
+            ),
+            round(
+                format!(
+                    "The registry refuses the credential in {ns}/{secret}. The password changed yesterday, and someone already fixed {fixed} by hand last night. Where is a working credential, and who else still has the old one?"
+                ),
+                'D',
+                [
+                    (
+                        "Ask the registry team in #registry-support for the new password".into(),
+                        shows(
+                            "",
+                            &format!(
+                                "Twenty minutes later: the new password has been in their vault since 18:00, and your colleague fetched it for {fixed} last night. It was in the cluster all along, and now the thread asks where you will paste it."
+                            ),
+                        ),
+                        20,
+                    ),
+                    (
+                        format!("kubectl get deployments -A -l app={w}"),
+                        shows(
+                            deploys,
+                            &format!(
+                                "{stale} is failing too; it just has not paged. {fixed} is {r}/{r}, but a running pod only shows that its image was pulled once, not which credential the registry accepts today. You have not looked at the secrets yet."
+                            ),
+                        ),
+                        3,
+                    ),
+                    (
+                        format!(
+                            "kubectl get secret {secret} -n {fixed} -o jsonpath='{{.data.\\.dockerconfigjson}}' | base64 -d"
+                        ),
+                        shows(
+                            format!(
+                                "{{\"auths\":{{\"{host}\":{{\"username\":\"{user}\",\"password\":\"<the new password, in clear text>\"}}}}}}"
+                            ),
+                            "The new password is now in your scrollback and on the incident bridge's screen share. And reading it proves nothing: a password that looks different is not one the registry has accepted.",
+                        ),
+                        6,
+                    ),
+                    (
+                        format!("kubectl pullfix diagnose deploy/{w} -n {ns}"),
+                        shows(
+                            diagnosis,
+                            &format!(
+                                "The registry itself refuses {ns}'s credential, not just the node. {stale}/{secret} holds exactly the same one, so {stale} is down too. The only secret for this registry with a different credential is {fixed}/{secret}, the copy rewritten last night."
+                            ),
+                        ),
+                        3,
+                    ),
+                ],
+            ),
+            round(
+                format!(
+                    "{ns}/{secret} and {stale}/{secret} hold the old password; {fixed}/{secret} holds a different credential, rewritten by hand last night. Checkout is down in {ns} and {stale}."
+                ),
+                'B',
+                [
+                    (
+                        format!(
+                            "kubectl create secret docker-registry {secret} -n {ns} --docker-server={host} --docker-username={user} --docker-password=\"$NEW_PASSWORD\" --dry-run=client -o yaml | kubectl apply -f - && kubectl rollout restart {deploy} -n {ns}",
+                            deploy = f.deploy()
+                        ),
+                        shows(
+                            format!("secret/{secret} configured\ndeployment.apps/{w} restarted"),
+                            &format!(
+                                "{ns} recovers and the alert clears. {stale}, with the same old password, stays down until it pages forty minutes later, after you have closed the incident. And $NEW_PASSWORD was copied out of {fixed} by hand and never tested."
+                            ),
+                        ),
+                        20,
+                    ),
+                    (
+                        format!("kubectl pullfix fix deploy/{w} -n {ns}"),
+                        shows(
+                            format!(
+                                "cause: credentials-rejected (high): {host} answers 401 to {ns}/{secret}'s credential
+step 1  update secret {ns}/{secret}: credential from secret {fixed}/{secret} (tests valid)
+        tested against {host}: {repo}:{tag} resolves; backup saved; applied
+step 2  the same stale credential is in {stale}/{secret}: update it too? yes; backup saved; applied
+step 3  rollout restart deployment/{w} in {stale} and {ns}: applied
+verify  {w}: {r}/{r} ready in {ns} and {stale}, no pod in ImagePullBackOff ({fixed} untouched)",
+                                repo = f.repository,
+                                tag = f.good_tag
+                            ),
+                            "The sibling's credential is used only after it tests valid against the registry, it goes into every namespace that still holds the old one behind one confirmation, each change is backed up, and the restarts come after the writes.",
+                        ),
+                        4,
+                    ),
+                    (
+                        format!(
+                            "kubectl get secret {secret} -n {fixed} -o yaml | sed 's/namespace: {fixed}/namespace: {ns}/' | kubectl apply -f -"
+                        ),
+                        shows(
+                            conflict,
+                            &format!(
+                                "The YAML still carries {fixed}'s uid and resourceVersion. That resourceVersion is not the current one of {ns}/{secret}, so the API server rejects the write as a conflict. The error echoes the whole patch, base64 credential included, into your terminal and into the incident doc if you paste it. Had it worked, {stale} would still be stale."
+                            ),
+                        ),
+                        8,
+                    ),
+                    (
+                        format!(
+                            "kubectl rollout restart {deploy} -n {ns} && kubectl rollout restart {deploy} -n {stale}",
+                            deploy = f.deploy()
+                        ),
+                        shows(
+                            format!(
+                                "deployment.apps/{w} restarted\ndeployment.apps/{w} restarted\n\n$ kubectl get pods -n {stale} -l app={w}\n{}",
+                                pods_table(f, "ErrImagePull", "22s")
+                            ),
+                            "Fresh pods in both namespaces pull right away with the secrets as they are, and get the same 401. Once you do fix the secrets, these pods are already in back-off and need a second restart.",
+                        ),
+                        6,
+                    ),
+                ],
+            ),
+        ],
+        lesson: format!(
+            "After a rotation, the new password is often already in the cluster: someone fixed one namespace and moved on. A running pod proves only an old pull, so test the candidate credential against the registry, write it to every namespace that still holds the old one, and restart only after the write. Copying a Secret with `kubectl get -o yaml` drags its uid, resourceVersion and namespace along, and its errors print the data. kubectl pullfix fix deploy/{w} -n {ns} finds the sibling secret that tests valid, copies its credential, offers the other stale copies and restarts."
+        ),
+    }
+}
+
+fn rotated_password(f: &Facts) -> Script {
+    let ns = f.ns();
+    let w = &f.workload;
+    let host = f.host();
+    let secret = &f.secret;
+    let r = f.replicas;
+    let rejected = rejected_error(f);
+    let handover = "registry-team-docker-config.json";
+    let tls = if scheme(&host) == "http" {
+        " --tls-verify=false"
+    } else {
+        ""
+    };
+    Script {
+        scenario: "rotated-password",
+        alert: format!(
+            "P1 {ns}/deploy/{w}: 0/{r} ready since last night's node pool upgrade; every {w} pod is in ImagePullBackOff."
+        ),
+        pressure: format!(
+            "The {w} service takes the payments, and the morning traffic peak starts in 20 minutes. Yesterday the registry team rotated the pull password under the quarterly policy and posted the new credential as {handover}; their announcement did not mention clusters."
+        ),
+        rounds: vec![
+            round(
+                format!(
+                    "The upgrade drained the old nodes, so the {w} pods were recreated on new ones and had to pull {image}. The image has not changed, and it ran all week.",
+                    image = f.image
+                ),
+                'B',
+                [
+                    (
+                        format!("kubectl rollout undo {} -n {ns}", f.deploy()),
+                        shows(
+                            format!(
+                                "deployment.apps/{w} rolled back\n\n$ kubectl get pods -n {ns} -l app={w}\n{}",
+                                pods_table(f, "ErrImagePull", "35s")
+                            ),
+                            &format!(
+                                "The previous revision comes from the same registry through the same {secret}: the same failure, and last week's configuration change is reverted for nothing."
+                            ),
+                        ),
+                        7,
+                    ),
+                    (
+                        describe_action(f),
+                        shows(
+                            pull_events(f, &rejected),
+                            &format!(
+                                "401 Unauthorized: the node sent the credential from {secret} and the registry refused it. The pods on the old nodes had pulled before the rotation and never asked again; the drain made them ask."
+                            ),
+                        ),
+                        2,
+                    ),
+                    (
+                        "Roll the node pool back to the previous version".into(),
+                        shows(
+                            "",
+                            &format!(
+                                "An hour of node churn to get back nodes that pull with the same {secret}. The upgrade did not break pulling; it forced a pull, and the pull shows what was already broken."
+                            ),
+                        ),
+                        40,
+                    ),
+                    node_disk_choice(f, 6),
+                ],
+            ),
+            round(
+                format!(
+                    "{host} refuses the credential in {secret}. The registry team's hand-over, {handover}, holds the current credential for {host}."
+                ),
+                'D',
+                [
+                    (
+                        format!(
+                            "kubectl create secret docker-registry {secret} -n {ns} --from-file=.dockerconfigjson=$HOME/.docker/config.json --dry-run=client -o yaml | kubectl apply -f -"
+                        ),
+                        shows(
+                            format!("{}\nsecret/{secret} configured", last_applied_warning("secrets", secret)),
+                            &format!(
+                                "Your laptop keeps its login in the OS keychain: config.json holds `\"credsStore\": \"desktop\"` and an empty entry for {host}. The secret now carries no password at all, and the 401 becomes `no basic auth credentials`. Without a credential helper it would have worked, with production pulling as you."
+                            ),
+                        ),
+                        9,
+                    ),
+                    (
+                        format!("kubectl edit secret {secret} -n {ns}"),
+                        shows(
+                            format!(
+                                "# secrets \"{secret}\" was not valid:\n# * data[.dockerconfigjson]: Invalid value: \"<secret contents redacted>\": invalid character 'q' looking for beginning of value\nA copy of your changes has been stored to \"/tmp/kubectl-edit-2241933317.yaml\"\nerror: Edit cancelled, no valid changes were saved."
+                            ),
+                            "The data is base64 of a whole docker config document, not a password field. The pasted value did not decode to JSON, the API server checks that for this secret type, and kubectl left your edit, credential included, in /tmp.",
+                        ),
+                        8,
+                    ),
+                    restart_choice(
+                        f,
+                        "ErrImagePull",
+                        "New pods pull immediately, with the old password still in the secret: the same 401, and the back-off starts over.",
+                        5,
+                    ),
+                    (
+                        format!(
+                            "skopeo inspect --authfile {handover}{tls} --format '{{{{.Digest}}}}' docker://{image}",
+                            image = f.image
+                        ),
+                        shows(
+                            GOOD_DIGEST,
+                            &format!(
+                                "The hand-over credential resolves {repo}:{tag} on {host}: it is the current one. Tested from your machine before anything in the cluster changed, and nothing but a digest was printed.",
+                                repo = f.repository,
+                                tag = f.good_tag
+                            ),
+                        ),
+                        2,
+                    ),
+                ],
+            ),
+            round(
+                format!(
+                    "The hand-over credential works against {host}. {secret} in {ns} still holds the old password, and {r} pods are in back-off."
+                ),
+                'C',
+                [
+                    (
+                        format!(
+                            r#"kubectl patch secret {secret} -n {ns} --type=merge -p '{{"stringData":{{"password":"'"$NEW_PASSWORD"'"}}}}'"#
+                        ),
+                        shows(
+                            format!("secret/{secret} patched"),
+                            "The secret gains a `password` key that nothing reads. The kubelet uses a dockerconfigjson secret only through its .dockerconfigjson key, which still holds the old password. Same 401, and the new password now sits unused beside it.",
+                        ),
+                        6,
+                    ),
+                    (
+                        format!(
+                            "kubectl delete secret {secret} -n {ns} && kubectl create secret generic {secret} -n {ns} --from-file=.dockerconfigjson={handover}"
+                        ),
+                        shows(
+                            format!("secret \"{secret}\" deleted\nsecret/{secret} created"),
+                            "`create secret generic` makes a secret of type Opaque, and the kubelet takes pull credentials only from kubernetes.io/dockerconfigjson ones: the 401 turns into `no basic auth credentials`. The missing flag was --type=kubernetes.io/dockerconfigjson, and the delete kept no copy of what was there.",
+                        ),
+                        10,
+                    ),
+                    (
+                        format!("kubectl pullfix fix deploy/{w} -n {ns} --from-docker-config {handover}"),
+                        shows(
+                            format!(
+                                "cause: credentials-rejected (high): {host} answers 401 to {secret}'s credential
+step 1  update secret {ns}/{secret} from {handover}
+        tested against {host}: {repo}:{tag} resolves; backup saved; applied
+step 2  kubectl rollout restart {deploy} -n {ns}: applied
+verify  {w}: {r}/{r} ready, no pod in ImagePullBackOff",
+                                repo = f.repository,
+                                tag = f.good_tag,
+                                deploy = f.deploy()
+                            ),
+                            "The hand-over is tested against the registry before it is written, the old secret is backed up, and the restart makes the pods pull now instead of at their next back-off.",
+                        ),
+                        4,
+                    ),
+                    (
+                        format!(
+                            "kubectl create secret docker-registry {secret} -n {ns} --from-file=.dockerconfigjson={handover} --dry-run=client -o yaml | kubectl apply -f -, then wait"
+                        ),
+                        shows(
+                            format!(
+                                "{}\nsecret/{secret} configured\n\n$ kubectl get pods -n {ns} -l app={w}\n{}",
+                                last_applied_warning("secrets", secret),
+                                pods_table(f, "ImagePullBackOff", "41m")
+                            ),
+                            "Right content, right type. The pods do recover, since the kubelet reads the secret again on each retry, but a pod in back-off retries up to 5 minutes apart, with checkout down in the traffic peak. A restart would have pulled at once; and nothing was backed up.",
+                        ),
+                        7,
+                    ),
+                ],
+            ),
+        ],
+        lesson: format!(
+            "A rotated password stays invisible until a pod has to pull again: a node upgrade, a reschedule or a scale-up. 401 means a credential was sent and refused. Test the new credential against the registry before writing it, write it as a kubernetes.io/dockerconfigjson secret (its .dockerconfigjson key is all the kubelet reads), then restart so the pods pull now. kubectl pullfix fix deploy/{w} -n {ns} --from-docker-config FILE does the test, the write, the backup and the restart."
+        ),
+    }
+}
+
 fn missing_prefix(f: &Facts) -> Script {
     let ns = f.ns();
     let w = &f.workload;
@@ -1350,6 +1806,188 @@ verify  {w}: 1/1 ready, no pod in ImagePullBackOff"
         ],
         lesson: format!(
             "A pod's imagePullSecrets are its own, filled in from its ServiceAccount when the pod is created. A new ServiceAccount starts with none, and changing a ServiceAccount touches only pods created afterwards. Attach the secret where the pod gets it, then restart (kubectl pullfix fix deploy/{w} -n {ns})."
+        ),
+    }
+}
+
+fn no_pull_secrets(f: &Facts) -> Script {
+    let ns = f.ns();
+    let w = &f.workload;
+    let host = f.host();
+    let secret = &f.secret;
+    let sa = &f.service_account;
+    let pod = f.pods()[0].clone();
+    let handover = "registry-team-docker-config.json";
+    Script {
+        scenario: "no-pull-secrets",
+        alert: format!(
+            "P2 {ns}/deploy/{w}: 0/1 ready. It is the first deploy of {w} into {ns}, its new namespace."
+        ),
+        pressure: format!(
+            "Moving {w} out of the shared namespace is the last item of a migration that closes today. The manifests ran there unchanged for a year, and the team lead wants to know why a copy would behave differently. Yesterday the registry team issued a pull credential for {ns}: {handover}."
+        ),
+        rounds: vec![
+            round(
+                format!(
+                    "The {w} pod is in ImagePullBackOff. The manifests were copied as they were from the shared namespace, where {image} still pulls.",
+                    image = f.image
+                ),
+                'A',
+                [
+                    (
+                        describe_action(f),
+                        shows(
+                            pull_events(f, &no_credentials_error(f)),
+                            &format!(
+                                "`no basic auth credentials`: the node asked {host} without any credential, and the registry requires one. Not a wrong credential; none."
+                            ),
+                        ),
+                        2,
+                    ),
+                    restart_choice(
+                        f,
+                        "ErrImagePull",
+                        "The new pod comes from the same template and sends the same nothing.",
+                        5,
+                    ),
+                    (
+                        format!("docker pull {}", f.image),
+                        shows(
+                            format!(
+                                "{tag}: Pulling from {repo}\nDigest: {GOOD_DIGEST}\nStatus: Image is up to date for {image}\n{image}",
+                                tag = f.good_tag,
+                                repo = f.repository,
+                                image = f.image
+                            ),
+                            "Your laptop pulls it with your own `docker login` from months ago. The image exists; what matters is what the node sends, and your laptop's login is not on the node.",
+                        ),
+                        4,
+                    ),
+                    node_disk_choice(f, 6),
+                ],
+            ),
+            round(
+                format!(
+                    "No credential reached {host}. In the shared namespace the same manifests pulled fine, and they never listed imagePullSecrets."
+                ),
+                'C',
+                [
+                    (
+                        format!(
+                            "kubectl create secret docker-registry {secret} -n {ns} --from-file=.dockerconfigjson={handover}"
+                        ),
+                        shows(
+                            format!("secret/{secret} created"),
+                            "A secret no pod names is never sent. The kubelet uses only the pod's own imagePullSecrets, and that list is empty: the same `no basic auth credentials`.",
+                        ),
+                        6,
+                    ),
+                    (
+                        format!(
+                            "kubectl patch {deploy} -n {ns} --type=json -p '[{{\"op\":\"replace\",\"path\":\"/spec/template/spec/containers/0/imagePullPolicy\",\"value\":\"IfNotPresent\"}}]'",
+                            deploy = f.deploy()
+                        ),
+                        shows(
+                            format!(
+                                "deployment.apps/{w} patched\n\n$ kubectl get pods -n {ns} -l app={w}\n{}",
+                                pods_table(f, "ErrImagePull", "28s")
+                            ),
+                            "The new pod lands on a node that never pulled the image, so it still has to ask the registry, with nothing. On a node that has it cached, IfNotPresent would start it with no credential check at all (the kubelet re-verifies only with the KubeletEnsureSecretPulledImages feature on): a hole, not a fix.",
+                        ),
+                        8,
+                    ),
+                    (
+                        format!(
+                            "kubectl get pods -n {ns} -l app={w} -o custom-columns=POD:.metadata.name,SA:.spec.serviceAccountName,PULL:.spec.imagePullSecrets[*].name; kubectl get serviceaccounts -n {ns} -o custom-columns=NAME:.metadata.name,PULL:.imagePullSecrets[*].name"
+                        ),
+                        shows(
+                            format!(
+                                "POD                          SA        PULL\n{pod:<28} {sa:<9} <none>\nNAME      PULL\n{sa:<9} <none>"
+                            ),
+                            &format!(
+                                "The pod has no imagePullSecrets, and {ns}'s {sa} ServiceAccount, which it runs as, has none to give. In the shared namespace the pull secret hung on that namespace's {sa} ServiceAccount, so the manifests never had to name it. Neither the Secret nor the ServiceAccount's list came along with the copy."
+                            ),
+                        ),
+                        3,
+                    ),
+                    (
+                        format!("Move {w} back to the shared namespace until this is understood"),
+                        shows(
+                            "",
+                            "It would pull again there, and the migration that closes today reopens. What is missing is two objects in the new namespace, not the namespace itself.",
+                        ),
+                        20,
+                    ),
+                ],
+            ),
+            round(
+                format!(
+                    "{ns} has no pull secret for {host}, the pod template names none, and the {sa} ServiceAccount carries none. The credential is in {handover}."
+                ),
+                'D',
+                [
+                    (
+                        format!(
+                            "kubectl create secret docker-registry {secret} -n {ns} --from-file=.dockerconfigjson={handover} && kubectl patch serviceaccount {sa} -n {ns} -p '{{\"imagePullSecrets\":[{{\"name\":\"{secret}\"}}]}}'"
+                        ),
+                        shows(
+                            format!(
+                                "secret/{secret} created\nserviceaccount/{sa} patched\n\n$ kubectl get pods -n {ns} -l app={w}\n{}",
+                                pods_table(f, "ImagePullBackOff", "19m")
+                            ),
+                            &format!(
+                                "Both objects are right, and the running pod never sees them: a ServiceAccount's pull secrets are copied into a pod only when the pod is created. It keeps its empty list until something replaces it, and from now on every pod in {ns} running as {sa} carries the credential too."
+                            ),
+                        ),
+                        10,
+                    ),
+                    (
+                        format!(
+                            "kubectl patch {deploy} -n {ns} -p '{{\"spec\":{{\"template\":{{\"spec\":{{\"imagePullSecrets\":[{{\"name\":\"{secret}\"}}]}}}}}}}}'",
+                            deploy = f.deploy()
+                        ),
+                        shows(
+                            format!(
+                                "deployment.apps/{w} patched\n\n$ kubectl get events -n {ns} --field-selector reason=FailedToRetrieveImagePullSecret\nLAST SEEN   TYPE      REASON                             OBJECT                  MESSAGE\n14s         Warning   FailedToRetrieveImagePullSecret    pod/{w}-5c9b7d4f6-t2hxk   Unable to retrieve some image pull secrets ({secret}); attempting to pull the image may not succeed."
+                            ),
+                            &format!(
+                                "The template change rolls out a new pod that names {secret}, which does not exist yet. The kubelet warns, pulls with nothing, and gets the same answer. The secret has to exist (and work) before the reference does any good."
+                            ),
+                        ),
+                        6,
+                    ),
+                    (
+                        format!("Ask the registry team to make {} readable without a login", f.repository),
+                        shows(
+                            "",
+                            &format!(
+                                "Twenty minutes later, no: it would publish a private image to anyone who can reach {host}, to save two objects in one namespace."
+                            ),
+                        ),
+                        20,
+                    ),
+                    (
+                        format!("kubectl pullfix fix deploy/{w} -n {ns} --from-docker-config {handover}"),
+                        shows(
+                            format!(
+                                "cause: credentials-missing (high): the pods send no credential to {host}: no imagePullSecrets in the pod template, none on ServiceAccount {sa}
+step 1  create secret {ns}/{secret} (kubernetes.io/dockerconfigjson) from {handover}
+        tested against {host}: {repo}:{tag} resolves; applied
+step 2  attach {secret} to the pod template of deploy/{w} (only this workload): applied
+        the template change rolls out a new pod, created with the secret
+verify  {w}: 1/1 ready, no pod in ImagePullBackOff",
+                                repo = f.repository,
+                                tag = f.good_tag
+                            ),
+                            "The credential is tested before it is written, the secret gets the type the kubelet reads, and attaching it to the pod template is itself the rollout: the replacement pod is created with the secret in its spec, so no separate restart is needed.",
+                        ),
+                        4,
+                    ),
+                ],
+            ),
+        ],
+        lesson: format!(
+            "`no basic auth credentials` means the node had nothing to send. A pod's pull credentials are its own imagePullSecrets, taken from its template and, when the pod is created, from its ServiceAccount; copying manifests into a new namespace brings neither the Secret nor the ServiceAccount's list. Create the secret from a tested credential, attach it where the pod reads it, and let new pods pick it up (kubectl pullfix fix deploy/{w} -n {ns} --from-docker-config FILE does all three)."
         ),
     }
 }
@@ -2330,6 +2968,30 @@ mod tests {
         let s = script("stale-secret-many-namespaces", &stale).unwrap();
         assert!(texts(&s).iter().any(|t| t.contains("shop-c")));
 
+        let partial = Facts::for_scenario("rotated-password-partial", "shop", &env());
+        assert_eq!(partial.other_namespaces, ["shop-c"]);
+        assert_eq!(partial.fixed_sibling.as_deref(), Some("shop-b"));
+        assert_eq!(partial.replicas, 2);
+        let s = script("rotated-password-partial", &partial).unwrap();
+        assert!(s.alert.contains("0/2"), "{}", s.alert);
+        assert!(texts(&s).iter().any(|t| t.contains("shop-b/regcred")));
+        assert!(texts(&s).iter().any(|t| t.contains("shop-c/regcred")));
+
+        let rotated = Facts::for_scenario("rotated-password", "shop", &env());
+        assert_eq!(rotated.replicas, 2);
+        assert!(rotated.other_namespaces.is_empty());
+        let s = script("rotated-password", &rotated).unwrap();
+        assert!(texts(&s).iter().any(|t| t.contains("--tls-verify=false")));
+
+        let missing = Facts::for_scenario("no-pull-secrets", "shop", &env());
+        assert_eq!(missing.replicas, 1);
+        let s = script("no-pull-secrets", &missing).unwrap();
+        assert!(
+            texts(&s)
+                .iter()
+                .any(|t| t.contains("no basic auth credentials"))
+        );
+
         let prefix = Facts::for_scenario("missing-prefix", "shop", &env());
         assert_eq!(prefix.full_image(), "docker.io/team/checkout:v2.1.0");
         assert_eq!(prefix.good_image(), "127.0.0.1:36500/team/checkout:v2.1.0");
@@ -2356,6 +3018,51 @@ mod tests {
             let best = r.choices.iter().find(|c| c.best).unwrap();
             assert!(!best.action.contains("secret"), "{}", best.action);
         }
+    }
+
+    #[test]
+    fn rotated_password_partial_ends_with_the_tool_and_never_copies_yaml() {
+        let facts = Facts::for_scenario("rotated-password-partial", "shop", &env());
+        let s = script("rotated-password-partial", &facts).unwrap();
+        let best: Vec<&Choice> = s
+            .rounds
+            .iter()
+            .map(|r| r.choices.iter().find(|c| c.best).unwrap())
+            .collect();
+        let last = best.last().unwrap();
+        assert!(
+            last.action.contains("kubectl pullfix fix"),
+            "{}",
+            last.action
+        );
+        assert!(last.action.contains("-n shop"), "{}", last.action);
+        // The tool copies from the sibling that tests valid and updates the
+        // other stale copy in the same pass.
+        assert!(last.consequence.contains("shop-b/regcred"));
+        assert!(last.consequence.contains("shop-c/regcred"));
+        let copies_yaml = |a: &str| {
+            a.split('|')
+                .any(|part| part.contains("kubectl get secret") && part.contains("-o yaml"))
+        };
+        for c in &best {
+            assert!(!copies_yaml(&c.action), "{}", c.action);
+        }
+        // The trap is there, as a wrong move.
+        assert!(
+            s.rounds
+                .iter()
+                .flat_map(|r| &r.choices)
+                .any(|c| !c.best && copies_yaml(&c.action))
+        );
+        assert!(
+            !s.rounds[0]
+                .choices
+                .iter()
+                .find(|c| c.best)
+                .unwrap()
+                .action
+                .contains("restart")
+        );
     }
 
     #[test]

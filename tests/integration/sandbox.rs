@@ -250,3 +250,20 @@ fn shell_mode_serves_kubectl_and_checks_the_goal_at_exit() {
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(t.contains("resolved: checkout: 2/2 ready in shop"), "{t}");
 }
+
+#[test]
+fn a_closed_pipe_ends_the_run_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "'{}' sandbox wrong-tag --yes --no-color --dir '{}' | head -1 >/dev/null; echo \"exit=${{PIPESTATUS[0]}}\"",
+            env!("CARGO_BIN_EXE_kubectl-pullfix"),
+            dir.path().display()
+        ))
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(t.contains("exit=0"), "{t}");
+    assert!(!t.contains("panicked"), "{t}");
+}
