@@ -26,7 +26,7 @@ use serde_json::Value;
 
 use crate::lab::scenarios::{self, LabEnv, Placement, Scenario};
 use crate::registry::keyring::{Credential, dockerconfigjson};
-use crate::sandbox::cluster::{Cluster, ClusterOptions};
+use crate::sandbox::cluster::{Cluster, ClusterOptions, write_private};
 
 /// The namespace scenarios are loaded into unless `-n` names another
 /// (siblings get `-b`, `-c`).
@@ -294,9 +294,23 @@ async fn drive(
     }
 
     say!(
-        "\n{} the guided fix: kubectl pullfix -n {ns}{}\n",
+        "\n{} the guided fix: kubectl pullfix -n {ns}{}{}{}{}\n",
         style.bold("Running"),
-        if opts.yes { " --yes" } else { "" }
+        if opts.yes { " --yes" } else { "" },
+        if opts.dry_run { " --dry-run" } else { "" },
+        if handover.is_some() {
+            " --from-docker-config registry-team-docker-config.json"
+        } else {
+            ""
+        },
+        if opts.yes {
+            (p.auto_args)(&cluster.env)
+                .iter()
+                .map(|a| format!(" {a}"))
+                .collect::<String>()
+        } else {
+            String::new()
+        }
     )?;
     let fix_started = Instant::now();
     let status = guided_fix(opts, p, cluster, ns, handover.as_deref()).await?;
@@ -692,11 +706,10 @@ async fn shell(
     ns: &str,
 ) -> anyhow::Result<u8> {
     let env_file = cluster.dir.join("sandbox.env");
-    std::fs::write(&env_file, cluster.export_lines())
-        .with_context(|| format!("write {}", env_file.display()))?;
+    // They hold the registries' test passwords and the API tokens: 0600.
+    write_private(&env_file, &cluster.export_lines())?;
     if let Some(f) = &opts.env_file {
-        std::fs::write(f, cluster.export_lines())
-            .with_context(|| format!("write {}", f.display()))?;
+        write_private(f, &cluster.export_lines())?;
     }
     say!(
         "\n{} the sandbox is up until Ctrl-C. In another terminal:\n\n  source {}\n  kubectl get pods -n {ns}\n  kubectl pullfix -n {ns}\n",

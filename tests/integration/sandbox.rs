@@ -198,6 +198,11 @@ fn shell_mode_serves_kubectl_and_checks_the_goal_at_exit() {
         .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
         .collect();
     assert!(env.iter().any(|(k, _)| k == "KUBECONFIG"));
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&env_file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the env file holds test passwords and tokens");
+    }
     // Sourced by a shell, the file puts this build first on PATH, so kubectl
     // finds the plugin.
     let sourced = Command::new("sh")
