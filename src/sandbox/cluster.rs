@@ -84,6 +84,8 @@ pub struct Cluster {
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     exports: Vec<(String, String)>,
+    /// Keeps `registry.unreachable.example`'s port refusing connections.
+    _refused: tokio::net::TcpSocket,
 }
 
 fn loopback() -> SocketAddr {
@@ -189,14 +191,15 @@ async fn blackhole(listener: TcpListener, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// A loopback port where nothing listens (bound, then released).
-async fn closed_port() -> anyhow::Result<SocketAddr> {
-    let l = TcpListener::bind(loopback())
-        .await
-        .context("find a free port")?;
-    let addr = l.local_addr()?;
-    drop(l);
-    Ok(addr)
+/// A loopback port where nothing listens: a socket bound to it and never
+/// put in listening state, so connections are refused and, as long as the
+/// socket is kept, no other server (another sandbox's registry, say) can
+/// take the port.
+fn closed_port() -> anyhow::Result<(SocketAddr, tokio::net::TcpSocket)> {
+    let socket = tokio::net::TcpSocket::new_v4().context("reserve a closed port")?;
+    socket.bind(loopback()).context("reserve a closed port")?;
+    let addr = socket.local_addr().context("reserve a closed port")?;
+    Ok((addr, socket))
 }
 
 impl Cluster {
@@ -257,7 +260,7 @@ impl Cluster {
         .await
         .context("start the embedded ECR API")?;
 
-        let refused = closed_port().await?;
+        let (refused, refused_socket) = closed_port()?;
         let hole = TcpListener::bind(loopback())
             .await
             .context("start the never-answering server")?;
@@ -429,6 +432,7 @@ impl Cluster {
             shutdown,
             tasks,
             exports,
+            _refused: refused_socket,
         };
         cluster.wait_for_nodes(&client).await?;
         Ok(cluster)
