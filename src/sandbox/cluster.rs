@@ -305,7 +305,18 @@ impl Cluster {
         };
 
         // The API server and its identities.
+        // A new cluster, a new audit log (a reused --dir keeps the old one
+        // otherwise, and the goal checks count writes in it).
         let audit_log = dir.join("audit.log");
+        match std::fs::remove_file(&audit_log) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("remove the previous sandbox's {}", audit_log.display())
+                });
+            }
+        }
         let users = users();
         let apiserver = apiserver::start(
             loopback(),
