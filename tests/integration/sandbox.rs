@@ -9,6 +9,17 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 fn sandbox(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kubectl-pullfix"))
         .arg("sandbox")
@@ -184,6 +195,8 @@ fn shell_mode_serves_kubectl_and_checks_the_goal_at_exit() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // A failed assertion must not leave the sandbox running.
+    let mut guard = KillOnDrop(Some(child));
     let deadline = Instant::now() + Duration::from_secs(60);
     while !env_file.exists() || std::fs::read_to_string(&env_file).unwrap().is_empty() {
         assert!(Instant::now() < deadline, "no env file");
@@ -245,6 +258,7 @@ fn shell_mode_serves_kubectl_and_checks_the_goal_at_exit() {
         ],
     );
     assert_eq!(fix.status.code(), Some(0), "{}", text(&fix));
+    let child = guard.0.take().unwrap();
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
