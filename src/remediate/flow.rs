@@ -376,7 +376,7 @@ pub async fn run(
     }
     if let Some(path) = &opts.report {
         let md = report::markdown(&incident, &escalations, &follow_ups);
-        write_private(path, &md)
+        crate::write_private(path, &md)
             .with_context(|| format!("write the report to {}", path.display()))?;
         writeln!(out, "\nreport written to {}", path.display())?;
     }
@@ -388,18 +388,6 @@ pub async fn run(
         crate::EXIT_FAILURES
     };
     Ok((code, Some(incident)))
-}
-
-fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(text.as_bytes())
 }
 
 fn touched_workload(a: &Action) -> Option<Workload> {

@@ -101,26 +101,9 @@ fn random_secret(len: usize) -> String {
         .collect()
 }
 
-/// Writes a file only its owner can read, atomically: a 0600 temporary
-/// file next to it, renamed over it (so a reader polling for the file, or
-/// an old file with wider permissions, never sees a partial or public one).
+/// [`crate::write_private`], with the path in the error.
 pub fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("write {}", tmp.display()))?;
-    f.write_all(contents.as_bytes())
-        .with_context(|| format!("write {}", tmp.display()))?;
-    drop(f);
-    std::fs::rename(&tmp, path).with_context(|| format!("write {}", path.display()))
+    crate::write_private(path, contents).with_context(|| format!("write {}", path.display()))
 }
 
 /// The on-call identity can read everything but secrets and write nothing;
@@ -593,19 +576,6 @@ mod tests {
         );
         let parsed = crate::registry::client::parse_aliases(&spec).unwrap();
         assert_eq!(parsed.len(), 2);
-    }
-
-    #[test]
-    fn private_files_are_0600_even_when_they_existed() {
-        use std::os::unix::fs::PermissionsExt as _;
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("env");
-        std::fs::write(&p, "old").unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-        write_private(&p, "new").unwrap();
-        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-        assert_eq!(std::fs::read_to_string(&p).unwrap(), "new");
     }
 
     #[test]

@@ -381,21 +381,12 @@ impl Drop for TempDir {
 /// The registry team's hand-over: a docker config file (0600) with the
 /// current credential for the sandbox's registry.
 fn write_handover(dir: &Path, env: &LabEnv) -> anyhow::Result<PathBuf> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
     let path = dir.join("registry-team-docker-config.json");
     let cred = Credential {
         username: env.user.clone(),
         password: env.password.clone(),
     };
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("write {}", path.display()))?;
-    f.write_all(dockerconfigjson(&env.registry, &cred).as_bytes())?;
+    write_private(&path, &dockerconfigjson(&env.registry, &cred))?;
     Ok(path)
 }
 
