@@ -335,23 +335,8 @@ async fn run_kubelet(kube: &KubeFlags, args: LabKubeletArgs) -> anyhow::Result<u
         },
     };
     let client = kube.lab_client().await?;
-    kubelet::run(client, options, shutdown_signal()).await?;
+    kubelet::run(client, options, crate::shutdown_signal()).await?;
     Ok(crate::EXIT_OK)
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 async fn scope(kube: &KubeFlags, g: &Globals) -> anyhow::Result<(kube::Client, Scope)> {

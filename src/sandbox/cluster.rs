@@ -319,7 +319,7 @@ impl Cluster {
             &kubeconfig_secrets_reader,
             &apiserver.kubeconfig("secrets-reader", None),
         )?;
-        let client = client_for(&kubeconfig, crate::kubeconfig::LAB_USER_AGENT).await?;
+        let client = lab_client(&kubeconfig).await?;
 
         // Controllers and the kubelet.
         {
@@ -457,7 +457,7 @@ impl Cluster {
     /// A client for the admin (user agent of the lab's tools, so audit
     /// filters on `kubectl-pullfix/` skip the sandbox's own requests).
     pub async fn client(&self) -> anyhow::Result<Client> {
-        client_for(&self.kubeconfig, crate::kubeconfig::LAB_USER_AGENT).await
+        lab_client(&self.kubeconfig).await
     }
 
     /// The environment for a second terminal or a child process.
@@ -538,22 +538,15 @@ fn alias_spec(aliases: &[(String, Alias)]) -> String {
         .join(",")
 }
 
-/// A client from a kubeconfig file with the given user agent.
-pub async fn client_for(kubeconfig: &Path, user_agent: &'static str) -> anyhow::Result<Client> {
-    let kc = kube::config::Kubeconfig::read_from(kubeconfig)
-        .with_context(|| format!("read the sandbox kubeconfig {}", kubeconfig.display()))?;
-    let mut config =
-        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await
-            .context("load the sandbox kubeconfig")?;
-    config
-        .headers
-        .retain(|(k, _)| k != http::header::USER_AGENT);
-    config.headers.push((
-        http::header::USER_AGENT,
-        http::HeaderValue::from_static(user_agent),
-    ));
-    Client::try_from(config).context("create the sandbox client")
+/// A client for the sandbox's own parts from one of its kubeconfigs, with
+/// the lab tools' user agent (audit filters on `kubectl-pullfix/` skip it).
+async fn lab_client(kubeconfig: &Path) -> anyhow::Result<Client> {
+    crate::kubeconfig::KubeFlags {
+        kubeconfig: Some(kubeconfig.to_path_buf()),
+        ..Default::default()
+    }
+    .lab_client()
+    .await
 }
 
 #[cfg(test)]

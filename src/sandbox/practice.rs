@@ -712,7 +712,7 @@ async fn shell(
             "  note: kubectl is not on PATH here; install it (apt-get install kubernetes-client, or see https://kubernetes.io/docs/tasks/tools/) to use the sandbox from a terminal\n"
         )?;
     }
-    wait_for_stop().await;
+    crate::shutdown_signal().await;
     let Some(p) = practice else {
         say!("sandbox stopped")?;
         return Ok(crate::EXIT_OK);
@@ -737,21 +737,6 @@ async fn shell(
 fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
-}
-
-async fn wait_for_stop() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 struct Style {
