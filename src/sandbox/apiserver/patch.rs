@@ -79,7 +79,8 @@ pub fn merge_patch(target: &Value, patch: &Value) -> Value {
 // JSON patch
 // ---------------------------------------------------------------------------
 
-fn json_kind(v: &Value) -> &'static str {
+/// The JSON type's name, for error messages (patches and selectors).
+pub(super) fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "bool",

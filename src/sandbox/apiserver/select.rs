@@ -5,6 +5,7 @@
 //! `k8s.io/apimachinery/pkg/fields/selector.go` plus the per-kind field-label
 //! conversions registered by the API server (`AddFieldLabelConversionFunc`).
 
+use super::patch::json_kind;
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------
@@ -247,17 +248,6 @@ impl LabelSelector {
             requirements,
             nothing: false,
         })
-    }
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
     }
 }
 
