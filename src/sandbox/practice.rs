@@ -341,14 +341,16 @@ async fn drive(
     })
 }
 
-fn tempdir() -> anyhow::Result<(PathBuf, TempDir)> {
+/// A fresh private (0700) directory under the system's temporary one.
+fn tempdir() -> anyhow::Result<TempDir> {
+    use std::os::unix::fs::DirBuilderExt as _;
     let base = std::env::temp_dir();
     for _ in 0..16 {
         use rand::Rng;
         let n: u32 = rand::rng().random();
         let dir = base.join(format!("pullfix-sandbox-{n:08x}"));
-        match std::fs::DirBuilder::new().mode_private().create(&dir) {
-            Ok(()) => return Ok((dir.clone(), TempDir(dir))),
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(TempDir(dir)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => {
                 return Err(e).with_context(|| format!("create a directory in {}", base.display()));
@@ -356,17 +358,6 @@ fn tempdir() -> anyhow::Result<(PathBuf, TempDir)> {
         }
     }
     anyhow::bail!("could not create a sandbox directory in {}", base.display())
-}
-
-trait DirBuilderExt {
-    fn mode_private(&mut self) -> &mut Self;
-}
-
-impl DirBuilderExt for std::fs::DirBuilder {
-    fn mode_private(&mut self) -> &mut Self {
-        use std::os::unix::fs::DirBuilderExt as _;
-        self.mode(0o700)
-    }
 }
 
 /// Removes the sandbox's temporary directory at exit.
@@ -409,14 +400,16 @@ async fn wait_for_symptom(client: &Client, p: &Practice, ns: &str) {
 }
 
 async fn pods(client: &Client, ns: &str) -> anyhow::Result<Vec<Value>> {
-    let req = http::Request::get(format!("/api/v1/namespaces/{ns}/pods"))
-        .body(Vec::new())
-        .context("build request")?;
-    let list: Value = client.request(req).await?;
-    Ok(list["items"].as_array().cloned().unwrap_or_default())
+    crate::collect::list_all(
+        client,
+        &format!("/api/v1/namespaces/{ns}/pods"),
+        &format!("pods in {ns}"),
+    )
+    .await
 }
 
-/// The pull-error reason a pod is waiting with, if any.
+/// The pull-error reason a pod is waiting with, if any (the classifier's
+/// list of pull-failure reasons).
 pub fn pull_error(pod: &Value) -> Option<String> {
     let status = &pod["status"];
     ["initContainerStatuses", "containerStatuses"]
@@ -424,16 +417,7 @@ pub fn pull_error(pod: &Value) -> Option<String> {
         .filter_map(|k| status[*k].as_array())
         .flatten()
         .filter_map(|c| c["state"]["waiting"]["reason"].as_str())
-        .find(|r| {
-            matches!(
-                *r,
-                "ErrImagePull"
-                    | "ImagePullBackOff"
-                    | "InvalidImageName"
-                    | "ErrImageNeverPull"
-                    | "RegistryUnavailable"
-            )
-        })
+        .find(|r| crate::diagnose::classify::is_pull_failure_reason(r))
         .map(str::to_string)
 }
 
@@ -500,13 +484,14 @@ pub async fn check_goal(
 }
 
 async fn deployment_ready(client: &Client, ns: &str, name: &str) -> anyhow::Result<(i64, i64)> {
-    let req = http::Request::get(format!("/apis/apps/v1/namespaces/{ns}/deployments/{name}"))
-        .body(Vec::new())
-        .context("build request")?;
-    let d: Value = client
-        .request(req)
-        .await
-        .with_context(|| format!("read deployment {ns}/{name}"))?;
+    let what = format!("deployment {ns}/{name}");
+    let d: Value = crate::collect::get_opt(
+        client,
+        &format!("/apis/apps/v1/namespaces/{ns}/deployments/{name}"),
+        &what,
+    )
+    .await?
+    .ok_or_else(|| anyhow::anyhow!("{what} is gone: the scenario's workload was deleted"))?;
     Ok((
         d["status"]["readyReplicas"].as_i64().unwrap_or(0),
         d["spec"]["replicas"].as_i64().unwrap_or(1),
