@@ -12,7 +12,6 @@
 //! `__type` and `message` AWS sends, so the SDK surfaces the same codes
 //! (`ProvideErrorMetadata::code()`).
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,16 +22,12 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::{JoinHandle, JoinSet};
 
 use crate::sandbox::registry::{EmbeddedRegistry, RegistryBehavior};
+use crate::sandbox::server::{ServerTask, serve_http1};
 
 /// The `X-Amz-Target` prefix of ECR's API version.
 pub const TARGET_PREFIX: &str = "AmazonEC2ContainerRegistry_V20150921.";
@@ -73,8 +68,7 @@ struct Shared {
 pub struct EcrEndpoint {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    server: ServerTask,
 }
 
 /// Serves the ECR API on `addr` (port 0: any free port). Needs a tokio
@@ -91,13 +85,17 @@ pub async fn start(addr: SocketAddr, options: EcrOptions) -> anyhow::Result<EcrE
         deny_token: AtomicBool::new(options.deny_token),
         calls: Mutex::new(Vec::new()),
     });
-    let (stop, stopped) = oneshot::channel();
-    let task = tokio::spawn(accept_loop(listener, shared.clone(), stopped));
+    let serving = shared.clone();
+    let server = ServerTask::spawn(&tokio::runtime::Handle::current(), |stopped| {
+        serve_http1(listener, stopped, move |req, _peer| {
+            let shared = serving.clone();
+            async move { handle(req, &shared).await }
+        })
+    });
     Ok(EcrEndpoint {
         addr: bound,
         shared,
-        stop: Some(stop),
-        task: Some(task),
+        server,
     })
 }
 
@@ -128,55 +126,9 @@ impl EcrEndpoint {
     }
 
     /// Stops the server and waits until the listener is closed.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
     }
-}
-
-impl Drop for EcrEndpoint {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    mut stopped: oneshot::Receiver<()>,
-) {
-    // Dropping the set (when the loop ends or the task is aborted) aborts
-    // every open connection.
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = &mut stopped => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let shared = shared.clone();
-                    connections.spawn(async move {
-                        let service = service_fn(move |req| {
-                            let shared = shared.clone();
-                            async move { Ok::<_, Infallible>(handle(req, &shared).await) }
-                        });
-                        let _ = http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-                // Out of file descriptors and the like: do not spin.
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-    connections.shutdown().await;
 }
 
 /// An answer before it becomes an HTTP response.

@@ -11,4 +11,5 @@ pub mod kubelet;
 pub mod practice;
 pub mod profile;
 pub mod registry;
+pub mod server;
 pub mod train;

@@ -7,8 +7,10 @@
 //! rate limit.
 //!
 //! The server is a small HTTP/1.1 implementation on tokio (GET, HEAD and
-//! `POST /token`; keep-alive; no chunked request bodies), so the sandbox
-//! needs no HTTP server crate. Content is generated, deterministic and
+//! `POST /token`; keep-alive; no chunked request bodies), written before the
+//! sandbox took hyper for its API server and ECR API
+//! ([`crate::sandbox::server::serve_http1`]); it shares their
+//! [`ServerTask`] for start and stop. Content is generated, deterministic and
 //! content-addressed: the same image added to two registries has the same
 //! digest. Credentials, behaviours and content can change while it runs.
 
@@ -26,9 +28,10 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 
 use crate::registry::client::RegistryConfig;
+use crate::sandbox::server::ServerTask;
 
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
@@ -252,8 +255,7 @@ pub struct EmbeddedRegistry {
 pub struct RunningRegistry {
     pub addr: SocketAddr,
     pub registry: EmbeddedRegistry,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    server: ServerTask,
 }
 
 impl EmbeddedRegistry {
@@ -285,13 +287,12 @@ impl EmbeddedRegistry {
             TcpListener::from_std(std_listener)?
         };
         self.lock().addr = Some(bound);
-        let (stop, stopped) = oneshot::channel();
-        let task = runtime.spawn(accept_loop(listener, self.state.clone(), stopped));
+        let state = self.state.clone();
+        let server = ServerTask::spawn(&runtime, |stopped| accept_loop(listener, state, stopped));
         Ok(RunningRegistry {
             addr: bound,
             registry: self.clone(),
-            stop: Some(stop),
-            task: Some(task),
+            server,
         })
     }
 
@@ -511,13 +512,8 @@ impl RunningRegistry {
     }
 
     /// Stops the server and waits until the listener is closed.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
     }
 }
 
@@ -525,14 +521,6 @@ impl Deref for RunningRegistry {
     type Target = EmbeddedRegistry;
     fn deref(&self) -> &EmbeddedRegistry {
         &self.registry
-    }
-}
-
-impl Drop for RunningRegistry {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
     }
 }
 

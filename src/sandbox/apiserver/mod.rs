@@ -43,14 +43,12 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
+
+use crate::sandbox::server::{ServerTask, serve_http1};
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, watch};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use errors::ApiError;
@@ -132,8 +130,7 @@ impl Shared {
 pub struct ApiServer {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    server: ServerTask,
 }
 
 /// Starts the server on `addr` (port 0: any free port).
@@ -163,13 +160,16 @@ pub async fn start(addr: SocketAddr, options: Options) -> anyhow::Result<ApiServ
         rv,
         url: format!("http://{addr}"),
     });
-    let (stop_tx, stop_rx) = oneshot::channel();
-    let task = tokio::spawn(accept_loop(listener, shared.clone(), stop_rx));
+    let serving = shared.clone();
+    let server = ServerTask::spawn(&tokio::runtime::Handle::current(), |stopped| {
+        serve_http1(listener, stopped, move |req, peer| {
+            serve(serving.clone(), req, peer)
+        })
+    });
     Ok(ApiServer {
         addr,
         shared,
-        stop: Some(stop_tx),
-        task: Some(task),
+        server,
     })
 }
 
@@ -215,21 +215,8 @@ impl ApiServer {
     }
 
     /// Stops accepting, closes every connection (and watch) and waits.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for ApiServer {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
     }
 }
 
@@ -293,35 +280,6 @@ pub fn kubeconfig_yaml(url: &str, token: &str, namespace: Option<&str>) -> Strin
         "preferences": {},
     });
     serde_yaml::to_string(&doc).unwrap_or_default()
-}
-
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
-    let mut conns = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = &mut stop => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let shared = shared.clone();
-                    conns.spawn(async move {
-                        let svc = service_fn(move |req| {
-                            let shared = shared.clone();
-                            async move { Ok::<_, Infallible>(serve(shared, req, peer).await) }
-                        });
-                        let _ = http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), svc)
-                            .await;
-                    });
-                }
-                Err(e) => {
-                    tracing::debug!("apiserver: accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-        }
-    }
-    conns.shutdown().await;
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
