@@ -5,7 +5,7 @@
 //!   error texts of `gopkg.in/evanphx/json-patch.v4`, the library the API server uses,
 //! * strategic merge patch (`application/strategic-merge-patch+json`), following
 //!   `k8s.io/apimachinery/pkg/util/strategicpatch` for the fields listed in
-//!   [`list_strategy`] (merge keys taken from the `patchMergeKey`/`patchStrategy`
+//!   `list_strategy` (merge keys taken from the `patchMergeKey`/`patchStrategy`
 //!   struct tags of `k8s.io/api`).
 
 use serde_json::{Map, Value};
