@@ -471,12 +471,12 @@ pub async fn check_goal(
         }
         Goal::Escalate { cause } => {
             let found = diagnosed_cause(client, ns).await;
-            let met = found.as_deref() == Some(*cause) && writes == 0;
+            let met = found == Some(*cause) && writes == 0;
             Ok(GoalCheck {
                 met,
                 summary: format!(
                     "diagnosed as {} (expected {cause}), {writes} change(s) written by kubectl-pullfix",
-                    found.as_deref().unwrap_or("nothing")
+                    found.unwrap_or("nothing")
                 ),
             })
         }
@@ -500,7 +500,7 @@ async fn deployment_ready(client: &Client, ns: &str, name: &str) -> anyhow::Resu
 
 /// The cause the tool's classifier gives from the cluster's evidence alone
 /// (no registry probes: the sandbox process has no registry environment).
-async fn diagnosed_cause(client: &Client, ns: &str) -> Option<String> {
+async fn diagnosed_cause(client: &Client, ns: &str) -> Option<&'static str> {
     let scope = crate::collect::Scope::Namespace(ns.to_string());
     let options = crate::diagnose::run::Options {
         probe: false,
@@ -510,8 +510,7 @@ async fn diagnosed_cause(client: &Client, ns: &str) -> Option<String> {
         crate::diagnose::run::run(client, &scope, &crate::diagnose::run::Target::All, &options)
             .await
             .ok()?;
-    let v = serde_json::to_value(&report).ok()?;
-    v["findings"][0]["cause"].as_str().map(str::to_string)
+    report.findings.first().map(|f| f.cause.id())
 }
 
 /// With `--dry-run` the goal is that nothing was written: the audit log
