@@ -72,15 +72,10 @@ pub struct Cluster {
     pub env: LabEnv,
     /// The admin's kubeconfig.
     pub kubeconfig: PathBuf,
-    pub kubeconfig_oncall: PathBuf,
-    pub kubeconfig_secrets_reader: PathBuf,
     pub audit_log: PathBuf,
-    /// What nodes and the tool need to reach the registries.
-    pub registry_config: RegistryConfig,
     apiserver: Option<ApiServer>,
     registries: Vec<RunningRegistry>,
     ecr: Option<EcrEndpoint>,
-    ecr_registry: EmbeddedRegistry,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     exports: Vec<(String, String)>,
@@ -230,13 +225,12 @@ impl Cluster {
             r.add_lab_images();
         }
         hub.add_image("library/nginx", "1.25", &[("linux", "amd64")]);
-        let ecr_registry: EmbeddedRegistry = (*ecr_reg).clone();
         let ecr = ecr::start(
             loopback(),
             EcrOptions {
                 account: ECR_ACCOUNT.into(),
                 region: ECR_REGION.into(),
-                registry: ecr_registry.clone(),
+                registry: (*ecr_reg).clone(),
                 deny_token: false,
             },
         )
@@ -415,14 +409,10 @@ impl Cluster {
             dir,
             env,
             kubeconfig,
-            kubeconfig_oncall,
-            kubeconfig_secrets_reader,
             audit_log,
-            registry_config,
             apiserver: Some(apiserver),
             registries: vec![basic, token, anon, hub, ecr_reg],
             ecr: Some(ecr),
-            ecr_registry,
             shutdown,
             tasks,
             exports,
@@ -483,16 +473,6 @@ impl Cluster {
             out.push_str(&format!("export PATH={}:\"$PATH\"\n", quote(&dir)));
         }
         out
-    }
-
-    /// The registry ECR tokens unlock (to rotate its password in scenarios).
-    pub fn ecr_registry(&self) -> &EmbeddedRegistry {
-        &self.ecr_registry
-    }
-
-    /// The embedded ECR API (to deny tokens in scenarios).
-    pub fn ecr(&self) -> Option<&EcrEndpoint> {
-        self.ecr.as_ref()
     }
 
     /// The API server's URL.
