@@ -26,6 +26,7 @@ use serde_json::Value;
 
 use crate::lab::scenarios::{self, LabEnv, Placement, Scenario};
 use crate::registry::keyring::{Credential, dockerconfigjson};
+use crate::render::Palette;
 use crate::sandbox::cluster::{Cluster, ClusterOptions, write_private};
 
 /// The namespace scenarios are loaded into unless `-n` names another
@@ -211,10 +212,10 @@ pub async fn run(opts: SandboxOptions) -> anyhow::Result<u8> {
         (None, true) => None,
         (None, false) => Some(find(DEFAULT_SCENARIO)?),
     };
-    let style = Style::new(opts.color);
+    let style = Palette::new(opts.color);
     say!(
         "{} starting an embedded cluster: API server, registries, ECR API and 9 simulated nodes",
-        style.bold("pullfix sandbox:")
+        style.bold.apply_to("pullfix sandbox:")
     )?;
 
     let (dir, _temp) = match &opts.dir {
@@ -253,7 +254,7 @@ async fn drive(
     cluster: &Cluster,
     client: &Client,
     started: Instant,
-    style: &Style,
+    style: &Palette,
 ) -> anyhow::Result<u8> {
     let ns = opts.namespace.as_deref().unwrap_or(NAMESPACE);
     let mut handover = None;
@@ -267,10 +268,10 @@ async fn drive(
         }
         say!(
             "\n{} {}\n  {}\n  {} {}",
-            style.bold("Scenario"),
+            style.bold.apply_to("Scenario"),
             p.scenario.id,
             p.scenario.story,
-            style.bold("Goal:"),
+            style.bold.apply_to("Goal:"),
             p.goal_text(ns)
         )?;
         if let Some(h) = &handover {
@@ -295,7 +296,7 @@ async fn drive(
 
     say!(
         "\n{} the guided fix: kubectl pullfix -n {ns}{}{}{}{}\n",
-        style.bold("Running"),
+        style.bold.apply_to("Running"),
         if opts.yes { " --yes" } else { "" },
         if opts.dry_run { " --dry-run" } else { "" },
         if handover.is_some() {
@@ -322,10 +323,10 @@ async fn drive(
     say!(
         "\n{} {} ({:.1} s in all, {:.1} s fixing; the guided fix exited {})",
         match (check.met, opts.dry_run) {
-            (true, false) => style.green("resolved:"),
-            (true, true) => style.green("rehearsed:"),
-            (false, false) => style.red("not resolved:"),
-            (false, true) => style.red("the rehearsal wrote:"),
+            (true, false) => style.good.apply_to("resolved:"),
+            (true, true) => style.good.apply_to("rehearsed:"),
+            (false, false) => style.bad.apply_to("not resolved:"),
+            (false, true) => style.bad.apply_to("the rehearsal wrote:"),
         },
         check.summary,
         started.elapsed().as_secs_f64(),
@@ -677,7 +678,7 @@ async fn shell(
     practice: Option<&Practice>,
     cluster: &Cluster,
     client: &Client,
-    style: &Style,
+    style: &Palette,
     ns: &str,
 ) -> anyhow::Result<u8> {
     let env_file = cluster.dir.join("sandbox.env");
@@ -688,7 +689,7 @@ async fn shell(
     }
     say!(
         "\n{} the sandbox is up until Ctrl-C. In another terminal:\n\n  source {}\n  kubectl get pods -n {ns}\n  kubectl pullfix -n {ns}\n",
-        style.bold("Shell:"),
+        style.bold.apply_to("Shell:"),
         env_file.display()
     )?;
     if !on_path("kubectl") {
@@ -705,9 +706,9 @@ async fn shell(
     say!(
         "{} {}",
         if check.met {
-            style.green("resolved:")
+            style.good.apply_to("resolved:")
         } else {
-            style.red("not resolved:")
+            style.bad.apply_to("not resolved:")
         },
         check.summary
     )?;
@@ -721,32 +722,6 @@ async fn shell(
 fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
-}
-
-struct Style {
-    color: bool,
-}
-
-impl Style {
-    fn new(color: bool) -> Style {
-        Style { color }
-    }
-    fn paint(&self, s: &str, style: console::Style) -> String {
-        if self.color {
-            style.force_styling(true).apply_to(s).to_string()
-        } else {
-            s.to_string()
-        }
-    }
-    fn bold(&self, s: &str) -> String {
-        self.paint(s, console::Style::new().bold())
-    }
-    fn green(&self, s: &str) -> String {
-        self.paint(s, console::Style::new().green().bold())
-    }
-    fn red(&self, s: &str) -> String {
-        self.paint(s, console::Style::new().red().bold())
-    }
 }
 
 #[cfg(test)]
