@@ -9,14 +9,11 @@ use clap::{Parser, Subcommand};
 
 use std::io::Write as _;
 
-use crate::collect::Scope;
-use crate::diagnose::run::Target;
-use crate::kubeconfig::KubeFlags;
-use crate::lab::scenarios::{self, LabEnv, Placement};
-use crate::registry::client::{RegistryConfig, parse_aliases};
-use crate::remediate::plan::AttachTo;
-use crate::render::{self, Format, Palette};
-use crate::sandbox::kubelet::{self, KubeletOptions, NodeSpec};
+use pullfix::collect::Scope;
+use pullfix::diagnose::run::Target;
+use pullfix::kubeconfig::KubeFlags;
+use pullfix::remediate::plan::AttachTo;
+use pullfix::render::{self, Format, Palette};
 
 /// Get pods out of ImagePullBackOff / ErrImagePull.
 ///
@@ -85,7 +82,7 @@ pub struct FixArgs {
     #[arg(long, value_name = "NAME")]
     pub secret_name: Option<String>,
     /// How long to wait for the rollout
-    #[arg(long, default_value = "5m", value_parser = crate::kubeconfig::parse_duration)]
+    #[arg(long, default_value = "5m", value_parser = pullfix::kubeconfig::parse_duration)]
     pub timeout: Duration,
     /// Write a markdown incident summary here
     #[arg(long, value_name = "FILE")]
@@ -94,7 +91,7 @@ pub struct FixArgs {
     #[arg(long, value_name = "DIR")]
     pub backup_dir: Option<std::path::PathBuf>,
     /// Time bound for each registry probe
-    #[arg(long, default_value = "10s", value_parser = crate::kubeconfig::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = pullfix::kubeconfig::parse_duration)]
     pub probe_timeout: Duration,
 }
 
@@ -138,18 +135,6 @@ pub enum Command {
     /// load a scenario from the runbook (default: the expired ECR token),
     /// and run the guided fix against it
     Sandbox(SandboxArgs),
-    /// Run the simulated kubelet (lab and sandbox use)
-    #[command(hide = true)]
-    LabKubelet(LabKubeletArgs),
-    /// Set up a lab scenario in a namespace (lab and tests use)
-    #[command(hide = true)]
-    LabScenario(LabScenarioArgs),
-    /// Fill the lab with bench namespaces, nodes and pods (benchmarks use)
-    #[command(hide = true)]
-    LabPopulate(LabPopulateArgs),
-    /// Delete what lab-populate made (benchmarks use)
-    #[command(hide = true)]
-    LabDepopulate,
 }
 
 #[derive(Debug, clap::Args)]
@@ -201,51 +186,8 @@ pub struct DiagnoseArgs {
     #[arg(long)]
     pub no_probe: bool,
     /// Time bound for each registry probe
-    #[arg(long, default_value = "10s", value_parser = crate::kubeconfig::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = pullfix::kubeconfig::parse_duration)]
     pub probe_timeout: Duration,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct LabKubeletArgs {
-    /// A node to simulate: NAME:ARCH:KUBELET:RUNTIME (repeatable),
-    /// e.g. lab-a:amd64:1.33:containerd2.1
-    #[arg(long = "node", required = true)]
-    pub nodes: Vec<String>,
-    /// Taint a node: NAME=KEY=VALUE:EFFECT (repeatable)
-    #[arg(long = "taint")]
-    pub taints: Vec<String>,
-    /// Multiply backoff and sync periods (0.1 turns 10 s into 1 s)
-    #[arg(long, default_value_t = 1.0)]
-    pub time_scale: f64,
-    /// CA certificate (PEM) the nodes trust for registries
-    #[arg(long, env = "PULLFIX_LAB_CA")]
-    pub ca_file: Option<std::path::PathBuf>,
-    /// DNS overrides: HOST=IP:PORT or HOST=nxdomain, comma-separated
-    #[arg(long, env = "PULLFIX_LAB_HOST_ALIASES", default_value = "")]
-    pub host_aliases: String,
-    /// Registries (HOST:PORT) reached over plain HTTP, comma-separated
-    #[arg(long, env = "PULLFIX_LAB_PLAIN_HTTP", default_value = "")]
-    pub plain_http: String,
-    /// Registry request timeout in seconds
-    #[arg(long, default_value_t = 5.0)]
-    pub registry_timeout: f64,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct LabScenarioArgs {
-    /// Scenario id (`--list` shows them); the namespace is -n (default: the id)
-    #[arg(required_unless_present = "list")]
-    pub scenario: Option<String>,
-    /// Pin the scenario's pods to this node
-    #[arg(long)]
-    pub node: Option<String>,
-    /// List the scenarios, one per line
-    #[arg(long)]
-    pub list: bool,
-    /// Print the plain-kubectl commands that fix the scenario, one per line,
-    /// instead of setting it up
-    #[arg(long)]
-    pub print_fix: bool,
 }
 
 /// Parses arguments; `--help` and `--version` come back as errors clap prints.
@@ -278,19 +220,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         None => run_fix(&cli.kube, &cli.globals, None, cli.fix).await,
         Some(Command::Fix(cmd)) => run_fix(&cli.kube, &cli.globals, cmd.target, cmd.fix).await,
         Some(Command::Sandbox(args)) => run_sandbox(&cli.globals, args).await,
-        Some(Command::LabKubelet(args)) => run_kubelet(&cli.kube, args).await,
         Some(Command::Scan) => run_scan(&cli.kube, &cli.globals).await,
         Some(Command::Diagnose(args)) => run_diagnose(&cli.kube, &cli.globals, args).await,
-        Some(Command::LabScenario(args)) => {
-            run_scenario(&cli.kube, args, cli.globals.namespace.clone()).await
-        }
-        Some(Command::LabPopulate(args)) => run_populate(&cli.kube, args).await,
-        Some(Command::LabDepopulate) => run_depopulate(&cli.kube).await,
     }
 }
 
+#[cfg(not(feature = "sandbox"))]
+async fn run_sandbox(_: &Globals, _: SandboxArgs) -> anyhow::Result<u8> {
+    anyhow::bail!(
+        "this kubectl-pullfix was built without the practice sandbox\nhelp: build it with the default features (`cargo install kubectl-pullfix`), or practise on a test cluster"
+    )
+}
+
+#[cfg(feature = "sandbox")]
 async fn run_sandbox(g: &Globals, args: SandboxArgs) -> anyhow::Result<u8> {
-    use crate::sandbox::practice::{SandboxOptions, run};
+    use pullfix_sandbox::practice::{SandboxOptions, run};
     run(SandboxOptions {
         scenario: args.scenario,
         namespace: g.namespace.clone(),
@@ -307,38 +251,6 @@ async fn run_sandbox(g: &Globals, args: SandboxArgs) -> anyhow::Result<u8> {
     .await
 }
 
-async fn run_kubelet(kube: &KubeFlags, args: LabKubeletArgs) -> anyhow::Result<u8> {
-    let nodes = args
-        .nodes
-        .iter()
-        .map(|s| NodeSpec::parse(s).map_err(anyhow::Error::msg))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let ca_pem = match &args.ca_file {
-        Some(p) => vec![std::fs::read(p).with_context(|| format!("read CA file {}", p.display()))?],
-        None => Vec::new(),
-    };
-    let options = KubeletOptions {
-        nodes,
-        time_scale: args.time_scale,
-        taints: args.taints.clone(),
-        registry: RegistryConfig {
-            ca_pem,
-            aliases: parse_aliases(&args.host_aliases).map_err(anyhow::Error::msg)?,
-            plain_http: args
-                .plain_http
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
-            timeout: Some(Duration::from_secs_f64(args.registry_timeout)),
-        },
-    };
-    let client = kube.lab_client().await?;
-    kubelet::run(client, options, crate::shutdown_signal()).await?;
-    Ok(crate::EXIT_OK)
-}
-
 async fn scope(kube: &KubeFlags, g: &Globals) -> anyhow::Result<(kube::Client, Scope)> {
     let (client, default_ns) = kube.client_and_namespace().await?;
     let scope = if g.all_namespaces {
@@ -351,7 +263,7 @@ async fn scope(kube: &KubeFlags, g: &Globals) -> anyhow::Result<(kube::Client, S
 
 async fn run_scan(kube: &KubeFlags, g: &Globals) -> anyhow::Result<u8> {
     let (client, scope) = scope(kube, g).await?;
-    let assessment = crate::scan::run(&client, &scope).await?;
+    let assessment = pullfix::scan::run(&client, &scope).await?;
     let mut out = std::io::stdout().lock();
     match g.output {
         Format::Text => render::scan_text(&mut out, &assessment, &Palette::new(g.color()))?,
@@ -359,9 +271,9 @@ async fn run_scan(kube: &KubeFlags, g: &Globals) -> anyhow::Result<u8> {
     }
     out.flush()?;
     Ok(if assessment.groups.is_empty() {
-        crate::EXIT_OK
+        pullfix::EXIT_OK
     } else {
-        crate::EXIT_FAILURES
+        pullfix::EXIT_FAILURES
     })
 }
 
@@ -371,8 +283,8 @@ async fn run_fix(
     target: Option<String>,
     args: FixArgs,
 ) -> anyhow::Result<u8> {
-    use crate::remediate::apply::{CredentialFlags, default_backup_dir};
-    use crate::remediate::flow::{FixOptions, run};
+    use pullfix::remediate::apply::{CredentialFlags, default_backup_dir};
+    use pullfix::remediate::flow::{FixOptions, run};
     let target = target.as_deref().map(Target::parse).transpose()?;
     let password = if args.password_stdin {
         let mut line = String::new();
@@ -417,7 +329,7 @@ async fn run_fix(
     } else {
         Box::new(std::io::stdout())
     };
-    let mut prompter = crate::remediate::prompt::for_run(args.yes, args.allow_managed);
+    let mut prompter = pullfix::remediate::prompt::for_run(args.yes, args.allow_managed);
     let (code, incident) = run(
         &client,
         &scope,
@@ -441,11 +353,11 @@ async fn run_diagnose(kube: &KubeFlags, g: &Globals, args: DiagnoseArgs) -> anyh
         None => Target::All,
     };
     let (client, scope) = scope(kube, g).await?;
-    let options = crate::diagnose::run::Options {
+    let options = pullfix::diagnose::run::Options {
         probe: !args.no_probe,
         probe_timeout: args.probe_timeout,
     };
-    let report = crate::diagnose::run::run(&client, &scope, &target, &options).await?;
+    let report = pullfix::diagnose::run::run(&client, &scope, &target, &options).await?;
     let mut out = std::io::stdout().lock();
     match g.output {
         Format::Text => render::diagnose_text(&mut out, &report, &Palette::new(g.color()))?,
@@ -453,80 +365,10 @@ async fn run_diagnose(kube: &KubeFlags, g: &Globals, args: DiagnoseArgs) -> anyh
     }
     out.flush()?;
     Ok(if report.findings.is_empty() {
-        crate::EXIT_OK
+        pullfix::EXIT_OK
     } else {
-        crate::EXIT_FAILURES
+        pullfix::EXIT_FAILURES
     })
-}
-
-async fn run_scenario(
-    kube: &KubeFlags,
-    args: LabScenarioArgs,
-    namespace: Option<String>,
-) -> anyhow::Result<u8> {
-    if args.list {
-        for s in scenarios::all() {
-            println!("{}\t{}", s.id, s.story);
-        }
-        return Ok(crate::EXIT_OK);
-    }
-    let id = args.scenario.as_deref().unwrap_or_default();
-    let scenario = scenarios::find(id)?;
-    let env = LabEnv::from_env()?;
-    let ns = namespace.unwrap_or_else(|| id.to_string());
-    if args.print_fix {
-        let commands = scenario.fix_commands(&env, &ns).ok_or_else(|| {
-            anyhow::anyhow!(
-                "scenario `{id}` has no in-cluster fix (the cause is outside the cluster)"
-            )
-        })?;
-        for c in commands {
-            println!("{c}");
-        }
-        return Ok(crate::EXIT_OK);
-    }
-    let placement = Placement { node: args.node };
-    let client = kube.lab_client().await?;
-    scenarios::apply(&client, &scenario.objects(&env, &ns, &placement), &ns).await?;
-    println!("scenario {id} set up in namespace {ns}: {}", scenario.story);
-    Ok(crate::EXIT_OK)
-}
-
-/// Arguments of the hidden `lab-populate` (see `crate::lab::populate`).
-#[derive(Debug, clap::Args)]
-pub struct LabPopulateArgs {
-    /// Number of bench-NNN namespaces
-    #[arg(long, default_value_t = 200)]
-    pub namespaces: usize,
-    /// Pods in each namespace
-    #[arg(long, default_value_t = 50)]
-    pub pods_per_namespace: usize,
-    /// Pods failing to pull, spread over the namespaces
-    #[arg(long, default_value_t = 200)]
-    pub failing: usize,
-    /// Requests in flight at once
-    #[arg(long, default_value_t = 16)]
-    pub concurrency: usize,
-}
-
-async fn run_populate(kube: &KubeFlags, args: LabPopulateArgs) -> anyhow::Result<u8> {
-    use crate::lab::populate::{PopulateOptions, populate};
-    let options = PopulateOptions {
-        namespaces: args.namespaces,
-        pods_per_namespace: args.pods_per_namespace,
-        failing: args.failing,
-        concurrency: args.concurrency,
-        ..PopulateOptions::default()
-    };
-    let client = kube.lab_client().await?;
-    println!("{}", populate(&client, &options).await?);
-    Ok(crate::EXIT_OK)
-}
-
-async fn run_depopulate(kube: &KubeFlags) -> anyhow::Result<u8> {
-    let client = kube.lab_client().await?;
-    println!("{}", crate::lab::populate::depopulate(&client).await?);
-    Ok(crate::EXIT_OK)
 }
 
 #[cfg(test)]
@@ -542,26 +384,5 @@ mod tests {
             !help.contains("lab-kubelet"),
             "hidden commands stay hidden: {help}"
         );
-    }
-
-    #[test]
-    fn kubelet_flags() {
-        let cli = parse(
-            [
-                "kubectl-pullfix",
-                "lab-kubelet",
-                "--node",
-                "a:amd64:1.33:crio",
-                "--time-scale",
-                "0.1",
-            ]
-            .map(OsString::from),
-        )
-        .unwrap();
-        let Some(Command::LabKubelet(a)) = cli.command else {
-            panic!("not lab-kubelet");
-        };
-        assert_eq!(a.nodes, ["a:amd64:1.33:crio"]);
-        assert!((a.time_scale - 0.1).abs() < f64::EPSILON);
     }
 }

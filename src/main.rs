@@ -1,7 +1,47 @@
 //! `kubectl-pullfix`: found by kubectl on PATH and run as `kubectl pullfix`.
 
+mod cli;
+
+use std::ffi::OsString;
+use std::io::Write as _;
 use std::process::ExitCode;
 
+use pullfix::{EXIT_ERROR, EXIT_OK};
+
 fn main() -> ExitCode {
-    pullfix::main_entry(std::env::args_os())
+    main_entry(std::env::args_os())
+}
+
+/// Parses arguments, runs the command, prints any error once on stderr and
+/// maps the outcome to kubectl-style exit codes.
+fn main_entry(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    // One crypto provider for every rustls user (kube, reqwest, aws-sdk).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let cli = match cli::parse(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_ERROR } else { EXIT_OK };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    cli::init_tracing(cli.verbosity);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: start the async runtime: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    match runtime.block_on(cli::run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) if pullfix::is_broken_pipe(&e) => ExitCode::from(EXIT_OK),
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
 }

@@ -391,8 +391,8 @@ fn dry_run_rehearses_every_scenario_and_writes_nothing() {
     let mut namespaces = Vec::new();
     for (i, id) in ids.iter().enumerate() {
         let ns = format!("{prefix}-{i}");
-        let out = Command::new(env!("CARGO_BIN_EXE_kubectl-pullfix"))
-            .args(["lab-scenario", id, "-n", &ns, "--node", NODE])
+        let out = Command::new(crate::lab::lab_bin())
+            .args(["scenario", id, "-n", &ns, "--node", NODE])
             .output()
             .unwrap();
         assert!(

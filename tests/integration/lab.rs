@@ -11,6 +11,19 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// The lab's helper binary (`pullfix-lab`, a workspace member), built next
+/// to the plugin by `cargo build --workspace` (the README test command).
+pub(crate) fn lab_bin() -> std::path::PathBuf {
+    let bin =
+        std::path::Path::new(env!("CARGO_BIN_EXE_kubectl-pullfix")).with_file_name("pullfix-lab");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build --workspace` (scripts/test does)",
+        bin.display()
+    );
+    bin
+}
+
 pub(crate) fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!("{name} is not set: lab tests need the lab; run scripts/test (or scripts/lab up && eval \"$(scripts/lab env)\")")
@@ -60,23 +73,23 @@ pub(crate) fn json(args: &[&str]) -> Value {
 /// Sets up a scenario in a fresh namespace, optionally pinned to a node.
 pub(crate) fn scenario(id: &str, node: Option<&str>) -> String {
     let ns = unique_ns(id);
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubectl-pullfix"));
-    cmd.args(["lab-scenario", id, "-n", &ns]);
+    let mut cmd = Command::new(lab_bin());
+    cmd.args(["scenario", id, "-n", &ns]);
     if let Some(node) = node {
         cmd.args(["--node", node]);
     }
-    let out = cmd.output().expect("run lab-scenario");
+    let out = cmd.output().expect("run pullfix-lab scenario");
     assert!(
         out.status.success(),
-        "lab-scenario {id}: {}",
+        "pullfix-lab scenario {id}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     ns
 }
 
 pub(crate) fn fix(id: &str, ns: &str) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kubectl-pullfix"))
-        .args(["lab-scenario", id, "-n", ns, "--print-fix"])
+    let out = Command::new(crate::lab::lab_bin())
+        .args(["scenario", id, "-n", ns, "--print-fix"])
         .output()
         .expect("print fix");
     assert!(

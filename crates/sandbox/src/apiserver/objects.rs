@@ -540,7 +540,7 @@ pub fn manager_name(field_manager: Option<&str>, user_agent: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::apiserver::resources::find;
+    use crate::apiserver::resources::find;
 
     fn def(group: &str, plural: &str) -> &'static ResourceDef {
         find(group, plural).expect("known resource")

@@ -46,7 +46,7 @@ use hyper::body::{Frame, Incoming};
 use hyper::{Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::sandbox::server::{ServerTask, serve_http1};
+use crate::server::{ServerTask, serve_http1};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::Instant;

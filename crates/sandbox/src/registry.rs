@@ -9,7 +9,7 @@
 //! The server is a small HTTP/1.1 implementation on tokio (GET, HEAD and
 //! `POST /token`; keep-alive; no chunked request bodies), written before the
 //! sandbox took hyper for its API server and ECR API
-//! ([`crate::sandbox::server::serve_http1`]); it shares their
+//! ([`crate::server::serve_http1`]); it shares their
 //! [`ServerTask`] for start and stop. Content is generated, deterministic and
 //! content-addressed: the same image added to two registries has the same
 //! digest. Credentials, behaviours and content can change while it runs.
@@ -30,8 +30,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
-use crate::registry::client::RegistryConfig;
-use crate::sandbox::server::ServerTask;
+use crate::server::ServerTask;
+use pullfix::registry::client::RegistryConfig;
 
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
@@ -1421,9 +1421,9 @@ fn crc32(data: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::client::{Platform, PullFailure, RateLimit, RegistryClient};
-    use crate::registry::keyring::Credential;
-    use crate::registry::reference::ImageRef;
+    use pullfix::registry::client::{Platform, PullFailure, RateLimit, RegistryClient};
+    use pullfix::registry::keyring::Credential;
+    use pullfix::registry::reference::ImageRef;
 
     fn client(reg: &RunningRegistry) -> RegistryClient {
         RegistryClient::new(&reg.client_config()).unwrap()

@@ -221,7 +221,6 @@ pub struct PodPlan {
 #[derive(Debug, Clone)]
 pub struct NamespacePlan {
     pub name: String,
-    pub index: usize,
     /// Deployment → ReplicaSet → pods, named after this app.
     pub owner: Option<&'static str>,
     pub pods: Vec<PodPlan>,
@@ -339,7 +338,6 @@ pub fn plan(opts: &PopulateOptions) -> Vec<NamespacePlan> {
                 .collect();
             NamespacePlan {
                 name: format!("{NAMESPACE_PREFIX}{n:0width$}"),
-                index: n,
                 owner,
                 pods,
             }

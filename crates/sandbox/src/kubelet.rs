@@ -25,10 +25,10 @@ use kube::runtime::watcher;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use crate::registry::client::{Platform, PullFailure, RegistryClient, RegistryConfig};
-use crate::registry::keyring::{Credential, Keyring, parse_pull_secret};
-use crate::registry::reference::ImageRef;
-use crate::sandbox::profile::Profile;
+use crate::profile::Profile;
+use pullfix::registry::client::{Platform, PullFailure, RegistryClient, RegistryConfig};
+use pullfix::registry::keyring::{Credential, Keyring, parse_pull_secret};
+use pullfix::registry::reference::ImageRef;
 
 /// Annotation on a Node listing images (comma-separated) the node already
 /// holds, for `IfNotPresent` masking scenarios.

@@ -8,8 +8,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::registry::client::PullFailure;
-use crate::registry::reference::ImageRef;
+use pullfix::registry::client::PullFailure;
+use pullfix::registry::reference::ImageRef;
 
 /// Kubelet versions whose wording differs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

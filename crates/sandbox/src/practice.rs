@@ -24,10 +24,10 @@ use anyhow::Context as _;
 use kube::Client;
 use serde_json::Value;
 
-use crate::lab::scenarios::{self, LabEnv, Placement, Scenario};
-use crate::registry::keyring::{Credential, dockerconfigjson};
-use crate::render::Palette;
-use crate::sandbox::cluster::{Cluster, ClusterOptions, write_private};
+use crate::cluster::{Cluster, ClusterOptions, write_private};
+use crate::scenarios::{self, LabEnv, Placement, Scenario};
+use pullfix::registry::keyring::{Credential, dockerconfigjson};
+use pullfix::render::Palette;
 
 /// The namespace scenarios are loaded into unless `-n` names another
 /// (siblings get `-b`, `-c`).
@@ -204,7 +204,7 @@ pub async fn run(opts: SandboxOptions) -> anyhow::Result<u8> {
         for p in catalog() {
             writeln!(out, "{}\t{}", p.scenario.id, p.scenario.story)?;
         }
-        return Ok(crate::EXIT_OK);
+        return Ok(pullfix::EXIT_OK);
     }
     let started = Instant::now();
     let practice = match (&opts.scenario, opts.shell) {
@@ -287,7 +287,7 @@ async fn drive(
         return shell(opts, practice, cluster, client, style, ns).await;
     }
     let Some(p) = practice else {
-        return Ok(crate::EXIT_OK);
+        return Ok(pullfix::EXIT_OK);
     };
 
     if opts.train {
@@ -336,9 +336,9 @@ async fn drive(
             .map_or("by signal".to_string(), |c| c.to_string()),
     )?;
     Ok(if check.met {
-        crate::EXIT_OK
+        pullfix::EXIT_OK
     } else {
-        crate::EXIT_FAILURES
+        pullfix::EXIT_FAILURES
     })
 }
 
@@ -401,7 +401,7 @@ async fn wait_for_symptom(client: &Client, p: &Practice, ns: &str) {
 }
 
 async fn pods(client: &Client, ns: &str) -> anyhow::Result<Vec<Value>> {
-    crate::collect::list_all(
+    pullfix::collect::list_all(
         client,
         &format!("/api/v1/namespaces/{ns}/pods"),
         &format!("pods in {ns}"),
@@ -418,7 +418,7 @@ pub fn pull_error(pod: &Value) -> Option<String> {
         .filter_map(|k| status[*k].as_array())
         .flatten()
         .filter_map(|c| c["state"]["waiting"]["reason"].as_str())
-        .find(|r| crate::diagnose::classify::is_pull_failure_reason(r))
+        .find(|r| pullfix::diagnose::classify::is_pull_failure_reason(r))
         .map(str::to_string)
 }
 
@@ -486,7 +486,7 @@ pub async fn check_goal(
 
 async fn deployment_ready(client: &Client, ns: &str, name: &str) -> anyhow::Result<(i64, i64)> {
     let what = format!("deployment {ns}/{name}");
-    let d: Value = crate::collect::get_opt(
+    let d: Value = pullfix::collect::get_opt(
         client,
         &format!("/apis/apps/v1/namespaces/{ns}/deployments/{name}"),
         &what,
@@ -502,15 +502,19 @@ async fn deployment_ready(client: &Client, ns: &str, name: &str) -> anyhow::Resu
 /// The cause the tool's classifier gives from the cluster's evidence alone
 /// (no registry probes: the sandbox process has no registry environment).
 async fn diagnosed_cause(client: &Client, ns: &str) -> Option<&'static str> {
-    let scope = crate::collect::Scope::Namespace(ns.to_string());
-    let options = crate::diagnose::run::Options {
+    let scope = pullfix::collect::Scope::Namespace(ns.to_string());
+    let options = pullfix::diagnose::run::Options {
         probe: false,
         probe_timeout: Duration::from_secs(1),
     };
-    let report =
-        crate::diagnose::run::run(client, &scope, &crate::diagnose::run::Target::All, &options)
-            .await
-            .ok()?;
+    let report = pullfix::diagnose::run::run(
+        client,
+        &scope,
+        &pullfix::diagnose::run::Target::All,
+        &options,
+    )
+    .await
+    .ok()?;
     report.findings.first().map(|f| f.cause.id())
 }
 
@@ -618,7 +622,7 @@ async fn guided_fix(
 }
 
 fn train(opts: &SandboxOptions, p: &Practice, cluster: &Cluster, ns: &str) -> anyhow::Result<()> {
-    use crate::sandbox::train;
+    use crate::train;
     let facts = train::Facts::for_scenario(p.scenario.id, ns, &cluster.env);
     let Some(script) = train::script(p.scenario.id, &facts) else {
         say!(
@@ -642,7 +646,7 @@ fn train(opts: &SandboxOptions, p: &Practice, cluster: &Cluster, ns: &str) -> an
 /// The true output of a read-only command against the sandbox, for the
 /// training's consequences. Commands that could print a secret's contents
 /// keep their scripted text; anything that fails or prints nothing too.
-fn real_output(c: &crate::sandbox::train::Choice, cluster: &Cluster) -> Option<String> {
+fn real_output(c: &crate::train::Choice, cluster: &Cluster) -> Option<String> {
     let a = c.action.as_str();
     let risky = a.contains("secret") || a.contains("base64") || a.contains("jsonpath");
     if !c.is_read_only() || risky || !a.starts_with("kubectl ") {
@@ -697,10 +701,10 @@ async fn shell(
             "  note: kubectl is not on PATH here; install it (apt-get install kubernetes-client, or see https://kubernetes.io/docs/tasks/tools/) to use the sandbox from a terminal\n"
         )?;
     }
-    crate::shutdown_signal().await;
+    pullfix::shutdown_signal().await;
     let Some(p) = practice else {
         say!("sandbox stopped")?;
-        return Ok(crate::EXIT_OK);
+        return Ok(pullfix::EXIT_OK);
     };
     let check = check_goal(client, cluster, p, ns).await?;
     say!(
@@ -713,9 +717,9 @@ async fn shell(
         check.summary
     )?;
     Ok(if check.met {
-        crate::EXIT_OK
+        pullfix::EXIT_OK
     } else {
-        crate::EXIT_FAILURES
+        pullfix::EXIT_FAILURES
     })
 }
 
@@ -769,7 +773,7 @@ mod tests {
 
     #[test]
     fn docs_list_every_hosted_scenario() {
-        let docs = include_str!("../../docs/sandbox.md");
+        let docs = include_str!("../../../docs/sandbox.md");
         for p in catalog() {
             assert!(
                 docs.contains(&format!("| `{}` |", p.scenario.id)),

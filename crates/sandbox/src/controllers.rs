@@ -4422,9 +4422,9 @@ mod tests {
     // With the embedded API server, the simulated kubelet and a registry.
     // -----------------------------------------------------------------------
 
-    use crate::sandbox::apiserver;
-    use crate::sandbox::kubelet::{self, KubeletOptions, NodeSpec};
-    use crate::sandbox::registry::{EmbeddedRegistry, RegistryBehavior, RunningRegistry};
+    use crate::apiserver;
+    use crate::kubelet::{self, KubeletOptions, NodeSpec};
+    use crate::registry::{EmbeddedRegistry, RegistryBehavior, RunningRegistry};
     use kube::api::ListParams;
 
     struct Cluster {

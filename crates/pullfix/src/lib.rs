@@ -1,31 +1,33 @@
-//! kubectl-pullfix gets pods out of `ImagePullBackOff` / `ErrImagePull`.
+//! kubectl-pullfix's library: everything the plugin does, without its
+//! command line. The runbook's pipeline, module by module:
 //!
-//! Layout, by what each part does in the runbook:
-//! - [`cli`]: the command line (clap), kubectl's conventions.
+//! - [`kubeconfig`]: a Kubernetes client from kubectl-style flags.
+//! - [`collect`]: reading the cluster (paged lists into small structs).
+//! - [`scan`]: the quick assessment across namespaces (runbook step 0).
+//! - [`diagnose`]: classify the real error and decide the cause (pure), from
+//!   what [`collect`] read and what [`probe`] asked the registry.
 //! - [`registry`]: image references, pull-secret credentials and the
-//!   kubelet's keyring rules, a distribution-API client (pure parsing kept
-//!   apart from the client that does I/O).
-//! - [`sandbox`]: the simulated kubelet and its message profiles; it powers
-//!   the lab today and the practice sandbox later.
-//! - [`lab`]: scenario fixtures (each seed failure, set up in a namespace).
-//! - [`kubeconfig`]: building a Kubernetes client from kubectl-style flags.
+//!   kubelet's keyring rules (pure), and a distribution-API client.
+//! - [`probe`]: registry probes from this machine.
+//! - [`remediate`]: plan (pure), apply (writes, with confirmation), verify,
+//!   and the incident report.
+//! - [`render`]: text and `-o json|yaml`.
+//!
+//! The command line lives in the plugin (`src/cli.rs` at the workspace
+//! root); the practice sandbox and the lab are crates of their own that use
+//! this one.
 
-pub mod cli;
 pub mod collect;
 pub mod diagnose;
 pub mod errors;
 pub mod kubeconfig;
-pub mod lab;
 pub mod probe;
 pub mod registry;
 pub mod remediate;
 pub mod render;
-pub mod sandbox;
 pub mod scan;
 
-use std::ffi::OsString;
 use std::io::Write;
-use std::process::ExitCode;
 
 /// Exit code: nothing failing.
 pub const EXIT_OK: u8 = 0;
@@ -33,40 +35,6 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILURES: u8 = 1;
 /// Exit code: an error prevented the command from doing its job.
 pub const EXIT_ERROR: u8 = 2;
-
-/// Parses arguments, runs the command, prints any error once on stderr and
-/// maps the outcome to kubectl-style exit codes.
-pub fn main_entry(args: impl IntoIterator<Item = OsString>) -> ExitCode {
-    // One crypto provider for every rustls user (kube, reqwest, aws-sdk).
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let cli = match cli::parse(args) {
-        Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { EXIT_ERROR } else { EXIT_OK };
-            let _ = e.print();
-            return ExitCode::from(code);
-        }
-    };
-    cli::init_tracing(cli.verbosity);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: start the async runtime: {e}");
-            return ExitCode::from(EXIT_ERROR);
-        }
-    };
-    match runtime.block_on(cli::run(cli)) {
-        Ok(code) => ExitCode::from(code),
-        Err(e) if is_broken_pipe(&e) => ExitCode::from(EXIT_OK),
-        Err(e) => {
-            let _ = writeln!(std::io::stderr(), "error: {e:#}");
-            ExitCode::from(EXIT_ERROR)
-        }
-    }
-}
 
 /// Writes a file only its owner can read, atomically: a 0600 temporary file
 /// next to it, renamed over it, so a reader polling for the file never sees
@@ -109,7 +77,8 @@ pub async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
+/// True when the error comes from writing to a closed pipe (`| head`).
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)

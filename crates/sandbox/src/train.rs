@@ -16,8 +16,8 @@
 
 use std::io::{BufRead, Write};
 
-use crate::lab::scenarios::{ECR_HOST, LabEnv, REFUSED_HOST};
-use crate::sandbox::registry::RATE_LIMIT_MESSAGE;
+use crate::registry::RATE_LIMIT_MESSAGE;
+use crate::scenarios::{ECR_HOST, LabEnv, REFUSED_HOST};
 
 /// One scenario as an incident replay.
 #[derive(Debug, Clone)]
@@ -2951,7 +2951,7 @@ mod tests {
     #[test]
     fn scripts_match_the_lab_scenarios_and_their_facts() {
         for id in scenarios() {
-            assert!(crate::lab::scenarios::find(id).is_ok(), "{id}");
+            assert!(crate::scenarios::find(id).is_ok(), "{id}");
         }
         assert!(script("tls-unknown-ca", &Facts::for_scenario("x", "shop", &env())).is_none());
 

@@ -14,8 +14,8 @@ use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-use crate::registry::keyring::{Credential, dockerconfigjson};
-use crate::sandbox::kubelet::PRELOAD_ANNOTATION;
+use crate::kubelet::PRELOAD_ANNOTATION;
+use pullfix::registry::keyring::{Credential, dockerconfigjson};
 
 /// The ECR registry host the lab maps onto its AWS-paired registry.
 pub const ECR_HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";

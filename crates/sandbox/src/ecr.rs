@@ -26,8 +26,8 @@ use hyper::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use crate::sandbox::registry::{EmbeddedRegistry, RegistryBehavior};
-use crate::sandbox::server::{ServerTask, serve_http1};
+use crate::registry::{EmbeddedRegistry, RegistryBehavior};
+use crate::server::{ServerTask, serve_http1};
 
 /// The `X-Amz-Target` prefix of ECR's API version.
 pub const TARGET_PREFIX: &str = "AmazonEC2ContainerRegistry_V20150921.";
@@ -437,7 +437,7 @@ mod tests {
         let out = client.get_authorization_token().send().await.unwrap();
         let data = &out.authorization_data()[0];
         let cred =
-            crate::registry::keyring::decode_auth(data.authorization_token().unwrap()).unwrap();
+            pullfix::registry::keyring::decode_auth(data.authorization_token().unwrap()).unwrap();
         assert_eq!(cred.username, "AWS");
         assert_eq!(cred.password, "first-token");
         assert_eq!(
@@ -453,7 +453,7 @@ mod tests {
         reg.set_password("AWS", "second-token");
         let out = client.get_authorization_token().send().await.unwrap();
         let token = out.authorization_data()[0].authorization_token().unwrap();
-        let cred = crate::registry::keyring::decode_auth(token).unwrap();
+        let cred = pullfix::registry::keyring::decode_auth(token).unwrap();
         assert_eq!(cred.password, "second-token");
         assert_eq!(
             ecr.calls(),
@@ -505,7 +505,7 @@ mod tests {
         assert!(d.image_pushed_at().is_some());
         assert_eq!(
             d.image_manifest_media_type(),
-            Some(crate::sandbox::registry::DOCKER_MANIFEST)
+            Some(crate::registry::DOCKER_MANIFEST)
         );
 
         // The digest is the one the registry serves for the tag.

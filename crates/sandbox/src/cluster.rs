@@ -23,14 +23,14 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::lab::scenarios::{ECR_HOST, LabEnv, NXDOMAIN_HOST, REFUSED_HOST, TIMEOUT_HOST};
-use crate::registry::client::{Alias, RegistryConfig};
-use crate::sandbox::apiserver::{self, ApiServer, Deny, User};
-use crate::sandbox::ecr::{self, EcrEndpoint, EcrOptions};
-use crate::sandbox::kubelet::{self, KubeletOptions, NodeSpec};
-use crate::sandbox::registry::{
+use crate::apiserver::{self, ApiServer, Deny, User};
+use crate::ecr::{self, EcrEndpoint, EcrOptions};
+use crate::kubelet::{self, KubeletOptions, NodeSpec};
+use crate::registry::{
     AuthMode, EmbeddedRegistry, MissingRepo, RegistryBehavior, RepoBehavior, RunningRegistry,
 };
+use crate::scenarios::{ECR_HOST, LabEnv, NXDOMAIN_HOST, REFUSED_HOST, TIMEOUT_HOST};
+use pullfix::registry::client::{Alias, RegistryConfig};
 
 /// The nodes the lab simulates (`scripts/lab`): NAME:ARCH:KUBELET:RUNTIME.
 pub const LAB_NODES: &[&str] = &[
@@ -96,9 +96,9 @@ fn random_secret(len: usize) -> String {
         .collect()
 }
 
-/// [`crate::write_private`], with the path in the error.
+/// [`pullfix::write_private`], with the path in the error.
 pub fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
-    crate::write_private(path, contents).with_context(|| format!("write {}", path.display()))
+    pullfix::write_private(path, contents).with_context(|| format!("write {}", path.display()))
 }
 
 /// The on-call identity can read everything but secrets and write nothing;
@@ -321,8 +321,8 @@ impl Cluster {
             let stop = stop.clone();
             let time_scale = options.time_scale;
             tasks.push(tokio::spawn(async move {
-                let opts = crate::sandbox::controllers::Options { time_scale };
-                if let Err(e) = crate::sandbox::controllers::run(client, opts, stop).await {
+                let opts = crate::controllers::Options { time_scale };
+                if let Err(e) = crate::controllers::run(client, opts, stop).await {
                     tracing::error!("sandbox controllers stopped: {e:#}");
                 }
             }));
@@ -367,8 +367,8 @@ impl Cluster {
         let path = |p: &Path| p.display().to_string();
         let exports: Vec<(String, String)> = [
             ("KUBECONFIG", path(&kubeconfig)),
-            (crate::probe::ENV_ALIASES, aliases_spec.clone()),
-            (crate::probe::ENV_PLAIN_HTTP, plain.clone()),
+            (pullfix::probe::ENV_ALIASES, aliases_spec.clone()),
+            (pullfix::probe::ENV_PLAIN_HTTP, plain.clone()),
             ("AWS_ENDPOINT_URL", ecr.url()),
             ("AWS_ACCESS_KEY_ID", "AKIDPULLFIXSANDBOX".into()),
             ("AWS_SECRET_ACCESS_KEY", "sandbox-not-a-secret".into()),
@@ -521,7 +521,7 @@ fn alias_spec(aliases: &[(String, Alias)]) -> String {
 /// A client for the sandbox's own parts from one of its kubeconfigs, with
 /// the lab tools' user agent (audit filters on `kubectl-pullfix/` skip it).
 async fn lab_client(kubeconfig: &Path) -> anyhow::Result<Client> {
-    crate::kubeconfig::KubeFlags {
+    pullfix::kubeconfig::KubeFlags {
         kubeconfig: Some(kubeconfig.to_path_buf()),
         ..Default::default()
     }
@@ -547,7 +547,7 @@ mod tests {
             spec,
             "docker.io=127.0.0.1:5000,registry.nxdomain.example=nxdomain"
         );
-        let parsed = crate::registry::client::parse_aliases(&spec).unwrap();
+        let parsed = pullfix::registry::client::parse_aliases(&spec).unwrap();
         assert_eq!(parsed.len(), 2);
     }
 
