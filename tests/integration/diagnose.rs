@@ -15,9 +15,7 @@ const PROFILES: [&str; 2] = ["lab-k128-cd21", "lab-k127-cd17"];
 pub(crate) fn pullfix(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kubectl-pullfix"))
         .args(args)
-        .env("PULLFIX_REGISTRY_CA", env("PULLFIX_LAB_CA"))
-        .env("PULLFIX_HOST_ALIASES", env("PULLFIX_LAB_HOST_ALIASES"))
-        .env("PULLFIX_PLAIN_HTTP", env("PULLFIX_LAB_PLAIN_HTTP"))
+        .env("PULLFIX_REGISTRY_HOSTS", env("PULLFIX_LAB_REGISTRY_HOSTS"))
         .env("NO_COLOR", "1")
         .output()
         .expect("run kubectl-pullfix")

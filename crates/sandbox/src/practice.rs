@@ -506,6 +506,7 @@ async fn diagnosed_cause(client: &Client, ns: &str) -> Option<&'static str> {
     let options = pullfix::diagnose::run::Options {
         probe: false,
         probe_timeout: Duration::from_secs(1),
+        registry_hosts: None,
     };
     let report = pullfix::diagnose::run::run(
         client,

@@ -73,6 +73,9 @@ pub struct Options {
     /// Probe registries (and the ECR API) from this machine.
     pub probe: bool,
     pub probe_timeout: Duration,
+    /// `--registry-hosts`: where the nodes' containerd sends each registry's
+    /// requests.
+    pub registry_hosts: Option<crate::registry::hosts::RegistryHosts>,
 }
 
 /// The result of `diagnose`.
@@ -243,7 +246,7 @@ pub async fn run(
         });
     }
     let prober = if opts.probe {
-        let config = crate::probe::config_from_env(opts.probe_timeout)?;
+        let config = crate::probe::config(opts.probe_timeout, opts.registry_hosts.as_ref());
         Some(Prober::new(&config, opts.probe_timeout)?)
     } else {
         None

@@ -38,6 +38,9 @@ pub struct FixOptions {
     pub max_rounds: usize,
     pub color: bool,
     pub before_write_hook: Option<String>,
+    /// `--registry-hosts`: where the nodes' containerd sends each registry's
+    /// requests.
+    pub registry_hosts: Option<crate::registry::hosts::RegistryHosts>,
 }
 
 /// Runs the flow; returns the exit code and the incident record.
@@ -139,8 +142,9 @@ pub async fn run(
     let diag_opts = diagnose::Options {
         probe: true,
         probe_timeout: opts.probe_timeout,
+        registry_hosts: opts.registry_hosts.clone(),
     };
-    let registry = crate::probe::config_from_env(opts.probe_timeout)?;
+    let registry = crate::probe::config(opts.probe_timeout, opts.registry_hosts.as_ref());
     let prober = Prober::new(&registry, opts.probe_timeout)?;
     let ecr = crate::diagnose::ecr::EcrClient::from_env(true).await;
     let mut executor = Executor {
