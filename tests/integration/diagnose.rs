@@ -485,7 +485,7 @@ fn exec_credential_plugin_runs_once_per_invocation() {
         .status()
         .unwrap();
     let admin: Value =
-        serde_yaml::from_str(&std::fs::read_to_string(env("KUBECONFIG")).unwrap()).unwrap();
+        serde_saphyr::from_str(&std::fs::read_to_string(env("KUBECONFIG")).unwrap()).unwrap();
     let cluster = &admin["clusters"][0]["cluster"];
     let kc = serde_json::json!({
         "apiVersion": "v1", "kind": "Config",
@@ -497,7 +497,7 @@ fn exec_credential_plugin_runs_once_per_invocation() {
             "command": plugin.to_str().unwrap(), "interactiveMode": "Never"}}}],
     });
     let path = dir.path().join("kubeconfig");
-    std::fs::write(&path, serde_yaml::to_string(&kc).unwrap()).unwrap();
+    std::fs::write(&path, serde_saphyr::to_string(&kc).unwrap()).unwrap();
     let ns = scenario("wrong-tag", Some(PROFILES[0]));
     wait_pull_error(&ns, "checkout", false);
     let out = pullfix(&[
