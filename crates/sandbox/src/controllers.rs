@@ -4762,4 +4762,37 @@ mod tests {
         .await;
         c.stop().await;
     }
+
+    /// `kubectl create namespace fresh; kubectl create deployment ...`: no
+    /// serviceAccountName anywhere, and no waiting for the namespace's
+    /// `default` ServiceAccount. The pods run as `default` and are pulled.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sandbox_deployment_without_service_account_runs_as_default() {
+        let c = Cluster::start().await;
+        c.create(
+            Kind::Namespace,
+            "",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "fresh"}}),
+        )
+        .await;
+        let mut d = app_deployment("web", 2, &c.registry.image("team/app:v1"));
+        d["metadata"]["namespace"] = json!("fresh");
+        c.create(Kind::Deployment, "fresh", d).await;
+        let d = wait_for("deployment web rolled out in fresh", async || {
+            c.get(Kind::Deployment, "fresh", "web")
+                .await
+                .filter(rolled_out)
+        })
+        .await;
+        // The template keeps no name: `default` is admission's, per pod.
+        assert!(d["spec"]["template"]["spec"]["serviceAccountName"].is_null());
+        let pods = c.list(Kind::Pod, "fresh", "app=web").await;
+        assert_eq!(pods.len(), 2);
+        for p in &pods {
+            assert_eq!(p["spec"]["serviceAccountName"], "default", "{p}");
+            assert_eq!(p["spec"]["serviceAccount"], "default", "{p}");
+            assert!(pod_ready(p), "{p}");
+        }
+        c.stop().await;
+    }
 }

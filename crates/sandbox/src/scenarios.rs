@@ -674,6 +674,7 @@ fn resource(kind: &str, api_version: &str) -> anyhow::Result<(ApiResource, bool)
 /// into (the `default` ServiceAccount, a lab node's annotations).
 pub async fn apply(client: &Client, objects: &[Value], ns: &str) -> anyhow::Result<()> {
     create_or_merge(client, &namespace(ns), ns).await?;
+    wait_for_default_service_account(client, ns).await;
     // CronJobs created so far: name -> (apiVersion, uid), so their Jobs can
     // carry the ownerReference the CronJob controller would have set.
     let mut cronjobs: Vec<(String, String, String)> = Vec::new();
@@ -688,6 +689,11 @@ pub async fn apply(client: &Client, objects: &[Value], ns: &str) -> anyhow::Resu
             }]);
         }
         let created = create_or_merge(client, &object, ns).await?;
+        if object["kind"] == "Namespace"
+            && let Some(name) = object["metadata"]["name"].as_str()
+        {
+            wait_for_default_service_account(client, name).await;
+        }
         if object["kind"] == "CronJob"
             && let Some(created) = created
         {
@@ -702,6 +708,31 @@ pub async fn apply(client: &Client, objects: &[Value], ns: &str) -> anyhow::Resu
         }
     }
     Ok(())
+}
+
+/// Waits (up to 10 s) for the controllers to give a new namespace its
+/// `default` ServiceAccount: until then the API server refuses the pods
+/// that run as it, and the controllers would record that refusal as a
+/// `FailedCreate` event next to the scenario's own failure.
+async fn wait_for_default_service_account(client: &Client, ns: &str) {
+    let api: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), ns);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match api.get_opt("default").await {
+            Ok(Some(_)) => return,
+            Ok(None) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Ok(None) => {
+                tracing::debug!("scenario: no default ServiceAccount in {ns} after 10 s");
+                return;
+            }
+            Err(e) => {
+                tracing::debug!("scenario: look up the default ServiceAccount in {ns}: {e}");
+                return;
+            }
+        }
+    }
 }
 
 /// Label on a scenario Job naming the CronJob that owns it.

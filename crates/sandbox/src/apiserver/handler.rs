@@ -26,6 +26,11 @@ pub const INITIAL_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
 const UNDELETABLE: &[&str] = &["default", "kube-system", "kube-public"];
 
+/// The ServiceAccount a pod that names none runs as.
+pub const DEFAULT_SERVICE_ACCOUNT: &str = "default";
+/// Marks a static pod's mirror, which ServiceAccount admission leaves alone.
+const MIRROR_POD_ANNOTATION: &str = "kubernetes.io/config.mirror";
+
 /// A denial rule (see `super::Deny`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DenyRule {
@@ -363,6 +368,22 @@ impl State {
                     dry_run: false,
                 };
                 let _ = st.create(def, "", body, &ctx, &mut rng);
+            }
+        }
+        // The `default` ServiceAccount of each initial namespace, as the
+        // controller manager of a running cluster has made it (the sandbox's
+        // namespace controller makes it in namespaces created later), so a
+        // pod created at once in `default` passes admission.
+        if let Some(def) = resources::find("", "serviceaccounts") {
+            for ns in INITIAL_NAMESPACES {
+                let body = json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                    "metadata": {"name": DEFAULT_SERVICE_ACCOUNT, "namespace": ns}});
+                let ctx = Ctx {
+                    now,
+                    manager: "kube-controller-manager".to_string(),
+                    dry_run: false,
+                };
+                let _ = st.create(def, ns, body, &ctx, &mut rng);
             }
         }
         st
@@ -859,6 +880,39 @@ impl State {
         }
     }
 
+    /// The ServiceAccount admission plugin on pod create (mirror pods
+    /// excepted): an empty `spec.serviceAccountName` becomes `default`
+    /// (`spec.serviceAccount` mirrors it), and a pod whose ServiceAccount
+    /// does not exist is refused with the plugin's 403. It runs before
+    /// names are generated and before validation, as in the real server.
+    fn admit_service_account(&self, ns: &str, pod: &mut Value) -> Result<(), ApiError> {
+        if !pod["metadata"]["annotations"][MIRROR_POD_ANNOTATION].is_null() {
+            return Ok(());
+        }
+        let sa = objects::service_account_of(&pod["spec"])
+            .unwrap_or_else(|| DEFAULT_SERVICE_ACCOUNT.to_string());
+        if let Some(spec) = pod["spec"].as_object_mut() {
+            spec.insert("serviceAccountName".into(), json!(sa));
+            spec.insert("serviceAccount".into(), json!(sa));
+        }
+        if self.store.get("serviceaccounts", ns, &sa).is_some() {
+            return Ok(());
+        }
+        let name = [meta(pod, "name"), meta(pod, "generateName")]
+            .into_iter()
+            .find(|n| !n.is_empty())
+            .unwrap_or("Unknown");
+        Err(ApiError::admission_forbidden(
+            "pods",
+            "",
+            name,
+            &format!(
+                "error looking up service account {ns}/{sa}: serviceaccount {} not found",
+                quote(&sa)
+            ),
+        ))
+    }
+
     fn create(
         &mut self,
         def: &ResourceDef,
@@ -893,6 +947,9 @@ impl State {
             }
             body["metadata"]["namespace"] = json!(ns);
             self.namespace_check(ns)?;
+            if def.kind == "Pod" {
+                self.admit_service_account(ns, &mut body)?;
+            }
         } else if let Some(m) = body["metadata"].as_object_mut() {
             m.remove("namespace");
         }

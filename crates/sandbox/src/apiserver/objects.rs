@@ -141,6 +141,16 @@ fn default_container(c: &mut Value) {
     }
 }
 
+/// The ServiceAccount a pod spec names: `serviceAccountName`, else the
+/// deprecated `serviceAccount`; none when both are empty.
+pub fn service_account_of(spec: &Value) -> Option<String> {
+    ["serviceAccountName", "serviceAccount"]
+        .iter()
+        .filter_map(|k| spec[*k].as_str())
+        .find(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
 /// Pod spec defaults (also for templates).
 pub fn default_pod_spec(spec: &mut Value, restart_policy: &str) {
     if !spec.is_object() {
@@ -152,13 +162,14 @@ pub fn default_pod_spec(spec: &mut Value, restart_policy: &str) {
     set_default(spec, "schedulerName", json!("default-scheduler"));
     set_default(spec, "securityContext", json!({}));
     set_default(spec, "enableServiceLinks", json!(true));
-    let sa = spec["serviceAccountName"]
-        .as_str()
-        .or(spec["serviceAccount"].as_str())
-        .unwrap_or("default")
-        .to_string();
-    spec["serviceAccountName"] = json!(sa);
-    spec["serviceAccount"] = json!(sa);
+    // `serviceAccount` is the deprecated alias of `serviceAccountName`: the
+    // server's conversion fills each from the other. Defaulting the name to
+    // `default` is the ServiceAccount admission plugin's, on pod create only
+    // (`handler`), so a template that names none keeps none.
+    if let Some(sa) = service_account_of(spec) {
+        spec["serviceAccountName"] = json!(sa);
+        spec["serviceAccount"] = json!(sa);
+    }
     for key in ["containers", "initContainers"] {
         if let Some(cs) = spec.get_mut(key).and_then(Value::as_array_mut) {
             cs.iter_mut().for_each(default_container);
@@ -576,8 +587,13 @@ mod tests {
         apply_defaults(def("", "pods"), &mut pod, true);
         assert_eq!(pod["spec"]["restartPolicy"], "Always");
         assert_eq!(pod["spec"]["terminationGracePeriodSeconds"], 30);
-        assert_eq!(pod["spec"]["serviceAccountName"], "default");
-        assert_eq!(pod["spec"]["serviceAccount"], "default");
+        // `default` is the admission plugin's, not defaulting's.
+        assert!(pod["spec"]["serviceAccountName"].is_null());
+        assert!(pod["spec"]["serviceAccount"].is_null());
+        let mut named = json!({"spec": {"serviceAccount": "builder", "containers": []}});
+        apply_defaults(def("", "pods"), &mut named, true);
+        assert_eq!(named["spec"]["serviceAccountName"], "builder");
+        assert_eq!(named["spec"]["serviceAccount"], "builder");
         assert_eq!(
             pod["spec"]["containers"][0]["imagePullPolicy"],
             "IfNotPresent"

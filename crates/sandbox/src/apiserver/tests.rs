@@ -939,6 +939,106 @@ async fn namespaces_secrets_validation_and_bad_requests() {
     assert_eq!(code, 403);
 }
 
+/// The ServiceAccount admission plugin: `default` when none is named, and
+/// the plugin's 403 for a ServiceAccount that does not exist.
+#[tokio::test]
+async fn service_account_admission_defaults_and_refuses() {
+    let f = Fixture::new().await;
+    let client = f.client("admin").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let p = pods
+        .create(&PostParams::default(), &pod("plain", "nginx:1"))
+        .await
+        .expect("a pod naming no ServiceAccount");
+    let spec = p.spec.expect("spec");
+    assert_eq!(spec.service_account_name.as_deref(), Some("default"));
+    assert_eq!(spec.service_account.as_deref(), Some("default"));
+
+    let mut named = pod("builder-pod", "nginx:1");
+    named.spec.as_mut().expect("spec").service_account_name = Some("builder".into());
+    let e = api_err(
+        pods.create(&PostParams::default(), &named)
+            .await
+            .expect_err("no such ServiceAccount"),
+    );
+    assert_eq!((e.code, e.reason.as_str()), (403, "Forbidden"));
+    assert_eq!(
+        e.message,
+        r#"pods "builder-pod" is forbidden: error looking up service account default/builder: serviceaccount "builder" not found"#
+    );
+    // Names are generated after admission: the message shows the prefix.
+    let mut generated = named.clone();
+    generated.metadata.name = None;
+    generated.metadata.generate_name = Some("builder-".into());
+    let e = api_err(
+        pods.create(&PostParams::default(), &generated)
+            .await
+            .expect_err("no such ServiceAccount"),
+    );
+    assert!(
+        e.message.starts_with(r#"pods "builder-" is forbidden: "#),
+        "{}",
+        e.message
+    );
+    // A dry run is refused the same way and nothing is stored.
+    let dry = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    assert_eq!(
+        api_err(pods.create(&dry, &named).await.expect_err("dry run")).code,
+        403
+    );
+    assert!(pods.get_opt("builder-pod").await.expect("get").is_none());
+
+    let (code, _) = f
+        .raw(
+            "POST",
+            "/api/v1/namespaces/default/serviceaccounts",
+            Some(ADMIN),
+            "application/json",
+            r#"{"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"builder"}}"#,
+        )
+        .await;
+    assert_eq!(code, 201);
+    let p = pods
+        .create(&PostParams::default(), &named)
+        .await
+        .expect("the ServiceAccount exists now");
+    assert_eq!(
+        p.spec.and_then(|s| s.service_account),
+        Some("builder".into())
+    );
+
+    // A new namespace has no `default` ServiceAccount until the namespace
+    // controller makes one (there is none in this test).
+    let nss: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "fresh"}})).expect("ns");
+    nss.create(&PostParams::default(), &ns)
+        .await
+        .expect("namespace");
+    let fresh: Api<Pod> = Api::namespaced(client.clone(), "fresh");
+    let e = api_err(
+        fresh
+            .create(&PostParams::default(), &pod("early", "nginx:1"))
+            .await
+            .expect_err("no default ServiceAccount yet"),
+    );
+    assert_eq!(
+        e.message,
+        r#"pods "early" is forbidden: error looking up service account fresh/default: serviceaccount "default" not found"#
+    );
+    // Templates keep what they were given: admission is per pod.
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), "fresh");
+    let d = deps
+        .create(&PostParams::default(), &deployment("web", "nginx:1"))
+        .await
+        .expect("deployment");
+    let template = d.spec.and_then(|s| s.template.spec).expect("template spec");
+    assert_eq!(template.service_account_name, None);
+    assert_eq!(template.service_account, None);
+}
+
 // ---------------------------------------------------------------- kubectl
 
 const KUBECTL: &str = "/usr/bin/kubectl";
