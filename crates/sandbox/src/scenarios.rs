@@ -183,6 +183,22 @@ fn wrong(env: &LabEnv, ns: &str) -> Credential {
 
 /// Every scenario, in the runbook's order of causes.
 pub fn all() -> Vec<Scenario> {
+    [
+        image_reference(),
+        missing_or_broken_secrets(),
+        stale_credentials(),
+        service_account_and_ecr(),
+        unreachable(),
+        registry_answers(),
+        node_and_pod(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The image reference itself is wrong.
+fn image_reference() -> Vec<Scenario> {
     vec![
         Scenario {
             id: "wrong-tag",
@@ -225,6 +241,12 @@ pub fn all() -> Vec<Scenario> {
                 ]
             }),
         },
+    ]
+}
+
+/// No pull secret, or one the kubelet cannot use.
+fn missing_or_broken_secrets() -> Vec<Scenario> {
+    vec![
         Scenario {
             id: "no-pull-secrets",
             story: "the private image is pulled with no imagePullSecrets at all",
@@ -302,6 +324,12 @@ pub fn all() -> Vec<Scenario> {
                 c
             }),
         },
+    ]
+}
+
+/// A credential the registry no longer takes.
+fn stale_credentials() -> Vec<Scenario> {
+    vec![
         Scenario {
             id: "rotated-password",
             story: "the registry password was rotated; regcred still holds the old one",
@@ -380,6 +408,12 @@ pub fn all() -> Vec<Scenario> {
                 c
             }),
         },
+    ]
+}
+
+/// The secret on the wrong ServiceAccount; an expired ECR token.
+fn service_account_and_ecr() -> Vec<Scenario> {
+    vec![
         Scenario {
             id: "sa-secret-only",
             story: "regcred is attached to the default ServiceAccount, but checkout runs as ServiceAccount checkout, which has none",
@@ -452,6 +486,12 @@ pub fn all() -> Vec<Scenario> {
                 c
             }),
         },
+    ]
+}
+
+/// The registry cannot be reached or trusted.
+fn unreachable() -> Vec<Scenario> {
+    vec![
         Scenario {
             id: "unreachable-dns",
             story: "the registry's host name does not resolve from the nodes",
@@ -508,6 +548,12 @@ pub fn all() -> Vec<Scenario> {
             },
             fix: None,
         },
+    ]
+}
+
+/// What the registry answers: rate limit, bad name, no repository, denied.
+fn registry_answers() -> Vec<Scenario> {
+    vec![
         Scenario {
             id: "rate-limited",
             story: "nginx:1.25 comes anonymously from Docker Hub, which answers 429 toomanyrequests",
@@ -554,6 +600,12 @@ pub fn all() -> Vec<Scenario> {
             build: |_, _| vec![deployment("app", "forbidden/app:1.0", 1, &[])],
             fix: None,
         },
+    ]
+}
+
+/// The node and the pod spec: pull policy, platform, init containers.
+fn node_and_pod() -> Vec<Scenario> {
+    vec![
         Scenario {
             id: "never-pull",
             story: "imagePullPolicy is Never and no node holds library/busybox:1.36 from the internal mirror",

@@ -280,84 +280,25 @@ pub(super) fn delete_params(uid: &str) -> DeleteParams {
 }
 
 pub(super) async fn execute_inner(shared: &Shared, action: &Action) -> Result<(), kube::Error> {
-    let pp = PostParams::default();
-    let patch_params = PatchParams::default();
     match action {
         Action::Create {
             kind,
             namespace,
             body,
             event,
-        } => {
-            let req = Request::new(kind.collection_path(namespace))
-                .create(
-                    &pp,
-                    serde_json::to_vec(body).map_err(kube::Error::SerdeError)?,
-                )
-                .map_err(kube::Error::BuildRequest)?;
-            match request(shared, req).await {
-                Ok(created) => {
-                    let created_name = name(&created).to_string();
-                    shared
-                        .snapshot
-                        .lock()
-                        .expect("snapshot lock")
-                        .apply(*kind, created);
-                    if let Some(e) = event {
-                        let mut e = e.clone();
-                        e.message = e.message.replace("{name}", &created_name);
-                        record(shared, &e).await;
-                    }
-                    Ok(())
-                }
-                Err(err) => {
-                    if let (Some(e), kube::Error::Api(s), Kind::Pod) = (event, &err, kind)
-                        && !s.message.contains("being terminated")
-                    {
-                        let mut e = e.clone();
-                        e.kind = "Warning";
-                        e.reason = "FailedCreate".into();
-                        e.message = format!("Error creating: {}", s.message);
-                        record(shared, &e).await;
-                    }
-                    Err(err)
-                }
-            }
-        }
+        } => create(shared, *kind, namespace, body, event.as_ref()).await,
         Action::Patch {
             kind,
             namespace,
             name,
             patch,
-        } => {
-            let req = Request::new(kind.collection_path(namespace))
-                .patch(name, &patch_params, &Patch::Merge(patch))
-                .map_err(kube::Error::BuildRequest)?;
-            let v = request(shared, req).await?;
-            shared
-                .snapshot
-                .lock()
-                .expect("snapshot lock")
-                .apply(*kind, v);
-            Ok(())
-        }
+        } => merge_patch(shared, *kind, namespace, name, None, patch).await,
         Action::PatchStatus {
             kind,
             namespace,
             name,
             patch,
-        } => {
-            let req = Request::new(kind.collection_path(namespace))
-                .patch_subresource("status", name, &patch_params, &Patch::Merge(patch))
-                .map_err(kube::Error::BuildRequest)?;
-            let v = request(shared, req).await?;
-            shared
-                .snapshot
-                .lock()
-                .expect("snapshot lock")
-                .apply(*kind, v);
-            Ok(())
-        }
+        } => merge_patch(shared, *kind, namespace, name, Some("status"), patch).await,
         Action::Delete {
             kind,
             namespace,
@@ -377,60 +318,150 @@ pub(super) async fn execute_inner(shared: &Shared, action: &Action) -> Result<()
             name: n,
             uid,
             owners,
-        } => {
-            for (okind, oname, ouid) in owners {
-                let req = Request::new(okind.collection_path(namespace))
-                    .get(oname, &Default::default())
-                    .map_err(kube::Error::BuildRequest)?;
-                match request(shared, req).await {
-                    Ok(o) if self::uid(&o) == ouid => return Ok(()),
-                    Ok(_) => {}
-                    Err(kube::Error::Api(s)) if s.code == 404 => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            tracing::debug!("controllers: collecting {} {namespace}/{n}", kind.name());
-            delete(shared, *kind, namespace, n, uid).await
-        }
+        } => collect(shared, *kind, namespace, n, uid, owners).await,
         Action::Bind {
             namespace,
             pod,
             node,
             event,
-        } => {
-            let body = json!({
-                "apiVersion": "v1", "kind": "Binding",
-                "metadata": {"name": pod},
-                "target": {"apiVersion": "v1", "kind": "Node", "name": node},
-            });
-            let req = Request::new(Kind::Pod.collection_path(namespace))
-                .create_subresource(
-                    "binding",
-                    pod,
-                    &pp,
-                    serde_json::to_vec(&body).map_err(kube::Error::SerdeError)?,
-                )
-                .map_err(kube::Error::BuildRequest)?;
-            request(shared, req).await?;
-            shared.snapshot.lock().expect("snapshot lock").update_local(
-                Kind::Pod,
-                namespace,
-                pod,
-                |p| {
-                    p["spec"]["nodeName"] = json!(node);
-                },
-            );
-            if let Some(e) = event {
-                record(shared, e).await;
-            }
-            Ok(())
-        }
+        } => bind(shared, namespace, pod, node, event.as_ref()).await,
         Action::Event(e) => {
             record(shared, e).await;
             Ok(())
         }
         Action::RequeueAfter(_) => Ok(()),
     }
+}
+
+/// POST `body`; records `event` (with `{name}` filled in) once the object
+/// exists, or a `FailedCreate` warning when a pod is refused.
+async fn create(
+    shared: &Shared,
+    kind: Kind,
+    namespace: &str,
+    body: &Value,
+    event: Option<&EventRecord>,
+) -> Result<(), kube::Error> {
+    let req = Request::new(kind.collection_path(namespace))
+        .create(
+            &PostParams::default(),
+            serde_json::to_vec(body).map_err(kube::Error::SerdeError)?,
+        )
+        .map_err(kube::Error::BuildRequest)?;
+    match request(shared, req).await {
+        Ok(created) => {
+            let created_name = name(&created).to_string();
+            shared
+                .snapshot
+                .lock()
+                .expect("snapshot lock")
+                .apply(kind, created);
+            if let Some(e) = event {
+                let mut e = e.clone();
+                e.message = e.message.replace("{name}", &created_name);
+                record(shared, &e).await;
+            }
+            Ok(())
+        }
+        Err(err) => {
+            if let (Some(e), kube::Error::Api(s), Kind::Pod) = (event, &err, kind)
+                && !s.message.contains("being terminated")
+            {
+                let mut e = e.clone();
+                e.kind = "Warning";
+                e.reason = "FailedCreate".into();
+                e.message = format!("Error creating: {}", s.message);
+                record(shared, &e).await;
+            }
+            Err(err)
+        }
+    }
+}
+
+/// JSON merge patch of the object (or of its `subresource`); the answer
+/// goes into the snapshot.
+async fn merge_patch(
+    shared: &Shared,
+    kind: Kind,
+    namespace: &str,
+    name: &str,
+    subresource: Option<&str>,
+    patch: &Value,
+) -> Result<(), kube::Error> {
+    let request_for = Request::new(kind.collection_path(namespace));
+    let params = PatchParams::default();
+    let req = match subresource {
+        Some(sub) => request_for.patch_subresource(sub, name, &params, &Patch::Merge(patch)),
+        None => request_for.patch(name, &params, &Patch::Merge(patch)),
+    }
+    .map_err(kube::Error::BuildRequest)?;
+    let v = request(shared, req).await?;
+    shared
+        .snapshot
+        .lock()
+        .expect("snapshot lock")
+        .apply(kind, v);
+    Ok(())
+}
+
+/// Deletes a dependent once a GET confirms that every owner is gone (or
+/// was replaced by an object with another UID).
+async fn collect(
+    shared: &Shared,
+    kind: Kind,
+    namespace: &str,
+    n: &str,
+    uid: &str,
+    owners: &[(Kind, String, String)],
+) -> Result<(), kube::Error> {
+    for (okind, oname, ouid) in owners {
+        let req = Request::new(okind.collection_path(namespace))
+            .get(oname, &Default::default())
+            .map_err(kube::Error::BuildRequest)?;
+        match request(shared, req).await {
+            Ok(o) if self::uid(&o) == ouid => return Ok(()),
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    tracing::debug!("controllers: collecting {} {namespace}/{n}", kind.name());
+    delete(shared, kind, namespace, n, uid).await
+}
+
+/// POST `pods/NAME/binding`; the pod's `nodeName` is set in the snapshot.
+async fn bind(
+    shared: &Shared,
+    namespace: &str,
+    pod: &str,
+    node: &str,
+    event: Option<&EventRecord>,
+) -> Result<(), kube::Error> {
+    let body = json!({
+        "apiVersion": "v1", "kind": "Binding",
+        "metadata": {"name": pod},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+    });
+    let req = Request::new(Kind::Pod.collection_path(namespace))
+        .create_subresource(
+            "binding",
+            pod,
+            &PostParams::default(),
+            serde_json::to_vec(&body).map_err(kube::Error::SerdeError)?,
+        )
+        .map_err(kube::Error::BuildRequest)?;
+    request(shared, req).await?;
+    shared
+        .snapshot
+        .lock()
+        .expect("snapshot lock")
+        .update_local(Kind::Pod, namespace, pod, |p| {
+            p["spec"]["nodeName"] = json!(node);
+        });
+    if let Some(e) = event {
+        record(shared, e).await;
+    }
+    Ok(())
 }
 
 pub(super) async fn delete(
