@@ -262,36 +262,8 @@ pub fn apply_defaults(def: &ResourceDef, obj: &mut Value, creating: bool) {
                 obj["status"] = json!({"phase": "Pending", "qosClass": qos});
             }
         }
-        "Deployment" => {
-            if let Some(spec) = obj_mut(obj, "spec") {
-                set_default(spec, "replicas", json!(1));
-                set_default(spec, "revisionHistoryLimit", json!(10));
-                set_default(spec, "progressDeadlineSeconds", json!(600));
-                if let Some(strategy) = obj_mut(spec, "strategy") {
-                    set_default(strategy, "type", json!("RollingUpdate"));
-                    if strategy["type"] == "RollingUpdate"
-                        && let Some(ru) = obj_mut(strategy, "rollingUpdate")
-                    {
-                        set_default(ru, "maxSurge", json!("25%"));
-                        set_default(ru, "maxUnavailable", json!("25%"));
-                    }
-                }
-                default_selector_from_template(spec);
-            }
-            default_template(obj, &["spec", "template"], "Always");
-        }
-        "ReplicaSet" | "StatefulSet" | "DaemonSet" => {
-            if let Some(spec) = obj_mut(obj, "spec") {
-                if def.kind != "DaemonSet" {
-                    set_default(spec, "replicas", json!(1));
-                }
-                if def.kind != "ReplicaSet" {
-                    set_default(spec, "revisionHistoryLimit", json!(10));
-                }
-                default_selector_from_template(spec);
-            }
-            default_template(obj, &["spec", "template"], "Always");
-        }
+        "Deployment" => default_deployment(obj),
+        "ReplicaSet" | "StatefulSet" | "DaemonSet" => default_replicated(def.kind, obj),
         "Job" => {
             if let Some(spec) = obj_mut(obj, "spec") {
                 set_default(spec, "backoffLimit", json!(6));
@@ -315,36 +287,76 @@ pub fn apply_defaults(def: &ResourceDef, obj: &mut Value, creating: bool) {
             set_default(obj, "type", json!("Opaque"));
             fold_string_data(obj);
         }
-        "Namespace" => {
-            if creating {
-                if let Some(spec) = obj_mut(obj, "spec") {
-                    set_default(spec, "finalizers", json!(["kubernetes"]));
-                }
-                obj["status"] = json!({"phase": "Active"});
-            }
-            // The namespace name label, as the real server sets it.
-            if let Some(name) = obj["metadata"]["name"].as_str().map(str::to_string)
-                && let Some(meta) = obj_mut(obj, "metadata")
-                && let Some(labels) = obj_mut(meta, "labels")
-            {
-                labels["kubernetes.io/metadata.name"] = json!(name);
-            }
-        }
-        "Service" => {
-            if let Some(spec) = obj_mut(obj, "spec") {
-                set_default(spec, "type", json!("ClusterIP"));
-                set_default(spec, "sessionAffinity", json!("None"));
-                if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
-                    for p in ports {
-                        set_default(p, "protocol", json!("TCP"));
-                        if p["targetPort"].is_null() {
-                            p["targetPort"] = p["port"].clone();
-                        }
-                    }
-                }
-            }
-        }
+        "Namespace" => default_namespace(obj, creating),
+        "Service" => default_service(obj),
         _ => {}
+    }
+}
+
+/// Deployment defaults: replicas, history, deadline, RollingUpdate, selector.
+fn default_deployment(obj: &mut Value) {
+    if let Some(spec) = obj_mut(obj, "spec") {
+        set_default(spec, "replicas", json!(1));
+        set_default(spec, "revisionHistoryLimit", json!(10));
+        set_default(spec, "progressDeadlineSeconds", json!(600));
+        if let Some(strategy) = obj_mut(spec, "strategy") {
+            set_default(strategy, "type", json!("RollingUpdate"));
+            if strategy["type"] == "RollingUpdate"
+                && let Some(ru) = obj_mut(strategy, "rollingUpdate")
+            {
+                set_default(ru, "maxSurge", json!("25%"));
+                set_default(ru, "maxUnavailable", json!("25%"));
+            }
+        }
+        default_selector_from_template(spec);
+    }
+    default_template(obj, &["spec", "template"], "Always");
+}
+
+/// ReplicaSet, StatefulSet and DaemonSet defaults.
+fn default_replicated(kind: &str, obj: &mut Value) {
+    if let Some(spec) = obj_mut(obj, "spec") {
+        if kind != "DaemonSet" {
+            set_default(spec, "replicas", json!(1));
+        }
+        if kind != "ReplicaSet" {
+            set_default(spec, "revisionHistoryLimit", json!(10));
+        }
+        default_selector_from_template(spec);
+    }
+    default_template(obj, &["spec", "template"], "Always");
+}
+
+/// Namespace defaults: the finalizer, the phase, the name label.
+fn default_namespace(obj: &mut Value, creating: bool) {
+    if creating {
+        if let Some(spec) = obj_mut(obj, "spec") {
+            set_default(spec, "finalizers", json!(["kubernetes"]));
+        }
+        obj["status"] = json!({"phase": "Active"});
+    }
+    // The namespace name label, as the real server sets it.
+    if let Some(name) = obj["metadata"]["name"].as_str().map(str::to_string)
+        && let Some(meta) = obj_mut(obj, "metadata")
+        && let Some(labels) = obj_mut(meta, "labels")
+    {
+        labels["kubernetes.io/metadata.name"] = json!(name);
+    }
+}
+
+/// Service defaults: type, session affinity, port protocols and targets.
+fn default_service(obj: &mut Value) {
+    if let Some(spec) = obj_mut(obj, "spec") {
+        set_default(spec, "type", json!("ClusterIP"));
+        set_default(spec, "sessionAffinity", json!("None"));
+        if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+            for p in ports {
+                set_default(p, "protocol", json!("TCP"));
+                if p["targetPort"].is_null() {
+                    p["targetPort"] = p["port"].clone();
+                }
+            }
+        }
     }
 }
 

@@ -998,67 +998,10 @@ fn service_cells(svc: &Value, now: DateTime<Utc>) -> Vec<Value> {
 fn cells(resource: &str, obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
     match resource {
         "pods" => pod_cells(obj, now),
-        "deployments" => {
-            let (names, images) = container_cells(arr(obj, "spec.template.spec.containers"));
-            let desired = at(obj, "spec.replicas")
-                .and_then(Value::as_i64)
-                .unwrap_or(1);
-            vec![
-                name(obj),
-                Value::from(format!("{}/{desired}", n(obj, "status.readyReplicas"))),
-                Value::from(n(obj, "status.updatedReplicas")),
-                Value::from(n(obj, "status.availableReplicas")),
-                age(obj, now),
-                names,
-                images,
-                format_selector(at(obj, "spec.selector")),
-            ]
-        }
-        "replicasets" => {
-            let (names, images) = container_cells(arr(obj, "spec.template.spec.containers"));
-            let desired = at(obj, "spec.replicas")
-                .and_then(Value::as_i64)
-                .unwrap_or(1);
-            vec![
-                name(obj),
-                Value::from(desired),
-                Value::from(n(obj, "status.replicas")),
-                Value::from(n(obj, "status.readyReplicas")),
-                age(obj, now),
-                names,
-                images,
-                format_selector(at(obj, "spec.selector")),
-            ]
-        }
-        "statefulsets" => {
-            let (names, images) = container_cells(arr(obj, "spec.template.spec.containers"));
-            let desired = at(obj, "spec.replicas")
-                .and_then(Value::as_i64)
-                .unwrap_or(1);
-            vec![
-                name(obj),
-                Value::from(format!("{}/{desired}", n(obj, "status.readyReplicas"))),
-                age(obj, now),
-                names,
-                images,
-            ]
-        }
-        "daemonsets" => {
-            let (names, images) = container_cells(arr(obj, "spec.template.spec.containers"));
-            vec![
-                name(obj),
-                Value::from(n(obj, "status.desiredNumberScheduled")),
-                Value::from(n(obj, "status.currentNumberScheduled")),
-                Value::from(n(obj, "status.numberReady")),
-                Value::from(n(obj, "status.updatedNumberScheduled")),
-                Value::from(n(obj, "status.numberAvailable")),
-                format_labels(at(obj, "spec.template.spec.nodeSelector")),
-                age(obj, now),
-                names,
-                images,
-                format_selector(at(obj, "spec.selector")),
-            ]
-        }
+        "deployments" => deployment_cells(obj, now),
+        "replicasets" => replicaset_cells(obj, now),
+        "statefulsets" => statefulset_cells(obj, now),
+        "daemonsets" => daemonset_cells(obj, now),
         "secrets" => {
             let data = at(obj, "data")
                 .and_then(Value::as_object)
@@ -1085,35 +1028,7 @@ fn cells(resource: &str, obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
         ],
         "nodes" => node_cells(obj, now),
         "jobs" => job_cells(obj, now),
-        "cronjobs" => {
-            let last = match time(obj, "status.lastScheduleTime") {
-                Some(t) => since(Some(t), now),
-                None => "<none>".to_string(),
-            };
-            let tz = match at(obj, "spec.timeZone").and_then(Value::as_str) {
-                Some(tz) => tz.to_string(),
-                None => "<none>".to_string(),
-            };
-            let suspend = match at(obj, "spec.suspend").and_then(Value::as_bool) {
-                Some(true) => "True",
-                Some(false) => "False",
-                None => "<unset>",
-            };
-            let (names, images) =
-                container_cells(arr(obj, "spec.jobTemplate.spec.template.spec.containers"));
-            vec![
-                name(obj),
-                Value::from(s(obj, "spec.schedule")),
-                Value::from(tz),
-                Value::from(suspend),
-                Value::from(arr(obj, "status.active").len() as i64),
-                Value::from(last),
-                age(obj, now),
-                names,
-                images,
-                format_selector(at(obj, "spec.jobTemplate.spec.selector")),
-            ]
-        }
+        "cronjobs" => cronjob_cells(obj, now),
         "configmaps" => {
             let count = |p: &str| at(obj, p).and_then(Value::as_object).map_or(0, Map::len);
             vec![
@@ -1132,6 +1047,106 @@ fn cells(resource: &str, obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
         }
         _ => vec![name(obj), age(obj, now)],
     }
+}
+
+/// The cells of one row of `kubectl get deployments`.
+fn deployment_cells(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let (names, images) = container_cells(arr(obj, "spec.template.spec.containers"));
+    let desired = at(obj, "spec.replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    vec![
+        name(obj),
+        Value::from(format!("{}/{desired}", n(obj, "status.readyReplicas"))),
+        Value::from(n(obj, "status.updatedReplicas")),
+        Value::from(n(obj, "status.availableReplicas")),
+        age(obj, now),
+        names,
+        images,
+        format_selector(at(obj, "spec.selector")),
+    ]
+}
+
+/// The cells of one row of `kubectl get replicasets`.
+fn replicaset_cells(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let (names, images) = container_cells(arr(obj, "spec.template.spec.containers"));
+    let desired = at(obj, "spec.replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    vec![
+        name(obj),
+        Value::from(desired),
+        Value::from(n(obj, "status.replicas")),
+        Value::from(n(obj, "status.readyReplicas")),
+        age(obj, now),
+        names,
+        images,
+        format_selector(at(obj, "spec.selector")),
+    ]
+}
+
+/// The cells of one row of `kubectl get statefulsets`.
+fn statefulset_cells(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let (names, images) = container_cells(arr(obj, "spec.template.spec.containers"));
+    let desired = at(obj, "spec.replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    vec![
+        name(obj),
+        Value::from(format!("{}/{desired}", n(obj, "status.readyReplicas"))),
+        age(obj, now),
+        names,
+        images,
+    ]
+}
+
+/// The cells of one row of `kubectl get daemonsets`.
+fn daemonset_cells(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let (names, images) = container_cells(arr(obj, "spec.template.spec.containers"));
+    vec![
+        name(obj),
+        Value::from(n(obj, "status.desiredNumberScheduled")),
+        Value::from(n(obj, "status.currentNumberScheduled")),
+        Value::from(n(obj, "status.numberReady")),
+        Value::from(n(obj, "status.updatedNumberScheduled")),
+        Value::from(n(obj, "status.numberAvailable")),
+        format_labels(at(obj, "spec.template.spec.nodeSelector")),
+        age(obj, now),
+        names,
+        images,
+        format_selector(at(obj, "spec.selector")),
+    ]
+}
+
+/// The cells of one row of `kubectl get cronjobs`.
+fn cronjob_cells(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let last = match time(obj, "status.lastScheduleTime") {
+        Some(t) => since(Some(t), now),
+        None => "<none>".to_string(),
+    };
+    let tz = match at(obj, "spec.timeZone").and_then(Value::as_str) {
+        Some(tz) => tz.to_string(),
+        None => "<none>".to_string(),
+    };
+    let suspend = match at(obj, "spec.suspend").and_then(Value::as_bool) {
+        Some(true) => "True",
+        Some(false) => "False",
+        None => "<unset>",
+    };
+    let (names, images) =
+        container_cells(arr(obj, "spec.jobTemplate.spec.template.spec.containers"));
+    vec![
+        name(obj),
+        Value::from(s(obj, "spec.schedule")),
+        Value::from(tz),
+        Value::from(suspend),
+        Value::from(arr(obj, "status.active").len() as i64),
+        Value::from(last),
+        age(obj, now),
+        names,
+        images,
+        format_selector(at(obj, "spec.jobTemplate.spec.selector")),
+    ]
 }
 
 /// Renders `items` (objects of the plural `resource`) as a `meta.k8s.io/v1` Table.
