@@ -13,6 +13,10 @@ use chrono::Utc;
 use kube::Client;
 use serde::{Deserialize, Serialize};
 
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Node, Pod, Secret, ServiceAccount};
+
+use crate::api::{self, ApiError, ListQuery};
 use crate::collect::{self, EventLite, Meta, PodLite, Scope};
 use crate::diagnose::classify::{EventText, classify_container};
 use crate::diagnose::finding::{self, Context, EcrCheck, Evidence, Finding};
@@ -203,16 +207,21 @@ struct NodeImage {
 }
 
 async fn get_secret(client: &Client, ns: &str, name: &str) -> Lookup {
-    let req = match http::Request::get(format!("/api/v1/namespaces/{ns}/secrets/{name}"))
-        .body(Vec::new())
-    {
-        Ok(r) => r,
-        Err(_) => return Lookup::NotFound,
-    };
-    match client.request::<SecretLite>(req).await {
-        Ok(s) => Lookup::Found(s.view()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Lookup::NotFound,
-        Err(_) => Lookup::Forbidden,
+    match api::get_opt_as::<Secret, SecretLite>(client, Some(ns), name).await {
+        Ok(Some(s)) => Lookup::Found(s.view()),
+        Ok(None) => Lookup::NotFound,
+        Err(e) if e.is_forbidden() => Lookup::Forbidden,
+        Err(e) => Lookup::Failed(e.short()),
+    }
+}
+
+/// Why a read failed, for a warning: the missing permission only for a
+/// real 403 (`no `list nodes` permission`), else what happened.
+fn why_unread(e: &ApiError, permission: &str) -> String {
+    if e.is_forbidden() {
+        format!("no `{permission}` permission")
+    } else {
+        e.short()
     }
 }
 
@@ -248,20 +257,19 @@ pub async fn run(
     } else {
         None
     };
-    let nodes: Option<Vec<NodeLite>> = match collect::list_all::<NodeLite>(
-        client,
-        "/api/v1/nodes",
-        "nodes",
-    )
-    .await
-    {
-        Ok(n) => Some(n),
-        Err(_) => {
-            warnings.push("nodes could not be listed (no `list nodes` permission): node image caches not checked".into());
-            None
-        }
-    };
-    let ecr = crate::diagnose::ecr::EcrClient::from_env(opts.probe).await;
+    let nodes: Option<Vec<NodeLite>> =
+        match api::list_all_as::<Node, NodeLite>(client, None, &ListQuery::default()).await {
+            Ok(n) => Some(n),
+            Err(e) => {
+                warnings.push(format!(
+                    "nodes could not be listed ({}): node image caches not checked",
+                    why_unread(&e, "list nodes")
+                ));
+                None
+            }
+        };
+    // AWS is asked only when an ECR image is diagnosed.
+    let ecr = opts.probe.then(crate::diagnose::ecr::EcrClient::lazy);
     let mut findings = Vec::new();
     let mut secret_names: BTreeSet<(String, String)> = BTreeSet::new();
     let mut registries: BTreeSet<String> = BTreeSet::new();
@@ -355,18 +363,19 @@ async fn check_target_exists(
     let Scope::Namespace(ns) = scope else {
         return Ok(());
     };
-    let path = match kind {
-        "Pod" => format!("/api/v1/namespaces/{ns}/pods/{name}"),
-        "Deployment" => format!("/apis/apps/v1/namespaces/{ns}/deployments/{name}"),
-        "StatefulSet" => format!("/apis/apps/v1/namespaces/{ns}/statefulsets/{name}"),
-        "DaemonSet" => format!("/apis/apps/v1/namespaces/{ns}/daemonsets/{name}"),
-        "Job" => format!("/apis/batch/v1/namespaces/{ns}/jobs/{name}"),
+    use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+    use k8s_openapi::api::batch::v1::Job;
+    type Any = serde::de::IgnoredAny;
+    let ns = ns.as_str();
+    let found = match kind {
+        "Pod" => api::get_opt_as::<Pod, Any>(client, Some(ns), name).await,
+        "Deployment" => api::get_opt_as::<Deployment, Any>(client, Some(ns), name).await,
+        "StatefulSet" => api::get_opt_as::<StatefulSet, Any>(client, Some(ns), name).await,
+        "DaemonSet" => api::get_opt_as::<DaemonSet, Any>(client, Some(ns), name).await,
+        "Job" => api::get_opt_as::<Job, Any>(client, Some(ns), name).await,
         _ => return Ok(()),
-    };
-    if collect::get_opt::<serde_json::Value>(client, &path, &format!("{kind} {ns}/{name}"))
-        .await?
-        .is_none()
-    {
+    }?;
+    if found.is_none() {
         anyhow::bail!(
             "{kind} {ns}/{name} not found\nhelp: check the name and the namespace (-n), or run `kubectl pullfix scan -A`"
         );
@@ -384,15 +393,11 @@ async fn diagnose_group(
     let mut warnings = Vec::new();
     let ns = &g.workload.namespace;
     let pod_name = g.pods.first().cloned().unwrap_or_default();
-    let pod: PodLite = collect::get_opt(
-        client,
-        &format!("/api/v1/namespaces/{ns}/pods/{pod_name}"),
-        &format!("pod {ns}/{pod_name}"),
-    )
-    .await?
-    .with_context(|| {
-        format!("pod {ns}/{pod_name} disappeared while diagnosing\nhelp: run the command again")
-    })?;
+    let pod: PodLite = api::get_opt_as::<Pod, PodLite>(client, Some(ns), &pod_name)
+        .await?
+        .with_context(|| {
+            format!("pod {ns}/{pod_name} disappeared while diagnosing\nhelp: run the command again")
+        })?;
     let container = g.containers.first().cloned().unwrap_or_default();
     let init = pod.spec.init_containers.iter().any(|c| c.name == container);
     let status = pod
@@ -412,9 +417,10 @@ async fn diagnose_group(
         .unwrap_or_default();
     let events = match collect::pod_events(client, ns, &pod_name).await {
         Ok(e) => e,
-        Err(_) => {
+        Err(e) => {
             warnings.push(format!(
-                "events in {ns} could not be read (no `list events` permission)"
+                "events in {ns} could not be read ({})",
+                why_unread(&e, "list events")
             ));
             Vec::new()
         }
@@ -458,13 +464,7 @@ async fn diagnose_group(
         .service_account_name
         .clone()
         .unwrap_or_else(|| "default".into());
-    match collect::get_opt::<ServiceAccountLite>(
-        client,
-        &format!("/api/v1/namespaces/{ns}/serviceaccounts/{sa}"),
-        &format!("serviceaccount {ns}/{sa}"),
-    )
-    .await
-    {
+    match api::get_opt_as::<ServiceAccount, ServiceAccountLite>(client, Some(ns), &sa).await {
         Ok(Some(s)) => {
             for r in s.image_pull_secrets {
                 if !refs.iter().any(|x: &SecretRef| x.name == r.name) {
@@ -484,6 +484,15 @@ async fn diagnose_group(
         warnings.push(format!(
             "secrets in {ns} could not be read: your identity lacks `get secrets` there (check: kubectl auth can-i get secrets -n {ns}); the registry and cluster evidence below still apply — escalate to someone who can read secrets if the cause is a credential"
         ));
+    }
+    // Not a permission problem: say what happened, and no RBAC advice.
+    for r in &refs {
+        if let Lookup::Failed(why) = &r.lookup {
+            warnings.push(format!(
+                "secret {ns}/{} could not be read ({why}); the registry and cluster evidence below still apply — run again once the API server answers (--request-timeout allows it longer)",
+                r.name
+            ));
+        }
     }
     let now = Utc::now();
     let analysis = match &image {
@@ -548,7 +557,7 @@ async fn diagnose_group(
         _ => None,
     };
     let ecr_check: Option<EcrCheck> = match (ecr, &image) {
-        (Some(e), Some(img)) if secrets::is_ecr_host(&img.domain) => Some(e.check(img).await),
+        (Some(e), Some(img)) if secrets::is_ecr_host(&img.domain) => e.check(img).await,
         _ => None,
     };
     let ctx = Context {
@@ -681,13 +690,7 @@ async fn unused_matching(
     image: &ImageRef,
     refs: &[SecretRef],
 ) -> Vec<String> {
-    let selector = collect::urlencode("type=kubernetes.io/dockerconfigjson");
-    let Ok(all) = collect::list_all::<SecretLite>(
-        client,
-        &format!("/api/v1/namespaces/{ns}/secrets?fieldSelector={selector}"),
-        &format!("pull secrets in {ns}"),
-    )
-    .await
+    let Ok(all) = api::list_all_as::<Secret, SecretLite>(client, Some(ns), &pull_secrets()).await
     else {
         return Vec::new();
     };
@@ -712,25 +715,9 @@ struct CronJobLite {
     status: serde_json::Value,
 }
 
-async fn list_cronjobs(client: &Client, ns: &str) -> anyhow::Result<Vec<CronJobLite>> {
-    match collect::list_all::<CronJobLite>(
-        client,
-        &format!("/apis/batch/v1/namespaces/{ns}/cronjobs"),
-        &format!("cronjobs in {ns}"),
-    )
-    .await
-    {
-        Ok(v) => Ok(v),
-        // Clusters before 1.21 serve CronJob only as batch/v1beta1.
-        Err(_) => {
-            collect::list_all::<CronJobLite>(
-                client,
-                &format!("/apis/batch/v1beta1/namespaces/{ns}/cronjobs"),
-                &format!("cronjobs in {ns}"),
-            )
-            .await
-        }
-    }
+/// Pull secrets (`type=kubernetes.io/dockerconfigjson`).
+fn pull_secrets() -> ListQuery {
+    ListQuery::fields("type=kubernetes.io/dockerconfigjson")
 }
 
 async fn refresh_jobs(
@@ -746,7 +733,7 @@ async fn refresh_jobs(
             .filter(|(n, _)| n == ns)
             .map(|(_, s)| s)
             .collect();
-        let cronjobs = match list_cronjobs(client, ns).await {
+        let cronjobs = match api::list_cronjobs::<CronJobLite>(client, ns).await {
             Ok(c) => c,
             Err(_) => {
                 warnings.push(format!(
@@ -765,13 +752,10 @@ async fn refresh_jobs(
             if !looks {
                 continue;
             }
-            let jobs: Vec<collect::WorkloadLite> = collect::list_all(
-                client,
-                &format!("/apis/batch/v1/namespaces/{ns}/jobs"),
-                &format!("jobs in {ns}"),
-            )
-            .await
-            .unwrap_or_default();
+            let jobs: Vec<collect::WorkloadLite> =
+                api::list_all_as::<Job, _>(client, Some(ns), &ListQuery::default())
+                    .await
+                    .unwrap_or_default();
             let mut failed: Vec<&collect::WorkloadLite> = jobs
                 .iter()
                 .filter(|j| {
@@ -806,22 +790,16 @@ async fn refresh_jobs(
 }
 
 async fn failure_tail(client: &Client, ns: &str, job: &str) -> Option<String> {
-    let selector = collect::urlencode(&format!("job-name={job}"));
-    let pods: Vec<serde_json::Value> = collect::list_all(
+    let pods: Vec<serde_json::Value> = api::list_all_as::<Pod, _>(
         client,
-        &format!("/api/v1/namespaces/{ns}/pods?labelSelector={selector}"),
-        "job pods",
+        Some(ns),
+        &ListQuery::labels(&format!("job-name={job}")),
     )
     .await
     .ok()?;
     let pod = pods.first()?;
     let name = pod["metadata"]["name"].as_str()?;
-    let req = http::Request::get(format!(
-        "/api/v1/namespaces/{ns}/pods/{name}/log?tailLines=5"
-    ))
-    .body(Vec::new())
-    .ok()?;
-    if let Ok(text) = client.request_text(req).await
+    if let Ok(text) = api::pod_log_tail(client, ns, name, 5).await
         && !text.trim().is_empty()
     {
         return Some(text.trim().to_string());
@@ -841,17 +819,19 @@ async fn other_namespaces(
     if secrets.is_empty() {
         return Vec::new();
     }
-    let selector = collect::urlencode("type=kubernetes.io/dockerconfigjson");
-    let all: Vec<SecretLite> = match collect::list_all(
-        client,
-        &format!("/api/v1/secrets?fieldSelector={selector}"),
-        "pull secrets in all namespaces",
-    )
-    .await
+    let all: Vec<SecretLite> = match api::list_all_as::<Secret, _>(client, None, &pull_secrets())
+        .await
     {
         Ok(v) => v,
-        Err(_) => {
+        Err(e) if e.is_forbidden() => {
             warnings.push("pull secrets in other namespaces could not be listed (no cluster-wide `list secrets`)".into());
+            return Vec::new();
+        }
+        Err(e) => {
+            warnings.push(format!(
+                "pull secrets in other namespaces could not be listed ({})",
+                e.short()
+            ));
             return Vec::new();
         }
     };
