@@ -16,7 +16,7 @@ use crate::scan::{Severity, Workload};
 /// A piece of evidence and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Evidence {
-    /// `kubelet`, `event`, `secret`, `registry`, `ecr`, `node`, `cronjob`, `rbac`.
+    /// `kubelet`, `event`, `secret`, `registry`, `ecr`, `node`, `cronjob`, `rbac`, `api`.
     pub source: String,
     pub text: String,
     /// True when this piece contradicts the chosen cause.
@@ -225,8 +225,13 @@ pub fn decide(
     // No usable credential and an auth-looking failure (only when every
     // referenced secret could be read: otherwise the credential may exist).
     if secrets.incomplete {
+        // `rbac` only when a read was really denied (not timed out).
+        let denied = secrets
+            .reports
+            .iter()
+            .any(|r| r.problems.contains(&Problem::Unreadable));
         evidence.push(ev(
-            "rbac",
+            if denied { "rbac" } else { "api" },
             "some pull secrets could not be read, so their credentials were not checked or tested; the cause rests on the node's error",
         ));
     } else if !usable
