@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::{Node, Pod, Secret, ServiceAccount};
 
 use crate::api::{self, ApiError, ListQuery};
 use crate::collect::{self, EventLite, Meta, PodLite, Scope};
-use crate::diagnose::classify::{EventText, classify_container};
+use crate::diagnose::classify::{Classified, EventText, classify_container};
 use crate::diagnose::finding::{self, Context, EcrCheck, Evidence, Finding};
 use crate::diagnose::secrets::{self, Lookup, Origin, SecretRef, SecretView};
 use crate::probe::Prober;
@@ -273,7 +273,6 @@ pub async fn run(
     let mut findings = Vec::new();
     let mut secret_names: BTreeSet<(String, String)> = BTreeSet::new();
     let mut registries: BTreeSet<String> = BTreeSet::new();
-    let mut failing_creds: BTreeMap<String, String> = BTreeMap::new();
     let futures: Vec<_> = groups
         .iter()
         .map(|g| diagnose_group(client, g, nodes.as_deref(), prober.as_ref(), ecr.as_ref()))
@@ -290,7 +289,36 @@ pub async fn run(
         findings.push(finding);
     }
     // Credentials of the failing namespaces' secrets, to compare elsewhere.
-    for (ns, name) in &secret_names {
+    let failing_creds = credential_digests(client, &secret_names).await;
+    let refresh_jobs = refresh_jobs(client, &secret_names, &mut warnings).await;
+    // A failing refresh job is evidence for the credential findings it feeds.
+    add_refresh_evidence(&mut findings, &refresh_jobs);
+    let other_namespaces = other_namespaces(
+        client,
+        &secret_names,
+        &registries,
+        &failing_creds,
+        &mut warnings,
+    )
+    .await;
+    warnings.sort();
+    warnings.dedup();
+    Ok(Report {
+        findings,
+        warnings,
+        notes: assessment.notes,
+        refresh_jobs,
+        other_namespaces,
+    })
+}
+
+/// `namespace/name` → digest of each readable secret's docker config.
+async fn credential_digests(
+    client: &Client,
+    secret_names: &BTreeSet<(String, String)>,
+) -> BTreeMap<String, String> {
+    let mut failing_creds = BTreeMap::new();
+    for (ns, name) in secret_names {
         if let Lookup::Found(v) = get_secret(client, ns, name).await
             && let Some(d) = v
                 .data
@@ -300,9 +328,13 @@ pub async fn run(
             failing_creds.insert(format!("{ns}/{name}"), digest(d));
         }
     }
-    let refresh_jobs = refresh_jobs(client, &secret_names, &mut warnings).await;
-    // A failing refresh job is evidence for the credential findings it feeds.
-    for f in &mut findings {
+    failing_creds
+}
+
+/// A failing refresh CronJob, as evidence for the credential findings of
+/// its namespace.
+fn add_refresh_evidence(findings: &mut [Finding], refresh_jobs: &[RefreshJob]) {
+    for f in findings {
         if !matches!(
             f.cause,
             crate::diagnose::Cause::CredentialsExpired
@@ -330,23 +362,6 @@ pub async fn run(
             });
         }
     }
-    let other_namespaces = other_namespaces(
-        client,
-        &secret_names,
-        &registries,
-        &failing_creds,
-        &mut warnings,
-    )
-    .await;
-    warnings.sort();
-    warnings.dedup();
-    Ok(Report {
-        findings,
-        warnings,
-        notes: assessment.notes,
-        refresh_jobs,
-        other_namespaces,
-    })
 }
 
 fn digest(b: &[u8]) -> String {
@@ -392,6 +407,133 @@ async fn diagnose_group(
 ) -> anyhow::Result<(Finding, Vec<String>)> {
     let mut warnings = Vec::new();
     let ns = &g.workload.namespace;
+    let pe = pod_evidence(client, g, &mut warnings).await?;
+    let image = ImageRef::parse(&g.image).ok();
+    // Pull secrets: the pod's, then its ServiceAccount's.
+    let refs = pull_secret_refs(client, ns, &pe.pod, &mut warnings).await;
+    let now = Utc::now();
+    let analysis = match &image {
+        Some(img) => secrets::analyze(&refs, img, now),
+        None => secrets::Analysis {
+            reports: Vec::new(),
+            credentials: Vec::new(),
+            incomplete: false,
+        },
+    };
+    // Nodes: which hold the image, where the failing pods are.
+    let node_name = pe.pod.spec.node_name.clone().unwrap_or_default();
+    let (arch, nodes_with_image) = node_facts(nodes, image.as_ref(), &g.image, &node_name);
+    let probe = match (prober, &image) {
+        (Some(p), Some(img))
+            if !matches!(
+                pe.classified.cause,
+                crate::diagnose::Cause::InvalidImageName
+            ) =>
+        {
+            let cred = analysis.credentials.first().map(|(c, _, _)| c);
+            Some(p.probe(img, cred, &arch).await)
+        }
+        _ => None,
+    };
+    let ecr_check: Option<EcrCheck> = match (ecr, &image) {
+        (Some(e), Some(img)) if secrets::is_ecr_host(&img.domain) => e.check(img).await,
+        _ => None,
+    };
+    let mut ctx = Context {
+        namespace: ns.clone(),
+        workload: Some(g.workload.clone()).filter(|w| w.kind != "Pod"),
+        container: pe.container.clone(),
+        init: pe.init,
+        private_registries: private_registries(&analysis, &refs),
+        nodes_with_image,
+        failing_nodes: Some(node_name)
+            .filter(|n| !n.is_empty())
+            .into_iter()
+            .collect(),
+        running_elsewhere: (g.ready.max(0)) as usize,
+        ready: g.ready,
+        desired: g.desired,
+        rollout_blocked: false,
+        verified_replacement: None,
+    };
+    let (cause, detail, confidence, mut evidence) = finding::decide(
+        &g.image,
+        image.as_ref(),
+        &pe.classified,
+        &analysis,
+        probe.as_ref(),
+        ecr_check.as_ref(),
+        &ctx,
+    );
+    // Wrong registry: look for the same path and tag in the namespace's
+    // private registries, with the credentials the kubelet would use there.
+    if cause == crate::diagnose::Cause::WrongRegistry
+        && let (Some(p), Some(img)) = (prober, &image)
+        && let Some((candidate, found)) =
+            verified_replacement(p, img, &ctx.private_registries, &refs, &arch, now).await
+    {
+        evidence.push(found);
+        ctx.verified_replacement = Some(candidate);
+    }
+    evidence.extend(event_evidence(&pe.events));
+    let next_steps = finding::next_steps(
+        cause,
+        image.as_ref(),
+        &g.image,
+        &ctx,
+        &analysis.reports,
+        probe.as_ref(),
+    );
+    let unused_matching_secrets = match &image {
+        Some(img) => unused_matching(client, ns, img, &refs).await,
+        None => Vec::new(),
+    };
+    Ok((
+        Finding {
+            cause,
+            detail,
+            confidence,
+            severity: g.severity,
+            namespace: ns.clone(),
+            workload: Some(g.workload.clone()).filter(|w| w.kind != "Pod"),
+            pod: pe.pod_name,
+            pods: g.pods.clone(),
+            container: pe.container,
+            init_container: pe.init,
+            image: g.image.clone(),
+            summary: cause.summary().to_string(),
+            evidence,
+            next_steps,
+            secrets: analysis.reports,
+            suggested_tags: suggested_tags(probe.as_ref(), image.as_ref()),
+            registry: probe,
+            ecr: ecr_check,
+            replacement: ctx.verified_replacement.clone(),
+            unused_matching_secrets,
+            failing_for_seconds: g.oldest_failure_seconds,
+        },
+        warnings,
+    ))
+}
+
+/// The pod's side of one failing container: its waiting state and its
+/// events, classified.
+struct PodEvidence {
+    pod_name: String,
+    pod: PodLite,
+    container: String,
+    init: bool,
+    /// The container's events (those about the whole pod included).
+    events: Vec<EventLite>,
+    classified: Classified,
+}
+
+async fn pod_evidence(
+    client: &Client,
+    g: &Group,
+    warnings: &mut Vec<String>,
+) -> anyhow::Result<PodEvidence> {
+    let ns = &g.workload.namespace;
     let pod_name = g.pods.first().cloned().unwrap_or_default();
     let pod: PodLite = api::get_opt_as::<Pod, PodLite>(client, Some(ns), &pod_name)
         .await?
@@ -430,8 +572,8 @@ async fn diagnose_group(
     } else {
         "spec.containers"
     };
-    let mine: Vec<&EventLite> = events
-        .iter()
+    let events: Vec<EventLite> = events
+        .into_iter()
         .filter(|e| {
             e.involved_object
                 .field_path
@@ -439,7 +581,7 @@ async fn diagnose_group(
                 .is_none_or(|p| p == format!("{path_prefix}{{{container}}}"))
         })
         .collect();
-    let texts: Vec<EventText<'_>> = mine
+    let texts: Vec<EventText<'_>> = events
         .iter()
         .map(|e| EventText {
             reason: &e.reason,
@@ -448,9 +590,24 @@ async fn diagnose_group(
         })
         .collect();
     let classified = classify_container(&reason, &message, &texts);
-    let image = ImageRef::parse(&g.image).ok();
+    Ok(PodEvidence {
+        pod_name,
+        pod,
+        container,
+        init,
+        events,
+        classified,
+    })
+}
 
-    // Pull secrets: the pod's, then its ServiceAccount's.
+/// The pull secrets that apply to the pod (its own, then its
+/// ServiceAccount's), each as read, with warnings for what could not be.
+async fn pull_secret_refs(
+    client: &Client,
+    ns: &str,
+    pod: &PodLite,
+    warnings: &mut Vec<String>,
+) -> Vec<SecretRef> {
     let mut refs = Vec::new();
     for r in &pod.spec.image_pull_secrets {
         refs.push(SecretRef {
@@ -494,17 +651,12 @@ async fn diagnose_group(
             ));
         }
     }
-    let now = Utc::now();
-    let analysis = match &image {
-        Some(img) => secrets::analyze(&refs, img, now),
-        None => secrets::Analysis {
-            reports: Vec::new(),
-            credentials: Vec::new(),
-            incomplete: false,
-        },
-    };
-    // Registries the namespace's secrets are for (wrong-registry check).
-    let private_registries: Vec<String> = analysis
+    refs
+}
+
+/// Registries the namespace's secrets are for (the wrong-registry check).
+fn private_registries(analysis: &secrets::Analysis, refs: &[SecretRef]) -> Vec<String> {
+    analysis
         .reports
         .iter()
         .filter_map(|r| r.matched_key.clone())
@@ -523,12 +675,20 @@ async fn diagnose_group(
         .filter(|k| !k.starts_with("index.docker.io") && !k.starts_with("docker.io"))
         .collect::<BTreeSet<_>>()
         .into_iter()
-        .collect();
-    // Nodes: which hold the image, where the failing pods are.
-    let node_name = pod.spec.node_name.clone().unwrap_or_default();
+        .collect()
+}
+
+/// The failing node's architecture (`amd64` when unknown) and the nodes
+/// that hold the image.
+fn node_facts(
+    nodes: Option<&[NodeLite]>,
+    image: Option<&ImageRef>,
+    image_text: &str,
+    node_name: &str,
+) -> (String, Vec<String>) {
     let mut arch = "amd64".to_string();
     let mut nodes_with_image = Vec::new();
-    if let (Some(nodes), Some(img)) = (nodes, &image) {
+    if let (Some(nodes), Some(img)) = (nodes, image) {
         let wanted = img.to_string();
         for n in nodes {
             if n.metadata.name == node_name {
@@ -540,146 +700,85 @@ async fn diagnose_group(
             if n.status.images.iter().any(|i| {
                 i.names
                     .iter()
-                    .any(|x| *x == wanted || x.as_str() == g.image)
+                    .any(|x| *x == wanted || x.as_str() == image_text)
             }) {
                 nodes_with_image.push(n.metadata.name.clone());
             }
         }
     }
-    let running_elsewhere = (g.ready.max(0)) as usize;
-    let probe = match (prober, &image) {
-        (Some(p), Some(img))
-            if !matches!(classified.cause, crate::diagnose::Cause::InvalidImageName) =>
+    (arch, nodes_with_image)
+}
+
+/// The same path and tag in one of the namespace's private registries,
+/// verified from here with the credentials the kubelet would use there.
+async fn verified_replacement(
+    p: &Prober,
+    img: &ImageRef,
+    private_registries: &[String],
+    refs: &[SecretRef],
+    arch: &str,
+    now: chrono::DateTime<Utc>,
+) -> Option<(String, Evidence)> {
+    let path = img.repository.trim_start_matches("library/");
+    for reg in private_registries {
+        let candidate_text = format!("{reg}/{path}:{}", img.manifest_reference());
+        let Ok(candidate) = ImageRef::parse(&candidate_text) else {
+            continue;
+        };
+        let creds = secrets::analyze(refs, &candidate, now);
+        let result = p
+            .probe(
+                &candidate,
+                creds.credentials.first().map(|(c, _, _)| c),
+                arch,
+            )
+            .await;
+        if result
+            .with_credential
+            .as_ref()
+            .unwrap_or(&result.anonymous)
+            .ok()
         {
-            let cred = analysis.credentials.first().map(|(c, _, _)| c);
-            Some(p.probe(img, cred, &arch).await)
-        }
-        _ => None,
-    };
-    let ecr_check: Option<EcrCheck> = match (ecr, &image) {
-        (Some(e), Some(img)) if secrets::is_ecr_host(&img.domain) => e.check(img).await,
-        _ => None,
-    };
-    let ctx = Context {
-        namespace: ns.clone(),
-        workload: Some(g.workload.clone()).filter(|w| w.kind != "Pod"),
-        container: container.clone(),
-        init,
-        private_registries,
-        nodes_with_image,
-        failing_nodes: Some(node_name)
-            .filter(|n| !n.is_empty())
-            .into_iter()
-            .collect(),
-        running_elsewhere,
-        ready: g.ready,
-        desired: g.desired,
-        rollout_blocked: false,
-        verified_replacement: None,
-    };
-    let mut ctx = ctx;
-    let (cause, detail, confidence, mut evidence) = finding::decide(
-        &g.image,
-        image.as_ref(),
-        &classified,
-        &analysis,
-        probe.as_ref(),
-        ecr_check.as_ref(),
-        &ctx,
-    );
-    // Wrong registry: look for the same path and tag in the namespace's
-    // private registries, with the credentials the kubelet would use there.
-    if cause == crate::diagnose::Cause::WrongRegistry
-        && let (Some(p), Some(img)) = (prober, &image)
-    {
-        let path = img.repository.trim_start_matches("library/");
-        for reg in &ctx.private_registries {
-            let candidate_text = format!("{reg}/{path}:{}", img.manifest_reference());
-            let Ok(candidate) = ImageRef::parse(&candidate_text) else {
-                continue;
+            let found = Evidence {
+                source: "registry".into(),
+                text: format!(
+                    "{candidate_text} exists in the private registry (verified from this machine)"
+                ),
+                disagrees: false,
             };
-            let creds = secrets::analyze(&refs, &candidate, now);
-            let result = p
-                .probe(
-                    &candidate,
-                    creds.credentials.first().map(|(c, _, _)| c),
-                    &arch,
-                )
-                .await;
-            if result
-                .with_credential
-                .as_ref()
-                .unwrap_or(&result.anonymous)
-                .ok()
-            {
-                evidence.push(Evidence {
-                    source: "registry".into(),
-                    text: format!("{candidate_text} exists in the private registry (verified from this machine)"),
-                    disagrees: false,
-                });
-                ctx.verified_replacement = Some(candidate_text);
-                break;
-            }
+            return Some((candidate_text, found));
         }
     }
-    for e in mine.iter().filter(|e| e.type_ == "Warning").take(6) {
-        evidence.push(Evidence {
+    None
+}
+
+/// The container's newest warnings, as evidence.
+fn event_evidence(events: &[EventLite]) -> Vec<Evidence> {
+    events
+        .iter()
+        .filter(|e| e.type_ == "Warning")
+        .take(6)
+        .map(|e| Evidence {
             source: "event".into(),
             text: format!("{} (x{}): {}", e.reason, e.count.unwrap_or(1), e.message),
             disagrees: false,
-        });
-    }
-    let next_steps = finding::next_steps(
-        cause,
-        image.as_ref(),
-        &g.image,
-        &ctx,
-        &analysis.reports,
-        probe.as_ref(),
-    );
-    let suggested_tags = match (&probe, image.as_ref().and_then(|i| i.tag.clone())) {
+        })
+        .collect()
+}
+
+/// Tags close to the missing one, from the registry's tag list.
+fn suggested_tags(
+    probe: Option<&crate::probe::ProbeResult>,
+    image: Option<&ImageRef>,
+) -> Vec<String> {
+    match (probe, image.and_then(|i| i.tag.clone())) {
         (Some(p), Some(tag)) => p
             .tags
             .as_ref()
             .map(|t| crate::probe::suggest_tags(&tag, t))
             .unwrap_or_default(),
         _ => Vec::new(),
-    };
-    let unused_matching_secrets = match &image {
-        Some(img) => unused_matching(client, ns, img, &refs).await,
-        None => Vec::new(),
-    };
-    let workload = if g.workload.kind == "Pod" {
-        None
-    } else {
-        Some(g.workload.clone())
-    };
-    Ok((
-        Finding {
-            cause,
-            detail,
-            confidence,
-            severity: g.severity,
-            namespace: ns.clone(),
-            workload,
-            pod: pod_name,
-            pods: g.pods.clone(),
-            container,
-            init_container: init,
-            image: g.image.clone(),
-            summary: cause.summary().to_string(),
-            evidence,
-            next_steps,
-            secrets: analysis.reports,
-            registry: probe,
-            ecr: ecr_check,
-            suggested_tags,
-            replacement: ctx.verified_replacement.clone(),
-            unused_matching_secrets,
-            failing_for_seconds: g.oldest_failure_seconds,
-        },
-        warnings,
-    ))
+    }
 }
 
 /// Pull secrets in the namespace whose keys match the image's registry and

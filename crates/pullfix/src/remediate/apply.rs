@@ -171,30 +171,10 @@ impl Executor<'_> {
 
     async fn run_change(&mut self, change: Change) -> (Outcome, Option<String>, Option<String>) {
         // 1. Permissions (not in a rehearsal: the dry-run answers that).
-        if !self.dry_run {
-            for r in &change.requests {
-                match api::can_i(self.client, &r.target, r.write.verb()).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        return (
-                            Outcome::NotPermitted {
-                                missing: r.missing(),
-                            },
-                            None,
-                            None,
-                        );
-                    }
-                    Err(e) => {
-                        return (
-                            Outcome::Failed {
-                                error: format!("{e:#}"),
-                            },
-                            None,
-                            None,
-                        );
-                    }
-                }
-            }
+        if !self.dry_run
+            && let Err(stop) = self.check_permissions(&change).await
+        {
+            return (stop, None, None);
         }
         // 2. What will change.
         self.say("  change:");
@@ -205,36 +185,8 @@ impl Executor<'_> {
             self.say(format!("  kubectl equivalent: {k}"));
         }
         // 3. Server-side dry-run of exactly these requests.
-        for r in &change.requests {
-            match api::write(self.client, &r.target, &r.write, true).await {
-                Ok(()) => self.say(format!("  server-side dry-run ({}): ok", r.describe())),
-                Err(e) if e.is_forbidden() => {
-                    return (
-                        Outcome::NotPermitted {
-                            missing: format!("{}: {}", r.missing(), e.message),
-                        },
-                        None,
-                        None,
-                    );
-                }
-                Err(e)
-                    if change.requests.len() > 1
-                        && matches!(r.write, Write::Create(_))
-                        && e.code == Some(409) =>
-                {
-                    // Recreate: the create cannot be rehearsed while the old object exists.
-                    self.say("  server-side dry-run of the create: skipped (the object exists until the delete is applied)");
-                }
-                Err(e) => {
-                    return (
-                        Outcome::Failed {
-                            error: format!("server-side dry-run refused it: {}", api_failure(&e)),
-                        },
-                        None,
-                        None,
-                    );
-                }
-            }
+        if let Err(stop) = self.rehearse(&change).await {
+            return (stop, None, None);
         }
         if self.dry_run {
             return (
@@ -246,52 +198,14 @@ impl Executor<'_> {
             );
         }
         // 4. Confirmation.
-        if let Some(managed) = &change.managed {
-            self.say(format!("  ⚠ {managed}"));
-            let answer = self
-                .prompter
-                .confirm_extra("  This secret is managed by another tool; edit it live anyway?");
-            if let Some(stop) = unless_yes(
-                answer,
-                "managed secret: needs --allow-managed or a terminal",
-            ) {
-                return (stop, None, None);
-            }
-        }
-        let question = format!("  Apply: {}?", change.title);
-        let answer = self.prompter.confirm(&question, !change.destructive);
-        if let Some(stop) = unless_yes(answer, "no terminal and no --yes: fix pending") {
+        if let Err(stop) = self.confirm(&change) {
             return (stop, None, None);
         }
         // 5. Backups.
-        let mut backup_paths = Vec::new();
-        let mut restores = Vec::new();
-        for (obj, kind) in &change.backups {
-            match write_backup(&self.backup_dir, obj) {
-                Ok(path) => {
-                    let p = path.display().to_string();
-                    restores.push(match kind {
-                        RestoreKind::Replace => format!("kubectl replace -f {p}"),
-                        RestoreKind::ReplaceForce => format!("kubectl replace --force -f {p}"),
-                        RestoreKind::Create => format!("kubectl create -f {p}"),
-                    });
-                    backup_paths.push(p);
-                }
-                Err(e) => {
-                    return (
-                        Outcome::Failed {
-                            error: format!(
-                                "could not save a backup, so nothing was changed: {e:#}"
-                            ),
-                        },
-                        None,
-                        None,
-                    );
-                }
-            }
-        }
-        let backup = (!backup_paths.is_empty()).then(|| backup_paths.join(", "));
-        let restore = (!restores.is_empty()).then(|| restores.join(" && "));
+        let (backup, restore) = match self.back_up(&change) {
+            Ok(saved) => saved,
+            Err(stop) => return (stop, None, None),
+        };
         if let Some(hook) = &self.before_write_hook {
             let _ = std::process::Command::new("sh")
                 .arg("-c")
@@ -320,6 +234,104 @@ impl Executor<'_> {
             backup,
             restore,
         )
+    }
+
+    /// A SelfSubjectAccessReview for each request.
+    async fn check_permissions(&self, change: &Change) -> Result<(), Outcome> {
+        for r in &change.requests {
+            match api::can_i(self.client, &r.target, r.write.verb()).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(Outcome::NotPermitted {
+                        missing: r.missing(),
+                    });
+                }
+                Err(e) => {
+                    return Err(Outcome::Failed {
+                        error: format!("{e:#}"),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The server-side dry-run (`dryRun=All`) of each request.
+    async fn rehearse(&mut self, change: &Change) -> Result<(), Outcome> {
+        for r in &change.requests {
+            match api::write(self.client, &r.target, &r.write, true).await {
+                Ok(()) => self.say(format!("  server-side dry-run ({}): ok", r.describe())),
+                Err(e) if e.is_forbidden() => {
+                    return Err(Outcome::NotPermitted {
+                        missing: format!("{}: {}", r.missing(), e.message),
+                    });
+                }
+                Err(e)
+                    if change.requests.len() > 1
+                        && matches!(r.write, Write::Create(_))
+                        && e.code == Some(409) =>
+                {
+                    // Recreate: the create cannot be rehearsed while the old object exists.
+                    self.say("  server-side dry-run of the create: skipped (the object exists until the delete is applied)");
+                }
+                Err(e) => {
+                    return Err(Outcome::Failed {
+                        error: format!("server-side dry-run refused it: {}", api_failure(&e)),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks before applying (and once more for a secret another tool manages).
+    fn confirm(&mut self, change: &Change) -> Result<(), Outcome> {
+        if let Some(managed) = &change.managed {
+            self.say(format!("  ⚠ {managed}"));
+            let answer = self
+                .prompter
+                .confirm_extra("  This secret is managed by another tool; edit it live anyway?");
+            if let Some(stop) = unless_yes(
+                answer,
+                "managed secret: needs --allow-managed or a terminal",
+            ) {
+                return Err(stop);
+            }
+        }
+        let question = format!("  Apply: {}?", change.title);
+        let answer = self.prompter.confirm(&question, !change.destructive);
+        match unless_yes(answer, "no terminal and no --yes: fix pending") {
+            Some(stop) => Err(stop),
+            None => Ok(()),
+        }
+    }
+
+    /// Saves each object before it changes: the backups' paths and the
+    /// commands that restore them.
+    fn back_up(&self, change: &Change) -> Result<(Option<String>, Option<String>), Outcome> {
+        let mut backup_paths = Vec::new();
+        let mut restores = Vec::new();
+        for (obj, kind) in &change.backups {
+            match write_backup(&self.backup_dir, obj) {
+                Ok(path) => {
+                    let p = path.display().to_string();
+                    restores.push(match kind {
+                        RestoreKind::Replace => format!("kubectl replace -f {p}"),
+                        RestoreKind::ReplaceForce => format!("kubectl replace --force -f {p}"),
+                        RestoreKind::Create => format!("kubectl create -f {p}"),
+                    });
+                    backup_paths.push(p);
+                }
+                Err(e) => {
+                    return Err(Outcome::Failed {
+                        error: format!("could not save a backup, so nothing was changed: {e:#}"),
+                    });
+                }
+            }
+        }
+        let backup = (!backup_paths.is_empty()).then(|| backup_paths.join(", "));
+        let restore = (!restores.is_empty()).then(|| restores.join(" && "));
+        Ok((backup, restore))
     }
 
     /// Builds the change for a step, or says why there is none (an
