@@ -676,8 +676,6 @@ pub async fn write(
             uid,
             resource_version,
         } => {
-            // DeleteOptions travel in the body, dryRun included: the API
-            // server ignores query parameters when there is a body.
             let dp = DeleteParams {
                 dry_run,
                 preconditions: Some(Preconditions {
@@ -686,10 +684,45 @@ pub async fn write(
                 }),
                 ..DeleteParams::default()
             };
-            api.delete(&name, &dp).await.map(drop)
+            delete(client, target, &name, &dp).await
         }
     };
     sent.map_err(|e| ApiError::new(target.op(verb), &e))
+}
+
+/// A delete with its DeleteOptions in the body, and `dryRun=All` in the
+/// query too for a rehearsal: the API server reads the body (and ignores
+/// the query when there is one), audit logs and tools read the query.
+/// `kube::Api::delete` puts it in the body only, so this one request is
+/// built here with kube's request builder.
+async fn delete(
+    client: &Client,
+    target: &ObjectRef,
+    name: &str,
+    dp: &DeleteParams,
+) -> Result<(), kube::Error> {
+    let ar = target.resource.api_resource();
+    let collection = DynamicObject::url_path(&ar, Some(&escape(&target.namespace)));
+    let mut req = kube::core::Request::new(collection)
+        .delete(name, dp)
+        .map_err(kube::Error::BuildRequest)?;
+    if dp.dry_run {
+        let uri = req.uri().to_string();
+        let sep = if uri.ends_with('?') || uri.ends_with('&') {
+            ""
+        } else if uri.contains('?') {
+            "&"
+        } else {
+            "?"
+        };
+        *req.uri_mut() =
+            format!("{uri}{sep}dryRun=All")
+                .parse()
+                .map_err(|e: http::uri::InvalidUri| {
+                    kube::Error::BuildRequest(kube::core::request::Error::Validation(e.to_string()))
+                })?;
+    }
+    client.request_text(req).await.map(drop)
 }
 
 #[cfg(test)]
@@ -734,6 +767,107 @@ mod tests {
             "type=kubernetes.io/x"
         );
         assert_eq!(percent_decode("a%2"), "a%2");
+    }
+
+    /// A server that records each request (head and body) and answers 200
+    /// with `body`.
+    async fn recording_server(
+        body: &'static str,
+    ) -> (Client, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some((head, rest)) = text.split_once("\r\n\r\n") {
+                        let len = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if rest.len() >= len {
+                            break;
+                        }
+                    }
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                log.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&buf).to_string());
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+            }
+        });
+        let client =
+            Client::try_from(kube::Config::new(format!("http://{addr}").parse().unwrap())).unwrap();
+        (client, seen)
+    }
+
+    #[tokio::test]
+    async fn writes_carry_the_field_manager_and_the_dry_run() {
+        let obj = r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web","namespace":"shop"}}"#;
+        let (client, seen) = recording_server(obj).await;
+        let web = ObjectRef::new(Writable::Deployment, "shop", "web");
+        let patch = Write::StrategicPatch(serde_json::json!({"spec": {"paused": false}}));
+        write(&client, &web, &patch, true).await.unwrap();
+        let odd = ObjectRef::new(Writable::Secret, "shop", "a/b?c");
+        let delete = Write::Delete {
+            uid: Some("u1".into()),
+            resource_version: Some("42".into()),
+        };
+        write(&client, &odd, &delete, true).await.unwrap();
+        write(&client, &odd, &delete, false).await.unwrap();
+        let seen = seen.lock().unwrap().clone();
+        assert!(
+            seen[0].starts_with("PATCH /apis/apps/v1/namespaces/shop/deployments/web?&dryRun=All&fieldManager=kubectl-pullfix HTTP/1.1"),
+            "{}",
+            seen[0]
+        );
+        assert!(
+            seen[0]
+                .to_ascii_lowercase()
+                .contains("content-type: application/strategic-merge-patch+json"),
+            "{}",
+            seen[0]
+        );
+        // The name stays one path segment; the dry-run is in the query and
+        // in the body, with the preconditions.
+        assert!(
+            seen[1].starts_with(
+                "DELETE /api/v1/namespaces/shop/secrets/a%2Fb%3Fc?dryRun=All HTTP/1.1"
+            ),
+            "{}",
+            seen[1]
+        );
+        assert!(seen[1].contains(r#""dryRun":["All"]"#), "{}", seen[1]);
+        assert!(
+            seen[1].contains(r#""preconditions":{"resourceVersion":"42","uid":"u1"}"#),
+            "{}",
+            seen[1]
+        );
+        assert!(
+            seen[2].starts_with("DELETE /api/v1/namespaces/shop/secrets/a%2Fb%3Fc HTTP/1.1")
+                || seen[2]
+                    .starts_with("DELETE /api/v1/namespaces/shop/secrets/a%2Fb%3Fc? HTTP/1.1"),
+            "{}",
+            seen[2]
+        );
+        assert!(!seen[2].contains("dryRun"), "{}", seen[2]);
     }
 
     #[test]
