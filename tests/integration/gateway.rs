@@ -320,3 +320,33 @@ fn a_forbidden_list_names_the_permission_to_ask_for() {
     );
     assert!(!text.contains("timed out"), "{text}");
 }
+
+#[test]
+fn fix_asks_aws_nothing_before_the_cluster_is_read() {
+    // Nothing listens on this port: the cluster is unreachable.
+    let dir = tempfile::tempdir().unwrap();
+    let config = kubeconfig(dir.path(), "127.0.0.1:1");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubectl-pullfix"));
+    cmd.args(["--kubeconfig", &config, "--request-timeout", "2s"])
+        .args(["fix", "deploy/x", "-n", "shop", "--dry-run", "--yes"])
+        .env_remove("KUBECONFIG")
+        .env("NO_COLOR", "1")
+        .env("HOME", dir.path())
+        .env("RUST_LOG", "warn");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AWS_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd.output().expect("run kubectl-pullfix");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("help: the API server is unreachable"), "{err}");
+    assert!(!err.contains("ServiceError"), "{err}");
+    for aws in ["aws_config", "imds", "IMDS", "credentials"] {
+        assert!(
+            !err.contains(aws),
+            "AWS was asked before the cluster: {err}"
+        );
+    }
+}

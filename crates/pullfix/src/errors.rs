@@ -276,7 +276,12 @@ fn classify(op: &Op, err: &kube::Error) -> (Kind, Option<u16>, String, String) {
         };
         return (kind, Some(s.code), s.reason.clone(), message);
     }
-    let message = chain(err);
+    // Without kube's `ServiceError: ` prefix: what happened to the connection.
+    let message = match err {
+        kube::Error::Service(e) => chain(e.as_ref()),
+        kube::Error::HyperError(e) => chain(e),
+        other => chain(other),
+    };
     let kind = match err {
         kube::Error::Auth(_) => Kind::Unauthorized,
         _ if timed_out(err) => Kind::Timeout,
