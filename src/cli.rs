@@ -12,6 +12,7 @@ use std::io::Write as _;
 use pullfix::collect::Scope;
 use pullfix::diagnose::run::Target;
 use pullfix::kubeconfig::KubeFlags;
+use pullfix::registry::hosts::RegistryHosts;
 use pullfix::remediate::plan::AttachTo;
 use pullfix::render::{self, Format, Palette};
 
@@ -110,9 +111,30 @@ pub struct Globals {
     /// Never color the output (also: NO_COLOR set to anything)
     #[arg(long, global = true)]
     pub no_color: bool,
+    /// Reach registries the way the nodes do: a directory in containerd's
+    /// certs.d layout (REGISTRY/hosts.toml: server, [host."URL"], ca,
+    /// skip_verify), e.g. a copy of a node's /etc/containerd/certs.d
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "PULLFIX_REGISTRY_HOSTS"
+    )]
+    pub registry_hosts: Option<std::path::PathBuf>,
 }
 
 impl Globals {
+    /// Reads `--registry-hosts` and says on stderr that it is in effect
+    /// (it changes where credentials are sent).
+    fn registry_hosts(&self) -> anyhow::Result<Option<RegistryHosts>> {
+        let Some(dir) = &self.registry_hosts else {
+            return Ok(None);
+        };
+        let hosts = RegistryHosts::load(dir)?;
+        eprintln!("note: {hosts}");
+        Ok(Some(hosts))
+    }
+
     fn color(&self) -> bool {
         !self.no_color
             && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
@@ -301,6 +323,7 @@ async fn run_fix(
     } else {
         None
     };
+    let registry_hosts = g.registry_hosts()?;
     let (client, scope) = scope(kube, g).await?;
     let options = FixOptions {
         dry_run: args.dry_run,
@@ -320,7 +343,8 @@ async fn run_fix(
         probe_timeout: args.probe_timeout,
         max_rounds: 3,
         color: g.color(),
-        before_write_hook: std::env::var("PULLFIX_TEST_BEFORE_WRITE").ok(),
+        before_write_hook: test_hook(),
+        registry_hosts,
     };
     // With -o json|yaml the narrative goes to stderr and stdout carries the incident.
     let structured = g.output != Format::Text;
@@ -347,15 +371,30 @@ async fn run_fix(
     Ok(code)
 }
 
+/// A shell command run before every write, for the tests that make a
+/// concurrent writer; only in builds with the `test-hooks` feature, never in
+/// a release.
+#[cfg(feature = "test-hooks")]
+fn test_hook() -> Option<String> {
+    std::env::var("PULLFIX_TEST_BEFORE_WRITE").ok()
+}
+
+#[cfg(not(feature = "test-hooks"))]
+fn test_hook() -> Option<String> {
+    None
+}
+
 async fn run_diagnose(kube: &KubeFlags, g: &Globals, args: DiagnoseArgs) -> anyhow::Result<u8> {
     let target = match &args.target {
         Some(t) => Target::parse(t)?,
         None => Target::All,
     };
+    let registry_hosts = g.registry_hosts()?;
     let (client, scope) = scope(kube, g).await?;
     let options = pullfix::diagnose::run::Options {
         probe: !args.no_probe,
         probe_timeout: args.probe_timeout,
+        registry_hosts,
     };
     let report = pullfix::diagnose::run::run(&client, &scope, &target, &options).await?;
     let mut out = std::io::stdout().lock();
@@ -381,7 +420,7 @@ mod tests {
         let help = Cli::command().render_help().to_string();
         assert!(help.contains("Usage: kubectl pullfix"), "{help}");
         assert!(
-            !help.contains("lab-kubelet"),
+            !help.contains("lab-"),
             "hidden commands stay hidden: {help}"
         );
     }

@@ -18,3 +18,6 @@ mod sandbox;
 
 #[path = "integration/gateway.rs"]
 mod gateway;
+
+#[path = "integration/registry_hosts.rs"]
+mod registry_hosts;

@@ -15,9 +15,7 @@ const PROFILES: [&str; 2] = ["lab-k128-cd21", "lab-k127-cd17"];
 pub(crate) fn pullfix(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kubectl-pullfix"))
         .args(args)
-        .env("PULLFIX_REGISTRY_CA", env("PULLFIX_LAB_CA"))
-        .env("PULLFIX_HOST_ALIASES", env("PULLFIX_LAB_HOST_ALIASES"))
-        .env("PULLFIX_PLAIN_HTTP", env("PULLFIX_LAB_PLAIN_HTTP"))
+        .env("PULLFIX_REGISTRY_HOSTS", env("PULLFIX_LAB_REGISTRY_HOSTS"))
         .env("NO_COLOR", "1")
         .output()
         .expect("run kubectl-pullfix")
@@ -487,7 +485,7 @@ fn exec_credential_plugin_runs_once_per_invocation() {
         .status()
         .unwrap();
     let admin: Value =
-        serde_yaml::from_str(&std::fs::read_to_string(env("KUBECONFIG")).unwrap()).unwrap();
+        serde_saphyr::from_str(&std::fs::read_to_string(env("KUBECONFIG")).unwrap()).unwrap();
     let cluster = &admin["clusters"][0]["cluster"];
     let kc = serde_json::json!({
         "apiVersion": "v1", "kind": "Config",
@@ -499,7 +497,7 @@ fn exec_credential_plugin_runs_once_per_invocation() {
             "command": plugin.to_str().unwrap(), "interactiveMode": "Never"}}}],
     });
     let path = dir.path().join("kubeconfig");
-    std::fs::write(&path, serde_yaml::to_string(&kc).unwrap()).unwrap();
+    std::fs::write(&path, serde_saphyr::to_string(&kc).unwrap()).unwrap();
     let ns = scenario("wrong-tag", Some(PROFILES[0]));
     wait_pull_error(&ns, "checkout", false);
     let out = pullfix(&[

@@ -17,9 +17,7 @@ const NODE: &str = "lab-k128-cd21";
 fn pullfix_in(args: &[&str], input: &str, extra_env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubectl-pullfix"));
     cmd.args(args)
-        .env("PULLFIX_REGISTRY_CA", env("PULLFIX_LAB_CA"))
-        .env("PULLFIX_HOST_ALIASES", env("PULLFIX_LAB_HOST_ALIASES"))
-        .env("PULLFIX_PLAIN_HTTP", env("PULLFIX_LAB_PLAIN_HTTP"))
+        .env("PULLFIX_REGISTRY_HOSTS", env("PULLFIX_LAB_REGISTRY_HOSTS"))
         .env("NO_COLOR", "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

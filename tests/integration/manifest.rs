@@ -24,7 +24,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_yaml::Value;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 const API_VERSION: &str = "krew.googlecontainertools.github.com/v1alpha2";
@@ -110,15 +110,14 @@ fn type_name(v: &Value) -> &'static str {
         Value::Bool(_) => "a boolean",
         Value::Number(_) => "a number",
         Value::String(_) => "a string",
-        Value::Sequence(_) => "a list",
-        Value::Mapping(_) => "a map",
-        Value::Tagged(_) => "a tagged value",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a map",
     }
 }
 
 /// The field `key` of a map, `None` when absent or null.
 fn field<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
-    v.as_mapping()?.get(key).filter(|x| !x.is_null())
+    v.as_object()?.get(key).filter(|x| !x.is_null())
 }
 
 fn string_at(v: &Value, key: &str, path: &str, errs: &mut Vec<String>) -> String {
@@ -135,7 +134,7 @@ fn string_at(v: &Value, key: &str, path: &str, errs: &mut Vec<String>) -> String
 fn map_at<'a>(v: &'a Value, key: &str, path: &str, errs: &mut Vec<String>) -> Option<&'a Value> {
     match field(v, key) {
         None => None,
-        Some(m @ Value::Mapping(_)) => Some(m),
+        Some(m @ Value::Object(_)) => Some(m),
         Some(other) => {
             errs.push(format!("{path} must be a map, not {}", type_name(other)));
             None
@@ -151,7 +150,7 @@ fn list_at<'a>(
 ) -> Option<&'a Vec<Value>> {
     match field(v, key) {
         None => None,
-        Some(Value::Sequence(s)) => Some(s),
+        Some(Value::Array(s)) => Some(s),
         Some(other) => {
             errs.push(format!("{path} must be a list, not {}", type_name(other)));
             None
@@ -162,8 +161,8 @@ fn list_at<'a>(
 /// Decodes a manifest; type errors are returned as violations.
 fn parse_manifest(text: &str) -> Result<(Manifest, Vec<String>), String> {
     let doc: Value =
-        serde_yaml::from_str(text).map_err(|e| format!("manifest is not valid YAML: {e}"))?;
-    if !doc.is_mapping() {
+        serde_saphyr::from_str(text).map_err(|e| format!("manifest is not valid YAML: {e}"))?;
+    if !doc.is_object() {
         return Err(format!("manifest must be a map, not {}", type_name(&doc)));
     }
     let mut errs = Vec::new();
@@ -189,7 +188,7 @@ fn parse_manifest(text: &str) -> Result<(Manifest, Vec<String>), String> {
         .enumerate()
     {
         let at = format!("spec.platforms[{i}]");
-        if !p.is_mapping() {
+        if !p.is_object() {
             errs.push(format!("{at} must be a map, not {}", type_name(p)));
             m.platforms.push(Platform::default());
             continue;
@@ -223,17 +222,8 @@ fn parse_selector(sel: &Value, at: &str, errs: &mut Vec<String>) -> Selector {
     let mut out = Selector::default();
     if let Some(labels) = map_at(sel, "matchLabels", &format!("{at}.matchLabels"), errs) {
         let mut map = BTreeMap::new();
-        for (k, v) in labels.as_mapping().into_iter().flatten() {
-            let key = match k {
-                Value::String(s) => s.clone(),
-                other => {
-                    errs.push(format!(
-                        "{at}.matchLabels has a key that is {}",
-                        type_name(other)
-                    ));
-                    continue;
-                }
-            };
+        for (k, v) in labels.as_object().into_iter().flatten() {
+            let key = k.clone();
             let value = match v {
                 Value::String(s) => s.clone(),
                 Value::Null => String::new(),
@@ -951,9 +941,9 @@ fn release_archive_installs_and_resolves_via_kubectl() {
 
     // Apart from that sum, the rendered manifest is the template.
     let mut expected: Value =
-        serde_yaml::from_str(&fs::read_to_string(template_path()).unwrap()).unwrap();
+        serde_saphyr::from_str(&fs::read_to_string(template_path()).unwrap()).unwrap();
     expected["spec"]["platforms"][entry]["sha256"] = Value::String(sha.clone());
-    let rendered_value: Value = serde_yaml::from_str(&rendered).unwrap();
+    let rendered_value: Value = serde_saphyr::from_str(&rendered).unwrap();
     assert_eq!(
         rendered_value, expected,
         "rendered manifest differs from the template beyond the sha256"

@@ -135,6 +135,7 @@ async fn run_kubelet(kube: &KubeFlags, args: LabKubeletArgs) -> anyhow::Result<u
         time_scale: args.time_scale,
         taints: args.taints.clone(),
         registry: RegistryConfig {
+            hosts: None,
             ca_pem,
             aliases: parse_aliases(&args.host_aliases).map_err(anyhow::Error::msg)?,
             plain_http: args

@@ -953,9 +953,38 @@ pub async fn populate(client: &Client, opts: &PopulateOptions) -> anyhow::Result
             .count(),
         ..PopulateReport::default()
     };
+    report.nodes_created = create_nodes(client).await?;
+    create_namespaces(client, &plans, concurrency).await?;
+    let owners = create_owners(client, &plans, concurrency).await?;
+    report.replicasets = owners.len();
 
-    // Nodes: created and marked Ready once; existing ones are left alone.
+    let pods_started = Instant::now();
+    let existing = list_pods(client, &plans, concurrency).await?;
+    let (to_patch, uids) =
+        create_pods(client, &plans, &existing, &owners, concurrency, &mut report).await?;
+    // Statuses, once the node lifecycle controller is done with the nodes.
+    if !to_patch.is_empty() {
+        let waited = Instant::now();
+        if !wait_nodes_not_ready(client, opts.node_wait).await? {
+            tracing::warn!(
+                "bench nodes still Ready after {:?}; the node lifecycle controller may mark pods NotReady later",
+                opts.node_wait
+            );
+        }
+        report.node_wait = waited.elapsed();
+    }
+    report.statuses_patched = patch_statuses(client, &to_patch, concurrency).await?;
+    report.events_created = create_events(client, &plans, &uids, concurrency).await?;
+    report.pods_elapsed = pods_started.elapsed().saturating_sub(report.node_wait);
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// Nodes: created and marked Ready once; existing ones are left alone.
+/// Returns how many were created.
+async fn create_nodes(client: &Client) -> anyhow::Result<usize> {
     let nodes: Api<Node> = Api::all(client.clone());
+    let mut created = 0;
     for i in 1..=NODES {
         let name = format!("{NODE_PREFIX}{i}");
         if create(&nodes, node_object(&name), &format!("Node {name}")).await? {
@@ -967,11 +996,17 @@ pub async fn populate(client: &Client, opts: &PopulateOptions) -> anyhow::Result
                 )
                 .await
                 .with_context(|| format!("write the status of Node {name}"))?;
-            report.nodes_created += 1;
+            created += 1;
         }
     }
+    Ok(created)
+}
 
-    // Namespaces.
+async fn create_namespaces(
+    client: &Client,
+    plans: &[NamespacePlan],
+    concurrency: usize,
+) -> anyhow::Result<()> {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     stream::iter(plans.iter().map(|n| {
         let namespaces = namespaces.clone();
@@ -986,9 +1021,17 @@ pub async fn populate(client: &Client, opts: &PopulateOptions) -> anyhow::Result
     .buffer_unordered(concurrency)
     .try_collect::<Vec<_>>()
     .await?;
+    Ok(())
+}
 
-    // Deployment → ReplicaSet in every OWNED_EVERY-th namespace.
-    let owners: HashMap<String, OwnerRef> = stream::iter(plans.iter().filter_map(|n| {
+/// Deployment → ReplicaSet in every OWNED_EVERY-th namespace; the
+/// ReplicaSet that owns the pods, by namespace.
+async fn create_owners(
+    client: &Client,
+    plans: &[NamespacePlan],
+    concurrency: usize,
+) -> anyhow::Result<HashMap<String, OwnerRef>> {
+    stream::iter(plans.iter().filter_map(|n| {
         let app = n.owner?;
         let client = client.clone();
         let hash = n
@@ -1017,12 +1060,17 @@ pub async fn populate(client: &Client, opts: &PopulateOptions) -> anyhow::Result
     }))
     .buffer_unordered(concurrency)
     .try_collect()
-    .await?;
-    report.replicasets = owners.len();
+    .await
+}
 
-    // What exists already (one list per namespace).
-    let pods_started = Instant::now();
-    let existing: HashMap<String, HashMap<String, Pod>> = stream::iter(plans.iter().map(|n| {
+/// The pods that exist already, by namespace and name (one list per
+/// namespace).
+async fn list_pods(
+    client: &Client,
+    plans: &[NamespacePlan],
+    concurrency: usize,
+) -> anyhow::Result<HashMap<String, HashMap<String, Pod>>> {
+    stream::iter(plans.iter().map(|n| {
         let api: Api<Pod> = Api::namespaced(client.clone(), &n.name);
         async move {
             let list = api
@@ -1039,12 +1087,29 @@ pub async fn populate(client: &Client, opts: &PopulateOptions) -> anyhow::Result
     }))
     .buffer_unordered(concurrency)
     .try_collect()
-    .await?;
+    .await
+}
 
-    // Pods.
+/// Pods to write a status for, and every bench pod's uid by
+/// (namespace, name).
+type PodsMade<'a> = (
+    Vec<(&'a NamespacePlan, &'a PodPlan)>,
+    HashMap<(String, String), String>,
+);
+
+/// Creates the planned pods that do not exist; counts created and existing
+/// pods in `report`.
+async fn create_pods<'a>(
+    client: &Client,
+    plans: &'a [NamespacePlan],
+    existing: &HashMap<String, HashMap<String, Pod>>,
+    owners: &HashMap<String, OwnerRef>,
+    concurrency: usize,
+    report: &mut PopulateReport,
+) -> anyhow::Result<PodsMade<'a>> {
     let mut to_create = Vec::new();
     let mut to_patch = Vec::new();
-    for n in &plans {
+    for n in plans {
         let have = existing.get(&n.name);
         for p in &n.pods {
             match have.and_then(|h| h.get(&p.name)) {
@@ -1095,18 +1160,15 @@ pub async fn populate(client: &Client, opts: &PopulateOptions) -> anyhow::Result
             .into_iter()
             .filter_map(|(ns, name, uid)| Some(((ns, name), uid?))),
     );
+    Ok((to_patch, uids))
+}
 
-    // Statuses, once the node lifecycle controller is done with the nodes.
-    if !to_patch.is_empty() {
-        let waited = Instant::now();
-        if !wait_nodes_not_ready(client, opts.node_wait).await? {
-            tracing::warn!(
-                "bench nodes still Ready after {:?}; the node lifecycle controller may mark pods NotReady later",
-                opts.node_wait
-            );
-        }
-        report.node_wait = waited.elapsed();
-    }
+/// Writes the planned status of each pod; returns how many.
+async fn patch_statuses(
+    client: &Client,
+    to_patch: &[(&NamespacePlan, &PodPlan)],
+    concurrency: usize,
+) -> anyhow::Result<usize> {
     let patched: Vec<()> = stream::iter(to_patch.iter().map(|&(n, p)| {
         let api: Api<Pod> = Api::namespaced(client.clone(), &n.name);
         async move {
@@ -1123,9 +1185,17 @@ pub async fn populate(client: &Client, opts: &PopulateOptions) -> anyhow::Result
     .buffer_unordered(concurrency)
     .try_collect()
     .await?;
-    report.statuses_patched = patched.len();
+    Ok(patched.len())
+}
 
-    // The kubelet's events for the failing pods (existing ones are kept).
+/// The kubelet's events for the failing pods (existing ones are kept);
+/// returns how many were created.
+async fn create_events(
+    client: &Client,
+    plans: &[NamespacePlan],
+    uids: &HashMap<(String, String), String>,
+    concurrency: usize,
+) -> anyhow::Result<usize> {
     let events: Vec<(String, Value)> = plans
         .iter()
         .flat_map(|n| n.pods.iter().map(move |p| (n, p)))
@@ -1152,10 +1222,7 @@ pub async fn populate(client: &Client, opts: &PopulateOptions) -> anyhow::Result
     .buffer_unordered(concurrency)
     .try_collect()
     .await?;
-    report.events_created = made.iter().filter(|m| **m).count();
-    report.pods_elapsed = pods_started.elapsed().saturating_sub(report.node_wait);
-    report.elapsed = started.elapsed();
-    Ok(report)
+    Ok(made.iter().filter(|m| **m).count())
 }
 
 /// Deletes the bench namespaces (their pods first, at once: no kubelet

@@ -14,44 +14,20 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::OnceCell;
 
-use crate::registry::client::{
-    Platform, PullFailure, RateLimit, RegistryClient, RegistryConfig, parse_aliases,
-};
+use crate::registry::client::{Platform, PullFailure, RateLimit, RegistryClient, RegistryConfig};
+use crate::registry::hosts::RegistryHosts;
 use crate::registry::keyring::Credential;
 use crate::registry::reference::ImageRef;
 
-/// Environment knobs for registries the operator's machine reaches
-/// differently (a corporate CA, a split-horizon DNS name, a plain-HTTP
-/// mirror). The lab sets them.
-pub const ENV_CA: &str = "PULLFIX_REGISTRY_CA";
-pub const ENV_ALIASES: &str = "PULLFIX_HOST_ALIASES";
-pub const ENV_PLAIN_HTTP: &str = "PULLFIX_PLAIN_HTTP";
-
-/// The registry configuration from the environment.
-pub fn config_from_env(timeout: Duration) -> anyhow::Result<RegistryConfig> {
-    let mut ca_pem = Vec::new();
-    if let Ok(paths) = std::env::var(ENV_CA) {
-        for p in paths.split(':').filter(|p| !p.is_empty()) {
-            ca_pem.push(std::fs::read(p).map_err(|e| {
-                anyhow::anyhow!("read CA file {p} (from {ENV_CA}): {e}\nhelp: point {ENV_CA} at PEM files, separated by ':'")
-            })?);
-        }
-    }
-    let aliases = parse_aliases(&std::env::var(ENV_ALIASES).unwrap_or_default())
-        .map_err(|e| anyhow::anyhow!("{ENV_ALIASES}: {e}"))?;
-    let plain_http = std::env::var(ENV_PLAIN_HTTP)
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
-    Ok(RegistryConfig {
-        ca_pem,
-        aliases,
-        plain_http,
+/// The registry configuration for probes from this machine: the system's
+/// trust store, plus what `--registry-hosts` says about mirrors, plain HTTP
+/// and extra CAs (as the nodes' containerd is configured).
+pub fn config(timeout: Duration, hosts: Option<&RegistryHosts>) -> RegistryConfig {
+    RegistryConfig {
+        hosts: hosts.cloned(),
         timeout: Some(timeout),
-    })
+        ..RegistryConfig::default()
+    }
 }
 
 /// What one attempt to resolve the image gave.

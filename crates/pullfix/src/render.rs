@@ -79,7 +79,7 @@ pub fn structured<T: Serialize>(
             writeln!(out)?;
         }
         Format::Yaml => {
-            let text = serde_yaml::to_string(&env)?;
+            let text = serde_saphyr::to_string(&env)?;
             out.write_all(text.as_bytes())?;
         }
         Format::Text => unreachable!("text output has its own renderer"),

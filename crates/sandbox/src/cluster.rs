@@ -275,6 +275,7 @@ impl Cluster {
             .map(String::from),
         );
         let registry_config = RegistryConfig {
+            hosts: None,
             ca_pem: Vec::new(),
             aliases,
             plain_http,
@@ -364,11 +365,13 @@ impl Cluster {
         };
         let aliases_spec = alias_spec(&registry_config.aliases);
         let plain = registry_config.plain_http.join(",");
+        let registry_hosts = dir.join("registry-hosts");
+        write_registry_hosts(&registry_hosts, &registry_config)?;
         let path = |p: &Path| p.display().to_string();
         let exports: Vec<(String, String)> = [
             ("KUBECONFIG", path(&kubeconfig)),
-            (pullfix::probe::ENV_ALIASES, aliases_spec.clone()),
-            (pullfix::probe::ENV_PLAIN_HTTP, plain.clone()),
+            ("PULLFIX_REGISTRY_HOSTS", path(&registry_hosts)),
+            ("PULLFIX_LAB_REGISTRY_HOSTS", path(&registry_hosts)),
             ("AWS_ENDPOINT_URL", ecr.url()),
             ("AWS_ACCESS_KEY_ID", "AKIDPULLFIXSANDBOX".into()),
             ("AWS_SECRET_ACCESS_KEY", "sandbox-not-a-secret".into()),
@@ -505,6 +508,38 @@ impl Drop for Cluster {
             t.abort();
         }
     }
+}
+
+/// The sandbox's registry routing as the nodes' containerd would have it
+/// configured (a `certs.d` directory), for `kubectl pullfix
+/// --registry-hosts`: every aliased name is served from its address, plain
+/// HTTP where the sandbox speaks it. A name without DNS gets no entry, so a
+/// probe looks it up for real and finds nothing.
+fn write_registry_hosts(dir: &Path, config: &RegistryConfig) -> anyhow::Result<()> {
+    let mut entries: Vec<(String, String)> = Vec::new();
+    for (host, alias) in &config.aliases {
+        if let Alias::Addr(addr) = alias {
+            let scheme = if config.plain_http.iter().any(|h| h == host) {
+                "http"
+            } else {
+                "https"
+            };
+            entries.push((host.clone(), format!("{scheme}://{addr}")));
+        }
+    }
+    for host in &config.plain_http {
+        if !config.aliases.iter().any(|(h, _)| h == host) {
+            entries.push((host.clone(), format!("http://{host}")));
+        }
+    }
+    for (host, server) in entries {
+        let sub = dir.join(&host);
+        std::fs::create_dir_all(&sub).with_context(|| format!("create {}", sub.display()))?;
+        let file = sub.join("hosts.toml");
+        std::fs::write(&file, format!("server = \"{server}\"\n"))
+            .with_context(|| format!("write {}", file.display()))?;
+    }
+    Ok(())
 }
 
 fn alias_spec(aliases: &[(String, Alias)]) -> String {

@@ -131,7 +131,7 @@ pub fn find(id: &str) -> anyhow::Result<Practice> {
     match all.iter().position(|p| p.scenario.id == id) {
         Some(i) => Ok(all.swap_remove(i)),
         None if id == "tls-unknown-ca" => anyhow::bail!(
-            "scenario `tls-unknown-ca` needs TLS registries, which the sandbox does not have\nhelp: run it in the lab (scripts/lab up, then kubectl pullfix lab-scenario tls-unknown-ca)"
+            "scenario `tls-unknown-ca` needs TLS registries, which the sandbox does not have\nhelp: run it in the lab (scripts/lab up, then target/debug/pullfix-lab scenario tls-unknown-ca -n demo)"
         ),
         None => anyhow::bail!(
             "unknown scenario `{id}`\nhelp: `kubectl pullfix sandbox --list` shows them: {ids}"
@@ -506,6 +506,7 @@ async fn diagnosed_cause(client: &Client, ns: &str) -> Option<&'static str> {
     let options = pullfix::diagnose::run::Options {
         probe: false,
         probe_timeout: Duration::from_secs(1),
+        registry_hosts: None,
     };
     let report = pullfix::diagnose::run::run(
         client,

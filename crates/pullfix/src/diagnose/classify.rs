@@ -30,6 +30,7 @@
 //! and `docs/causes.md`.
 
 use crate::diagnose::{Cause, Confidence, Detail};
+use Confidence::{High, Low, Medium};
 
 /// One kubelet event about the container, newest first as the caller gives them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,13 +279,57 @@ fn status_where(lower: &str) -> &'static str {
     }
 }
 
+/// The first family of signals, in the order of the module doc, that the text matches.
 fn decide(lower: &str, grpc: Option<&str>, status: Option<u16>, host: Option<&str>) -> Verdict {
-    use Cause::*;
-    use Confidence::{High, Low, Medium};
     let ecr = host.is_some_and(is_ecr_host);
-
     // 1. The reference, the pull policy, the platform.
-    if let Some(n) = find_any(
+    reference_texts(lower)
+        .or_else(|| never_pull_text(lower))
+        .or_else(|| platform_texts(lower))
+        // 2. The network and TLS.
+        .or_else(|| dns_texts(lower))
+        .or_else(|| timeout_signals(lower, grpc))
+        .or_else(|| refused_texts(lower))
+        .or_else(|| tls_texts(lower))
+        .or_else(|| eof_texts(lower))
+        // 3. Rate limits; an explicitly expired token.
+        .or_else(|| rate_limit_signals(lower, status))
+        .or_else(|| expired_token_texts(lower))
+        // 4. Explicit answers: repository unknown, manifest unknown.
+        .or_else(|| repository_unknown_texts(lower))
+        .or_else(|| manifest_unknown_signals(lower, grpc))
+        // 5. Authentication and authorization.
+        .or_else(|| no_basic_auth_text(lower))
+        .or_else(|| rejected_credential_texts(lower, ecr))
+        .or_else(|| anonymous_token_status(lower, status))
+        .or_else(|| oauth_token_status(lower, status, ecr))
+        .or_else(|| anonymous_refused_texts(lower))
+        .or_else(|| pull_access_denied_texts(lower))
+        .or_else(|| authentication_required_text(lower))
+        .or_else(|| auth_status(lower, status, ecr))
+        .or_else(|| denied_texts(lower, ecr))
+        .or_else(|| unauthorized_text(lower, ecr))
+        // 6. Weak leftovers.
+        .or_else(|| weak_not_found(lower, status))
+        .or_else(|| server_error_status(status))
+        .unwrap_or_else(|| verdict(Cause::Unknown, None, Low, "unrecognized runtime error"))
+}
+
+/// An auth failure on an ECR host: read as an expired token, with low confidence.
+fn ecr_expired_guess(what: &str) -> Verdict {
+    verdict(
+        Cause::CredentialsExpired,
+        None,
+        Low,
+        format!("{what} from ECR (an expired token looks like this; check the token's age)"),
+    )
+}
+
+// 1. The reference, the pull policy, the platform.
+
+/// The reference cannot be parsed (`invalid reference format`...).
+fn reference_texts(lower: &str) -> Option<Verdict> {
+    let n = find_any(
         lower,
         &[
             "invalid reference format",
@@ -292,18 +337,27 @@ fn decide(lower: &str, grpc: Option<&str>, status: Option<u16>, host: Option<&st
             "invalid repository name",
             "repository name must not be more than",
         ],
-    ) {
-        return verdict(InvalidImageName, None, High, n);
-    }
-    if lower.contains("is not present with pull policy of never") {
-        return verdict(
-            NeverPull,
-            None,
-            High,
-            "image not present with pull policy Never",
-        );
-    }
-    if let Some(n) = find_any(
+    )?;
+    Some(verdict(Cause::InvalidImageName, None, High, n))
+}
+
+/// `imagePullPolicy: Never` and the image is not on the node.
+fn never_pull_text(lower: &str) -> Option<Verdict> {
+    lower
+        .contains("is not present with pull policy of never")
+        .then(|| {
+            verdict(
+                Cause::NeverPull,
+                None,
+                High,
+                "image not present with pull policy Never",
+            )
+        })
+}
+
+/// The image has no variant for the node's platform (`no match for platform in manifest`...).
+fn platform_texts(lower: &str) -> Option<Verdict> {
+    let n = find_any(
         lower,
         &[
             "no match for platform in manifest",
@@ -313,11 +367,14 @@ fn decide(lower: &str, grpc: Option<&str>, status: Option<u16>, host: Option<&st
             "does not match the specified platform",
             "cannot be used on this platform",
         ],
-    ) {
-        return verdict(PlatformMismatch, None, High, n);
-    }
+    )?;
+    Some(verdict(Cause::PlatformMismatch, None, High, n))
+}
 
-    // 2. The network and TLS.
+// 2. The network and TLS.
+
+/// Name resolution fails (`no such host`...), or the DNS server does not answer the lookup.
+fn dns_texts(lower: &str) -> Option<Verdict> {
     if let Some(n) = find_any(
         lower,
         &[
@@ -327,7 +384,12 @@ fn decide(lower: &str, grpc: Option<&str>, status: Option<u16>, host: Option<&st
             "name or service not known",
         ],
     ) {
-        return verdict(RegistryUnreachable, Some(Detail::Dns), High, n);
+        return Some(verdict(
+            Cause::RegistryUnreachable,
+            Some(Detail::Dns),
+            High,
+            n,
+        ));
     }
     // A resolver that does not answer (`lookup HOST on 10.96.0.10:53: read
     // udp ...: i/o timeout`) is a DNS problem, not the registry's.
@@ -345,13 +407,18 @@ fn decide(lower: &str, grpc: Option<&str>, status: Option<u16>, host: Option<&st
             || lower.contains("dial tcp: lookup")
             || lower.contains("dial udp"))
     {
-        return verdict(
-            RegistryUnreachable,
+        return Some(verdict(
+            Cause::RegistryUnreachable,
             Some(Detail::Dns),
             High,
             "the DNS server does not answer the lookup",
-        );
+        ));
     }
+    None
+}
+
+/// A wait that ran out (`i/o timeout`, `context deadline exceeded`..., gRPC DeadlineExceeded).
+fn timeout_signals(lower: &str, grpc: Option<&str>) -> Option<Verdict> {
     if let Some(n) = find_any(
         lower,
         &[
@@ -363,28 +430,43 @@ fn decide(lower: &str, grpc: Option<&str>, status: Option<u16>, host: Option<&st
             "connection timed out",
         ],
     ) {
-        return verdict(RegistryUnreachable, Some(Detail::Timeout), High, n);
+        return Some(verdict(
+            Cause::RegistryUnreachable,
+            Some(Detail::Timeout),
+            High,
+            n,
+        ));
     }
     if grpc.is_some_and(|c| c.eq_ignore_ascii_case("DeadlineExceeded")) {
-        return verdict(
-            RegistryUnreachable,
+        return Some(verdict(
+            Cause::RegistryUnreachable,
             Some(Detail::Timeout),
             High,
             "gRPC DeadlineExceeded",
-        );
+        ));
     }
+    None
+}
+
+/// A connection refused (by the registry or the proxy), reset or unroutable.
+fn refused_texts(lower: &str) -> Option<Verdict> {
     if lower.contains("connection refused") {
         let signal = if lower.contains("proxyconnect") {
             "connection refused (by the HTTP proxy)"
         } else {
             "connection refused"
         };
-        return verdict(RegistryUnreachable, Some(Detail::Refused), High, signal);
+        return Some(verdict(
+            Cause::RegistryUnreachable,
+            Some(Detail::Refused),
+            High,
+            signal,
+        ));
     }
     // Failures that come back at once (RST, ICMP unreachable) rather than
     // after a wait: grouped with Refused, since the fix is the same kind
     // (routing, firewall, proxy) and no wait is involved.
-    if let Some(n) = find_any(
+    let n = find_any(
         lower,
         &[
             "connection reset by peer",
@@ -392,9 +474,17 @@ fn decide(lower: &str, grpc: Option<&str>, status: Option<u16>, host: Option<&st
             "network is unreachable",
             "host is unreachable",
         ],
-    ) {
-        return verdict(RegistryUnreachable, Some(Detail::Refused), Medium, n);
-    }
+    )?;
+    Some(verdict(
+        Cause::RegistryUnreachable,
+        Some(Detail::Refused),
+        Medium,
+        n,
+    ))
+}
+
+/// The TLS handshake fails: unknown CA, expired or mismatched certificate, plain HTTP, other x509/tls errors.
+fn tls_texts(lower: &str) -> Option<Verdict> {
     if let Some(n) = find_any(
         lower,
         &[
@@ -403,20 +493,20 @@ fn decide(lower: &str, grpc: Option<&str>, status: Option<u16>, host: Option<&st
             "certificate is not trusted",
         ],
     ) {
-        return verdict(
-            TlsError,
+        return Some(verdict(
+            Cause::TlsError,
             Some(Detail::UnknownAuthority),
             High,
             format!("x509: {n}"),
-        );
+        ));
     }
     if lower.contains("certificate has expired") || lower.contains("is not yet valid") {
-        return verdict(
-            TlsError,
+        return Some(verdict(
+            Cause::TlsError,
             Some(Detail::CertificateExpired),
             High,
             "x509: certificate has expired or is not yet valid",
-        );
+        ));
     }
     if (lower.contains("x509") || lower.contains("certificate"))
         && let Some(n) = find_any(
@@ -430,12 +520,12 @@ fn decide(lower: &str, grpc: Option<&str>, status: Option<u16>, host: Option<&st
             ],
         )
     {
-        return verdict(
-            TlsError,
+        return Some(verdict(
+            Cause::TlsError,
             Some(Detail::NameMismatch),
             High,
             format!("x509: {n}"),
-        );
+        ));
     }
     if let Some(n) = find_any(
         lower,
@@ -444,25 +534,39 @@ fn decide(lower: &str, grpc: Option<&str>, status: Option<u16>, host: Option<&st
             "first record does not look like a tls handshake",
         ],
     ) {
-        return verdict(TlsError, None, High, n);
+        return Some(verdict(Cause::TlsError, None, High, n));
     }
-    if let Some(n) = find_any(lower, &["x509:", "tls: ", "remote error: tls"]) {
-        return verdict(TlsError, None, Medium, n.trim_end());
-    }
-    if lower.contains("unexpected eof") || lower.contains(": eof") || lower.ends_with(" eof") {
-        return verdict(
-            RegistryUnreachable,
-            Some(Detail::Refused),
-            Low,
-            "connection closed by the other end (EOF)",
-        );
-    }
+    let n = find_any(lower, &["x509:", "tls: ", "remote error: tls"])?;
+    Some(verdict(Cause::TlsError, None, Medium, n.trim_end()))
+}
 
-    // 3. Rate limits; an explicitly expired token.
+/// The other end closed the connection (`unexpected EOF`, `: EOF`).
+fn eof_texts(lower: &str) -> Option<Verdict> {
+    (lower.contains("unexpected eof") || lower.contains(": eof") || lower.ends_with(" eof")).then(
+        || {
+            verdict(
+                Cause::RegistryUnreachable,
+                Some(Detail::Refused),
+                Low,
+                "connection closed by the other end (EOF)",
+            )
+        },
+    )
+}
+
+// 3. Rate limits; an explicitly expired token.
+
+/// HTTP 429 or a rate-limit text (`toomanyrequests`...).
+fn rate_limit_signals(lower: &str, status: Option<u16>) -> Option<Verdict> {
     if status == Some(429) {
-        return verdict(RateLimited, None, High, "HTTP 429 Too Many Requests");
+        return Some(verdict(
+            Cause::RateLimited,
+            None,
+            High,
+            "HTTP 429 Too Many Requests",
+        ));
     }
-    if let Some(n) = find_any(
+    let n = find_any(
         lower,
         &[
             "toomanyrequests",
@@ -470,10 +574,13 @@ fn decide(lower: &str, grpc: Option<&str>, status: Option<u16>, host: Option<&st
             "rate limit",
             "rate-limit",
         ],
-    ) {
-        return verdict(RateLimited, None, High, n);
-    }
-    if let Some(n) = find_any(
+    )?;
+    Some(verdict(Cause::RateLimited, None, High, n))
+}
+
+/// The registry says the token has expired (`token has expired`...).
+fn expired_token_texts(lower: &str) -> Option<Verdict> {
+    let n = find_any(
         lower,
         &[
             "token has expired",
@@ -481,11 +588,14 @@ fn decide(lower: &str, grpc: Option<&str>, status: Option<u16>, host: Option<&st
             "expiredtoken",
             "token expired",
         ],
-    ) {
-        return verdict(CredentialsExpired, None, High, n);
-    }
+    )?;
+    Some(verdict(Cause::CredentialsExpired, None, High, n))
+}
 
-    // 4. Explicit answers: repository unknown, manifest unknown.
+// 4. Explicit answers: repository unknown, manifest unknown.
+
+/// The registry does not know the repository (`name unknown`, Harbor's `repository X not found`).
+fn repository_unknown_texts(lower: &str) -> Option<Verdict> {
     if let Some(n) = find_any(
         lower,
         &[
@@ -494,21 +604,25 @@ fn decide(lower: &str, grpc: Option<&str>, status: Option<u16>, host: Option<&st
             "does not exist in the registry with id",
         ],
     ) {
-        return verdict(
-            RepositoryNotFound,
+        return Some(verdict(
+            Cause::RepositoryNotFound,
             None,
             High,
             format!("{n} (the registry does not know the repository)"),
-        );
+        ));
     }
-    if repository_named_not_found(lower) {
-        return verdict(
-            RepositoryNotFound,
+    repository_named_not_found(lower).then(|| {
+        verdict(
+            Cause::RepositoryNotFound,
             None,
             High,
             "repository ... not found (the registry does not know the repository)",
-        );
-    }
+        )
+    })
+}
+
+/// The tag or digest does not exist (`manifest unknown`, `manifest for X not found`, `: not found`, gRPC NotFound).
+fn manifest_unknown_signals(lower: &str, grpc: Option<&str>) -> Option<Verdict> {
     if let Some(n) = find_any(
         lower,
         &[
@@ -517,46 +631,52 @@ fn decide(lower: &str, grpc: Option<&str>, status: Option<u16>, host: Option<&st
             "requested image not found",
         ],
     ) {
-        return verdict(
-            ImageNotFound,
+        return Some(verdict(
+            Cause::ImageNotFound,
             None,
             High,
             format!("{n} (404 on the manifest)"),
-        );
+        ));
     }
     if manifest_for_not_found(lower) {
-        return verdict(ImageNotFound, None, High, "manifest for ... not found");
+        return Some(verdict(
+            Cause::ImageNotFound,
+            None,
+            High,
+            "manifest for ... not found",
+        ));
     }
     if lower.contains(": not found") {
-        return verdict(
-            ImageNotFound,
+        return Some(verdict(
+            Cause::ImageNotFound,
             None,
             High,
             "<reference>: not found (404 on the manifest)",
-        );
+        ));
     }
     if grpc.is_some_and(|c| c.eq_ignore_ascii_case("NotFound")) {
-        return verdict(ImageNotFound, None, High, "gRPC NotFound");
+        return Some(verdict(Cause::ImageNotFound, None, High, "gRPC NotFound"));
     }
+    None
+}
 
-    // 5. Authentication and authorization.
-    let expired_guess = |what: &str| {
+// 5. Authentication and authorization.
+
+/// Docker's `no basic auth credentials`: nothing was sent.
+fn no_basic_auth_text(lower: &str) -> Option<Verdict> {
+    lower.contains("no basic auth credentials").then(|| {
         verdict(
-            CredentialsExpired,
-            None,
-            Low,
-            format!("{what} from ECR (an expired token looks like this; check the token's age)"),
-        )
-    };
-    if lower.contains("no basic auth credentials") {
-        return verdict(
-            CredentialsMissing,
+            Cause::CredentialsMissing,
             None,
             Medium,
             "no basic auth credentials",
-        );
-    }
-    if let Some(n) = find_any(
+        )
+    })
+}
+
+/// The registry rejects the user or password (`invalid username/password`...); on ECR, an expired token.
+fn rejected_credential_texts(lower: &str, ecr: bool) -> Option<Verdict> {
+    let n = find_any(
         lower,
         &[
             "invalid username/password",
@@ -567,55 +687,70 @@ fn decide(lower: &str, grpc: Option<&str>, status: Option<u16>, host: Option<&st
             "invalid credentials",
             "bad credentials",
         ],
-    ) {
-        if ecr {
-            return expired_guess(n);
-        }
-        return verdict(CredentialsRejected, None, Medium, n);
+    )?;
+    if ecr {
+        return Some(ecr_expired_guess(n));
     }
-    if lower.contains("failed to fetch anonymous token") {
-        match status {
-            Some(401) => {
-                return verdict(
-                    CredentialsMissing,
-                    None,
-                    Medium,
-                    "401 on the anonymous token request (no credential sent)",
-                );
-            }
-            Some(403) => {
-                return verdict(
-                    AccessDenied,
-                    None,
-                    Medium,
-                    "403 on the anonymous token request",
-                );
-            }
-            _ => {}
-        }
+    Some(verdict(Cause::CredentialsRejected, None, Medium, n))
+}
+
+/// A 401 or 403 on the anonymous token request (`failed to fetch anonymous token`).
+fn anonymous_token_status(lower: &str, status: Option<u16>) -> Option<Verdict> {
+    if !lower.contains("failed to fetch anonymous token") {
+        return None;
     }
-    if lower.contains("failed to fetch oauth token") {
-        match status {
-            Some(401) if ecr => return expired_guess("HTTP 401 from the token endpoint"),
-            Some(401) => {
-                return verdict(
-                    CredentialsRejected,
-                    None,
-                    Medium,
-                    "401 from the token endpoint (credential sent)",
-                );
-            }
-            Some(403) => return verdict(AccessDenied, None, Medium, "403 from the token endpoint"),
-            _ => {}
-        }
+    match status {
+        Some(401) => Some(verdict(
+            Cause::CredentialsMissing,
+            None,
+            Medium,
+            "401 on the anonymous token request (no credential sent)",
+        )),
+        Some(403) => Some(verdict(
+            Cause::AccessDenied,
+            None,
+            Medium,
+            "403 on the anonymous token request",
+        )),
+        _ => None,
     }
-    if let Some(n) = find_any(
+}
+
+/// A 401 or 403 from the token endpoint with a credential (`failed to fetch oauth token`).
+fn oauth_token_status(lower: &str, status: Option<u16>, ecr: bool) -> Option<Verdict> {
+    if !lower.contains("failed to fetch oauth token") {
+        return None;
+    }
+    match status {
+        Some(401) if ecr => Some(ecr_expired_guess("HTTP 401 from the token endpoint")),
+        Some(401) => Some(verdict(
+            Cause::CredentialsRejected,
+            None,
+            Medium,
+            "401 from the token endpoint (credential sent)",
+        )),
+        Some(403) => Some(verdict(
+            Cause::AccessDenied,
+            None,
+            Medium,
+            "403 from the token endpoint",
+        )),
+        _ => None,
+    }
+}
+
+/// The registry refuses anonymous pulls (`unauthenticated request`...).
+fn anonymous_refused_texts(lower: &str) -> Option<Verdict> {
+    let n = find_any(
         lower,
         &["unauthenticated request", "anonymous access is not allowed"],
-    ) {
-        return verdict(CredentialsMissing, None, Medium, n);
-    }
-    if let Some(n) = find_any(
+    )?;
+    Some(verdict(Cause::CredentialsMissing, None, Medium, n))
+}
+
+/// The ambiguous "pull access denied" family (`insufficient_scope`...): missing, or not visible.
+fn pull_access_denied_texts(lower: &str) -> Option<Verdict> {
+    let n = find_any(
         lower,
         &[
             "pull access denied",
@@ -625,43 +760,50 @@ fn decide(lower: &str, grpc: Option<&str>, status: Option<u16>, host: Option<&st
             "access to the requested resource is not authorized",
             "unauthorized to access repository",
         ],
-    ) {
-        return verdict(
-            RepositoryNotFound,
-            None,
-            Medium,
-            format!("{n} (repository missing, or not visible without the right credentials)"),
-        );
-    }
-    if lower.contains("authentication required") {
-        return verdict(
-            CredentialsMissing,
+    )?;
+    Some(verdict(
+        Cause::RepositoryNotFound,
+        None,
+        Medium,
+        format!("{n} (repository missing, or not visible without the right credentials)"),
+    ))
+}
+
+/// `unauthorized: authentication required`: no credential sent, or not accepted.
+fn authentication_required_text(lower: &str) -> Option<Verdict> {
+    lower.contains("authentication required").then(|| {
+        verdict(
+            Cause::CredentialsMissing,
             None,
             Medium,
             "unauthorized: authentication required (401: no credential sent, or not accepted)",
-        );
-    }
+        )
+    })
+}
+
+/// A bare HTTP 401 or 403 (on ECR, an expired token).
+fn auth_status(lower: &str, status: Option<u16>, ecr: bool) -> Option<Verdict> {
     match status {
-        Some(401) if ecr => return expired_guess("HTTP 401"),
-        Some(401) => {
-            return verdict(
-                CredentialsRejected,
-                None,
-                Medium,
-                format!("HTTP 401{}", status_where(lower)),
-            );
-        }
-        Some(403) if ecr => return expired_guess("HTTP 403"),
-        Some(403) => {
-            return verdict(
-                AccessDenied,
-                None,
-                Medium,
-                format!("HTTP 403 Forbidden{}", status_where(lower)),
-            );
-        }
-        _ => {}
+        Some(401) if ecr => Some(ecr_expired_guess("HTTP 401")),
+        Some(401) => Some(verdict(
+            Cause::CredentialsRejected,
+            None,
+            Medium,
+            format!("HTTP 401{}", status_where(lower)),
+        )),
+        Some(403) if ecr => Some(ecr_expired_guess("HTTP 403")),
+        Some(403) => Some(verdict(
+            Cause::AccessDenied,
+            None,
+            Medium,
+            format!("HTTP 403 Forbidden{}", status_where(lower)),
+        )),
+        _ => None,
     }
+}
+
+/// The registry refuses this pull (`denied: `, `not authorized to perform`, `: forbidden`...).
+fn denied_texts(lower: &str, ecr: bool) -> Option<Verdict> {
     if let Some(n) = find_any(
         lower,
         &[
@@ -671,47 +813,63 @@ fn decide(lower: &str, grpc: Option<&str>, status: Option<u16>, host: Option<&st
             "permission denied for",
         ],
     ) {
-        return verdict(
-            AccessDenied,
+        return Some(verdict(
+            Cause::AccessDenied,
             None,
             Medium,
             format!("`{}` (the registry refuses this pull)", n.trim_end()),
-        );
+        ));
     }
     if lower.ends_with(": denied")
         || lower.ends_with(": forbidden")
         || lower.contains(": forbidden")
     {
         if ecr {
-            return expired_guess("403 Forbidden");
+            return Some(ecr_expired_guess("403 Forbidden"));
         }
-        return verdict(
-            AccessDenied,
+        return Some(verdict(
+            Cause::AccessDenied,
             None,
             Medium,
             "denied / forbidden by the registry",
-        );
+        ));
     }
-    if lower.contains("unauthorized") {
-        if ecr {
-            return expired_guess("401 Unauthorized");
-        }
-        return verdict(CredentialsRejected, None, Medium, "unauthorized (401)");
-    }
+    None
+}
 
-    // 6. Weak leftovers.
-    if status == Some(404) || lower.contains(" not found") {
-        return verdict(ImageNotFound, None, Medium, "not found");
+/// A bare `unauthorized` (on ECR, an expired token).
+fn unauthorized_text(lower: &str, ecr: bool) -> Option<Verdict> {
+    if !lower.contains("unauthorized") {
+        return None;
     }
-    if let Some(s) = status.filter(|s| *s >= 500) {
-        return verdict(
-            Unknown,
-            None,
-            Low,
-            format!("HTTP {s} from the registry (a server-side error)"),
-        );
+    if ecr {
+        return Some(ecr_expired_guess("401 Unauthorized"));
     }
-    verdict(Unknown, None, Low, "unrecognized runtime error")
+    Some(verdict(
+        Cause::CredentialsRejected,
+        None,
+        Medium,
+        "unauthorized (401)",
+    ))
+}
+
+// 6. Weak leftovers.
+
+/// A bare 404 or ` not found`.
+fn weak_not_found(lower: &str, status: Option<u16>) -> Option<Verdict> {
+    (status == Some(404) || lower.contains(" not found"))
+        .then(|| verdict(Cause::ImageNotFound, None, Medium, "not found"))
+}
+
+/// A 5xx status: a server-side error, cause unknown.
+fn server_error_status(status: Option<u16>) -> Option<Verdict> {
+    let s = status.filter(|s| *s >= 500)?;
+    Some(verdict(
+        Cause::Unknown,
+        None,
+        Low,
+        format!("HTTP {s} from the registry (a server-side error)"),
+    ))
 }
 
 /// Harbor's `unknown: repository library/x not found`.

@@ -109,7 +109,7 @@ impl EcrClient {
             Ok(out) => check.image_exists = Some(!out.image_details().is_empty()),
             Err(e) => match e.code() {
                 Some("ImageNotFoundException" | "RepositoryNotFoundException") => {
-                    check.image_exists = Some(false)
+                    check.image_exists = Some(false);
                 }
                 _ => check.error = Some(format!("DescribeImages: {}", aws_message(&e))),
             },

@@ -119,6 +119,12 @@ fn step(text: impl Into<String>, command: Option<String>) -> Step {
 }
 
 /// Weighs the evidence. Pure.
+///
+/// The steps, in order: the node's error and the secrets' evidence; an
+/// unusable image reference or a cause no other evidence can change; a
+/// Docker Hub image in a namespace whose secrets are for a private registry;
+/// the pod's credentials; the ECR token's expiry; the ECR API; the registry
+/// probe; the nodes that already hold the image.
 #[allow(clippy::too_many_arguments)]
 pub fn decide(
     image_text: &str,
@@ -129,21 +135,77 @@ pub fn decide(
     ecr: Option<&EcrCheck>,
     ctx: &Context,
 ) -> (Cause, Option<Detail>, Confidence, Vec<Evidence>) {
-    let mut cause = classified.cause;
-    let mut detail = classified.detail;
-    let mut confidence = classified.confidence;
-    let mut evidence = Vec::new();
+    let mut d = Decision {
+        cause: classified.cause,
+        detail: classified.detail,
+        confidence: classified.confidence,
+        evidence: Vec::new(),
+    };
+    d.evidence.extend(kubelet_evidence(classified));
+    d.evidence.extend(secret_evidence(secrets));
+    let Some(image) = image else {
+        return (Cause::InvalidImageName, None, Confidence::High, d.evidence);
+    };
+    if matches!(d.cause, Cause::InvalidImageName | Cause::NeverPull) {
+        return (d.cause, d.detail, Confidence::High, d.evidence);
+    }
+    if let Some(e) = wrong_registry_evidence(image_text, image, d.cause, ctx) {
+        d.evidence.push(e);
+        return (
+            Cause::WrongRegistry,
+            None,
+            wrong_registry_confidence(probe),
+            d.evidence,
+        );
+    }
+    weigh_credentials(&mut d, image, secrets);
+    weigh_ecr_token_expiry(&mut d, classified, secrets);
+    if let Some(e) = ecr {
+        weigh_ecr_api(&mut d, e);
+    }
+    if let Some(p) = probe {
+        weigh_probe(&mut d, p, image, secrets);
+    }
+    d.evidence.extend(nodes_with_image_evidence(ctx));
+    (d.cause, d.detail, d.confidence, d.evidence)
+}
+
+/// The decision so far: the cause, how sure, and the evidence gathered.
+struct Decision {
+    cause: Cause,
+    detail: Option<Detail>,
+    confidence: Confidence,
+    evidence: Vec<Evidence>,
+}
+
+/// A piece of evidence that contradicts the chosen cause.
+fn disagreeing(source: &str, text: impl Into<String>) -> Evidence {
+    Evidence {
+        disagrees: true,
+        ..ev(source, text)
+    }
+}
+
+/// What the node reported: the runtime's error and its signal, or that only the back-off is left.
+fn kubelet_evidence(classified: &Classified) -> Option<Evidence> {
     if classified.backoff_only {
-        evidence.push(ev(
+        Some(ev(
             "kubelet",
             "only `Back-off pulling image` is left (the pull events have expired); the registry probe decides",
-        ));
+        ))
     } else if !classified.error.is_empty() {
-        evidence.push(ev(
+        Some(ev(
             "kubelet",
             format!("{}: {}", classified.signal, classified.error),
-        ));
+        ))
+    } else {
+        None
     }
+}
+
+/// Per pull secret: its problems, the tool that manages it, its ECR token's expiry.
+fn secret_evidence(secrets: &Analysis) -> Vec<Evidence> {
+    let mut evidence = Vec::new();
     for r in &secrets.reports {
         for p in &r.problems {
             evidence.push(ev("secret", p.describe(&r.name)));
@@ -179,21 +241,18 @@ pub fn decide(
             ));
         }
     }
-    let Some(image) = image else {
-        return (Cause::InvalidImageName, None, Confidence::High, evidence);
-    };
-    if matches!(cause, Cause::InvalidImageName | Cause::NeverPull) {
-        return (cause, detail, Confidence::High, evidence);
-    }
-    let usable = !secrets.credentials.is_empty();
-    let ecr_expired = secrets
-        .reports
-        .iter()
-        .any(|r| r.ecr.as_ref().is_some_and(|e| e.expired));
+    evidence
+}
 
-    // Wrong registry: Docker Hub by default while the namespace's secrets
-    // point at a private registry.
-    if image.implicit_domain
+/// Wrong registry: a Docker Hub image by default while the namespace's
+/// secrets point at a private registry, with a cause that fits it.
+fn wrong_registry_evidence(
+    image_text: &str,
+    image: &ImageRef,
+    cause: Cause,
+    ctx: &Context,
+) -> Option<Evidence> {
+    let fits = image.implicit_domain
         && !ctx.private_registries.is_empty()
         && matches!(
             cause,
@@ -201,42 +260,45 @@ pub fn decide(
                 | Cause::CredentialsMissing
                 | Cause::ImageNotFound
                 | Cause::Unknown
-        )
-    {
-        evidence.push(ev(
+        );
+    fits.then(|| {
+        ev(
             "secret",
             format!(
                 "`{image_text}` has no registry prefix, so it is pulled from Docker Hub; this namespace's pull secrets are for {}",
                 ctx.private_registries.join(", ")
             ),
-        ));
-        return (
-            Cause::WrongRegistry,
-            None,
-            Confidence::High.min(if probe.is_some() {
-                Confidence::High
-            } else {
-                Confidence::Medium
-            }),
-            evidence,
-        );
-    }
+        )
+    })
+}
 
-    // No usable credential and an auth-looking failure (only when every
-    // referenced secret could be read: otherwise the credential may exist).
+/// How sure a wrong-registry finding is: high with a registry probe, medium without.
+fn wrong_registry_confidence(probe: Option<&ProbeResult>) -> Confidence {
+    Confidence::High.min(if probe.is_some() {
+        Confidence::High
+    } else {
+        Confidence::Medium
+    })
+}
+
+/// The pod's credentials: unreadable secrets leave the node's error in
+/// charge; no usable credential and an auth-looking failure (outside Docker
+/// Hub) mean the credential is missing.
+fn weigh_credentials(d: &mut Decision, image: &ImageRef, secrets: &Analysis) {
+    let usable = !secrets.credentials.is_empty();
     if secrets.incomplete {
         // `rbac` only when a read was really denied (not timed out).
         let denied = secrets
             .reports
             .iter()
             .any(|r| r.problems.contains(&Problem::Unreadable));
-        evidence.push(ev(
+        d.evidence.push(ev(
             if denied { "rbac" } else { "api" },
             "some pull secrets could not be read, so their credentials were not checked or tested; the cause rests on the node's error",
         ));
     } else if !usable
         && matches!(
-            cause,
+            d.cause,
             Cause::CredentialsMissing
                 | Cause::RepositoryNotFound
                 | Cause::CredentialsRejected
@@ -244,24 +306,32 @@ pub fn decide(
         )
         && !image.is_docker_hub()
     {
-        cause = Cause::CredentialsMissing;
-        confidence = confidence.max(if secrets.reports.is_empty() {
+        d.cause = Cause::CredentialsMissing;
+        d.confidence = d.confidence.max(if secrets.reports.is_empty() {
             Confidence::High
         } else {
             Confidence::Medium
         });
     }
+}
 
+/// The ECR token's expiry in the pull secrets: an expired one makes an
+/// auth failure certainly "expired"; a young one says it is not.
+fn weigh_ecr_token_expiry(d: &mut Decision, classified: &Classified, secrets: &Analysis) {
+    let ecr_expired = secrets
+        .reports
+        .iter()
+        .any(|r| r.ecr.as_ref().is_some_and(|e| e.expired));
     // ECR answers an expired token with a bare 403, which the classifier
     // already reads as "expired" on an ECR host; the decoded expiry makes
     // it certain either way.
     if matches!(
-        cause,
+        d.cause,
         Cause::CredentialsRejected | Cause::AccessDenied | Cause::CredentialsExpired
     ) && ecr_expired
     {
-        cause = Cause::CredentialsExpired;
-        confidence = Confidence::High;
+        d.cause = Cause::CredentialsExpired;
+        d.confidence = Confidence::High;
     }
     // The classifier guesses "expired" for any auth failure on an ECR host;
     // a token that is still young says otherwise.
@@ -269,170 +339,216 @@ pub fn decide(
         .reports
         .iter()
         .any(|r| r.ecr.as_ref().is_some_and(|e| !e.expired));
-    if cause == Cause::CredentialsExpired && !ecr_expired && ecr_fresh {
-        cause = if classified.http_status == Some(403) {
+    if d.cause == Cause::CredentialsExpired && !ecr_expired && ecr_fresh {
+        d.cause = if classified.http_status == Some(403) {
             Cause::AccessDenied
         } else {
             Cause::CredentialsRejected
         };
-        confidence = Confidence::Medium;
+        d.confidence = Confidence::Medium;
     }
-    if let Some(e) = ecr {
-        if let Some(exists) = e.image_exists {
-            evidence.push(ev(
-                "ecr",
-                if exists {
-                    "DescribeImages: the tag exists in ECR"
-                } else {
-                    "DescribeImages: the tag does not exist in ECR"
-                },
-            ));
-            if !exists && cause != Cause::ImageNotFound {
-                evidence.push(Evidence {
-                    disagrees: true,
-                    ..ev("ecr", "ECR says the tag is missing too")
-                });
-            }
-        }
-        if e.token_available == Some(true) {
-            evidence.push(ev("ecr", "GetAuthorizationToken works with your AWS identity: permissions are fine, the secret's token is stale"));
-            if cause == Cause::AccessDenied {
-                cause = Cause::CredentialsExpired;
-            }
-        } else if e.token_available == Some(false) {
-            evidence.push(ev(
-                "ecr",
-                format!(
-                    "GetAuthorizationToken failed: {}",
-                    e.error.clone().unwrap_or_default()
-                ),
-            ));
-        }
-    }
+}
 
-    if let Some(p) = probe {
-        evidence.push(ev("registry", format!("probed from {}", p.from)));
-        if let Some(a) = &p.with_credential {
-            evidence.push(ev(
-                "registry",
-                format!(
-                    "with `{}`: {}",
-                    p.username.clone().unwrap_or_default(),
-                    attempt_text(a)
-                ),
-            ));
-        }
-        evidence.push(ev(
-            "registry",
-            format!("anonymous: {}", attempt_text(&p.anonymous)),
-        ));
-        if let Some(r) = &p.rate_limit {
-            evidence.push(ev(
-                "registry",
-                format!(
-                    "rate limit: {} remaining of {}{}",
-                    r.remaining.clone().unwrap_or_else(|| "?".into()),
-                    r.limit.clone().unwrap_or_else(|| "?".into()),
-                    r.retry_after
-                        .as_ref()
-                        .map(|s| format!(", retry after {s} s"))
-                        .unwrap_or_default()
-                ),
-            ));
-        }
-        // Without the pod's credential (unreadable secrets) an anonymous
-        // failure says nothing about it.
-        let anonymous_decides = p.with_credential.is_none() && !secrets.incomplete;
-        let decisive = p.failure.as_ref().or(if anonymous_decides {
-            p.anonymous_failure.as_ref()
-        } else {
-            None
-        });
-        let works = p
-            .with_credential
-            .as_ref()
-            .map_or(p.anonymous.ok(), Attempt::ok);
-        if p.unreachable_here {
-            evidence.push(ev(
-                "registry",
-                "inconclusive: the registry is not reachable from this machine either; the node's view stands",
-            ));
-            if matches!(cause, Cause::Unknown) {
-                if let Some(f) = decisive {
-                    (cause, detail) = network_cause(f);
-                    confidence = Confidence::Low;
-                }
-            } else if matches!(cause, Cause::RegistryUnreachable | Cause::TlsError) {
-                confidence = Confidence::High;
-            }
-        } else if works {
-            if matches!(cause, Cause::RegistryUnreachable | Cause::TlsError) {
-                evidence.push(Evidence {
-                    disagrees: true,
-                    ..ev("registry", "the image resolves from here: the problem is between the node and the registry (DNS, firewall, proxy, CA on the node)")
-                });
-            } else if cause != Cause::PlatformMismatch && cause != Cause::RateLimited {
-                evidence.push(Evidence {
-                    disagrees: true,
-                    ..ev("registry", "the image resolves from here with the same credential: the node saw something else (retry pending, node-level credentials, or a fix already applied)")
-                });
-                confidence = Confidence::Low;
-            }
-        } else if let Some(f) = decisive {
-            let (probe_cause, probe_detail) = probe_cause(f, p.with_credential.is_some());
-            if probe_cause == Cause::ImageNotFound
-                && let (Some(tags), Some(tag)) = (&p.tags, &image.tag)
-            {
-                let near = suggest_tags(tag, tags);
-                if !near.is_empty() {
-                    evidence.push(ev(
-                        "registry",
-                        format!(
-                            "tag `{tag}` does not exist; did you mean {}?",
-                            near.iter()
-                                .map(|t| format!("`{t}`"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    ));
-                }
-            }
-            if cause == Cause::Unknown || cause == probe_cause {
-                confidence = if cause == probe_cause {
-                    Confidence::High
-                } else {
-                    Confidence::Medium
-                };
-                cause = probe_cause;
-                detail = detail.or(probe_detail);
-            } else if !consistent(cause, probe_cause) {
-                evidence.push(Evidence {
-                    disagrees: true,
-                    ..ev(
-                        "registry",
-                        format!(
-                            "the registry's answer points to {} instead",
-                            probe_cause.id()
-                        ),
-                    )
-                });
+/// What the ECR API said: whether the tag exists, and whether a fresh
+/// token can be had (then a 403 is a stale token, not missing permissions).
+fn weigh_ecr_api(d: &mut Decision, e: &EcrCheck) {
+    if let Some(exists) = e.image_exists {
+        d.evidence.push(ev(
+            "ecr",
+            if exists {
+                "DescribeImages: the tag exists in ECR"
             } else {
-                confidence = Confidence::High;
-            }
+                "DescribeImages: the tag does not exist in ECR"
+            },
+        ));
+        if !exists && d.cause != Cause::ImageNotFound {
+            d.evidence
+                .push(disagreeing("ecr", "ECR says the tag is missing too"));
         }
     }
-    if !ctx.nodes_with_image.is_empty() && ctx.running_elsewhere > 0 {
-        evidence.push(ev(
-            "node",
+    if e.token_available == Some(true) {
+        d.evidence.push(ev("ecr", "GetAuthorizationToken works with your AWS identity: permissions are fine, the secret's token is stale"));
+        if d.cause == Cause::AccessDenied {
+            d.cause = Cause::CredentialsExpired;
+        }
+    } else if e.token_available == Some(false) {
+        d.evidence.push(ev(
+            "ecr",
             format!(
-                "{} replica(s) run on {} which already hold the image (IfNotPresent skips the pull there); pods on {} must pull and fail",
-                ctx.running_elsewhere,
-                ctx.nodes_with_image.join(", "),
-                if ctx.failing_nodes.is_empty() { "other nodes".to_string() } else { ctx.failing_nodes.join(", ") }
+                "GetAuthorizationToken failed: {}",
+                e.error.clone().unwrap_or_default()
             ),
         ));
     }
-    (cause, detail, confidence, evidence)
+}
+
+/// The registry probe: its attempts as evidence, then, in order, a
+/// registry unreachable from here too, an image that resolves from here,
+/// or the registry's decisive failure.
+fn weigh_probe(d: &mut Decision, p: &ProbeResult, image: &ImageRef, secrets: &Analysis) {
+    d.evidence.extend(probe_evidence(p));
+    let decisive = decisive_failure(p, secrets);
+    let works = p
+        .with_credential
+        .as_ref()
+        .map_or(p.anonymous.ok(), Attempt::ok);
+    if p.unreachable_here {
+        weigh_unreachable_here(d, decisive);
+    } else if works {
+        weigh_resolves_here(d);
+    } else if let Some(f) = decisive {
+        weigh_registry_failure(d, f, p, image);
+    }
+}
+
+/// What the probe did: where it ran from, each attempt's outcome, the rate limit.
+fn probe_evidence(p: &ProbeResult) -> Vec<Evidence> {
+    let mut evidence = vec![ev("registry", format!("probed from {}", p.from))];
+    if let Some(a) = &p.with_credential {
+        evidence.push(ev(
+            "registry",
+            format!(
+                "with `{}`: {}",
+                p.username.clone().unwrap_or_default(),
+                attempt_text(a)
+            ),
+        ));
+    }
+    evidence.push(ev(
+        "registry",
+        format!("anonymous: {}", attempt_text(&p.anonymous)),
+    ));
+    if let Some(r) = &p.rate_limit {
+        evidence.push(ev(
+            "registry",
+            format!(
+                "rate limit: {} remaining of {}{}",
+                r.remaining.clone().unwrap_or_else(|| "?".into()),
+                r.limit.clone().unwrap_or_else(|| "?".into()),
+                r.retry_after
+                    .as_ref()
+                    .map(|s| format!(", retry after {s} s"))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    evidence
+}
+
+/// The probe failure that speaks for the pod: the credentialed one, else
+/// the anonymous one when the pod has no credential (and every secret was read).
+fn decisive_failure<'p>(p: &'p ProbeResult, secrets: &Analysis) -> Option<&'p PullFailure> {
+    // Without the pod's credential (unreadable secrets) an anonymous
+    // failure says nothing about it.
+    let anonymous_decides = p.with_credential.is_none() && !secrets.incomplete;
+    p.failure.as_ref().or(if anonymous_decides {
+        p.anonymous_failure.as_ref()
+    } else {
+        None
+    })
+}
+
+/// The registry is not reachable from here either: the node's view stands
+/// (an unknown cause takes the probe's network failure, with low confidence).
+fn weigh_unreachable_here(d: &mut Decision, decisive: Option<&PullFailure>) {
+    d.evidence.push(ev(
+        "registry",
+        "inconclusive: the registry is not reachable from this machine either; the node's view stands",
+    ));
+    if matches!(d.cause, Cause::Unknown) {
+        if let Some(f) = decisive {
+            (d.cause, d.detail) = network_cause(f);
+            d.confidence = Confidence::Low;
+        }
+    } else if matches!(d.cause, Cause::RegistryUnreachable | Cause::TlsError) {
+        d.confidence = Confidence::High;
+    }
+}
+
+/// The image resolves from here: the node's network, or a node-side
+/// difference, is to blame (disagreeing evidence; low confidence for an auth or not-found cause).
+fn weigh_resolves_here(d: &mut Decision) {
+    if matches!(d.cause, Cause::RegistryUnreachable | Cause::TlsError) {
+        d.evidence.push(disagreeing(
+            "registry",
+            "the image resolves from here: the problem is between the node and the registry (DNS, firewall, proxy, CA on the node)",
+        ));
+    } else if d.cause != Cause::PlatformMismatch && d.cause != Cause::RateLimited {
+        d.evidence.push(disagreeing(
+            "registry",
+            "the image resolves from here with the same credential: the node saw something else (retry pending, node-level credentials, or a fix already applied)",
+        ));
+        d.confidence = Confidence::Low;
+    }
+}
+
+/// The registry's failure: suggest near tags for a missing one; it confirms
+/// the node's cause, decides an unknown one, or disagrees.
+fn weigh_registry_failure(d: &mut Decision, f: &PullFailure, p: &ProbeResult, image: &ImageRef) {
+    let (registry_cause, registry_detail) = probe_cause(f, p.with_credential.is_some());
+    if registry_cause == Cause::ImageNotFound {
+        d.evidence.extend(near_tags_evidence(p, image));
+    }
+    if d.cause == Cause::Unknown || d.cause == registry_cause {
+        d.confidence = if d.cause == registry_cause {
+            Confidence::High
+        } else {
+            Confidence::Medium
+        };
+        d.cause = registry_cause;
+        d.detail = d.detail.or(registry_detail);
+    } else if !consistent(d.cause, registry_cause) {
+        d.evidence.push(disagreeing(
+            "registry",
+            format!(
+                "the registry's answer points to {} instead",
+                registry_cause.id()
+            ),
+        ));
+    } else {
+        d.confidence = Confidence::High;
+    }
+}
+
+/// Tags the registry lists that are close to the missing one.
+fn near_tags_evidence(p: &ProbeResult, image: &ImageRef) -> Option<Evidence> {
+    let (Some(tags), Some(tag)) = (&p.tags, &image.tag) else {
+        return None;
+    };
+    let near = suggest_tags(tag, tags);
+    if near.is_empty() {
+        return None;
+    }
+    Some(ev(
+        "registry",
+        format!(
+            "tag `{tag}` does not exist; did you mean {}?",
+            near.iter()
+                .map(|t| format!("`{t}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    ))
+}
+
+/// Replicas running on nodes that already hold the image (IfNotPresent skips the pull there).
+fn nodes_with_image_evidence(ctx: &Context) -> Option<Evidence> {
+    if ctx.nodes_with_image.is_empty() || ctx.running_elsewhere == 0 {
+        return None;
+    }
+    Some(ev(
+        "node",
+        format!(
+            "{} replica(s) run on {} which already hold the image (IfNotPresent skips the pull there); pods on {} must pull and fail",
+            ctx.running_elsewhere,
+            ctx.nodes_with_image.join(", "),
+            if ctx.failing_nodes.is_empty() {
+                "other nodes".to_string()
+            } else {
+                ctx.failing_nodes.join(", ")
+            }
+        ),
+    ))
 }
 
 /// Whether a registry answer is what the node's cause would produce

@@ -77,6 +77,9 @@ pub struct Options {
     /// Probe registries (and the ECR API) from this machine.
     pub probe: bool,
     pub probe_timeout: Duration,
+    /// `--registry-hosts`: where the nodes' containerd sends each registry's
+    /// requests.
+    pub registry_hosts: Option<crate::registry::hosts::RegistryHosts>,
 }
 
 /// The result of `diagnose`.
@@ -252,7 +255,7 @@ pub async fn run(
         });
     }
     let prober = if opts.probe {
-        let config = crate::probe::config_from_env(opts.probe_timeout)?;
+        let config = crate::probe::config(opts.probe_timeout, opts.registry_hosts.as_ref());
         Some(Prober::new(&config, opts.probe_timeout)?)
     } else {
         None
@@ -832,14 +835,11 @@ async fn refresh_jobs(
             .filter(|(n, _)| n == ns)
             .map(|(_, s)| s)
             .collect();
-        let cronjobs = match api::list_cronjobs::<CronJobLite>(client, ns).await {
-            Ok(c) => c,
-            Err(_) => {
-                warnings.push(format!(
-                    "CronJobs in {ns} could not be listed: refresh automation not checked"
-                ));
-                continue;
-            }
+        let Ok(cronjobs) = api::list_cronjobs::<CronJobLite>(client, ns).await else {
+            warnings.push(format!(
+                "CronJobs in {ns} could not be listed: refresh automation not checked"
+            ));
+            continue;
         };
         for cj in cronjobs {
             let template = cj.spec["jobTemplate"].to_string();

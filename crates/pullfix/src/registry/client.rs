@@ -4,6 +4,8 @@
 //! when a real node would, for the reason a real registry gives.
 
 use std::collections::HashMap;
+
+use super::hosts::RegistryHosts;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -108,6 +110,9 @@ pub struct RegistryConfig {
     pub aliases: Vec<(String, Alias)>,
     /// Registries (`host:port`) spoken to over plain HTTP.
     pub plain_http: Vec<String>,
+    /// Where the nodes' containerd sends each registry's requests
+    /// (`--registry-hosts`, containerd's `certs.d` layout).
+    pub hosts: Option<RegistryHosts>,
     /// Per-request timeout.
     pub timeout: Option<Duration>,
 }
@@ -138,8 +143,11 @@ impl Platform {
 #[derive(Clone)]
 pub struct RegistryClient {
     http: reqwest::Client,
+    /// For the endpoints whose hosts.toml says `skip_verify = true`.
+    insecure: Option<reqwest::Client>,
     aliases: HashMap<String, Alias>,
     plain_http: Vec<String>,
+    hosts: Option<RegistryHosts>,
 }
 
 struct Response {
@@ -231,31 +239,61 @@ pub fn parse_challenge(header: &str) -> Challenge {
 impl RegistryClient {
     /// Builds a client; fails only on an unreadable CA certificate.
     pub fn new(config: &RegistryConfig) -> anyhow::Result<RegistryClient> {
-        let mut builder = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::limited(5))
-            .connect_timeout(config.timeout.unwrap_or(Duration::from_secs(10)))
-            .timeout(config.timeout.unwrap_or(Duration::from_secs(30)))
-            .user_agent(concat!("kubectl-pullfix/", env!("CARGO_PKG_VERSION")));
-        let mut certs = Vec::new();
-        for pem in &config.ca_pem {
-            certs.push(reqwest::Certificate::from_pem(pem)?);
-        }
-        if !certs.is_empty() {
-            builder = builder.tls_certs_merge(certs);
-        }
-        for (host, alias) in &config.aliases {
-            if let Alias::Addr(addr) = alias {
-                builder = builder.resolve(host, *addr);
+        let mut pems = config.ca_pem.clone();
+        if let Some(hosts) = &config.hosts {
+            for file in hosts.ca_files() {
+                pems.push(std::fs::read(&file).map_err(|e| {
+                    anyhow::anyhow!(
+                        "read CA file {} (named in --registry-hosts {}): {e}",
+                        file.display(),
+                        hosts.dir.display()
+                    )
+                })?);
             }
         }
+        let mut certs = Vec::new();
+        for pem in &pems {
+            certs.push(reqwest::Certificate::from_pem(pem)?);
+        }
+        let builder = |insecure: bool| {
+            let mut builder = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::limited(5))
+                .connect_timeout(config.timeout.unwrap_or(Duration::from_secs(10)))
+                .timeout(config.timeout.unwrap_or(Duration::from_secs(30)))
+                .user_agent(concat!("kubectl-pullfix/", env!("CARGO_PKG_VERSION")))
+                .tls_danger_accept_invalid_certs(insecure);
+            if !certs.is_empty() {
+                builder = builder.tls_certs_merge(certs.clone());
+            }
+            for (host, alias) in &config.aliases {
+                if let Alias::Addr(addr) = alias {
+                    builder = builder.resolve(host, *addr);
+                }
+            }
+            builder.build()
+        };
+        let any_insecure = config
+            .hosts
+            .as_ref()
+            .is_some_and(|h| h.endpoints.values().any(|e| e.skip_verify));
         Ok(RegistryClient {
-            http: builder.build()?,
+            http: builder(false)?,
+            insecure: if any_insecure {
+                Some(builder(true)?)
+            } else {
+                None
+            },
             aliases: config.aliases.iter().cloned().collect(),
             plain_http: config.plain_http.clone(),
+            hosts: config.hosts.clone(),
         })
     }
 
+    /// `scheme://authority` that requests for registry `host` go to.
     fn base(&self, host: &str) -> String {
+        if let Some(e) = self.hosts.as_ref().and_then(|h| h.endpoint(host)) {
+            return e.base_url(host);
+        }
         let scheme = if self.plain_http.iter().any(|h| h == host) {
             "http"
         } else {
@@ -264,9 +302,32 @@ impl RegistryClient {
         format!("{scheme}://{host}")
     }
 
+    /// The HTTP client for a request to `authority` (`host:port` of the URL).
+    fn http_for(&self, authority: &str) -> &reqwest::Client {
+        let insecure = self.hosts.as_ref().is_some_and(|h| {
+            h.endpoints.iter().any(|(registry, e)| {
+                e.skip_verify && e.authority.as_deref().unwrap_or(registry) == authority
+            })
+        });
+        match (&self.insecure, insecure) {
+            (Some(client), true) => client,
+            _ => &self.http,
+        }
+    }
+
+    /// True when requests to `authority` go over plain HTTP.
+    fn is_plain(&self, authority: &str) -> bool {
+        self.plain_http.iter().any(|h| h == authority)
+            || self.hosts.as_ref().is_some_and(|h| {
+                h.endpoints.iter().any(|(registry, e)| {
+                    e.plain_http && e.authority.as_deref().unwrap_or(registry) == authority
+                })
+            })
+    }
+
     /// The address a runtime would print for a host (its IP and the port it dials).
     fn dial_addr(&self, host: &str) -> String {
-        let plain = self.plain_http.iter().any(|h| h == host);
+        let plain = self.is_plain(host);
         let (name, port) = match host.rsplit_once(':') {
             Some((n, p)) if p.bytes().all(|b| b.is_ascii_digit()) => (n, p.to_string()),
             _ => (host, if plain { "80" } else { "443" }.to_string()),
@@ -300,7 +361,7 @@ impl RegistryClient {
             });
         }
         let mut req = self
-            .http
+            .http_for(&host)
             .request(method, url)
             .header(ACCEPT, MANIFEST_ACCEPT);
         if let Some(auth) = auth {
@@ -335,7 +396,7 @@ impl RegistryClient {
             }
             source = e.source();
         }
-        let plain_http = self.plain_http.iter().any(|h| h == host);
+        let plain_http = self.is_plain(host);
         let addr = self.dial_addr(host);
         if refused {
             PullFailure::Refused {

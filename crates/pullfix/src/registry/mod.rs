@@ -3,5 +3,6 @@
 //! distribution API.
 
 pub mod client;
+pub mod hosts;
 pub mod keyring;
 pub mod reference;

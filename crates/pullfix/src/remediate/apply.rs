@@ -1284,7 +1284,7 @@ fn write_backup(dir: &Path, obj: &Value) -> anyhow::Result<PathBuf> {
         .mode(0o600)
         .open(&path)
         .with_context(|| format!("create backup file {}", path.display()))?;
-    file.write_all(serde_yaml::to_string(&clean)?.as_bytes())?;
+    file.write_all(serde_saphyr::to_string(&clean)?.as_bytes())?;
     Ok(path)
 }
 

@@ -41,6 +41,9 @@ pub struct FixOptions {
     pub max_rounds: usize,
     pub color: bool,
     pub before_write_hook: Option<String>,
+    /// `--registry-hosts`: where the nodes' containerd sends each registry's
+    /// requests.
+    pub registry_hosts: Option<crate::registry::hosts::RegistryHosts>,
 }
 
 /// Runs the flow; returns the exit code and the incident record.
@@ -218,7 +221,7 @@ impl<'a> Flow<'a> {
         prompter: &'a mut dyn Prompter,
         out: &'a mut dyn std::io::Write,
     ) -> anyhow::Result<Flow<'a>> {
-        let registry = crate::probe::config_from_env(opts.probe_timeout)?;
+        let registry = crate::probe::config(opts.probe_timeout, opts.registry_hosts.as_ref());
         let prober = Prober::new(&registry, opts.probe_timeout)?;
         // AWS is asked only when an ECR image needs it (not before the
         // cluster is even read).
@@ -246,6 +249,7 @@ impl<'a> Flow<'a> {
             diag_opts: diagnose::Options {
                 probe: true,
                 probe_timeout: opts.probe_timeout,
+                registry_hosts: opts.registry_hosts.clone(),
             },
             executor,
         })

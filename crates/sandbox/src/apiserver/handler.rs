@@ -394,7 +394,7 @@ fn parse_body(req: &Request, what: &str) -> Result<Value, ApiError> {
     }
     serde_json::from_slice(body).or_else(|e| {
         // kubectl and kube-rs send JSON; accept YAML too, as the server does.
-        serde_yaml::from_slice::<Value>(body)
+        serde_saphyr::from_slice::<Value>(body)
             .ok()
             .filter(Value::is_object)
             .ok_or_else(|| ApiError::bad_request(format!("{what}: {e}")))

@@ -279,7 +279,7 @@ pub fn kubeconfig_yaml(url: &str, token: &str, namespace: Option<&str>) -> Strin
         "users": [{"name": KUBECONFIG_NAME, "user": user}],
         "preferences": {},
     });
-    serde_yaml::to_string(&doc).unwrap_or_default()
+    serde_saphyr::to_string(&doc).unwrap_or_default()
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
