@@ -16,5 +16,8 @@ mod fix;
 #[path = "integration/sandbox.rs"]
 mod sandbox;
 
+#[path = "integration/gateway.rs"]
+mod gateway;
+
 #[path = "integration/registry_hosts.rs"]
 mod registry_hosts;

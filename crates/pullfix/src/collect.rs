@@ -2,14 +2,16 @@
 //! the fields pullfix needs, so 10,000 pods stay cheap), owners, events,
 //! pull secrets, ServiceAccounts, nodes and refresh CronJobs.
 //!
-//! Every function here does I/O; the decisions are made by pure code in
-//! `scan` and `diagnose`.
+//! Every function here does I/O, through [`crate::api`]; the decisions are
+//! made by pure code in `scan` and `diagnose`.
 
 use std::collections::BTreeMap;
 
-use anyhow::Context as _;
+use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::Client;
 use serde::Deserialize;
+
+use crate::api::{self, ApiError, ListQuery};
 
 /// A pod, reduced to what diagnosis reads.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -127,20 +129,6 @@ pub struct Waiting {
     pub message: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct ListLite<T> {
-    #[serde(default)]
-    metadata: ListMeta,
-    #[serde(default = "Vec::new")]
-    items: Vec<T>,
-}
-
-#[derive(Deserialize, Default)]
-struct ListMeta {
-    #[serde(default, rename = "continue")]
-    continue_: Option<String>,
-}
-
 /// Which namespaces to look at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
@@ -149,17 +137,17 @@ pub enum Scope {
 }
 
 impl Scope {
-    /// The API path of a core resource in this scope.
-    pub fn path(&self, resource: &str) -> String {
+    /// The namespace, or `None` for all of them.
+    pub fn namespace(&self) -> Option<&str> {
         match self {
-            Scope::All => format!("/api/v1/{resource}"),
-            Scope::Namespace(ns) => format!("/api/v1/namespaces/{ns}/{resource}"),
+            Scope::All => None,
+            Scope::Namespace(ns) => Some(ns),
         }
     }
 }
 
 /// Page size for list calls (kubectl uses 500 too).
-pub const PAGE_SIZE: u32 = 500;
+pub const PAGE_SIZE: u32 = crate::api::PAGE_SIZE;
 
 /// Lists pods page by page, handing each page's pods to `keep`, which
 /// returns the ones worth keeping (so memory stays bounded by one page plus
@@ -167,44 +155,10 @@ pub const PAGE_SIZE: u32 = 500;
 pub async fn list_pods_filtered<T>(
     client: &Client,
     scope: &Scope,
-    query: &str,
-    mut keep: impl FnMut(PodLite) -> Option<T>,
-) -> anyhow::Result<(Vec<T>, usize)> {
-    let mut kept = Vec::new();
-    let mut seen = 0usize;
-    let mut cont: Option<String> = None;
-    loop {
-        let mut path = format!("{}?limit={PAGE_SIZE}", scope.path("pods"));
-        if !query.is_empty() {
-            path.push('&');
-            path.push_str(query);
-        }
-        if let Some(c) = &cont {
-            path.push_str("&continue=");
-            path.push_str(&urlencode(c));
-        }
-        let req = http::Request::get(&path)
-            .body(Vec::new())
-            .context("build the pod list request")?;
-        let page: ListLite<PodLite> = client
-            .request(req)
-            .await
-            .map_err(|e| crate::errors::api_error(e, "list pods", scope_name(scope)))?;
-        seen += page.items.len();
-        kept.extend(page.items.into_iter().filter_map(&mut keep));
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(c) => cont = Some(c),
-            None => break,
-        }
-    }
-    Ok((kept, seen))
-}
-
-fn scope_name(scope: &Scope) -> String {
-    match scope {
-        Scope::All => "all namespaces".into(),
-        Scope::Namespace(ns) => format!("namespace {ns}"),
-    }
+    query: &ListQuery,
+    keep: impl FnMut(PodLite) -> Option<T>,
+) -> Result<(Vec<T>, usize), ApiError> {
+    api::list_as::<Pod, PodLite, T>(client, scope.namespace(), query, keep).await
 }
 
 /// Percent-encodes a query value.
@@ -213,7 +167,7 @@ pub fn urlencode(s: &str) -> String {
     for b in s.bytes() {
         match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
+                out.push(b as char);
             }
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -221,51 +175,26 @@ pub fn urlencode(s: &str) -> String {
     out
 }
 
-/// GETs one object as a small struct; `Ok(None)` on 404.
+/// GETs an object by a path the caller built, as a small struct; `Ok(None)`
+/// on 404. Kept for the sandbox's practice helpers: pullfix's own reads use
+/// the typed functions of [`crate::api`].
 pub async fn get_opt<T: serde::de::DeserializeOwned>(
     client: &Client,
     path: &str,
     what: &str,
 ) -> anyhow::Result<Option<T>> {
-    let req = http::Request::get(path)
-        .body(Vec::new())
-        .context("build request")?;
-    match client.request::<T>(req).await {
-        Ok(v) => Ok(Some(v)),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
-        Err(e) => Err(crate::errors::api_error(e, "get", what.to_string())),
-    }
+    Ok(api::get_path(client, path, what).await?)
 }
 
-/// Lists objects at `path` (all pages) as small structs.
+/// Lists objects at a path the caller built (all pages) as small structs.
+/// Kept for the sandbox's practice helpers: pullfix's own reads use the
+/// typed functions of [`crate::api`].
 pub async fn list_all<T: serde::de::DeserializeOwned>(
     client: &Client,
     path: &str,
     what: &str,
 ) -> anyhow::Result<Vec<T>> {
-    let mut out = Vec::new();
-    let mut cont: Option<String> = None;
-    let sep = if path.contains('?') { '&' } else { '?' };
-    loop {
-        let mut p = format!("{path}{sep}limit={PAGE_SIZE}");
-        if let Some(c) = &cont {
-            p.push_str("&continue=");
-            p.push_str(&urlencode(c));
-        }
-        let req = http::Request::get(&p)
-            .body(Vec::new())
-            .context("build request")?;
-        let page: ListLite<T> = client
-            .request(req)
-            .await
-            .map_err(|e| crate::errors::api_error(e, "list", what.to_string()))?;
-        out.extend(page.items);
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(c) => cont = Some(c),
-            None => break,
-        }
-    }
-    Ok(out)
+    Ok(api::list_path_all(client, path, what).await?)
 }
 
 /// A workload controller's replica counts and rollout state.
@@ -283,23 +212,7 @@ pub struct WorkloadLite {
 /// How many pods the scope holds, from one `limit=1` list
 /// (`remainingItemCount`); `None` when the server does not say.
 pub async fn count_pods(client: &Client, scope: &Scope) -> Option<usize> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct CountMeta {
-        #[serde(default)]
-        remaining_item_count: Option<usize>,
-    }
-    #[derive(Deserialize)]
-    struct Counted {
-        metadata: CountMeta,
-        #[serde(default)]
-        items: Vec<serde::de::IgnoredAny>,
-    }
-    let req = http::Request::get(format!("{}?limit=1", scope.path("pods")))
-        .body(Vec::new())
-        .ok()?;
-    let c: Counted = client.request(req).await.ok()?;
-    Some(c.items.len() + c.metadata.remaining_item_count.unwrap_or(0))
+    api::count::<Pod>(client, scope.namespace()).await
 }
 
 /// An event, reduced.
@@ -336,16 +249,11 @@ pub struct InvolvedLite {
 }
 
 /// The events about one pod, newest first.
-pub async fn pod_events(client: &Client, ns: &str, pod: &str) -> anyhow::Result<Vec<EventLite>> {
-    let selector = urlencode(&format!(
+pub async fn pod_events(client: &Client, ns: &str, pod: &str) -> Result<Vec<EventLite>, ApiError> {
+    let query = ListQuery::fields(&format!(
         "involvedObject.name={pod},involvedObject.kind=Pod"
     ));
-    let mut events: Vec<EventLite> = list_all(
-        client,
-        &format!("/api/v1/namespaces/{ns}/events?fieldSelector={selector}"),
-        &format!("events of pod {ns}/{pod}"),
-    )
-    .await?;
+    let mut events: Vec<EventLite> = api::list_all_as::<Event, _>(client, Some(ns), &query).await?;
     events.sort_by(|a, b| {
         let t = |e: &EventLite| e.last_timestamp.clone().or_else(|| e.event_time.clone());
         t(b).cmp(&t(a))

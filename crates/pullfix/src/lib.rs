@@ -2,6 +2,8 @@
 //! command line. The runbook's pipeline, module by module:
 //!
 //! - [`kubeconfig`]: a Kubernetes client from kubectl-style flags.
+//! - [`api`]: the one gateway to the API server (typed requests, typed
+//!   errors: [`errors`]).
 //! - [`collect`]: reading the cluster (paged lists into small structs).
 //! - [`scan`]: the quick assessment across namespaces (runbook step 0).
 //! - [`diagnose`]: classify the real error and decide the cause (pure), from
@@ -17,6 +19,7 @@
 //! root); the practice sandbox and the lab are crates of their own that use
 //! this one.
 
+pub mod api;
 pub mod collect;
 pub mod diagnose;
 pub mod errors;

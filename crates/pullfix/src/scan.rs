@@ -10,8 +10,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
+use k8s_openapi::api::core::v1::Event;
 use kube::Client;
 use serde::Serialize;
+
+use crate::api::{self, ListQuery};
 
 use crate::collect::{self, OwnerRef, PodLite, Scope, WorkloadLite};
 use crate::diagnose::Cause;
@@ -351,16 +354,25 @@ fn replicas_of(kind: &str, w: &WorkloadLite) -> Replicas {
     }
 }
 
-fn workload_path(kind: &str, ns: &str, name: &str) -> Option<String> {
-    let (group, plural) = match kind {
-        "Deployment" => ("apis/apps/v1", "deployments"),
-        "StatefulSet" => ("apis/apps/v1", "statefulsets"),
-        "DaemonSet" => ("apis/apps/v1", "daemonsets"),
-        "ReplicaSet" => ("apis/apps/v1", "replicasets"),
-        "Job" => ("apis/batch/v1", "jobs"),
-        _ => return None,
-    };
-    Some(format!("/{group}/namespaces/{ns}/{plural}/{name}"))
+/// Reads a workload controller (the kinds pods are owned by); `Ok(None)`
+/// for other kinds and for objects that do not exist.
+async fn get_workload(
+    client: &Client,
+    kind: &str,
+    ns: &str,
+    name: &str,
+) -> Result<Option<WorkloadLite>, crate::api::ApiError> {
+    use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+    use k8s_openapi::api::batch::v1::Job;
+    let ns = Some(ns);
+    match kind {
+        "Deployment" => api::get_opt_as::<Deployment, _>(client, ns, name).await,
+        "StatefulSet" => api::get_opt_as::<StatefulSet, _>(client, ns, name).await,
+        "DaemonSet" => api::get_opt_as::<DaemonSet, _>(client, ns, name).await,
+        "ReplicaSet" => api::get_opt_as::<ReplicaSet, _>(client, ns, name).await,
+        "Job" => api::get_opt_as::<Job, _>(client, ns, name).await,
+        _ => Ok(None),
+    }
 }
 
 /// (namespace, pod, fieldPath) of a container.
@@ -382,23 +394,15 @@ pub async fn collect_failing(
     client: &Client,
     scope: &Scope,
 ) -> anyhow::Result<(Vec<FailingPod>, usize)> {
-    let enc = collect::urlencode;
-    let not_running = format!(
-        "fieldSelector={}&resourceVersion=0",
-        enc("status.phase!=Running,status.phase!=Succeeded")
-    );
+    let not_running = ListQuery::fields("status.phase!=Running,status.phase!=Succeeded").cached();
     let (mut failing, _) =
         collect::list_pods_filtered(client, scope, &not_running, extract_failing).await?;
     let mut namespaces: BTreeSet<String> = BTreeSet::new();
     let mut pull_events: BTreeMap<ContainerKey, Vec<TimedEvent>> = BTreeMap::new();
     for reason in ["BackOff", "Failed"] {
-        let path = format!(
-            "{}?fieldSelector={}&resourceVersion=0",
-            scope.path("events"),
-            enc(&format!("reason={reason},involvedObject.kind=Pod"))
-        );
+        let query = ListQuery::fields(&format!("reason={reason},involvedObject.kind=Pod")).cached();
         let events: Vec<collect::EventLite> =
-            match collect::list_all(client, &path, "pull events").await {
+            match api::list_all_as::<Event, _>(client, scope.namespace(), &query).await {
                 Ok(e) => e,
                 // Without events (RBAC), fall back to every Running pod in scope.
                 Err(_) => {
@@ -433,10 +437,7 @@ pub async fn collect_failing(
             }
         }
     }
-    let running = format!(
-        "fieldSelector={}&resourceVersion=0",
-        enc("status.phase=Running")
-    );
+    let running = ListQuery::fields("status.phase=Running").cached();
     let scopes: Vec<Scope> = if namespaces.contains("") {
         vec![scope.clone()]
     } else {
@@ -490,12 +491,7 @@ pub async fn run(client: &Client, scope: &Scope) -> anyhow::Result<Assessment> {
         .collect();
     let mut replicas = BTreeMap::new();
     for (ns, kind, name) in &direct {
-        let Some(path) = workload_path(kind, ns, name) else {
-            continue;
-        };
-        let Ok(Some(obj)) =
-            collect::get_opt::<WorkloadLite>(client, &path, &format!("{kind} {ns}/{name}")).await
-        else {
+        let Ok(Some(obj)) = get_workload(client, kind, ns, name).await else {
             continue;
         };
         let parent = obj.metadata.owner_references.iter().find(|o| {
@@ -525,14 +521,7 @@ pub async fn run(client: &Client, scope: &Scope) -> anyhow::Result<Assessment> {
         .cloned()
         .collect();
     for w in tops {
-        let path = workload_path("Deployment", &w.namespace, &w.name).unwrap_or_default();
-        if let Ok(Some(obj)) = collect::get_opt::<WorkloadLite>(
-            client,
-            &path,
-            &format!("deployment {}/{}", w.namespace, w.name),
-        )
-        .await
-        {
+        if let Ok(Some(obj)) = get_workload(client, "Deployment", &w.namespace, &w.name).await {
             replicas.insert(w, replicas_of("Deployment", &obj));
         }
     }

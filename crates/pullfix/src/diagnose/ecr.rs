@@ -2,7 +2,8 @@
 //! exists (`DescribeImages`) and whether a fresh token can be had
 //! (`GetAuthorizationToken`): that tells an expired secret from a
 //! permissions problem. Honours `AWS_ENDPOINT_URL` (the lab points it at
-//! moto). Skipped when no AWS credentials are configured.
+//! moto). Skipped when no AWS credentials are configured; the configuration
+//! is loaded only when an ECR image is handled.
 
 use aws_config::BehaviorVersion;
 use aws_sdk_ecr::config::Region;
@@ -13,34 +14,49 @@ use crate::diagnose::finding::EcrCheck;
 use crate::diagnose::secrets::ecr_region;
 use crate::registry::reference::ImageRef;
 
-/// An ECR client for the operator's AWS identity.
+/// An ECR client for the operator's AWS identity. Creating one does no
+/// I/O: the AWS configuration (profiles, SSO, the instance metadata
+/// service) is loaded the first time an ECR image needs it, so commands
+/// that never meet an ECR image never ask AWS anything.
+#[derive(Default)]
 pub struct EcrClient {
-    config: aws_config::SdkConfig,
+    config: tokio::sync::OnceCell<Option<aws_config::SdkConfig>>,
 }
 
 impl EcrClient {
-    /// Loads the AWS configuration; `None` when probing is off or no
+    /// A client that loads the AWS configuration on first use.
+    pub fn lazy() -> EcrClient {
+        EcrClient::default()
+    }
+
+    /// Loads the AWS configuration now; `None` when probing is off or no
     /// credentials are available.
     pub async fn from_env(enabled: bool) -> Option<EcrClient> {
         if !enabled {
             return None;
         }
-        let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
-        let provider = config.credentials_provider()?;
-        let creds = aws_credential_types::provider::ProvideCredentials::provide_credentials(
-            provider.as_ref(),
-        );
-        tokio::time::timeout(std::time::Duration::from_secs(5), creds)
-            .await
-            .ok()?
-            .ok()?;
-        Some(EcrClient { config })
+        let client = EcrClient::lazy();
+        client.available().await.then_some(client)
+    }
+
+    /// True when AWS credentials are available (loads the configuration
+    /// the first time).
+    pub async fn available(&self) -> bool {
+        self.config().await.is_some()
+    }
+
+    async fn config(&self) -> Option<&aws_config::SdkConfig> {
+        self.config.get_or_init(load).await.as_ref()
     }
 
     /// A fresh registry token for the image's registry (the `aws ecr
     /// get-login-password` of the runbook): `(user, password)`.
     pub async fn login_password(&self, image: &ImageRef) -> anyhow::Result<(String, String)> {
-        let client = self.client(image);
+        let client = self.client(image).await.ok_or_else(|| {
+            anyhow::anyhow!(
+                "no AWS credentials are configured (AWS_PROFILE, AWS_ACCESS_KEY_ID, SSO...)"
+            )
+        })?;
         let out = client
             .get_authorization_token()
             .send()
@@ -57,17 +73,19 @@ impl EcrClient {
         Ok((cred.username, cred.password))
     }
 
-    fn client(&self, image: &ImageRef) -> aws_sdk_ecr::Client {
+    async fn client(&self, image: &ImageRef) -> Option<aws_sdk_ecr::Client> {
+        let config = self.config().await?;
         let region = ecr_region(&image.domain).unwrap_or_else(|| "us-east-1".into());
-        let conf = aws_sdk_ecr::config::Builder::from(&self.config)
+        let conf = aws_sdk_ecr::config::Builder::from(config)
             .region(Region::new(region))
             .build();
-        aws_sdk_ecr::Client::from_conf(conf)
+        Some(aws_sdk_ecr::Client::from_conf(conf))
     }
 
-    /// `DescribeImages` for the tag and `GetAuthorizationToken`.
-    pub async fn check(&self, image: &ImageRef) -> EcrCheck {
-        let client = self.client(image);
+    /// `DescribeImages` for the tag and `GetAuthorizationToken`; `None`
+    /// when no AWS credentials are available.
+    pub async fn check(&self, image: &ImageRef) -> Option<EcrCheck> {
+        let client = self.client(image).await?;
         let account = image
             .domain
             .split('.')
@@ -91,7 +109,7 @@ impl EcrClient {
             Ok(out) => check.image_exists = Some(!out.image_details().is_empty()),
             Err(e) => match e.code() {
                 Some("ImageNotFoundException" | "RepositoryNotFoundException") => {
-                    check.image_exists = Some(false)
+                    check.image_exists = Some(false);
                 }
                 _ => check.error = Some(format!("DescribeImages: {}", aws_message(&e))),
             },
@@ -103,8 +121,21 @@ impl EcrClient {
                 check.error = Some(format!("GetAuthorizationToken: {}", aws_message(&e)));
             }
         }
-        check
+        Some(check)
     }
+}
+
+/// The AWS configuration, when credentials can be had (within 5 s).
+async fn load() -> Option<aws_config::SdkConfig> {
+    let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let provider = config.credentials_provider()?;
+    let creds =
+        aws_credential_types::provider::ProvideCredentials::provide_credentials(provider.as_ref());
+    tokio::time::timeout(std::time::Duration::from_secs(5), creds)
+        .await
+        .ok()?
+        .ok()?;
+    Some(config)
 }
 
 fn aws_message<E: ProvideErrorMetadata + std::fmt::Display>(e: &E) -> String {

@@ -16,7 +16,7 @@ use crate::scan::{Severity, Workload};
 /// A piece of evidence and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Evidence {
-    /// `kubelet`, `event`, `secret`, `registry`, `ecr`, `node`, `cronjob`, `rbac`.
+    /// `kubelet`, `event`, `secret`, `registry`, `ecr`, `node`, `cronjob`, `rbac`, `api`.
     pub source: String,
     pub text: String,
     /// True when this piece contradicts the chosen cause.
@@ -287,8 +287,13 @@ fn wrong_registry_confidence(probe: Option<&ProbeResult>) -> Confidence {
 fn weigh_credentials(d: &mut Decision, image: &ImageRef, secrets: &Analysis) {
     let usable = !secrets.credentials.is_empty();
     if secrets.incomplete {
+        // `rbac` only when a read was really denied (not timed out).
+        let denied = secrets
+            .reports
+            .iter()
+            .any(|r| r.problems.contains(&Problem::Unreadable));
         d.evidence.push(ev(
-            "rbac",
+            if denied { "rbac" } else { "api" },
             "some pull secrets could not be read, so their credentials were not checked or tested; the cause rests on the node's error",
         ));
     } else if !usable

@@ -13,8 +13,12 @@ use chrono::Utc;
 use kube::Client;
 use serde::{Deserialize, Serialize};
 
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Node, Pod, Secret, ServiceAccount};
+
+use crate::api::{self, ApiError, ListQuery};
 use crate::collect::{self, EventLite, Meta, PodLite, Scope};
-use crate::diagnose::classify::{EventText, classify_container};
+use crate::diagnose::classify::{Classified, EventText, classify_container};
 use crate::diagnose::finding::{self, Context, EcrCheck, Evidence, Finding};
 use crate::diagnose::secrets::{self, Lookup, Origin, SecretRef, SecretView};
 use crate::probe::Prober;
@@ -206,16 +210,21 @@ struct NodeImage {
 }
 
 async fn get_secret(client: &Client, ns: &str, name: &str) -> Lookup {
-    let req = match http::Request::get(format!("/api/v1/namespaces/{ns}/secrets/{name}"))
-        .body(Vec::new())
-    {
-        Ok(r) => r,
-        Err(_) => return Lookup::NotFound,
-    };
-    match client.request::<SecretLite>(req).await {
-        Ok(s) => Lookup::Found(s.view()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Lookup::NotFound,
-        Err(_) => Lookup::Forbidden,
+    match api::get_opt_as::<Secret, SecretLite>(client, Some(ns), name).await {
+        Ok(Some(s)) => Lookup::Found(s.view()),
+        Ok(None) => Lookup::NotFound,
+        Err(e) if e.is_forbidden() => Lookup::Forbidden,
+        Err(e) => Lookup::Failed(e.short()),
+    }
+}
+
+/// Why a read failed, for a warning: the missing permission only for a
+/// real 403 (`no `list nodes` permission`), else what happened.
+fn why_unread(e: &ApiError, permission: &str) -> String {
+    if e.is_forbidden() {
+        format!("no `{permission}` permission")
+    } else {
+        e.short()
     }
 }
 
@@ -251,24 +260,22 @@ pub async fn run(
     } else {
         None
     };
-    let nodes: Option<Vec<NodeLite>> = match collect::list_all::<NodeLite>(
-        client,
-        "/api/v1/nodes",
-        "nodes",
-    )
-    .await
-    {
-        Ok(n) => Some(n),
-        Err(_) => {
-            warnings.push("nodes could not be listed (no `list nodes` permission): node image caches not checked".into());
-            None
-        }
-    };
-    let ecr = crate::diagnose::ecr::EcrClient::from_env(opts.probe).await;
+    let nodes: Option<Vec<NodeLite>> =
+        match api::list_all_as::<Node, NodeLite>(client, None, &ListQuery::default()).await {
+            Ok(n) => Some(n),
+            Err(e) => {
+                warnings.push(format!(
+                    "nodes could not be listed ({}): node image caches not checked",
+                    why_unread(&e, "list nodes")
+                ));
+                None
+            }
+        };
+    // AWS is asked only when an ECR image is diagnosed.
+    let ecr = opts.probe.then(crate::diagnose::ecr::EcrClient::lazy);
     let mut findings = Vec::new();
     let mut secret_names: BTreeSet<(String, String)> = BTreeSet::new();
     let mut registries: BTreeSet<String> = BTreeSet::new();
-    let mut failing_creds: BTreeMap<String, String> = BTreeMap::new();
     let futures: Vec<_> = groups
         .iter()
         .map(|g| diagnose_group(client, g, nodes.as_deref(), prober.as_ref(), ecr.as_ref()))
@@ -285,7 +292,36 @@ pub async fn run(
         findings.push(finding);
     }
     // Credentials of the failing namespaces' secrets, to compare elsewhere.
-    for (ns, name) in &secret_names {
+    let failing_creds = credential_digests(client, &secret_names).await;
+    let refresh_jobs = refresh_jobs(client, &secret_names, &mut warnings).await;
+    // A failing refresh job is evidence for the credential findings it feeds.
+    add_refresh_evidence(&mut findings, &refresh_jobs);
+    let other_namespaces = other_namespaces(
+        client,
+        &secret_names,
+        &registries,
+        &failing_creds,
+        &mut warnings,
+    )
+    .await;
+    warnings.sort();
+    warnings.dedup();
+    Ok(Report {
+        findings,
+        warnings,
+        notes: assessment.notes,
+        refresh_jobs,
+        other_namespaces,
+    })
+}
+
+/// `namespace/name` → digest of each readable secret's docker config.
+async fn credential_digests(
+    client: &Client,
+    secret_names: &BTreeSet<(String, String)>,
+) -> BTreeMap<String, String> {
+    let mut failing_creds = BTreeMap::new();
+    for (ns, name) in secret_names {
         if let Lookup::Found(v) = get_secret(client, ns, name).await
             && let Some(d) = v
                 .data
@@ -295,9 +331,13 @@ pub async fn run(
             failing_creds.insert(format!("{ns}/{name}"), digest(d));
         }
     }
-    let refresh_jobs = refresh_jobs(client, &secret_names, &mut warnings).await;
-    // A failing refresh job is evidence for the credential findings it feeds.
-    for f in &mut findings {
+    failing_creds
+}
+
+/// A failing refresh CronJob, as evidence for the credential findings of
+/// its namespace.
+fn add_refresh_evidence(findings: &mut [Finding], refresh_jobs: &[RefreshJob]) {
+    for f in findings {
         if !matches!(
             f.cause,
             crate::diagnose::Cause::CredentialsExpired
@@ -325,23 +365,6 @@ pub async fn run(
             });
         }
     }
-    let other_namespaces = other_namespaces(
-        client,
-        &secret_names,
-        &registries,
-        &failing_creds,
-        &mut warnings,
-    )
-    .await;
-    warnings.sort();
-    warnings.dedup();
-    Ok(Report {
-        findings,
-        warnings,
-        notes: assessment.notes,
-        refresh_jobs,
-        other_namespaces,
-    })
 }
 
 fn digest(b: &[u8]) -> String {
@@ -358,18 +381,19 @@ async fn check_target_exists(
     let Scope::Namespace(ns) = scope else {
         return Ok(());
     };
-    let path = match kind {
-        "Pod" => format!("/api/v1/namespaces/{ns}/pods/{name}"),
-        "Deployment" => format!("/apis/apps/v1/namespaces/{ns}/deployments/{name}"),
-        "StatefulSet" => format!("/apis/apps/v1/namespaces/{ns}/statefulsets/{name}"),
-        "DaemonSet" => format!("/apis/apps/v1/namespaces/{ns}/daemonsets/{name}"),
-        "Job" => format!("/apis/batch/v1/namespaces/{ns}/jobs/{name}"),
+    use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+    use k8s_openapi::api::batch::v1::Job;
+    type Any = serde::de::IgnoredAny;
+    let ns = ns.as_str();
+    let found = match kind {
+        "Pod" => api::get_opt_as::<Pod, Any>(client, Some(ns), name).await,
+        "Deployment" => api::get_opt_as::<Deployment, Any>(client, Some(ns), name).await,
+        "StatefulSet" => api::get_opt_as::<StatefulSet, Any>(client, Some(ns), name).await,
+        "DaemonSet" => api::get_opt_as::<DaemonSet, Any>(client, Some(ns), name).await,
+        "Job" => api::get_opt_as::<Job, Any>(client, Some(ns), name).await,
         _ => return Ok(()),
-    };
-    if collect::get_opt::<serde_json::Value>(client, &path, &format!("{kind} {ns}/{name}"))
-        .await?
-        .is_none()
-    {
+    }?;
+    if found.is_none() {
         anyhow::bail!(
             "{kind} {ns}/{name} not found\nhelp: check the name and the namespace (-n), or run `kubectl pullfix scan -A`"
         );
@@ -386,16 +410,139 @@ async fn diagnose_group(
 ) -> anyhow::Result<(Finding, Vec<String>)> {
     let mut warnings = Vec::new();
     let ns = &g.workload.namespace;
+    let pe = pod_evidence(client, g, &mut warnings).await?;
+    let image = ImageRef::parse(&g.image).ok();
+    // Pull secrets: the pod's, then its ServiceAccount's.
+    let refs = pull_secret_refs(client, ns, &pe.pod, &mut warnings).await;
+    let now = Utc::now();
+    let analysis = match &image {
+        Some(img) => secrets::analyze(&refs, img, now),
+        None => secrets::Analysis {
+            reports: Vec::new(),
+            credentials: Vec::new(),
+            incomplete: false,
+        },
+    };
+    // Nodes: which hold the image, where the failing pods are.
+    let node_name = pe.pod.spec.node_name.clone().unwrap_or_default();
+    let (arch, nodes_with_image) = node_facts(nodes, image.as_ref(), &g.image, &node_name);
+    let probe = match (prober, &image) {
+        (Some(p), Some(img))
+            if !matches!(
+                pe.classified.cause,
+                crate::diagnose::Cause::InvalidImageName
+            ) =>
+        {
+            let cred = analysis.credentials.first().map(|(c, _, _)| c);
+            Some(p.probe(img, cred, &arch).await)
+        }
+        _ => None,
+    };
+    let ecr_check: Option<EcrCheck> = match (ecr, &image) {
+        (Some(e), Some(img)) if secrets::is_ecr_host(&img.domain) => e.check(img).await,
+        _ => None,
+    };
+    let mut ctx = Context {
+        namespace: ns.clone(),
+        workload: Some(g.workload.clone()).filter(|w| w.kind != "Pod"),
+        container: pe.container.clone(),
+        init: pe.init,
+        private_registries: private_registries(&analysis, &refs),
+        nodes_with_image,
+        failing_nodes: Some(node_name)
+            .filter(|n| !n.is_empty())
+            .into_iter()
+            .collect(),
+        running_elsewhere: (g.ready.max(0)) as usize,
+        ready: g.ready,
+        desired: g.desired,
+        rollout_blocked: false,
+        verified_replacement: None,
+    };
+    let (cause, detail, confidence, mut evidence) = finding::decide(
+        &g.image,
+        image.as_ref(),
+        &pe.classified,
+        &analysis,
+        probe.as_ref(),
+        ecr_check.as_ref(),
+        &ctx,
+    );
+    // Wrong registry: look for the same path and tag in the namespace's
+    // private registries, with the credentials the kubelet would use there.
+    if cause == crate::diagnose::Cause::WrongRegistry
+        && let (Some(p), Some(img)) = (prober, &image)
+        && let Some((candidate, found)) =
+            verified_replacement(p, img, &ctx.private_registries, &refs, &arch, now).await
+    {
+        evidence.push(found);
+        ctx.verified_replacement = Some(candidate);
+    }
+    evidence.extend(event_evidence(&pe.events));
+    let next_steps = finding::next_steps(
+        cause,
+        image.as_ref(),
+        &g.image,
+        &ctx,
+        &analysis.reports,
+        probe.as_ref(),
+    );
+    let unused_matching_secrets = match &image {
+        Some(img) => unused_matching(client, ns, img, &refs).await,
+        None => Vec::new(),
+    };
+    Ok((
+        Finding {
+            cause,
+            detail,
+            confidence,
+            severity: g.severity,
+            namespace: ns.clone(),
+            workload: Some(g.workload.clone()).filter(|w| w.kind != "Pod"),
+            pod: pe.pod_name,
+            pods: g.pods.clone(),
+            container: pe.container,
+            init_container: pe.init,
+            image: g.image.clone(),
+            summary: cause.summary().to_string(),
+            evidence,
+            next_steps,
+            secrets: analysis.reports,
+            suggested_tags: suggested_tags(probe.as_ref(), image.as_ref()),
+            registry: probe,
+            ecr: ecr_check,
+            replacement: ctx.verified_replacement.clone(),
+            unused_matching_secrets,
+            failing_for_seconds: g.oldest_failure_seconds,
+        },
+        warnings,
+    ))
+}
+
+/// The pod's side of one failing container: its waiting state and its
+/// events, classified.
+struct PodEvidence {
+    pod_name: String,
+    pod: PodLite,
+    container: String,
+    init: bool,
+    /// The container's events (those about the whole pod included).
+    events: Vec<EventLite>,
+    classified: Classified,
+}
+
+async fn pod_evidence(
+    client: &Client,
+    g: &Group,
+    warnings: &mut Vec<String>,
+) -> anyhow::Result<PodEvidence> {
+    let ns = &g.workload.namespace;
     let pod_name = g.pods.first().cloned().unwrap_or_default();
-    let pod: PodLite = collect::get_opt(
-        client,
-        &format!("/api/v1/namespaces/{ns}/pods/{pod_name}"),
-        &format!("pod {ns}/{pod_name}"),
-    )
-    .await?
-    .with_context(|| {
-        format!("pod {ns}/{pod_name} disappeared while diagnosing\nhelp: run the command again")
-    })?;
+    let pod: PodLite = api::get_opt_as::<Pod, PodLite>(client, Some(ns), &pod_name)
+        .await?
+        .with_context(|| {
+            format!("pod {ns}/{pod_name} disappeared while diagnosing\nhelp: run the command again")
+        })?;
     let container = g.containers.first().cloned().unwrap_or_default();
     let init = pod.spec.init_containers.iter().any(|c| c.name == container);
     let status = pod
@@ -415,9 +562,10 @@ async fn diagnose_group(
         .unwrap_or_default();
     let events = match collect::pod_events(client, ns, &pod_name).await {
         Ok(e) => e,
-        Err(_) => {
+        Err(e) => {
             warnings.push(format!(
-                "events in {ns} could not be read (no `list events` permission)"
+                "events in {ns} could not be read ({})",
+                why_unread(&e, "list events")
             ));
             Vec::new()
         }
@@ -427,8 +575,8 @@ async fn diagnose_group(
     } else {
         "spec.containers"
     };
-    let mine: Vec<&EventLite> = events
-        .iter()
+    let events: Vec<EventLite> = events
+        .into_iter()
         .filter(|e| {
             e.involved_object
                 .field_path
@@ -436,7 +584,7 @@ async fn diagnose_group(
                 .is_none_or(|p| p == format!("{path_prefix}{{{container}}}"))
         })
         .collect();
-    let texts: Vec<EventText<'_>> = mine
+    let texts: Vec<EventText<'_>> = events
         .iter()
         .map(|e| EventText {
             reason: &e.reason,
@@ -445,9 +593,24 @@ async fn diagnose_group(
         })
         .collect();
     let classified = classify_container(&reason, &message, &texts);
-    let image = ImageRef::parse(&g.image).ok();
+    Ok(PodEvidence {
+        pod_name,
+        pod,
+        container,
+        init,
+        events,
+        classified,
+    })
+}
 
-    // Pull secrets: the pod's, then its ServiceAccount's.
+/// The pull secrets that apply to the pod (its own, then its
+/// ServiceAccount's), each as read, with warnings for what could not be.
+async fn pull_secret_refs(
+    client: &Client,
+    ns: &str,
+    pod: &PodLite,
+    warnings: &mut Vec<String>,
+) -> Vec<SecretRef> {
     let mut refs = Vec::new();
     for r in &pod.spec.image_pull_secrets {
         refs.push(SecretRef {
@@ -461,13 +624,7 @@ async fn diagnose_group(
         .service_account_name
         .clone()
         .unwrap_or_else(|| "default".into());
-    match collect::get_opt::<ServiceAccountLite>(
-        client,
-        &format!("/api/v1/namespaces/{ns}/serviceaccounts/{sa}"),
-        &format!("serviceaccount {ns}/{sa}"),
-    )
-    .await
-    {
+    match api::get_opt_as::<ServiceAccount, ServiceAccountLite>(client, Some(ns), &sa).await {
         Ok(Some(s)) => {
             for r in s.image_pull_secrets {
                 if !refs.iter().any(|x: &SecretRef| x.name == r.name) {
@@ -488,17 +645,21 @@ async fn diagnose_group(
             "secrets in {ns} could not be read: your identity lacks `get secrets` there (check: kubectl auth can-i get secrets -n {ns}); the registry and cluster evidence below still apply — escalate to someone who can read secrets if the cause is a credential"
         ));
     }
-    let now = Utc::now();
-    let analysis = match &image {
-        Some(img) => secrets::analyze(&refs, img, now),
-        None => secrets::Analysis {
-            reports: Vec::new(),
-            credentials: Vec::new(),
-            incomplete: false,
-        },
-    };
-    // Registries the namespace's secrets are for (wrong-registry check).
-    let private_registries: Vec<String> = analysis
+    // Not a permission problem: say what happened, and no RBAC advice.
+    for r in &refs {
+        if let Lookup::Failed(why) = &r.lookup {
+            warnings.push(format!(
+                "secret {ns}/{} could not be read ({why}); the registry and cluster evidence below still apply — run again once the API server answers (--request-timeout allows it longer)",
+                r.name
+            ));
+        }
+    }
+    refs
+}
+
+/// Registries the namespace's secrets are for (the wrong-registry check).
+fn private_registries(analysis: &secrets::Analysis, refs: &[SecretRef]) -> Vec<String> {
+    analysis
         .reports
         .iter()
         .filter_map(|r| r.matched_key.clone())
@@ -517,12 +678,20 @@ async fn diagnose_group(
         .filter(|k| !k.starts_with("index.docker.io") && !k.starts_with("docker.io"))
         .collect::<BTreeSet<_>>()
         .into_iter()
-        .collect();
-    // Nodes: which hold the image, where the failing pods are.
-    let node_name = pod.spec.node_name.clone().unwrap_or_default();
+        .collect()
+}
+
+/// The failing node's architecture (`amd64` when unknown) and the nodes
+/// that hold the image.
+fn node_facts(
+    nodes: Option<&[NodeLite]>,
+    image: Option<&ImageRef>,
+    image_text: &str,
+    node_name: &str,
+) -> (String, Vec<String>) {
     let mut arch = "amd64".to_string();
     let mut nodes_with_image = Vec::new();
-    if let (Some(nodes), Some(img)) = (nodes, &image) {
+    if let (Some(nodes), Some(img)) = (nodes, image) {
         let wanted = img.to_string();
         for n in nodes {
             if n.metadata.name == node_name {
@@ -534,146 +703,85 @@ async fn diagnose_group(
             if n.status.images.iter().any(|i| {
                 i.names
                     .iter()
-                    .any(|x| *x == wanted || x.as_str() == g.image)
+                    .any(|x| *x == wanted || x.as_str() == image_text)
             }) {
                 nodes_with_image.push(n.metadata.name.clone());
             }
         }
     }
-    let running_elsewhere = (g.ready.max(0)) as usize;
-    let probe = match (prober, &image) {
-        (Some(p), Some(img))
-            if !matches!(classified.cause, crate::diagnose::Cause::InvalidImageName) =>
+    (arch, nodes_with_image)
+}
+
+/// The same path and tag in one of the namespace's private registries,
+/// verified from here with the credentials the kubelet would use there.
+async fn verified_replacement(
+    p: &Prober,
+    img: &ImageRef,
+    private_registries: &[String],
+    refs: &[SecretRef],
+    arch: &str,
+    now: chrono::DateTime<Utc>,
+) -> Option<(String, Evidence)> {
+    let path = img.repository.trim_start_matches("library/");
+    for reg in private_registries {
+        let candidate_text = format!("{reg}/{path}:{}", img.manifest_reference());
+        let Ok(candidate) = ImageRef::parse(&candidate_text) else {
+            continue;
+        };
+        let creds = secrets::analyze(refs, &candidate, now);
+        let result = p
+            .probe(
+                &candidate,
+                creds.credentials.first().map(|(c, _, _)| c),
+                arch,
+            )
+            .await;
+        if result
+            .with_credential
+            .as_ref()
+            .unwrap_or(&result.anonymous)
+            .ok()
         {
-            let cred = analysis.credentials.first().map(|(c, _, _)| c);
-            Some(p.probe(img, cred, &arch).await)
-        }
-        _ => None,
-    };
-    let ecr_check: Option<EcrCheck> = match (ecr, &image) {
-        (Some(e), Some(img)) if secrets::is_ecr_host(&img.domain) => Some(e.check(img).await),
-        _ => None,
-    };
-    let ctx = Context {
-        namespace: ns.clone(),
-        workload: Some(g.workload.clone()).filter(|w| w.kind != "Pod"),
-        container: container.clone(),
-        init,
-        private_registries,
-        nodes_with_image,
-        failing_nodes: Some(node_name)
-            .filter(|n| !n.is_empty())
-            .into_iter()
-            .collect(),
-        running_elsewhere,
-        ready: g.ready,
-        desired: g.desired,
-        rollout_blocked: false,
-        verified_replacement: None,
-    };
-    let mut ctx = ctx;
-    let (cause, detail, confidence, mut evidence) = finding::decide(
-        &g.image,
-        image.as_ref(),
-        &classified,
-        &analysis,
-        probe.as_ref(),
-        ecr_check.as_ref(),
-        &ctx,
-    );
-    // Wrong registry: look for the same path and tag in the namespace's
-    // private registries, with the credentials the kubelet would use there.
-    if cause == crate::diagnose::Cause::WrongRegistry
-        && let (Some(p), Some(img)) = (prober, &image)
-    {
-        let path = img.repository.trim_start_matches("library/");
-        for reg in &ctx.private_registries {
-            let candidate_text = format!("{reg}/{path}:{}", img.manifest_reference());
-            let Ok(candidate) = ImageRef::parse(&candidate_text) else {
-                continue;
+            let found = Evidence {
+                source: "registry".into(),
+                text: format!(
+                    "{candidate_text} exists in the private registry (verified from this machine)"
+                ),
+                disagrees: false,
             };
-            let creds = secrets::analyze(&refs, &candidate, now);
-            let result = p
-                .probe(
-                    &candidate,
-                    creds.credentials.first().map(|(c, _, _)| c),
-                    &arch,
-                )
-                .await;
-            if result
-                .with_credential
-                .as_ref()
-                .unwrap_or(&result.anonymous)
-                .ok()
-            {
-                evidence.push(Evidence {
-                    source: "registry".into(),
-                    text: format!("{candidate_text} exists in the private registry (verified from this machine)"),
-                    disagrees: false,
-                });
-                ctx.verified_replacement = Some(candidate_text);
-                break;
-            }
+            return Some((candidate_text, found));
         }
     }
-    for e in mine.iter().filter(|e| e.type_ == "Warning").take(6) {
-        evidence.push(Evidence {
+    None
+}
+
+/// The container's newest warnings, as evidence.
+fn event_evidence(events: &[EventLite]) -> Vec<Evidence> {
+    events
+        .iter()
+        .filter(|e| e.type_ == "Warning")
+        .take(6)
+        .map(|e| Evidence {
             source: "event".into(),
             text: format!("{} (x{}): {}", e.reason, e.count.unwrap_or(1), e.message),
             disagrees: false,
-        });
-    }
-    let next_steps = finding::next_steps(
-        cause,
-        image.as_ref(),
-        &g.image,
-        &ctx,
-        &analysis.reports,
-        probe.as_ref(),
-    );
-    let suggested_tags = match (&probe, image.as_ref().and_then(|i| i.tag.clone())) {
+        })
+        .collect()
+}
+
+/// Tags close to the missing one, from the registry's tag list.
+fn suggested_tags(
+    probe: Option<&crate::probe::ProbeResult>,
+    image: Option<&ImageRef>,
+) -> Vec<String> {
+    match (probe, image.and_then(|i| i.tag.clone())) {
         (Some(p), Some(tag)) => p
             .tags
             .as_ref()
             .map(|t| crate::probe::suggest_tags(&tag, t))
             .unwrap_or_default(),
         _ => Vec::new(),
-    };
-    let unused_matching_secrets = match &image {
-        Some(img) => unused_matching(client, ns, img, &refs).await,
-        None => Vec::new(),
-    };
-    let workload = if g.workload.kind == "Pod" {
-        None
-    } else {
-        Some(g.workload.clone())
-    };
-    Ok((
-        Finding {
-            cause,
-            detail,
-            confidence,
-            severity: g.severity,
-            namespace: ns.clone(),
-            workload,
-            pod: pod_name,
-            pods: g.pods.clone(),
-            container,
-            init_container: init,
-            image: g.image.clone(),
-            summary: cause.summary().to_string(),
-            evidence,
-            next_steps,
-            secrets: analysis.reports,
-            registry: probe,
-            ecr: ecr_check,
-            suggested_tags,
-            replacement: ctx.verified_replacement.clone(),
-            unused_matching_secrets,
-            failing_for_seconds: g.oldest_failure_seconds,
-        },
-        warnings,
-    ))
+    }
 }
 
 /// Pull secrets in the namespace whose keys match the image's registry and
@@ -684,13 +792,7 @@ async fn unused_matching(
     image: &ImageRef,
     refs: &[SecretRef],
 ) -> Vec<String> {
-    let selector = collect::urlencode("type=kubernetes.io/dockerconfigjson");
-    let Ok(all) = collect::list_all::<SecretLite>(
-        client,
-        &format!("/api/v1/namespaces/{ns}/secrets?fieldSelector={selector}"),
-        &format!("pull secrets in {ns}"),
-    )
-    .await
+    let Ok(all) = api::list_all_as::<Secret, SecretLite>(client, Some(ns), &pull_secrets()).await
     else {
         return Vec::new();
     };
@@ -715,25 +817,9 @@ struct CronJobLite {
     status: serde_json::Value,
 }
 
-async fn list_cronjobs(client: &Client, ns: &str) -> anyhow::Result<Vec<CronJobLite>> {
-    match collect::list_all::<CronJobLite>(
-        client,
-        &format!("/apis/batch/v1/namespaces/{ns}/cronjobs"),
-        &format!("cronjobs in {ns}"),
-    )
-    .await
-    {
-        Ok(v) => Ok(v),
-        // Clusters before 1.21 serve CronJob only as batch/v1beta1.
-        Err(_) => {
-            collect::list_all::<CronJobLite>(
-                client,
-                &format!("/apis/batch/v1beta1/namespaces/{ns}/cronjobs"),
-                &format!("cronjobs in {ns}"),
-            )
-            .await
-        }
-    }
+/// Pull secrets (`type=kubernetes.io/dockerconfigjson`).
+fn pull_secrets() -> ListQuery {
+    ListQuery::fields("type=kubernetes.io/dockerconfigjson")
 }
 
 async fn refresh_jobs(
@@ -749,14 +835,11 @@ async fn refresh_jobs(
             .filter(|(n, _)| n == ns)
             .map(|(_, s)| s)
             .collect();
-        let cronjobs = match list_cronjobs(client, ns).await {
-            Ok(c) => c,
-            Err(_) => {
-                warnings.push(format!(
-                    "CronJobs in {ns} could not be listed: refresh automation not checked"
-                ));
-                continue;
-            }
+        let Ok(cronjobs) = api::list_cronjobs::<CronJobLite>(client, ns).await else {
+            warnings.push(format!(
+                "CronJobs in {ns} could not be listed: refresh automation not checked"
+            ));
+            continue;
         };
         for cj in cronjobs {
             let template = cj.spec["jobTemplate"].to_string();
@@ -768,13 +851,10 @@ async fn refresh_jobs(
             if !looks {
                 continue;
             }
-            let jobs: Vec<collect::WorkloadLite> = collect::list_all(
-                client,
-                &format!("/apis/batch/v1/namespaces/{ns}/jobs"),
-                &format!("jobs in {ns}"),
-            )
-            .await
-            .unwrap_or_default();
+            let jobs: Vec<collect::WorkloadLite> =
+                api::list_all_as::<Job, _>(client, Some(ns), &ListQuery::default())
+                    .await
+                    .unwrap_or_default();
             let mut failed: Vec<&collect::WorkloadLite> = jobs
                 .iter()
                 .filter(|j| {
@@ -809,22 +889,16 @@ async fn refresh_jobs(
 }
 
 async fn failure_tail(client: &Client, ns: &str, job: &str) -> Option<String> {
-    let selector = collect::urlencode(&format!("job-name={job}"));
-    let pods: Vec<serde_json::Value> = collect::list_all(
+    let pods: Vec<serde_json::Value> = api::list_all_as::<Pod, _>(
         client,
-        &format!("/api/v1/namespaces/{ns}/pods?labelSelector={selector}"),
-        "job pods",
+        Some(ns),
+        &ListQuery::labels(&format!("job-name={job}")),
     )
     .await
     .ok()?;
     let pod = pods.first()?;
     let name = pod["metadata"]["name"].as_str()?;
-    let req = http::Request::get(format!(
-        "/api/v1/namespaces/{ns}/pods/{name}/log?tailLines=5"
-    ))
-    .body(Vec::new())
-    .ok()?;
-    if let Ok(text) = client.request_text(req).await
+    if let Ok(text) = api::pod_log_tail(client, ns, name, 5).await
         && !text.trim().is_empty()
     {
         return Some(text.trim().to_string());
@@ -844,17 +918,19 @@ async fn other_namespaces(
     if secrets.is_empty() {
         return Vec::new();
     }
-    let selector = collect::urlencode("type=kubernetes.io/dockerconfigjson");
-    let all: Vec<SecretLite> = match collect::list_all(
-        client,
-        &format!("/api/v1/secrets?fieldSelector={selector}"),
-        "pull secrets in all namespaces",
-    )
-    .await
+    let all: Vec<SecretLite> = match api::list_all_as::<Secret, _>(client, None, &pull_secrets())
+        .await
     {
         Ok(v) => v,
-        Err(_) => {
+        Err(e) if e.is_forbidden() => {
             warnings.push("pull secrets in other namespaces could not be listed (no cluster-wide `list secrets`)".into());
+            return Vec::new();
+        }
+        Err(e) => {
+            warnings.push(format!(
+                "pull secrets in other namespaces could not be listed ({})",
+                e.short()
+            ));
             return Vec::new();
         }
     };

@@ -52,8 +52,12 @@ pub struct SecretView {
 pub enum Lookup {
     Found(SecretView),
     NotFound,
-    /// RBAC denied `get secrets`: analysis continues without it.
+    /// RBAC denied `get secrets` (a real 403): analysis continues without it.
     Forbidden,
+    /// The read failed for another reason (timed out, API server
+    /// unreachable or failing), said in a few words: analysis continues
+    /// without it.
+    Failed(String),
 }
 
 /// One referenced pull secret.
@@ -72,6 +76,9 @@ pub enum Problem {
     Missing,
     /// Could not be read (RBAC); nothing is known about its content.
     Unreadable,
+    /// Could not be read for another reason (`timed out`, ...); nothing is
+    /// known about its content.
+    ReadFailed { error: String },
     /// Not of a type the kubelet reads (usually `Opaque`).
     WrongType { found: String },
     /// The data key the type requires is absent.
@@ -103,6 +110,9 @@ impl Problem {
             Problem::Missing => format!("secret `{secret}` does not exist in this namespace"),
             Problem::Unreadable => {
                 format!("secret `{secret}` could not be read (no `get secrets` permission)")
+            }
+            Problem::ReadFailed { error } => {
+                format!("secret `{secret}` could not be read ({error})")
             }
             Problem::WrongType { found } => format!(
                 "secret `{secret}` has type `{found}`; the kubelet ignores it (needs `{DOCKERCONFIGJSON}`)"
@@ -205,6 +215,12 @@ pub fn analyze(refs: &[SecretRef], image: &ImageRef, now: DateTime<Utc>) -> Anal
             Lookup::Forbidden => {
                 incomplete = true;
                 report.problems.push(Problem::Unreadable);
+            }
+            Lookup::Failed(error) => {
+                incomplete = true;
+                report.problems.push(Problem::ReadFailed {
+                    error: error.clone(),
+                });
             }
             Lookup::Found(secret) => {
                 let written = secret.updated.or(secret.created);
@@ -567,6 +583,27 @@ mod tests {
                 closest: Some("reg.example.com".into())
             }]
         );
+    }
+
+    #[test]
+    fn a_read_that_timed_out_is_not_a_missing_permission() {
+        let img = ImageRef::parse("reg.example.com/app:v1").unwrap();
+        let refs = [SecretRef {
+            name: "regcred".into(),
+            origin: Origin::PodSpec,
+            lookup: Lookup::Failed("timed out".into()),
+        }];
+        let a = analyze(&refs, &img, now());
+        assert!(a.incomplete);
+        assert_eq!(
+            a.reports[0].problems,
+            [Problem::ReadFailed {
+                error: "timed out".into()
+            }]
+        );
+        let text = a.reports[0].problems[0].describe("regcred");
+        assert_eq!(text, "secret `regcred` could not be read (timed out)");
+        assert!(!text.contains("permission"));
     }
 
     #[test]

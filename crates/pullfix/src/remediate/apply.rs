@@ -18,9 +18,11 @@ use anyhow::Context as _;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::Utc;
-use http::Method;
+use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use serde_json::{Value, json};
+
+use crate::api::{self, ApiError, ListQuery, ObjectRef, Writable, Write};
 
 use crate::diagnose::finding::Finding;
 use crate::diagnose::secrets::Problem;
@@ -33,7 +35,7 @@ use crate::remediate::{Outcome, StepRecord};
 use crate::scan::Workload;
 
 /// The field manager of every write.
-pub const FIELD_MANAGER: &str = "kubectl-pullfix";
+pub const FIELD_MANAGER: &str = api::FIELD_MANAGER;
 
 /// Where a new credential comes from (flags).
 #[derive(Debug, Clone, Default)]
@@ -65,22 +67,39 @@ pub struct Executor<'a> {
     pub before_write_hook: Option<String>,
 }
 
-/// One HTTP request to the API server.
+/// One write to the API server, through [`crate::api`].
 #[derive(Debug, Clone)]
 struct Request {
-    method: Method,
-    path: String,
-    body: Option<Value>,
-    content_type: &'static str,
-    /// For the access review: verb, API group, resource, namespace, name.
-    access: (&'static str, &'static str, &'static str, String, String),
+    target: ObjectRef,
+    write: Write,
 }
 
 impl Request {
+    fn new(resource: Writable, namespace: &str, name: &str, write: Write) -> Request {
+        Request {
+            target: ObjectRef::new(resource, namespace, name),
+            write,
+        }
+    }
+
+    /// `update secrets shop/regcred`.
     fn describe(&self) -> String {
         format!(
             "{} {} {}/{}",
-            self.access.0, self.access.2, self.access.3, self.access.4
+            self.write.verb(),
+            self.target.resource.plural(),
+            self.target.namespace,
+            self.target.name
+        )
+    }
+
+    /// `update (secrets in namespace shop)`.
+    fn missing(&self) -> String {
+        format!(
+            "{} ({} in namespace {})",
+            self.write.verb(),
+            resource_name(self),
+            self.target.namespace
         )
     }
 }
@@ -105,64 +124,23 @@ enum RestoreKind {
     Create,
 }
 
-async fn send(client: &Client, req: &Request, dry_run: bool) -> Result<Value, kube::Error> {
-    let sep = if req.path.contains('?') { '&' } else { '?' };
-    let mut path = format!("{}{sep}fieldManager={FIELD_MANAGER}", req.path);
-    if req.method == Method::DELETE {
-        path = req.path.clone();
-    }
-    if dry_run {
-        let sep = if path.contains('?') { '&' } else { '?' };
-        path = format!("{path}{sep}dryRun=All");
-    }
-    // The API server reads DeleteOptions from the body when there is one and
-    // then ignores query parameters: the dry-run must be in the body too,
-    // or a "rehearsed" delete is real.
-    let mut body_value = req.body.clone();
-    if dry_run
-        && req.method == Method::DELETE
-        && let Some(b) = body_value.as_mut()
-    {
-        b["dryRun"] = json!(["All"]);
-    }
-    let body = body_value
-        .as_ref()
-        .map(|b| serde_json::to_vec(b).unwrap_or_default())
-        .unwrap_or_default();
-    let http_req = http::Request::builder()
-        .method(req.method.clone())
-        .uri(path)
-        .header(http::header::CONTENT_TYPE, req.content_type)
-        .body(body)
-        .map_err(kube::Error::HttpError)?;
-    let text = client.request_text(http_req).await?;
-    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-/// Asks the API server whether this identity may make the request.
-async fn allowed(client: &Client, req: &Request) -> anyhow::Result<bool> {
-    let (verb, group, resource, ns, name) = &req.access;
-    let review = json!({
-        "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
-        "spec": {"resourceAttributes": {"namespace": ns, "verb": verb, "group": group, "resource": resource, "name": name}},
-    });
-    let http_req = http::Request::post("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews")
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(serde_json::to_vec(&review)?)?;
-    let v: Value = client
-        .request(http_req)
-        .await
-        .map_err(|e| crate::errors::api_error(e, "check permission to", req.describe()))?;
-    Ok(v["status"]["allowed"].as_bool().unwrap_or(false))
-}
-
-fn api_failure(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) if s.code == 409 && s.reason == "Conflict" => format!(
+/// What a failed write says: a conflict is explained, anything else is the
+/// server's message and code (or what happened to the connection).
+fn api_failure(e: &ApiError) -> String {
+    match e.code {
+        Some(409) if e.reason == "Conflict" => format!(
             "conflict: the object changed since pullfix read it ({}); nothing was overwritten — run pullfix again to work from the current version",
-            s.message
+            e.message
         ),
-        other => crate::errors::describe(other),
+        Some(code) => format!("{} ({code})", e.message),
+        None => format!("{} ({})", e.short(), e.message),
+    }
+}
+
+/// The outcome of a step that could not be prepared.
+fn failed(e: anyhow::Error) -> Outcome {
+    Outcome::Failed {
+        error: format!("{e:#}"),
     }
 }
 
@@ -176,15 +154,8 @@ impl Executor<'_> {
         self.say(format!("\n▶ {}", step.title));
         self.say(format!("  why: {}", step.why));
         let change = match self.prepare(step, finding).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(outcome)) => {
-                self.say(format!("  {}", outcome_line(&outcome)));
-                return record(step, None, None, None, outcome);
-            }
-            Err(e) => {
-                let outcome = Outcome::Failed {
-                    error: format!("{e:#}"),
-                };
+            Ok(c) => c,
+            Err(outcome) => {
                 self.say(format!("  {}", outcome_line(&outcome)));
                 return record(step, None, None, None, outcome);
             }
@@ -200,35 +171,10 @@ impl Executor<'_> {
 
     async fn run_change(&mut self, change: Change) -> (Outcome, Option<String>, Option<String>) {
         // 1. Permissions (not in a rehearsal: the dry-run answers that).
-        if !self.dry_run {
-            for r in &change.requests {
-                match allowed(self.client, r).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        return (
-                            Outcome::NotPermitted {
-                                missing: format!(
-                                    "{} ({} in namespace {})",
-                                    r.access.0,
-                                    resource_name(r),
-                                    r.access.3
-                                ),
-                            },
-                            None,
-                            None,
-                        );
-                    }
-                    Err(e) => {
-                        return (
-                            Outcome::Failed {
-                                error: format!("{e:#}"),
-                            },
-                            None,
-                            None,
-                        );
-                    }
-                }
-            }
+        if !self.dry_run
+            && let Err(stop) = self.check_permissions(&change).await
+        {
+            return (stop, None, None);
         }
         // 2. What will change.
         self.say("  change:");
@@ -239,42 +185,8 @@ impl Executor<'_> {
             self.say(format!("  kubectl equivalent: {k}"));
         }
         // 3. Server-side dry-run of exactly these requests.
-        for r in &change.requests {
-            match send(self.client, r, true).await {
-                Ok(_) => self.say(format!("  server-side dry-run ({}): ok", r.describe())),
-                Err(kube::Error::Api(s)) if s.code == 403 => {
-                    return (
-                        Outcome::NotPermitted {
-                            missing: format!(
-                                "{} ({} in namespace {}): {}",
-                                r.access.0,
-                                resource_name(r),
-                                r.access.3,
-                                s.message
-                            ),
-                        },
-                        None,
-                        None,
-                    );
-                }
-                Err(e)
-                    if change.requests.len() > 1
-                        && r.method == Method::POST
-                        && matches!(&e, kube::Error::Api(s) if s.code == 409) =>
-                {
-                    // Recreate: the create cannot be rehearsed while the old object exists.
-                    self.say("  server-side dry-run of the create: skipped (the object exists until the delete is applied)");
-                }
-                Err(e) => {
-                    return (
-                        Outcome::Failed {
-                            error: format!("server-side dry-run refused it: {}", api_failure(&e)),
-                        },
-                        None,
-                        None,
-                    );
-                }
-            }
+        if let Err(stop) = self.rehearse(&change).await {
+            return (stop, None, None);
         }
         if self.dry_run {
             return (
@@ -286,52 +198,14 @@ impl Executor<'_> {
             );
         }
         // 4. Confirmation.
-        if let Some(managed) = &change.managed {
-            self.say(format!("  ⚠ {managed}"));
-            let answer = self
-                .prompter
-                .confirm_extra("  This secret is managed by another tool; edit it live anyway?");
-            if let Some(stop) = unless_yes(
-                answer,
-                "managed secret: needs --allow-managed or a terminal",
-            ) {
-                return (stop, None, None);
-            }
-        }
-        let question = format!("  Apply: {}?", change.title);
-        let answer = self.prompter.confirm(&question, !change.destructive);
-        if let Some(stop) = unless_yes(answer, "no terminal and no --yes: fix pending") {
+        if let Err(stop) = self.confirm(&change) {
             return (stop, None, None);
         }
         // 5. Backups.
-        let mut backup_paths = Vec::new();
-        let mut restores = Vec::new();
-        for (obj, kind) in &change.backups {
-            match write_backup(&self.backup_dir, obj) {
-                Ok(path) => {
-                    let p = path.display().to_string();
-                    restores.push(match kind {
-                        RestoreKind::Replace => format!("kubectl replace -f {p}"),
-                        RestoreKind::ReplaceForce => format!("kubectl replace --force -f {p}"),
-                        RestoreKind::Create => format!("kubectl create -f {p}"),
-                    });
-                    backup_paths.push(p);
-                }
-                Err(e) => {
-                    return (
-                        Outcome::Failed {
-                            error: format!(
-                                "could not save a backup, so nothing was changed: {e:#}"
-                            ),
-                        },
-                        None,
-                        None,
-                    );
-                }
-            }
-        }
-        let backup = (!backup_paths.is_empty()).then(|| backup_paths.join(", "));
-        let restore = (!restores.is_empty()).then(|| restores.join(" && "));
+        let (backup, restore) = match self.back_up(&change) {
+            Ok(saved) => saved,
+            Err(stop) => return (stop, None, None),
+        };
         if let Some(hook) = &self.before_write_hook {
             let _ = std::process::Command::new("sh")
                 .arg("-c")
@@ -341,8 +215,8 @@ impl Executor<'_> {
         // 6. The writes.
         let mut done = Vec::new();
         for r in &change.requests {
-            match send(self.client, r, false).await {
-                Ok(_) => done.push(r.describe()),
+            match api::write(self.client, &r.target, &r.write, false).await {
+                Ok(()) => done.push(r.describe()),
                 Err(e) => {
                     let error = if done.is_empty() {
                         api_failure(&e)
@@ -362,12 +236,108 @@ impl Executor<'_> {
         )
     }
 
-    /// Builds the change for a step, or says why there is none.
-    async fn prepare(
-        &mut self,
-        step: &PlannedStep,
-        f: &Finding,
-    ) -> anyhow::Result<Result<Change, Outcome>> {
+    /// A SelfSubjectAccessReview for each request.
+    async fn check_permissions(&self, change: &Change) -> Result<(), Outcome> {
+        for r in &change.requests {
+            match api::can_i(self.client, &r.target, r.write.verb()).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(Outcome::NotPermitted {
+                        missing: r.missing(),
+                    });
+                }
+                Err(e) => {
+                    return Err(Outcome::Failed {
+                        error: format!("{e:#}"),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The server-side dry-run (`dryRun=All`) of each request.
+    async fn rehearse(&mut self, change: &Change) -> Result<(), Outcome> {
+        for r in &change.requests {
+            match api::write(self.client, &r.target, &r.write, true).await {
+                Ok(()) => self.say(format!("  server-side dry-run ({}): ok", r.describe())),
+                Err(e) if e.is_forbidden() => {
+                    return Err(Outcome::NotPermitted {
+                        missing: format!("{}: {}", r.missing(), e.message),
+                    });
+                }
+                Err(e)
+                    if change.requests.len() > 1
+                        && matches!(r.write, Write::Create(_))
+                        && e.code == Some(409) =>
+                {
+                    // Recreate: the create cannot be rehearsed while the old object exists.
+                    self.say("  server-side dry-run of the create: skipped (the object exists until the delete is applied)");
+                }
+                Err(e) => {
+                    return Err(Outcome::Failed {
+                        error: format!("server-side dry-run refused it: {}", api_failure(&e)),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks before applying (and once more for a secret another tool manages).
+    fn confirm(&mut self, change: &Change) -> Result<(), Outcome> {
+        if let Some(managed) = &change.managed {
+            self.say(format!("  ⚠ {managed}"));
+            let answer = self
+                .prompter
+                .confirm_extra("  This secret is managed by another tool; edit it live anyway?");
+            if let Some(stop) = unless_yes(
+                answer,
+                "managed secret: needs --allow-managed or a terminal",
+            ) {
+                return Err(stop);
+            }
+        }
+        let question = format!("  Apply: {}?", change.title);
+        let answer = self.prompter.confirm(&question, !change.destructive);
+        match unless_yes(answer, "no terminal and no --yes: fix pending") {
+            Some(stop) => Err(stop),
+            None => Ok(()),
+        }
+    }
+
+    /// Saves each object before it changes: the backups' paths and the
+    /// commands that restore them.
+    fn back_up(&self, change: &Change) -> Result<(Option<String>, Option<String>), Outcome> {
+        let mut backup_paths = Vec::new();
+        let mut restores = Vec::new();
+        for (obj, kind) in &change.backups {
+            match write_backup(&self.backup_dir, obj) {
+                Ok(path) => {
+                    let p = path.display().to_string();
+                    restores.push(match kind {
+                        RestoreKind::Replace => format!("kubectl replace -f {p}"),
+                        RestoreKind::ReplaceForce => format!("kubectl replace --force -f {p}"),
+                        RestoreKind::Create => format!("kubectl create -f {p}"),
+                    });
+                    backup_paths.push(p);
+                }
+                Err(e) => {
+                    return Err(Outcome::Failed {
+                        error: format!("could not save a backup, so nothing was changed: {e:#}"),
+                    });
+                }
+            }
+        }
+        let backup = (!backup_paths.is_empty()).then(|| backup_paths.join(", "));
+        let restore = (!restores.is_empty()).then(|| restores.join(" && "));
+        Ok((backup, restore))
+    }
+
+    /// Builds the change for a step, or says why there is none (an
+    /// outcome: skipped, or failed to prepare).
+    async fn prepare(&mut self, step: &PlannedStep, f: &Finding) -> Result<Change, Outcome> {
+        let title = &step.title;
         match &step.action {
             Action::WriteSecret {
                 namespace,
@@ -376,328 +346,372 @@ impl Executor<'_> {
                 exists,
                 recreate,
             } => {
-                let image =
-                    ImageRef::parse(&f.image).context("the image reference does not parse")?;
-                let cred = match self.credential(&image, namespace, name, f).await? {
-                    Ok(c) => c,
-                    Err(o) => return Ok(Err(o)),
-                };
-                let current = if *exists {
-                    self.get(&format!("/api/v1/namespaces/{namespace}/secrets/{name}"))
-                        .await?
-                } else {
-                    None
-                };
-                let wrong_keys: Vec<String> = f
-                    .secrets
-                    .iter()
-                    .filter(|s| s.name == *name)
-                    .flat_map(|s| &s.problems)
-                    .filter_map(|p| match p {
-                        Problem::NoMatchingEntry {
-                            closest: Some(c), ..
-                        } => Some(c.clone()),
-                        _ => None,
-                    })
-                    .collect();
-                self.written = Some(cred.clone());
-                Ok(Ok(secret_change(
+                let secret = SecretTarget {
                     namespace,
                     name,
                     server,
-                    &cred,
-                    current.as_ref(),
-                    *recreate,
-                    &wrong_keys,
-                    &step.title,
-                )))
+                    exists: *exists,
+                    recreate: *recreate,
+                };
+                self.prepare_write_secret(title, &secret, f).await
             }
             Action::UpdateOtherNamespaces { server, secrets } => {
-                let image =
-                    ImageRef::parse(&f.image).context("the image reference does not parse")?;
-                let cred = match self.written.clone() {
-                    Some(c) => c,
-                    None => match self.credential(&image, &f.namespace, "", f).await? {
-                        Ok(c) => c,
-                        Err(o) => return Ok(Err(o)),
-                    },
-                };
-                let mut change = Change {
-                    title: step.title.clone(),
-                    diff: Vec::new(),
-                    kubectl: Vec::new(),
-                    requests: Vec::new(),
-                    backups: Vec::new(),
-                    destructive: false,
-                    managed: None,
-                };
-                for (ns, name) in secrets {
-                    let Some(current) = self
-                        .get(&format!("/api/v1/namespaces/{ns}/secrets/{name}"))
-                        .await?
-                    else {
-                        continue;
-                    };
-                    let c = secret_change(
-                        ns,
-                        name,
-                        server,
-                        &cred,
-                        Some(&current),
-                        false,
-                        &[],
-                        &step.title,
-                    );
-                    change.diff.push(format!("{ns}/{name}:"));
-                    change
-                        .diff
-                        .extend(c.diff.into_iter().map(|l| format!("  {l}")));
-                    change.kubectl.extend(c.kubectl);
-                    change.requests.extend(c.requests);
-                    change.backups.extend(c.backups);
-                    if change.managed.is_none() {
-                        change.managed = c.managed;
-                    }
-                }
-                Ok(Ok(change))
+                self.prepare_other_namespaces(title, server, secrets, f)
+                    .await
             }
             Action::AttachToServiceAccount {
                 namespace,
                 service_account,
                 secret,
             } => {
-                let path =
-                    format!("/api/v1/namespaces/{namespace}/serviceaccounts/{service_account}");
-                let current = self.get(&path).await?.with_context(|| {
-                    format!("ServiceAccount {namespace}/{service_account} not found")
-                })?;
-                let mut list: Vec<Value> = current["imagePullSecrets"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default();
-                if list.iter().any(|s| s["name"] == secret.as_str()) {
-                    return Ok(Err(Outcome::Skipped {
-                        reason: format!("{secret} is already attached"),
-                    }));
-                }
-                list.push(json!({"name": secret}));
-                let names: Vec<&str> = list.iter().filter_map(|s| s["name"].as_str()).collect();
-                Ok(Ok(Change {
-                    title: step.title.clone(),
-                    diff: vec![format!(
-                        "imagePullSecrets: [{}] → [{}]",
-                        names[..names.len() - 1].join(", "),
-                        names.join(", ")
-                    )],
-                    kubectl: vec![format!(
-                        "kubectl patch serviceaccount {service_account} -n {namespace} -p '{}'",
-                        json!({"imagePullSecrets": list})
-                    )],
-                    requests: vec![Request {
-                        method: Method::PATCH,
-                        path,
-                        body: Some(
-                            json!({"metadata": {"resourceVersion": current["metadata"]["resourceVersion"]}, "imagePullSecrets": list}),
-                        ),
-                        content_type: "application/merge-patch+json",
-                        access: (
-                            "patch",
-                            "",
-                            "serviceaccounts",
-                            namespace.clone(),
-                            service_account.clone(),
-                        ),
-                    }],
-                    backups: vec![(current, RestoreKind::Replace)],
-                    destructive: false,
-                    managed: None,
-                }))
+                self.prepare_attach_to_service_account(title, namespace, service_account, secret)
+                    .await
             }
             Action::AttachToWorkload { workload, secret } => {
-                let (path, current) = self.workload(workload).await?;
-                let existing: Vec<String> = current["spec"]["template"]["spec"]["imagePullSecrets"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|s| s["name"].as_str().map(str::to_string))
-                    .collect();
-                if existing.contains(secret) {
-                    return Ok(Err(Outcome::Skipped {
-                        reason: format!("{secret} is already in the pod template"),
-                    }));
-                }
-                let patch = json!({"spec": {"template": {"spec": {"imagePullSecrets": [{"name": secret}]}}}});
-                let diff = format!(
-                    "spec.template.spec.imagePullSecrets: [{}] → [{}]",
-                    existing.join(", "),
-                    existing
-                        .iter()
-                        .cloned()
-                        .chain([secret.clone()])
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                let kubectl = format!(
-                    "kubectl patch {} -n {} -p '{patch}'",
-                    workload.target(),
-                    workload.namespace
-                );
-                Ok(Ok(workload_change(
-                    &step.title,
-                    workload,
-                    path,
-                    current,
-                    patch,
-                    true,
-                    diff,
-                    kubectl,
-                )))
+                self.prepare_attach_to_workload(title, workload, secret)
+                    .await
             }
             Action::SetImage {
                 workload,
                 container,
                 image,
             } => {
-                // Verified before it is offered, even when the user gave it.
-                let new = ImageRef::parse(image).map_err(|e| {
-                    anyhow::anyhow!("--image `{image}` is not a valid reference: {e}")
-                })?;
-                let cred = self.namespace_credential(&workload.namespace, &new).await;
-                let probe = self.prober.probe(&new, cred.as_ref(), "amd64").await;
-                let ok = probe
-                    .with_credential
-                    .as_ref()
-                    .unwrap_or(&probe.anonymous)
-                    .ok();
-                if !ok {
-                    return Ok(Err(Outcome::Failed {
-                        error: format!(
-                            "{image} does not resolve from here, so it is not set: {}",
-                            probe
-                                .failure
-                                .as_ref()
-                                .or(probe.anonymous_failure.as_ref())
-                                .map(crate::probe::describe_failure)
-                                .unwrap_or_default()
-                        ),
-                    }));
-                }
-                let (path, current) = self.workload(workload).await?;
-                let key = if f.init_container {
-                    "initContainers"
-                } else {
-                    "containers"
-                };
-                let old = current["spec"]["template"]["spec"][key]
-                    .as_array()
-                    .and_then(|cs| cs.iter().find(|c| c["name"] == container.as_str()))
-                    .and_then(|c| c["image"].as_str())
-                    .unwrap_or_default()
-                    .to_string();
-                let body = json!({"spec": {"template": {"spec": {key: [{"name": container, "image": image}]}}}});
-                let diff = format!("{key}[{container}].image: {old} → {image}");
-                let kubectl = format!(
-                    "kubectl set image {} {container}={image} -n {}",
-                    workload.target(),
-                    workload.namespace
-                );
-                Ok(Ok(workload_change(
-                    &step.title,
-                    workload,
-                    path,
-                    current,
-                    body,
-                    true,
-                    diff,
-                    kubectl,
-                )))
+                self.prepare_set_image(title, workload, container, image, f)
+                    .await
             }
-            Action::Restart { workload } => {
-                let (path, current) = self.workload(workload).await?;
-                if current["spec"]["paused"].as_bool() == Some(true) {
-                    return Ok(Err(Outcome::Skipped {
-                        reason: format!(
-                            "{} is paused: resume it first (kubectl rollout resume {} -n {})",
-                            workload.target(),
-                            workload.target(),
-                            workload.namespace
-                        ),
-                    }));
-                }
-                let at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-                let body = json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": at}}}}});
-                let diff = format!(
-                    "spec.template.metadata.annotations[kubectl.kubernetes.io/restartedAt]: {at}"
-                );
-                let kubectl = format!(
-                    "kubectl rollout restart {} -n {}",
-                    workload.target(),
-                    workload.namespace
-                );
-                // Like kubectl's restart: not pinned to a resourceVersion.
-                Ok(Ok(workload_change(
-                    &step.title,
-                    workload,
-                    path,
-                    current,
-                    body,
-                    false,
-                    diff,
-                    kubectl,
-                )))
-            }
+            Action::Restart { workload } => self.prepare_restart(title, workload).await,
             Action::DeleteBarePod { namespace, pod } => {
-                let path = format!("/api/v1/namespaces/{namespace}/pods/{pod}");
-                let current = self
-                    .get(&path)
-                    .await?
-                    .with_context(|| format!("pod {namespace}/{pod} not found"))?;
-                self.say("  note: a bare pod is not recreated by any controller: after deleting it, recreate it from its manifest (the backup below works)");
-                Ok(Ok(Change {
-                    title: step.title.clone(),
-                    diff: vec![format!("pod {namespace}/{pod}: deleted")],
-                    kubectl: vec![format!("kubectl delete pod {pod} -n {namespace}")],
-                    requests: vec![Request {
-                        method: Method::DELETE,
-                        path,
-                        body: Some(
-                            json!({"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": current["metadata"]["uid"], "resourceVersion": current["metadata"]["resourceVersion"]}}),
-                        ),
-                        content_type: "application/json",
-                        access: ("delete", "", "pods", namespace.clone(), pod.clone()),
-                    }],
-                    backups: vec![(current, RestoreKind::Create)],
-                    destructive: true,
-                    managed: None,
-                }))
+                self.prepare_delete_bare_pod(title, namespace, pod).await
             }
         }
     }
 
-    async fn get(&self, path: &str) -> anyhow::Result<Option<Value>> {
-        crate::collect::get_opt::<Value>(self.client, path, path).await
+    /// A new credential in the namespace's pull secret (updated, recreated
+    /// or created).
+    async fn prepare_write_secret(
+        &mut self,
+        title: &str,
+        secret: &SecretTarget<'_>,
+        f: &Finding,
+    ) -> Result<Change, Outcome> {
+        let SecretTarget {
+            namespace,
+            name,
+            server,
+            exists,
+            recreate,
+        } = *secret;
+        let image = ImageRef::parse(&f.image)
+            .context("the image reference does not parse")
+            .map_err(failed)?;
+        let cred = self.credential(&image, namespace, name, f).await?;
+        let current = if exists {
+            self.get(&ObjectRef::new(Writable::Secret, namespace, name))
+                .await
+                .map_err(failed)?
+        } else {
+            None
+        };
+        let wrong_keys: Vec<String> = f
+            .secrets
+            .iter()
+            .filter(|s| s.name == *name)
+            .flat_map(|s| &s.problems)
+            .filter_map(|p| match p {
+                Problem::NoMatchingEntry {
+                    closest: Some(c), ..
+                } => Some(c.clone()),
+                _ => None,
+            })
+            .collect();
+        self.written = Some(cred.clone());
+        Ok(secret_change(
+            namespace,
+            name,
+            server,
+            &cred,
+            current.as_ref(),
+            recreate,
+            &wrong_keys,
+            title,
+        ))
     }
 
-    async fn workload(&self, w: &Workload) -> anyhow::Result<(String, Value)> {
-        let plural = match w.kind.as_str() {
-            "Deployment" => "deployments",
-            "StatefulSet" => "statefulsets",
-            "DaemonSet" => "daemonsets",
-            other => anyhow::bail!(
-                "{other} {}/{} cannot be changed by pullfix (only Deployments, StatefulSets and DaemonSets)",
+    /// The same credential in the other namespaces' stale copies.
+    async fn prepare_other_namespaces(
+        &mut self,
+        title: &str,
+        server: &str,
+        secrets: &[(String, String)],
+        f: &Finding,
+    ) -> Result<Change, Outcome> {
+        let image = ImageRef::parse(&f.image)
+            .context("the image reference does not parse")
+            .map_err(failed)?;
+        let cred = match self.written.clone() {
+            Some(c) => c,
+            None => self.credential(&image, &f.namespace, "", f).await?,
+        };
+        let mut change = Change {
+            title: title.to_string(),
+            diff: Vec::new(),
+            kubectl: Vec::new(),
+            requests: Vec::new(),
+            backups: Vec::new(),
+            destructive: false,
+            managed: None,
+        };
+        for (ns, name) in secrets {
+            let Some(current) = self
+                .get(&ObjectRef::new(Writable::Secret, ns, name))
+                .await
+                .map_err(failed)?
+            else {
+                continue;
+            };
+            let c = secret_change(ns, name, server, &cred, Some(&current), false, &[], title);
+            change.diff.push(format!("{ns}/{name}:"));
+            change
+                .diff
+                .extend(c.diff.into_iter().map(|l| format!("  {l}")));
+            change.kubectl.extend(c.kubectl);
+            change.requests.extend(c.requests);
+            change.backups.extend(c.backups);
+            if change.managed.is_none() {
+                change.managed = c.managed;
+            }
+        }
+        Ok(change)
+    }
+
+    /// The pull secret added to the ServiceAccount's `imagePullSecrets`.
+    async fn prepare_attach_to_service_account(
+        &mut self,
+        title: &str,
+        namespace: &str,
+        service_account: &str,
+        secret: &str,
+    ) -> Result<Change, Outcome> {
+        let target = ObjectRef::new(Writable::ServiceAccount, namespace, service_account);
+        let current = self
+            .get(&target)
+            .await
+            .and_then(|c| {
+                c.with_context(|| format!("ServiceAccount {namespace}/{service_account} not found"))
+            })
+            .map_err(failed)?;
+        let mut list: Vec<Value> = current["imagePullSecrets"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if list.iter().any(|s| s["name"] == secret) {
+            return Err(Outcome::Skipped {
+                reason: format!("{secret} is already attached"),
+            });
+        }
+        list.push(json!({"name": secret}));
+        let names: Vec<&str> = list.iter().filter_map(|s| s["name"].as_str()).collect();
+        Ok(Change {
+            title: title.to_string(),
+            diff: vec![format!(
+                "imagePullSecrets: [{}] → [{}]",
+                names[..names.len() - 1].join(", "),
+                names.join(", ")
+            )],
+            kubectl: vec![format!(
+                "kubectl patch serviceaccount {service_account} -n {namespace} -p '{}'",
+                json!({"imagePullSecrets": list})
+            )],
+            requests: vec![Request {
+                target,
+                write: Write::MergePatch(
+                    json!({"metadata": {"resourceVersion": current["metadata"]["resourceVersion"]}, "imagePullSecrets": list}),
+                ),
+            }],
+            backups: vec![(current, RestoreKind::Replace)],
+            destructive: false,
+            managed: None,
+        })
+    }
+
+    /// The pull secret added to the workload's pod template.
+    async fn prepare_attach_to_workload(
+        &mut self,
+        title: &str,
+        workload: &Workload,
+        secret: &String,
+    ) -> Result<Change, Outcome> {
+        let (target, current) = self.workload(workload).await.map_err(failed)?;
+        let existing: Vec<String> = current["spec"]["template"]["spec"]["imagePullSecrets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["name"].as_str().map(str::to_string))
+            .collect();
+        if existing.contains(secret) {
+            return Err(Outcome::Skipped {
+                reason: format!("{secret} is already in the pod template"),
+            });
+        }
+        let patch =
+            json!({"spec": {"template": {"spec": {"imagePullSecrets": [{"name": secret}]}}}});
+        let diff = format!(
+            "spec.template.spec.imagePullSecrets: [{}] → [{}]",
+            existing.join(", "),
+            existing
+                .iter()
+                .cloned()
+                .chain([secret.clone()])
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let kubectl = format!(
+            "kubectl patch {} -n {} -p '{patch}'",
+            workload.target(),
+            workload.namespace
+        );
+        Ok(workload_change(
+            title, target, current, patch, true, diff, kubectl,
+        ))
+    }
+
+    /// A new image for the container, verified against the registry first.
+    async fn prepare_set_image(
+        &mut self,
+        title: &str,
+        workload: &Workload,
+        container: &str,
+        image: &str,
+        f: &Finding,
+    ) -> Result<Change, Outcome> {
+        // Verified before it is offered, even when the user gave it.
+        let new = ImageRef::parse(image)
+            .map_err(|e| anyhow::anyhow!("--image `{image}` is not a valid reference: {e}"))
+            .map_err(failed)?;
+        let cred = self.namespace_credential(&workload.namespace, &new).await;
+        let probe = self.prober.probe(&new, cred.as_ref(), "amd64").await;
+        let ok = probe
+            .with_credential
+            .as_ref()
+            .unwrap_or(&probe.anonymous)
+            .ok();
+        if !ok {
+            return Err(Outcome::Failed {
+                error: format!(
+                    "{image} does not resolve from here, so it is not set: {}",
+                    probe
+                        .failure
+                        .as_ref()
+                        .or(probe.anonymous_failure.as_ref())
+                        .map(crate::probe::describe_failure)
+                        .unwrap_or_default()
+                ),
+            });
+        }
+        let (target, current) = self.workload(workload).await.map_err(failed)?;
+        let key = if f.init_container {
+            "initContainers"
+        } else {
+            "containers"
+        };
+        let old = current["spec"]["template"]["spec"][key]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["name"] == container))
+            .and_then(|c| c["image"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        let body =
+            json!({"spec": {"template": {"spec": {key: [{"name": container, "image": image}]}}}});
+        let diff = format!("{key}[{container}].image: {old} → {image}");
+        let kubectl = format!(
+            "kubectl set image {} {container}={image} -n {}",
+            workload.target(),
+            workload.namespace
+        );
+        Ok(workload_change(
+            title, target, current, body, true, diff, kubectl,
+        ))
+    }
+
+    /// `kubectl rollout restart`, unless the workload is paused.
+    async fn prepare_restart(
+        &mut self,
+        title: &str,
+        workload: &Workload,
+    ) -> Result<Change, Outcome> {
+        let (target, current) = self.workload(workload).await.map_err(failed)?;
+        if current["spec"]["paused"].as_bool() == Some(true) {
+            return Err(Outcome::Skipped {
+                reason: format!(
+                    "{} is paused: resume it first (kubectl rollout resume {} -n {})",
+                    workload.target(),
+                    workload.target(),
+                    workload.namespace
+                ),
+            });
+        }
+        let at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let body = json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": at}}}}});
+        let diff =
+            format!("spec.template.metadata.annotations[kubectl.kubernetes.io/restartedAt]: {at}");
+        let kubectl = format!(
+            "kubectl rollout restart {} -n {}",
+            workload.target(),
+            workload.namespace
+        );
+        // Like kubectl's restart: not pinned to a resourceVersion.
+        Ok(workload_change(
+            title, target, current, body, false, diff, kubectl,
+        ))
+    }
+
+    /// Deleting a bare pod (no controller recreates it).
+    async fn prepare_delete_bare_pod(
+        &mut self,
+        title: &str,
+        namespace: &str,
+        pod: &str,
+    ) -> Result<Change, Outcome> {
+        let target = ObjectRef::new(Writable::Pod, namespace, pod);
+        let current = self
+            .get(&target)
+            .await
+            .and_then(|c| c.with_context(|| format!("pod {namespace}/{pod} not found")))
+            .map_err(failed)?;
+        self.say("  note: a bare pod is not recreated by any controller: after deleting it, recreate it from its manifest (the backup below works)");
+        Ok(Change {
+            title: title.to_string(),
+            diff: vec![format!("pod {namespace}/{pod}: deleted")],
+            kubectl: vec![format!("kubectl delete pod {pod} -n {namespace}")],
+            requests: vec![Request {
+                target,
+                write: preconditioned_delete(&current),
+            }],
+            backups: vec![(current, RestoreKind::Create)],
+            destructive: true,
+            managed: None,
+        })
+    }
+
+    async fn get(&self, target: &ObjectRef) -> anyhow::Result<Option<Value>> {
+        Ok(target.get_opt(self.client).await?)
+    }
+
+    async fn workload(&self, w: &Workload) -> anyhow::Result<(ObjectRef, Value)> {
+        let Some(resource) = Writable::workload(&w.kind) else {
+            anyhow::bail!(
+                "{} {}/{} cannot be changed by pullfix (only Deployments, StatefulSets and DaemonSets)",
+                w.kind,
                 w.namespace,
                 w.name
-            ),
+            );
         };
-        let path = format!(
-            "/apis/apps/v1/namespaces/{}/{plural}/{}",
-            w.namespace, w.name
-        );
+        let target = ObjectRef::new(resource, &w.namespace, &w.name);
         let current = self
-            .get(&path)
+            .get(&target)
             .await?
             .with_context(|| format!("{} {}/{} not found", w.kind, w.namespace, w.name))?;
-        Ok((path, current))
+        Ok((target, current))
     }
 
     /// Finds a credential for `image`, from the flags, ECR, another
@@ -709,7 +723,47 @@ impl Executor<'_> {
         ns: &str,
         secret: &str,
         f: &Finding,
-    ) -> anyhow::Result<Result<Credential, Outcome>> {
+    ) -> Result<Credential, Outcome> {
+        let mut candidates = self.flag_credentials(image).await.map_err(failed)?;
+        let is_ecr = crate::diagnose::secrets::is_ecr_host(&image.domain);
+        if candidates.is_empty() && (self.creds.from_ecr || is_ecr) {
+            // AWS is asked here, when an ECR token is wanted, and not before.
+            let ecr = match &self.ecr {
+                Some(e) if e.available().await => Some(e),
+                _ => None,
+            };
+            match ecr {
+                Some(ecr) => match ecr.login_password(image).await {
+                    Ok((u, p)) => candidates.push((Credential { username: u, password: p }, "a fresh ECR token (GetAuthorizationToken)".into())),
+                    Err(e) => self.say(format!("  ECR token: {e:#}")),
+                },
+                None if self.creds.from_ecr => return Err(Outcome::Failed { error: "--from-ecr: no AWS credentials are configured (AWS_PROFILE, AWS_ACCESS_KEY_ID, SSO...)".into() }),
+                None => {}
+            }
+        }
+        if candidates.is_empty() {
+            // A secret in another namespace for the same registry whose credential works.
+            for o in self.other_secrets(image, ns, secret).await {
+                candidates.push(o);
+            }
+        }
+        if candidates.is_empty() && self.prompter.interactive() {
+            candidates.extend(self.typed_credential(image, f).map_err(failed)?);
+        }
+        if candidates.is_empty() {
+            return Err(Outcome::Skipped {
+                reason: "no new credential: pass --username with --password-stdin, --from-docker-config, --from-secret NS/NAME or --from-ecr, or run in a terminal".into(),
+            });
+        }
+        self.first_working(image, candidates).await
+    }
+
+    /// The credentials the flags give (`--username`/`--password-stdin`,
+    /// `--from-docker-config`, `--from-secret`).
+    async fn flag_credentials(
+        &self,
+        image: &ImageRef,
+    ) -> anyhow::Result<Vec<(Credential, String)>> {
         let mut candidates: Vec<(Credential, String)> = Vec::new();
         if let (Some(u), Some(p)) = (&self.creds.username, &self.creds.password) {
             candidates.push((
@@ -731,7 +785,7 @@ impl Executor<'_> {
                 .split_once('/')
                 .with_context(|| format!("--from-secret `{src}` is not NAMESPACE/NAME"))?;
             let v = self
-                .get(&format!("/api/v1/namespaces/{sns}/secrets/{sname}"))
+                .get(&ObjectRef::new(Writable::Secret, sns, sname))
                 .await?
                 .with_context(|| format!("secret {src} not found"))?;
             candidates.push((
@@ -741,55 +795,49 @@ impl Executor<'_> {
                 format!("secret {src}"),
             ));
         }
-        let is_ecr = crate::diagnose::secrets::is_ecr_host(&image.domain);
-        if candidates.is_empty() && (self.creds.from_ecr || is_ecr) {
-            match &self.ecr {
-                Some(ecr) => match ecr.login_password(image).await {
-                    Ok((u, p)) => candidates.push((Credential { username: u, password: p }, "a fresh ECR token (GetAuthorizationToken)".into())),
-                    Err(e) => self.say(format!("  ECR token: {e:#}")),
+        Ok(candidates)
+    }
+
+    /// A credential typed at the terminal.
+    fn typed_credential(
+        &mut self,
+        image: &ImageRef,
+        f: &Finding,
+    ) -> anyhow::Result<Option<(Credential, String)>> {
+        let current_user = f.secrets.iter().find_map(|s| s.username.clone());
+        let user = self.prompter.text(
+            &format!("  username for {}", image.domain),
+            current_user.as_deref(),
+        )?;
+        let pass = self.prompter.secret(&format!(
+            "  password or token for {} (hidden)",
+            image.domain
+        ))?;
+        Ok(match (user, pass) {
+            (Some(u), Some(p)) => Some((
+                Credential {
+                    username: u,
+                    password: p,
                 },
-                None if self.creds.from_ecr => return Ok(Err(Outcome::Failed { error: "--from-ecr: no AWS credentials are configured (AWS_PROFILE, AWS_ACCESS_KEY_ID, SSO...)".into() })),
-                None => {}
-            }
-        }
-        if candidates.is_empty() {
-            // A secret in another namespace for the same registry whose credential works.
-            for o in self.other_secrets(image, ns, secret).await {
-                candidates.push(o);
-            }
-        }
-        if candidates.is_empty() && self.prompter.interactive() {
-            let current_user = f.secrets.iter().find_map(|s| s.username.clone());
-            let user = self.prompter.text(
-                &format!("  username for {}", image.domain),
-                current_user.as_deref(),
-            )?;
-            let pass = self.prompter.secret(&format!(
-                "  password or token for {} (hidden)",
-                image.domain
-            ))?;
-            if let (Some(u), Some(p)) = (user, pass) {
-                candidates.push((
-                    Credential {
-                        username: u,
-                        password: p,
-                    },
-                    "typed at the terminal".into(),
-                ));
-            }
-        }
-        if candidates.is_empty() {
-            return Ok(Err(Outcome::Skipped {
-                reason: "no new credential: pass --username with --password-stdin, --from-docker-config, --from-secret NS/NAME or --from-ecr, or run in a terminal".into(),
-            }));
-        }
+                "typed at the terminal".into(),
+            )),
+            _ => None,
+        })
+    }
+
+    /// The first candidate the registry accepts for the image.
+    async fn first_working(
+        &mut self,
+        image: &ImageRef,
+        candidates: Vec<(Credential, String)>,
+    ) -> Result<Credential, Outcome> {
         let mut last = String::new();
         for (cred, source) in candidates {
             let probe = self.prober.probe(image, Some(&cred), "amd64").await;
             match &probe.with_credential {
                 Some(a) if a.ok() => {
                     self.say(format!("  credential from {source} (user `{}`): tested against {}: the image resolves", cred.username, image.domain));
-                    return Ok(Ok(cred));
+                    return Ok(cred);
                 }
                 _ => {
                     last = format!(
@@ -805,22 +853,17 @@ impl Executor<'_> {
                 }
             }
         }
-        Ok(Err(Outcome::Failed {
+        Err(Outcome::Failed {
             error: format!("{last}; the secret was not changed"),
-        }))
+        })
     }
 
     /// The credential the namespace's pull secrets hold for an image (used
     /// to verify a new image reference before setting it).
     async fn namespace_credential(&self, ns: &str, image: &ImageRef) -> Option<Credential> {
-        let selector = crate::collect::urlencode("type=kubernetes.io/dockerconfigjson");
-        let all = crate::collect::list_all::<Value>(
-            self.client,
-            &format!("/api/v1/namespaces/{ns}/secrets?fieldSelector={selector}"),
-            "pull secrets",
-        )
-        .await
-        .ok()?;
+        let all = api::list_all_as::<Secret, Value>(self.client, Some(ns), &pull_secrets())
+            .await
+            .ok()?;
         all.iter().find_map(|v| secret_credential(v, image))
     }
 
@@ -830,13 +873,7 @@ impl Executor<'_> {
         ns: &str,
         secret: &str,
     ) -> Vec<(Credential, String)> {
-        let selector = crate::collect::urlencode("type=kubernetes.io/dockerconfigjson");
-        let Ok(all) = crate::collect::list_all::<Value>(
-            self.client,
-            &format!("/api/v1/secrets?fieldSelector={selector}"),
-            "pull secrets",
-        )
-        .await
+        let Ok(all) = api::list_all_as::<Secret, Value>(self.client, None, &pull_secrets()).await
         else {
             return Vec::new();
         };
@@ -880,21 +917,44 @@ fn unless_yes(answer: anyhow::Result<Answer>, pending: &str) -> Option<Outcome> 
 }
 
 fn resource_name(r: &Request) -> String {
-    if r.access.1.is_empty() {
-        r.access.2.to_string()
+    let group = r.target.resource.group();
+    let plural = r.target.resource.plural();
+    if group.is_empty() {
+        plural.to_string()
     } else {
-        format!("{}.{}", r.access.2, r.access.1)
+        format!("{plural}.{group}")
     }
+}
+
+/// Pull secrets (`type=kubernetes.io/dockerconfigjson`).
+fn pull_secrets() -> ListQuery {
+    ListQuery::fields("type=kubernetes.io/dockerconfigjson")
+}
+
+/// A delete that only happens if the object is still the one read.
+fn preconditioned_delete(current: &Value) -> Write {
+    let field = |k: &str| current["metadata"][k].as_str().map(str::to_string);
+    Write::Delete {
+        uid: field("uid"),
+        resource_version: field("resourceVersion"),
+    }
+}
+
+/// The pull secret a [`Action::WriteSecret`] step writes.
+struct SecretTarget<'a> {
+    namespace: &'a str,
+    name: &'a str,
+    server: &'a str,
+    exists: bool,
+    recreate: bool,
 }
 
 /// A strategic-merge patch of a workload, backed up before it is applied.
 /// `pin` carries the resourceVersion the change was based on, so a
 /// concurrent edit is a conflict rather than overwritten.
-#[allow(clippy::too_many_arguments)]
 fn workload_change(
     title: &str,
-    w: &Workload,
-    path: String,
+    target: ObjectRef,
     current: Value,
     mut body: Value,
     pin: bool,
@@ -908,31 +968,13 @@ fn workload_change(
         title: title.to_string(),
         diff: vec![diff],
         kubectl: vec![kubectl],
-        requests: vec![workload_patch(w, path, body)],
+        requests: vec![Request {
+            target,
+            write: Write::StrategicPatch(body),
+        }],
         backups: vec![(current, RestoreKind::Replace)],
         destructive: false,
         managed: None,
-    }
-}
-
-fn workload_patch(w: &Workload, path: String, body: Value) -> Request {
-    let resource = match w.kind.as_str() {
-        "StatefulSet" => "statefulsets",
-        "DaemonSet" => "daemonsets",
-        _ => "deployments",
-    };
-    Request {
-        method: Method::PATCH,
-        path,
-        body: Some(body),
-        content_type: "application/strategic-merge-patch+json",
-        access: (
-            "patch",
-            "apps",
-            resource,
-            w.namespace.clone(),
-            w.name.clone(),
-        ),
     }
 }
 
@@ -1075,7 +1117,6 @@ fn secret_change(
             )
         })
     });
-    let path = format!("/api/v1/namespaces/{ns}/secrets");
     let mut requests = Vec::new();
     let mut backups = Vec::new();
     let mut kubectl = Vec::new();
@@ -1086,51 +1127,47 @@ fn secret_change(
             if let Some(m) = new["metadata"].as_object_mut() {
                 m.remove("managedFields");
             }
-            requests.push(Request {
-                method: Method::PUT,
-                path: format!("{path}/{name}"),
-                body: Some(new),
-                content_type: "application/json",
-                access: ("update", "", "secrets", ns.into(), name.into()),
-            });
+            requests.push(Request::new(
+                Writable::Secret,
+                ns,
+                name,
+                Write::Replace(new),
+            ));
             backups.push((cur.clone(), RestoreKind::Replace));
             kubectl.push(kubectl_create);
         }
         Some(cur) => {
-            requests.push(Request {
-                method: Method::DELETE,
-                path: format!("{path}/{name}"),
-                body: Some(json!({"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": cur["metadata"]["uid"], "resourceVersion": cur["metadata"]["resourceVersion"]}})),
-                content_type: "application/json",
-                access: ("delete", "", "secrets", ns.into(), name.into()),
-            });
-            requests.push(Request {
-                method: Method::POST,
-                path: path.clone(),
-                body: Some(json!({
+            requests.push(Request::new(
+                Writable::Secret,
+                ns,
+                name,
+                preconditioned_delete(cur),
+            ));
+            requests.push(Request::new(
+                Writable::Secret,
+                ns,
+                name,
+                Write::Create(json!({
                     "apiVersion": "v1", "kind": "Secret",
                     "metadata": {"name": name, "namespace": ns, "labels": cur["metadata"]["labels"], "annotations": cur["metadata"]["annotations"]},
                     "type": DOCKERCONFIGJSON, "data": {".dockerconfigjson": encoded},
                 })),
-                content_type: "application/json",
-                access: ("create", "", "secrets", ns.into(), name.into()),
-            });
+            ));
             backups.push((cur.clone(), RestoreKind::ReplaceForce));
             kubectl.push(format!("kubectl delete secret {name} -n {ns}"));
             kubectl.push(kubectl_create);
         }
         None => {
-            requests.push(Request {
-                method: Method::POST,
-                path,
-                body: Some(json!({
+            requests.push(Request::new(
+                Writable::Secret,
+                ns,
+                name,
+                Write::Create(json!({
                     "apiVersion": "v1", "kind": "Secret",
                     "metadata": {"name": name, "namespace": ns},
                     "type": DOCKERCONFIGJSON, "data": {".dockerconfigjson": encoded},
                 })),
-                content_type: "application/json",
-                access: ("create", "", "secrets", ns.into(), name.into()),
-            });
+            ));
             kubectl.push(kubectl_create);
         }
     }
@@ -1279,7 +1316,7 @@ mod tests {
     }
 
     fn decoded(req: &Request) -> Value {
-        let d = req.body.as_ref().unwrap()["data"][".dockerconfigjson"]
+        let d = req.write.body().unwrap()["data"][".dockerconfigjson"]
             .as_str()
             .unwrap();
         serde_json::from_slice(&STANDARD.decode(d).unwrap()).unwrap()
@@ -1302,9 +1339,10 @@ mod tests {
             "t",
         );
         assert_eq!(c.requests.len(), 1);
-        assert_eq!(c.requests[0].method, Method::PUT);
+        assert!(matches!(c.requests[0].write, Write::Replace(_)));
+        assert_eq!(c.requests[0].describe(), "update secrets shop/regcred");
         assert_eq!(
-            c.requests[0].body.as_ref().unwrap()["metadata"]["resourceVersion"],
+            c.requests[0].write.body().unwrap()["metadata"]["resourceVersion"],
             "42"
         );
         let cfg = decoded(&c.requests[0]);
@@ -1332,16 +1370,19 @@ mod tests {
             &["reg".into()],
             "t",
         );
-        assert_eq!(c.requests[0].method, Method::DELETE);
         assert_eq!(
-            c.requests[0].body.as_ref().unwrap()["preconditions"]["resourceVersion"],
-            "42"
+            c.requests[0].write,
+            Write::Delete {
+                uid: Some("x".into()),
+                resource_version: Some("42".into())
+            }
         );
-        assert_eq!(c.requests[1].method, Method::POST);
+        assert!(matches!(c.requests[1].write, Write::Create(_)));
         assert_eq!(
-            c.requests[1].body.as_ref().unwrap()["type"],
+            c.requests[1].write.body().unwrap()["type"],
             DOCKERCONFIGJSON
         );
+        assert_eq!(resource_name(&c.requests[1]), "secrets");
         let cfg = decoded(&c.requests[1]);
         assert!(cfg["auths"].get("reg").is_none());
         assert!(cfg["auths"].get("reg:5000").is_some());

@@ -10,12 +10,15 @@ use anyhow::Context as _;
 use chrono::Utc;
 use kube::Client;
 
+use k8s_openapi::api::core::v1::Pod;
+
+use crate::api::{self, ObjectRef, Writable};
 use crate::collect::Scope;
 use crate::diagnose::finding::Finding;
 use crate::diagnose::run::{self as diagnose, Target};
 use crate::probe::Prober;
 use crate::remediate::apply::{CredentialFlags, Executor};
-use crate::remediate::plan::{self, Action, AttachTo, PlanOptions};
+use crate::remediate::plan::{self, Action, AttachTo, PlanOptions, PlannedStep};
 use crate::remediate::prompt::Prompter;
 use crate::remediate::report;
 use crate::remediate::verify::{Progress, RolloutState, wait_for_rollout};
@@ -54,123 +57,234 @@ pub async fn run(
 ) -> anyhow::Result<(u8, Option<Incident>)> {
     let palette = Palette::new(opts.color);
     // 1. Which workload.
-    let (ns, target) = match target {
-        Some(t) => match scope {
-            Scope::Namespace(ns) => (ns.clone(), t),
+    let (ns, target) = match pick_target(client, scope, target, prompter, out, &palette).await? {
+        Picked::Target(ns, target) => (ns, target),
+        Picked::Exit(code) => return Ok((code, None)),
+    };
+    let mut flow = Flow::new(client, ns, target, opts, palette, prompter, out)?;
+    let mut incident = flow.new_incident();
+    let mut rounds = Rounds::default();
+    for round in 1..=opts.max_rounds.max(1) {
+        // 2. Diagnose.
+        let Some(report) = flow.diagnose(round, &mut rounds).await? else {
+            break;
+        };
+        if round == 1 {
+            incident.findings = report.findings.clone();
+            incident.failing_since = failing_since(&report.findings);
+        }
+        // 3. Plan, and 4. apply each step.
+        let applied = flow.fix(&report, &mut incident, &mut rounds).await?;
+        if opts.dry_run || !applied.any {
+            break;
+        }
+        // 5. Verify the rollout, then diagnose again (next round).
+        flow.verify(applied.workloads).await?;
+    }
+    // 6. Verdict.
+    flow.conclude(&mut incident, &mut rounds).await?;
+    flow.summary(&incident, &rounds.scan_notes)?;
+    let code = if incident.resolved || incident.findings.is_empty() {
+        crate::EXIT_OK
+    } else {
+        crate::EXIT_FAILURES
+    };
+    Ok((code, Some(incident)))
+}
+
+/// The workload the flow works on, or the exit code when there is none.
+enum Picked {
+    Target(String, Target),
+    Exit(u8),
+}
+
+/// The TARGET given, or (step 0) the quick assessment and a choice among
+/// the failing workloads.
+async fn pick_target(
+    client: &Client,
+    scope: &Scope,
+    target: Option<Target>,
+    prompter: &mut dyn Prompter,
+    out: &mut dyn std::io::Write,
+    palette: &Palette,
+) -> anyhow::Result<Picked> {
+    if let Some(t) = target {
+        return match scope {
+            Scope::Namespace(ns) => Ok(Picked::Target(ns.clone(), t)),
             Scope::All => {
                 anyhow::bail!("a TARGET needs one namespace: use -n NAMESPACE instead of -A")
             }
-        },
-        None => {
-            writeln!(
-                out,
-                "{}",
-                palette.bold.apply_to("Step 0 — quick assessment")
-            )?;
-            let assessment = scan::run(client, scope).await?;
-            render::scan_text(out, &assessment, &palette)?;
-            if assessment.groups.is_empty() {
-                return Ok((crate::EXIT_OK, None));
-            }
-            let chosen = if assessment.groups.len() == 1 {
-                Some(0)
-            } else {
-                let items: Vec<String> = assessment
-                    .groups
-                    .iter()
-                    .map(|g| {
-                        format!(
-                            "{:?} {} -n {} ({}, {}/{} ready)",
-                            g.severity,
-                            g.workload.target(),
-                            g.workload.namespace,
-                            g.cause.id(),
-                            g.ready,
-                            g.desired
-                        )
-                    })
-                    .collect();
-                prompter.select("Which workload first?", &items)?
-            };
-            let Some(i) = chosen else {
-                writeln!(
-                    out,
-                    "several workloads fail: name one (kubectl pullfix fix TARGET -n NAMESPACE) or run in a terminal"
-                )?;
-                return Ok((crate::EXIT_FAILURES, None));
-            };
-            let g = &assessment.groups[i];
-            (
-                g.workload.namespace.clone(),
-                Target::Named {
-                    kind: g.workload.kind.clone(),
-                    name: if g.workload.kind == "Pod" {
-                        g.pods[0].clone()
-                    } else {
-                        g.workload.name.clone()
-                    },
-                },
-            )
-        }
+        };
+    }
+    writeln!(
+        out,
+        "{}",
+        palette.bold.apply_to("Step 0 — quick assessment")
+    )?;
+    let assessment = scan::run(client, scope).await?;
+    render::scan_text(out, &assessment, palette)?;
+    if assessment.groups.is_empty() {
+        return Ok(Picked::Exit(crate::EXIT_OK));
+    }
+    let chosen = if assessment.groups.len() == 1 {
+        Some(0)
+    } else {
+        let items: Vec<String> = assessment
+            .groups
+            .iter()
+            .map(|g| {
+                format!(
+                    "{:?} {} -n {} ({}, {}/{} ready)",
+                    g.severity,
+                    g.workload.target(),
+                    g.workload.namespace,
+                    g.cause.id(),
+                    g.ready,
+                    g.desired
+                )
+            })
+            .collect();
+        prompter.select("Which workload first?", &items)?
     };
-    let target_text = match &target {
+    let Some(i) = chosen else {
+        writeln!(
+            out,
+            "several workloads fail: name one (kubectl pullfix fix TARGET -n NAMESPACE) or run in a terminal"
+        )?;
+        return Ok(Picked::Exit(crate::EXIT_FAILURES));
+    };
+    let g = &assessment.groups[i];
+    Ok(Picked::Target(
+        g.workload.namespace.clone(),
+        Target::Named {
+            kind: g.workload.kind.clone(),
+            name: if g.workload.kind == "Pod" {
+                g.pods[0].clone()
+            } else {
+                g.workload.name.clone()
+            },
+        },
+    ))
+}
+
+/// `deploy/checkout -n shop`, or `everything failing in shop`.
+fn target_text(target: &Target, ns: &str) -> String {
+    match target {
         Target::Named { kind, name } => format!(
             "{} -n {ns}",
             Workload {
                 kind: kind.clone(),
-                namespace: ns.clone(),
+                namespace: ns.to_string(),
                 name: name.clone()
             }
             .target()
         ),
         Target::All => format!("everything failing in {ns}"),
-    };
-    let scope = Scope::Namespace(ns.clone());
-    let mut incident = Incident {
-        started: Utc::now(),
-        finished: None,
-        target: target_text.clone(),
-        namespace: ns.clone(),
-        findings: Vec::new(),
-        remaining: Vec::new(),
-        steps: Vec::new(),
-        resolved: false,
-        verdict: String::new(),
-        dry_run: opts.dry_run,
-        failing_since: None,
-    };
-    let diag_opts = diagnose::Options {
-        probe: true,
-        probe_timeout: opts.probe_timeout,
-        registry_hosts: opts.registry_hosts.clone(),
-    };
-    let registry = crate::probe::config(opts.probe_timeout, opts.registry_hosts.as_ref());
-    let prober = Prober::new(&registry, opts.probe_timeout)?;
-    let ecr = crate::diagnose::ecr::EcrClient::from_env(true).await;
-    let mut executor = Executor {
-        client,
-        dry_run: opts.dry_run,
-        prompter,
-        out,
-        backup_dir: opts.backup_dir.clone(),
-        creds: opts.creds.clone(),
-        prober,
-        ecr,
-        written: None,
-        before_write_hook: opts.before_write_hook.clone(),
-    };
-    let mut pending = false;
-    let mut unfixable = false;
-    let mut scan_notes: Vec<String> = Vec::new();
-    let mut last_findings: Vec<Finding> = Vec::new();
-    let mut changed_since_diagnosis = false;
-    for round in 1..=opts.max_rounds.max(1) {
-        // 2. Diagnose.
+    }
+}
+
+/// What the rounds leave for the verdict.
+#[derive(Default)]
+struct Rounds {
+    scan_notes: Vec<String>,
+    last_findings: Vec<Finding>,
+    changed_since_diagnosis: bool,
+}
+
+/// What one round's steps changed.
+#[derive(Default)]
+struct Applied {
+    any: bool,
+    workloads: Vec<Workload>,
+}
+
+/// The flow for one workload: what it works on and what it works with.
+struct Flow<'a> {
+    client: &'a Client,
+    opts: &'a FixOptions,
+    palette: Palette,
+    ns: String,
+    target: Target,
+    target_text: String,
+    scope: Scope,
+    diag_opts: diagnose::Options,
+    executor: Executor<'a>,
+}
+
+impl<'a> Flow<'a> {
+    fn new(
+        client: &'a Client,
+        ns: String,
+        target: Target,
+        opts: &'a FixOptions,
+        palette: Palette,
+        prompter: &'a mut dyn Prompter,
+        out: &'a mut dyn std::io::Write,
+    ) -> anyhow::Result<Flow<'a>> {
+        let registry = crate::probe::config(opts.probe_timeout, opts.registry_hosts.as_ref());
+        let prober = Prober::new(&registry, opts.probe_timeout)?;
+        // AWS is asked only when an ECR image needs it (not before the
+        // cluster is even read).
+        let ecr = Some(crate::diagnose::ecr::EcrClient::lazy());
+        let executor = Executor {
+            client,
+            dry_run: opts.dry_run,
+            prompter,
+            out,
+            backup_dir: opts.backup_dir.clone(),
+            creds: opts.creds.clone(),
+            prober,
+            ecr,
+            written: None,
+            before_write_hook: opts.before_write_hook.clone(),
+        };
+        Ok(Flow {
+            client,
+            opts,
+            palette,
+            target_text: target_text(&target, &ns),
+            scope: Scope::Namespace(ns.clone()),
+            ns,
+            target,
+            diag_opts: diagnose::Options {
+                probe: true,
+                probe_timeout: opts.probe_timeout,
+                registry_hosts: opts.registry_hosts.clone(),
+            },
+            executor,
+        })
+    }
+
+    fn new_incident(&self) -> Incident {
+        Incident {
+            started: Utc::now(),
+            finished: None,
+            target: self.target_text.clone(),
+            namespace: self.ns.clone(),
+            findings: Vec::new(),
+            remaining: Vec::new(),
+            steps: Vec::new(),
+            resolved: false,
+            verdict: String::new(),
+            dry_run: self.opts.dry_run,
+            failing_since: None,
+        }
+    }
+
+    /// One round's diagnosis, shown; `None` when nothing fails any more.
+    async fn diagnose(
+        &mut self,
+        round: usize,
+        rounds: &mut Rounds,
+    ) -> anyhow::Result<Option<diagnose::Report>> {
+        let palette = &self.palette;
+        let out = &mut *self.executor.out;
         writeln!(
-            executor.out,
+            out,
             "\n{}",
             palette.bold.apply_to(format!(
-                "Diagnosis of {target_text}{}",
+                "Diagnosis of {}{}",
+                self.target_text,
                 if round > 1 {
                     format!(" (round {round})")
                 } else {
@@ -178,135 +292,159 @@ pub async fn run(
                 }
             ))
         )?;
-        let report = diagnose::run(client, &scope, &target, &diag_opts).await?;
-        scan_notes.clone_from(&report.notes);
-        last_findings.clone_from(&report.findings);
-        changed_since_diagnosis = false;
+        let report = diagnose::run(self.client, &self.scope, &self.target, &self.diag_opts).await?;
+        rounds.scan_notes.clone_from(&report.notes);
+        rounds.last_findings.clone_from(&report.findings);
+        rounds.changed_since_diagnosis = false;
         if report.findings.is_empty() {
             writeln!(
-                executor.out,
+                out,
                 "{} {}",
                 palette.good.apply_to("ok:"),
                 if round == 1 {
-                    format!("nothing in {target_text} is failing to pull its image")
+                    format!(
+                        "nothing in {} is failing to pull its image",
+                        self.target_text
+                    )
                 } else {
                     "no pod fails to pull its image any more".to_string()
                 }
             )?;
-            break;
+            return Ok(None);
         }
-        render::diagnose_text(executor.out, &report, &palette)?;
-        if round == 1 {
-            incident.findings = report.findings.clone();
-            incident.failing_since = failing_since(&report.findings);
-        }
-        // 3. Plan.
-        let mut any_applied = false;
-        let mut workloads_changed: Vec<Workload> = Vec::new();
+        render::diagnose_text(out, &report, palette)?;
+        Ok(Some(report))
+    }
+
+    /// Plans and carries out the steps for every finding.
+    async fn fix(
+        &mut self,
+        report: &diagnose::Report,
+        incident: &mut Incident,
+        rounds: &mut Rounds,
+    ) -> anyhow::Result<Applied> {
+        let mut applied = Applied::default();
         for f in &report.findings {
-            let sa = service_account(client, f).await;
+            let sa = service_account(self.client, f).await;
             let plan_opts = PlanOptions {
-                attach_to: opts
+                attach_to: self
+                    .opts
                     .attach_to
-                    .or_else(|| choose_attach(executor.prompter, f)),
-                image: opts.image.clone(),
-                secret_name: opts.secret_name.clone(),
+                    .or_else(|| choose_attach(self.executor.prompter, f)),
+                image: self.opts.image.clone(),
+                secret_name: self.opts.secret_name.clone(),
                 service_account: sa,
             };
             let steps = plan::plan(f, &report.other_namespaces, &plan_opts);
             if steps.is_empty() {
-                unfixable = true;
                 writeln!(
-                    executor.out,
+                    self.executor.out,
                     "{} {}",
-                    palette.warn.apply_to("no fix pullfix can apply:"),
+                    self.palette.warn.apply_to("no fix pullfix can apply:"),
                     plan::no_plan_reason(f.cause).unwrap_or("see the next steps above")
                 )?;
                 continue;
             }
+            self.show_plan(f, &steps)?;
+            self.run_steps(f, &steps, incident, rounds, &mut applied)
+                .await?;
+        }
+        Ok(applied)
+    }
+
+    fn show_plan(&mut self, f: &Finding, steps: &[PlannedStep]) -> anyhow::Result<()> {
+        let out = &mut *self.executor.out;
+        writeln!(
+            out,
+            "{}",
+            self.palette.bold.apply_to(format!(
+                "Plan for {} ({})",
+                f.workload
+                    .as_ref()
+                    .map_or_else(|| format!("pod/{}", f.pod), Workload::target),
+                f.cause.id()
+            ))
+        )?;
+        for (i, s) in steps.iter().enumerate() {
             writeln!(
-                executor.out,
-                "{}",
-                palette.bold.apply_to(format!(
-                    "Plan for {} ({})",
-                    f.workload
-                        .as_ref()
-                        .map_or_else(|| format!("pod/{}", f.pod), Workload::target),
-                    f.cause.id()
-                ))
+                out,
+                "  {}. {}{}",
+                i + 1,
+                s.title,
+                if s.destructive { " [destructive]" } else { "" }
             )?;
-            for (i, s) in steps.iter().enumerate() {
+        }
+        Ok(())
+    }
+
+    /// Each step, skipping what no longer makes sense once the secret
+    /// could not be written.
+    async fn run_steps(
+        &mut self,
+        f: &Finding,
+        steps: &[PlannedStep],
+        incident: &mut Incident,
+        rounds: &mut Rounds,
+        applied: &mut Applied,
+    ) -> anyhow::Result<()> {
+        let mut secret_failed = false;
+        for s in steps {
+            if secret_failed
+                && matches!(
+                    s.action,
+                    Action::Restart { .. }
+                        | Action::UpdateOtherNamespaces { .. }
+                        | Action::DeleteBarePod { .. }
+                )
+            {
+                let rec = crate::remediate::StepRecord {
+                    at: Utc::now(),
+                    title: s.title.clone(),
+                    command: None,
+                    backup: None,
+                    restore_command: None,
+                    outcome: Outcome::Skipped {
+                        reason: "the secret was not changed, so this would not help".into(),
+                    },
+                };
                 writeln!(
-                    executor.out,
-                    "  {}. {}{}",
-                    i + 1,
+                    self.executor.out,
+                    "\n▶ {}\n  {}",
                     s.title,
-                    if s.destructive { " [destructive]" } else { "" }
+                    crate::remediate::apply::outcome_line(&rec.outcome)
                 )?;
-            }
-            // 4. Each step, skipping what no longer makes sense.
-            let mut secret_failed = false;
-            for s in &steps {
-                if secret_failed
-                    && matches!(
-                        s.action,
-                        Action::Restart { .. }
-                            | Action::UpdateOtherNamespaces { .. }
-                            | Action::DeleteBarePod { .. }
-                    )
-                {
-                    let rec = crate::remediate::StepRecord {
-                        at: Utc::now(),
-                        title: s.title.clone(),
-                        command: None,
-                        backup: None,
-                        restore_command: None,
-                        outcome: Outcome::Skipped {
-                            reason: "the secret was not changed, so this would not help".into(),
-                        },
-                    };
-                    writeln!(
-                        executor.out,
-                        "\n▶ {}\n  {}",
-                        s.title,
-                        crate::remediate::apply::outcome_line(&rec.outcome)
-                    )?;
-                    incident.steps.push(rec);
-                    continue;
-                }
-                let rec = executor.execute(s, f).await;
-                match &rec.outcome {
-                    Outcome::Applied { .. } => {
-                        any_applied = true;
-                        changed_since_diagnosis = true;
-                        if let Some(w) = touched_workload(&s.action) {
-                            workloads_changed.push(w);
-                        }
-                    }
-                    Outcome::Rehearsed { .. } => {}
-                    Outcome::Skipped { reason } if reason.contains("no terminal") => pending = true,
-                    _ => {}
-                }
-                if matches!(s.action, Action::WriteSecret { .. })
-                    && !matches!(
-                        rec.outcome,
-                        Outcome::Applied { .. } | Outcome::Rehearsed { .. }
-                    )
-                {
-                    secret_failed = true;
-                }
                 incident.steps.push(rec);
+                continue;
             }
+            let rec = self.executor.execute(s, f).await;
+            if let Outcome::Applied { .. } = &rec.outcome {
+                applied.any = true;
+                rounds.changed_since_diagnosis = true;
+                if let Some(w) = touched_workload(&s.action) {
+                    applied.workloads.push(w);
+                }
+            }
+            if matches!(s.action, Action::WriteSecret { .. })
+                && !matches!(
+                    rec.outcome,
+                    Outcome::Applied { .. } | Outcome::Rehearsed { .. }
+                )
+            {
+                secret_failed = true;
+            }
+            incident.steps.push(rec);
         }
-        if opts.dry_run || !any_applied {
-            break;
-        }
-        // 5. Verify the rollout, then diagnose again (next round).
-        workloads_changed.dedup();
+        Ok(())
+    }
+
+    /// Waits for the rollouts of the workloads changed.
+    async fn verify(&mut self, mut workloads: Vec<Workload>) -> anyhow::Result<()> {
+        workloads.dedup();
         let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-        for w in &workloads_changed {
+        let (palette, out) = (&self.palette, &mut *self.executor.out);
+        for w in &workloads {
             writeln!(
-                executor.out,
+                out,
                 "\n{}",
                 palette.bold.apply_to(format!(
                     "Verify: kubectl rollout status {} -n {}",
@@ -315,83 +453,85 @@ pub async fn run(
                 ))
             )?;
             let progress = Progress::new(&w.target(), tty);
-            match wait_for_rollout(client, w, opts.timeout, &progress).await? {
-                RolloutState::Done(m) => {
-                    writeln!(executor.out, "  {} {m}", palette.good.apply_to("✔"))?
-                }
+            match wait_for_rollout(self.client, w, self.opts.timeout, &progress).await? {
+                RolloutState::Done(m) => writeln!(out, "  {} {m}", palette.good.apply_to("✔"))?,
                 RolloutState::Waiting(m) => writeln!(
-                    executor.out,
+                    out,
                     "  {} still waiting after {:?}: {m}",
                     palette.warn.apply_to("…"),
-                    opts.timeout
+                    self.opts.timeout
                 )?,
-                RolloutState::Failed(m) => {
-                    writeln!(executor.out, "  {} {m}", palette.bad.apply_to("✘"))?
-                }
+                RolloutState::Failed(m) => writeln!(out, "  {} {m}", palette.bad.apply_to("✘"))?,
             }
         }
+        Ok(())
     }
-    // 6. Verdict.
-    // What still fails: the last diagnosis when nothing changed since, else a fresh one.
-    let remaining = if opts.dry_run || !changed_since_diagnosis {
-        last_findings
-    } else {
-        diagnose::run(client, &scope, &target, &diag_opts)
-            .await?
-            .findings
-    };
-    incident.remaining = remaining;
-    incident.resolved =
-        !opts.dry_run && incident.remaining.is_empty() && !incident.findings.is_empty();
-    incident.verdict = verdict(client, &target, &ns, &incident).await;
-    incident.finished = Some(Utc::now());
-    let out = executor.out;
-    writeln!(out, "\n{}", palette.bold.apply_to("Summary"))?;
-    writeln!(out, "  {}", incident.verdict)?;
-    writeln!(out, "  {}", report::summary_line(&incident))?;
-    for s in &incident.steps {
-        writeln!(
-            out,
-            "  - {}: {}",
-            s.title,
-            crate::remediate::apply::outcome_line(&s.outcome)
-        )?;
-        if let Some(r) = &s.restore_command {
-            writeln!(out, "      undo: {r}")?;
+
+    /// What still fails (the last diagnosis when nothing changed since,
+    /// else a fresh one), and the verdict.
+    async fn conclude(
+        &mut self,
+        incident: &mut Incident,
+        rounds: &mut Rounds,
+    ) -> anyhow::Result<()> {
+        let remaining = if self.opts.dry_run || !rounds.changed_since_diagnosis {
+            std::mem::take(&mut rounds.last_findings)
+        } else {
+            diagnose::run(self.client, &self.scope, &self.target, &self.diag_opts)
+                .await?
+                .findings
+        };
+        incident.remaining = remaining;
+        incident.resolved =
+            !self.opts.dry_run && incident.remaining.is_empty() && !incident.findings.is_empty();
+        incident.verdict = verdict(self.client, &self.target, &self.ns, incident).await;
+        incident.finished = Some(Utc::now());
+        Ok(())
+    }
+
+    /// The summary: verdict, steps, escalations, follow-ups, the report.
+    fn summary(&mut self, incident: &Incident, scan_notes: &[String]) -> anyhow::Result<()> {
+        let (palette, out) = (&self.palette, &mut *self.executor.out);
+        writeln!(out, "\n{}", palette.bold.apply_to("Summary"))?;
+        writeln!(out, "  {}", incident.verdict)?;
+        writeln!(out, "  {}", report::summary_line(incident))?;
+        for s in &incident.steps {
+            writeln!(
+                out,
+                "  - {}: {}",
+                s.title,
+                crate::remediate::apply::outcome_line(&s.outcome)
+            )?;
+            if let Some(r) = &s.restore_command {
+                writeln!(out, "      undo: {r}")?;
+            }
         }
-    }
-    let escalations = report::escalations_with_notes(&incident, &scan_notes, Utc::now());
-    for e in &escalations {
-        writeln!(
-            out,
-            "\n{} page {} — {}",
-            palette.bad.apply_to("escalate:"),
-            e.page,
-            e.reason
-        )?;
-        writeln!(out, "  message: {}", e.message)?;
-    }
-    let follow_ups = report::follow_ups(&incident.findings, &incident);
-    if !follow_ups.is_empty() && !incident.findings.is_empty() {
-        writeln!(out, "\n{}", palette.bold.apply_to("After the incident"))?;
-        for f in &follow_ups {
-            writeln!(out, "  - [ ] {f}")?;
+        let escalations = report::escalations_with_notes(incident, scan_notes, Utc::now());
+        for e in &escalations {
+            writeln!(
+                out,
+                "\n{} page {} — {}",
+                palette.bad.apply_to("escalate:"),
+                e.page,
+                e.reason
+            )?;
+            writeln!(out, "  message: {}", e.message)?;
         }
+        let follow_ups = report::follow_ups(&incident.findings, incident);
+        if !follow_ups.is_empty() && !incident.findings.is_empty() {
+            writeln!(out, "\n{}", palette.bold.apply_to("After the incident"))?;
+            for f in &follow_ups {
+                writeln!(out, "  - [ ] {f}")?;
+            }
+        }
+        if let Some(path) = &self.opts.report {
+            let md = report::markdown(incident, &escalations, &follow_ups);
+            crate::write_private(path, &md)
+                .with_context(|| format!("write the report to {}", path.display()))?;
+            writeln!(out, "\nreport written to {}", path.display())?;
+        }
+        Ok(())
     }
-    if let Some(path) = &opts.report {
-        let md = report::markdown(&incident, &escalations, &follow_ups);
-        crate::write_private(path, &md)
-            .with_context(|| format!("write the report to {}", path.display()))?;
-        writeln!(out, "\nreport written to {}", path.display())?;
-    }
-    let _ = unfixable;
-    let code = if incident.resolved || incident.findings.is_empty() {
-        crate::EXIT_OK
-    } else {
-        let _ = pending;
-        crate::EXIT_FAILURES
-    };
-    Ok((code, Some(incident)))
 }
 
 fn touched_workload(a: &Action) -> Option<Workload> {
@@ -413,14 +553,11 @@ fn failing_since(findings: &[Finding]) -> Option<chrono::DateTime<Utc>> {
 
 /// The ServiceAccount the failing pod runs as.
 async fn service_account(client: &Client, f: &Finding) -> String {
-    let pod: Option<crate::collect::PodLite> = crate::collect::get_opt(
-        client,
-        &format!("/api/v1/namespaces/{}/pods/{}", f.namespace, f.pod),
-        "pod",
-    )
-    .await
-    .ok()
-    .flatten();
+    let pod: Option<crate::collect::PodLite> =
+        api::get_opt_as::<Pod, _>(client, Some(&f.namespace), &f.pod)
+            .await
+            .ok()
+            .flatten();
     pod.and_then(|p| p.spec.service_account_name)
         .unwrap_or_else(|| "default".into())
 }
@@ -455,37 +592,7 @@ async fn verdict(client: &Client, target: &Target, ns: &str, incident: &Incident
             )
         };
     };
-    let plural = match kind.as_str() {
-        "Deployment" => Some("deployments"),
-        "StatefulSet" => Some("statefulsets"),
-        "DaemonSet" => Some("daemonsets"),
-        _ => None,
-    };
-    let counts = match plural {
-        Some(p) => crate::collect::get_opt::<serde_json::Value>(
-            client,
-            &format!("/apis/apps/v1/namespaces/{ns}/{p}/{name}"),
-            "workload",
-        )
-        .await
-        .ok()
-        .flatten()
-        .map(|w| {
-            let s = &w["status"];
-            if kind == "DaemonSet" {
-                (
-                    s["numberReady"].as_i64().unwrap_or(0),
-                    s["desiredNumberScheduled"].as_i64().unwrap_or(0),
-                )
-            } else {
-                (
-                    s["readyReplicas"].as_i64().unwrap_or(0),
-                    w["spec"]["replicas"].as_i64().unwrap_or(1),
-                )
-            }
-        }),
-        None => None,
-    };
+    let counts = ready_counts(client, kind, ns, name).await;
     let ready = counts
         .map(|(r, d)| format!("{r}/{d} ready, "))
         .unwrap_or_default();
@@ -511,4 +618,26 @@ async fn verdict(client: &Client, target: &Target, ns: &str, incident: &Incident
         let causes: Vec<&str> = incident.remaining.iter().map(|f| f.cause.id()).collect();
         format!("{name}: {ready}still failing ({})", causes.join(", "))
     }
+}
+
+/// `(ready, desired)` of a Deployment, StatefulSet or DaemonSet.
+async fn ready_counts(client: &Client, kind: &str, ns: &str, name: &str) -> Option<(i64, i64)> {
+    let resource = Writable::workload(kind)?;
+    let w = ObjectRef::new(resource, ns, name)
+        .get_opt(client)
+        .await
+        .ok()
+        .flatten()?;
+    let s = &w["status"];
+    Some(if kind == "DaemonSet" {
+        (
+            s["numberReady"].as_i64().unwrap_or(0),
+            s["desiredNumberScheduled"].as_i64().unwrap_or(0),
+        )
+    } else {
+        (
+            s["readyReplicas"].as_i64().unwrap_or(0),
+            w["spec"]["replicas"].as_i64().unwrap_or(1),
+        )
+    })
 }

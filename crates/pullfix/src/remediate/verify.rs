@@ -12,7 +12,6 @@ use std::io::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 
@@ -314,17 +313,6 @@ impl Drop for Progress {
     }
 }
 
-/// The API path of a workload kubectl can watch a rollout of.
-fn rollout_path(kind: &str, ns: &str, name: &str) -> Option<String> {
-    let plural = match kind {
-        "Deployment" => "deployments",
-        "StatefulSet" => "statefulsets",
-        "DaemonSet" => "daemonsets",
-        _ => return None,
-    };
-    Some(format!("/apis/apps/v1/namespaces/{ns}/{plural}/{name}"))
-}
-
 /// How often the object is read.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -345,20 +333,21 @@ pub async fn wait_for_rollout(
         namespace: ns,
         name,
     } = workload;
-    let Some(path) = rollout_path(kind, ns, name) else {
+    let Some(resource) = crate::api::Writable::workload(kind) else {
         let state = nothing_to_roll_out(kind);
         progress.finish(state.message());
         return Ok(state);
     };
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let req = http::Request::get(&path)
-            .body(Vec::new())
-            .context("build request")?;
-        let obj: Value = client
-            .request(req)
-            .await
-            .map_err(|e| crate::errors::api_error(e, "get", format!("{kind} {ns}/{name}")))?;
+        let obj: Value = crate::api::ObjectRef::new(resource, ns, name)
+            .get_opt(client)
+            .await?
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{kind} {ns}/{name} was deleted while its rollout was watched\nhelp: check who deleted it (kubectl get events -n {ns})"
+                )
+            })?;
         let state = rollout_state(kind, &obj);
         let waiting = match &state {
             RolloutState::Done(m) | RolloutState::Failed(m) => {
@@ -967,9 +956,12 @@ mod tests {
         .await
         .unwrap_err()
         .to_string();
-        assert!(err.starts_with("get DaemonSet shop/checkout: "), "{err}");
         assert!(
-            err.contains("help: your identity may not get DaemonSet shop/checkout"),
+            err.starts_with("get daemonset shop/checkout: forbidden: "),
+            "{err}"
+        );
+        assert!(
+            err.contains("help: your identity may not get daemonsets.apps in namespace shop; check with `kubectl auth can-i get daemonsets.apps/checkout -n shop`"),
             "{err}"
         );
     }
