@@ -416,15 +416,7 @@ pub fn play(
     let total = script.rounds.len();
     for (i, round) in script.rounds.iter().enumerate() {
         let n = i + 1;
-        writeln!(out, "\n-- Round {n} of {total} --\n")?;
-        writeln!(out, "{}\n", wrap(&round.situation, "", ""))?;
-        for c in &round.choices {
-            writeln!(
-                out,
-                "{}",
-                wrap(&c.action, &format!("  {}) ", c.key), "     ")
-            )?;
-        }
+        show_round(out, round, n, total)?;
         let mut tried: Vec<char> = Vec::new();
         let best = loop {
             let choice = if auto {
@@ -436,28 +428,14 @@ pub fn play(
                     None => break None,
                 }
             } else {
-                write!(out, "\nYour move [A-D]: ")?;
-                out.flush()?;
-                let mut line = String::new();
-                if input.read_line(&mut line)? == 0 {
-                    writeln!(out, "\n(input ended: stopping at round {n})")?;
-                    return Ok(outcome);
+                match read_move(input, out, round, &tried)? {
+                    Move::Pick(c) => c,
+                    Move::Again => continue,
+                    Move::Ended => {
+                        writeln!(out, "\n(input ended: stopping at round {n})")?;
+                        return Ok(outcome);
+                    }
                 }
-                let answer = line.trim().to_ascii_uppercase();
-                let mut chars = answer.chars();
-                let picked = match (chars.next(), chars.next()) {
-                    (Some(k), None) => round.choices.iter().find(|c| c.key == k),
-                    _ => None,
-                };
-                let Some(c) = picked else {
-                    write!(out, "Answer with one letter, A to D.")?;
-                    continue;
-                };
-                if tried.contains(&c.key) {
-                    write!(out, "You tried {} already; pick another.", c.key)?;
-                    continue;
-                }
-                c
             };
             tried.push(choice.key);
             writeln!(
@@ -489,30 +467,90 @@ pub fn play(
         if let Some(best) = best {
             outcome.optimal_minutes += best.minutes;
         }
-        let others: Vec<&Choice> = round
-            .choices
-            .iter()
-            .filter(|c| !tried.contains(&c.key))
-            .collect();
-        if !others.is_empty() {
-            writeln!(out, "\n  What the other moves would have shown:")?;
-            for c in others {
-                writeln!(
-                    out,
-                    "\n{}",
-                    wrap(
-                        &format!("{} (+{} min)", c.action, c.minutes),
-                        &format!("  {}) ", c.key),
-                        "     "
-                    )
-                )?;
-                write!(out, "{}", render_consequence(&c.output(), &c.note()))?;
-            }
-        }
+        show_untried(out, round, &tried)?;
         outcome.rounds_played = n;
     }
     outcome.finished = true;
     Ok(outcome)
+}
+
+/// A round's heading, situation and the four moves.
+fn show_round(out: &mut dyn Write, round: &Round, n: usize, total: usize) -> std::io::Result<()> {
+    writeln!(out, "\n-- Round {n} of {total} --\n")?;
+    writeln!(out, "{}\n", wrap(&round.situation, "", ""))?;
+    for c in &round.choices {
+        writeln!(
+            out,
+            "{}",
+            wrap(&c.action, &format!("  {}) ", c.key), "     ")
+        )?;
+    }
+    Ok(())
+}
+
+/// What one prompt for a move got.
+enum Move<'a> {
+    Pick(&'a Choice),
+    /// Not one letter A-D, or one already tried: ask again.
+    Again,
+    /// The input ended.
+    Ended,
+}
+
+/// Asks for a move and reads one line.
+fn read_move<'a>(
+    input: &mut dyn BufRead,
+    out: &mut dyn Write,
+    round: &'a Round,
+    tried: &[char],
+) -> std::io::Result<Move<'a>> {
+    write!(out, "\nYour move [A-D]: ")?;
+    out.flush()?;
+    let mut line = String::new();
+    if input.read_line(&mut line)? == 0 {
+        return Ok(Move::Ended);
+    }
+    let answer = line.trim().to_ascii_uppercase();
+    let mut chars = answer.chars();
+    let picked = match (chars.next(), chars.next()) {
+        (Some(k), None) => round.choices.iter().find(|c| c.key == k),
+        _ => None,
+    };
+    let Some(c) = picked else {
+        write!(out, "Answer with one letter, A to D.")?;
+        return Ok(Move::Again);
+    };
+    if tried.contains(&c.key) {
+        write!(out, "You tried {} already; pick another.", c.key)?;
+        return Ok(Move::Again);
+    }
+    Ok(Move::Pick(c))
+}
+
+/// What the moves not tried would have shown.
+fn show_untried(out: &mut dyn Write, round: &Round, tried: &[char]) -> std::io::Result<()> {
+    let others: Vec<&Choice> = round
+        .choices
+        .iter()
+        .filter(|c| !tried.contains(&c.key))
+        .collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\n  What the other moves would have shown:")?;
+    for c in others {
+        writeln!(
+            out,
+            "\n{}",
+            wrap(
+                &format!("{} (+{} min)", c.action, c.minutes),
+                &format!("  {}) ", c.key),
+                "     "
+            )
+        )?;
+        write!(out, "{}", render_consequence(&c.output(), &c.note()))?;
+    }
+    Ok(())
 }
 
 /// The closing report: time against the optimal path, the wrong turns, the
