@@ -313,8 +313,10 @@ async fn run_fix(
         std::io::stdin()
             .read_line(&mut line)
             .context("read the password from stdin")?;
-        let p = line.trim_end_matches(['\n', '\r']).to_string();
-        if p.is_empty() {
+        let p = secrecy::SecretString::from(line.trim_end_matches(['\n', '\r']).to_string());
+        // The copy read from stdin is zeroed once the secret holds it.
+        secrecy::zeroize::Zeroize::zeroize(&mut line);
+        if secrecy::ExposeSecret::expose_secret(&p).is_empty() {
             anyhow::bail!(
                 "--password-stdin: stdin was empty\nhelp: echo \"$PASSWORD\" | kubectl pullfix ... --username USER --password-stdin"
             );

@@ -175,7 +175,7 @@ impl Prober {
         let key = Key {
             image: image.to_string(),
             user: credential.map(|c| c.username.clone()),
-            pass_digest: credential.map(|c| hex::encode(sha2::Sha256::digest(&c.password))),
+            pass_digest: credential.map(|c| hex::encode(sha2::Sha256::digest(&c.password()))),
             arch: arch.to_string(),
         };
         let cell = self

@@ -29,7 +29,7 @@ pub const TIMEOUT_HOST: &str = "registry.blackhole.example";
 pub const MASKING_POOL: &str = "lab.pullfix.dev/pool";
 
 /// The lab's registries and credentials, from `scripts/lab env`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LabEnv {
     pub registry: String,
     pub user: String,
@@ -40,6 +40,20 @@ pub struct LabEnv {
     pub anon_registry: String,
     pub untrusted_registry: String,
     pub ecr_password: String,
+}
+
+/// Never shows the passwords.
+impl std::fmt::Debug for LabEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LabEnv")
+            .field("registry", &self.registry)
+            .field("user", &self.user)
+            .field("token_registry", &self.token_registry)
+            .field("token_user", &self.token_user)
+            .field("anon_registry", &self.anon_registry)
+            .field("untrusted_registry", &self.untrusted_registry)
+            .finish_non_exhaustive()
+    }
 }
 
 fn var(name: &str) -> anyhow::Result<String> {
@@ -66,10 +80,7 @@ impl LabEnv {
     }
 
     fn good(&self) -> Credential {
-        Credential {
-            username: self.user.clone(),
-            password: self.password.clone(),
-        }
+        Credential::new(self.user.clone(), self.password.clone())
     }
 }
 
@@ -175,10 +186,7 @@ fn checkout(env: &LabEnv, tag: &str) -> String {
 fn wrong(env: &LabEnv, ns: &str) -> Credential {
     use sha2::Digest;
     let tag = hex::encode(&sha2::Sha256::digest(ns.as_bytes())[..4]);
-    Credential {
-        username: env.user.clone(),
-        password: format!("old-password-{tag}"),
-    }
+    Credential::new(env.user.clone(), format!("old-password-{tag}"))
 }
 
 /// Every scenario, in the runbook's order of causes.
@@ -445,12 +453,9 @@ fn service_account_and_ecr() -> Vec<Scenario> {
                 // A token in ECR's format (base64 JSON with `expiration`),
                 // issued 14 h ago, so it expired 2 h ago.
                 let expired_at = chrono::Utc::now().timestamp() - 2 * 3600;
-                let stale = Credential {
-                    username: "AWS".into(),
-                    password: STANDARD.encode(format!(
+                let stale = Credential::new("AWS", STANDARD.encode(format!(
                         r#"{{"payload":"lab","datakey":"lab","version":"2","type":"DATA_KEY","expiration":{expired_at}}}"#
-                    )),
-                };
+                    )));
                 let _ = env;
                 let image = format!("{ECR_HOST}/team/checkout:v2.1.0");
                 let refresh_pod = json!({

@@ -2031,7 +2031,7 @@ mod tests {
                     if raw_auth.is_none() {
                         let cred = entry.credential.as_ref().unwrap();
                         prop_assert_eq!(&cred.username, &user.replace(':', ""));
-                        prop_assert_eq!(&cred.password, pass);
+                        prop_assert_eq!(&cred.password(), pass);
                     }
                 }
                 // The keyring takes whatever the secret holds.

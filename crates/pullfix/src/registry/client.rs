@@ -660,7 +660,7 @@ fn method_name(m: &Method) -> &'static str {
 fn basic(cred: &Credential) -> String {
     format!(
         "Basic {}",
-        STANDARD.encode(format!("{}:{}", cred.username, cred.password))
+        STANDARD.encode(format!("{}:{}", cred.username, cred.password()))
     )
 }
 

@@ -19,10 +19,7 @@ fn image(reg: &RunningRegistry, s: &str) -> ImageRef {
 }
 
 fn cred(user: &str, password: &str) -> Credential {
-    Credential {
-        username: user.into(),
-        password: password.into(),
-    }
+    Credential::new(user, password)
 }
 
 fn platform(arch: &str) -> Platform {
