@@ -82,7 +82,7 @@ pub struct FixArgs {
     #[arg(long, value_name = "NAME")]
     pub secret_name: Option<String>,
     /// How long to wait for the rollout
-    #[arg(long, default_value = "5m", value_parser = pullfix::kubeconfig::parse_duration)]
+    #[arg(long, default_value = "5m", value_parser = pullfix::duration::parse)]
     pub timeout: Duration,
     /// Write a markdown incident summary here
     #[arg(long, value_name = "FILE")]
@@ -91,7 +91,7 @@ pub struct FixArgs {
     #[arg(long, value_name = "DIR")]
     pub backup_dir: Option<std::path::PathBuf>,
     /// Time bound for each registry probe
-    #[arg(long, default_value = "10s", value_parser = pullfix::kubeconfig::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = pullfix::duration::parse)]
     pub probe_timeout: Duration,
 }
 
@@ -186,7 +186,7 @@ pub struct DiagnoseArgs {
     #[arg(long)]
     pub no_probe: bool,
     /// Time bound for each registry probe
-    #[arg(long, default_value = "10s", value_parser = pullfix::kubeconfig::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = pullfix::duration::parse)]
     pub probe_timeout: Duration,
 }
 

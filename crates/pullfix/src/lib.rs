@@ -2,6 +2,8 @@
 //! command line. The runbook's pipeline, module by module:
 //!
 //! - [`kubeconfig`]: a Kubernetes client from kubectl-style flags.
+//! - [`input`], [`duration`], [`target`]: checks on what a person typed
+//!   (names, durations, `deploy/NAME`), each failure with a `help:` line.
 //! - [`collect`]: reading the cluster (paged lists into small structs).
 //! - [`scan`]: the quick assessment across namespaces (runbook step 0).
 //! - [`diagnose`]: classify the real error and decide the cause (pure), from
@@ -19,13 +21,16 @@
 
 pub mod collect;
 pub mod diagnose;
+pub mod duration;
 pub mod errors;
+pub mod input;
 pub mod kubeconfig;
 pub mod probe;
 pub mod registry;
 pub mod remediate;
 pub mod render;
 pub mod scan;
+pub mod target;
 
 use std::io::Write;
 
