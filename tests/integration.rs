@@ -15,3 +15,6 @@ mod fix;
 
 #[path = "integration/sandbox.rs"]
 mod sandbox;
+
+#[path = "integration/input.rs"]
+mod input;

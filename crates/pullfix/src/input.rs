@@ -38,7 +38,17 @@ pub fn shown(s: &str) -> String {
     const MAX: usize = 60;
     let count = s.chars().count();
     let cut: String = s.chars().take(MAX).collect();
-    let escaped: String = cut.chars().flat_map(char::escape_debug).collect();
+    let escaped: String = cut
+        .chars()
+        .flat_map(|c| {
+            let e: Vec<char> = if c.is_control() {
+                c.escape_debug().collect()
+            } else {
+                vec![c]
+            };
+            e
+        })
+        .collect();
     if count > MAX {
         format!("{escaped}... ({count} characters)")
     } else {
@@ -195,6 +205,7 @@ mod tests {
     #[test]
     fn shown_stays_on_one_line() {
         assert_eq!(shown("a\nb"), "a\\nb");
+        assert_eq!(shown("it's"), "it's");
         let long = shown(&"x".repeat(300));
         assert!(long.ends_with("... (300 characters)"), "{long}");
     }

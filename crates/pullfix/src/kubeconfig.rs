@@ -51,7 +51,7 @@ pub struct KubeFlags {
     /// How long to wait for a single API request (e.g. 30s, 1m). 0: no
     /// overall limit, but connecting gives up after 30s and a server silent
     /// for 60s is dropped
-    #[arg(long, global = true, value_name = "DURATION", default_value = "0", value_parser = crate::duration::parse)]
+    #[arg(long, global = true, value_name = "DURATION", default_value = "0", value_parser = crate::duration::parse, allow_hyphen_values = true)]
     pub request_timeout: Duration,
 }
 
@@ -106,6 +106,7 @@ pub fn read_kubeconfig(path: &Path) -> anyhow::Result<Kubeconfig> {
 /// not spill onto the terminal (or print a credential it quotes).
 fn one_line(s: &str) -> String {
     let line = s.lines().next().unwrap_or_default().trim();
+    let line = line.strip_prefix("error: ").unwrap_or(line);
     crate::input::shown(line)
 }
 
