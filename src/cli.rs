@@ -196,7 +196,7 @@ pub struct SandboxArgs {
     #[arg(long, value_name = "FILE", requires = "shell")]
     pub env_file: Option<std::path::PathBuf>,
     /// Multiply the kubelet's backoff and sync periods
-    #[arg(long, default_value_t = 0.1, hide = true, value_parser = time_scale)]
+    #[arg(long, default_value_t = 0.1, hide = true, value_parser = time_scale, allow_hyphen_values = true)]
     pub time_scale: f64,
 }
 
@@ -300,6 +300,13 @@ pub fn error_text(e: &clap::Error) -> String {
             }
         }
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => e.render().to_string(),
+        ErrorKind::MissingRequiredArgument => {
+            let missing = ctx(ContextKind::InvalidArg).unwrap_or_default();
+            format!(
+                "error: {} is required here\nhelp: {usage_help}\n",
+                shown(&missing)
+            )
+        }
         _ => {
             // clap's own wording, first line, without its usage block.
             let rendered = e.render().to_string();

@@ -5,3 +5,6 @@
 pub mod client;
 pub mod keyring;
 pub mod reference;
+
+#[cfg(test)]
+mod props;
