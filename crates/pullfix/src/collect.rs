@@ -209,16 +209,7 @@ fn scope_name(scope: &Scope) -> String {
 
 /// Percent-encodes a query value.
 pub fn urlencode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    crate::encoding::percent_encode(s)
 }
 
 /// GETs one object as a small struct; `Ok(None)` on 404.

@@ -22,6 +22,7 @@
 pub mod collect;
 pub mod diagnose;
 pub mod duration;
+pub mod encoding;
 pub mod errors;
 pub mod input;
 pub mod kubeconfig;

@@ -24,7 +24,6 @@ use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -734,28 +733,11 @@ fn parse_form(s: &str) -> Vec<(String, String)> {
 }
 
 fn percent_decode(s: &str, plus_is_space: bool) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                let hex = |c: u8| (c as char).to_digit(16);
-                match (hex(b[i + 1]), hex(b[i + 2])) {
-                    (Some(hi), Some(lo)) => {
-                        out.push((hi * 16 + lo) as u8);
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b'+' if plus_is_space => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
+    if plus_is_space {
+        pullfix::encoding::form_decode(s)
+    } else {
+        pullfix::encoding::percent_decode(s)
     }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn handle(state: &Mutex<State>, req: &Request, peer: SocketAddr) -> Reply {
@@ -1348,9 +1330,7 @@ fn canonical(v: &Value) -> Vec<u8> {
     serde_json::to_vec(&sort(v)).unwrap_or_default()
 }
 
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
+pub use pullfix::encoding::sha256_digest;
 
 /// A one-file ustar archive (deterministic: fixed mtime, owner 0).
 fn tar_file(name: &str, content: &[u8]) -> Vec<u8> {

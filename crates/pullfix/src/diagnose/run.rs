@@ -298,8 +298,7 @@ pub async fn run(
 }
 
 fn digest(b: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(b))
+    crate::encoding::sha256_hex(b)
 }
 
 async fn check_target_exists(

@@ -3,6 +3,7 @@
 //! distribution API.
 
 pub mod client;
+pub mod ecr;
 pub mod keyring;
 pub mod reference;
 
