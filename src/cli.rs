@@ -59,13 +59,13 @@ pub struct FixArgs {
     #[arg(long)]
     pub allow_managed: bool,
     /// Registry username for the new pull secret credential
-    #[arg(long, requires = "password_stdin")]
+    #[arg(long, requires = "password_stdin", value_parser = username)]
     pub username: Option<String>,
     /// Read the registry password or token from stdin (with --username)
     #[arg(long, requires = "username")]
     pub password_stdin: bool,
     /// Take the credential from a docker config file (its `auths`)
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = readable_file)]
     pub from_docker_config: Option<std::path::PathBuf>,
     /// Copy the credential from another secret (NAMESPACE/NAME)
     #[arg(long, value_name = "NAMESPACE/NAME", value_parser = secret_ref)]
@@ -86,13 +86,13 @@ pub struct FixArgs {
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = pullfix::duration::parse, allow_hyphen_values = true)]
     pub timeout: Duration,
     /// Write a markdown incident summary here
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = new_file)]
     pub report: Option<std::path::PathBuf>,
     /// Where backups of changed objects go (default: ~/.local/state/kubectl-pullfix/backups)
     #[arg(long, value_name = "DIR")]
     pub backup_dir: Option<std::path::PathBuf>,
     /// Time bound for each registry probe
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = pullfix::duration::parse, allow_hyphen_values = true)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = probe_timeout, allow_hyphen_values = true)]
     pub probe_timeout: Duration,
 }
 
@@ -193,7 +193,7 @@ pub struct SandboxArgs {
     #[arg(long, value_name = "DIR")]
     pub dir: Option<std::path::PathBuf>,
     /// With --shell: also write the environment (`export` lines) to FILE
-    #[arg(long, value_name = "FILE", requires = "shell")]
+    #[arg(long, value_name = "FILE", requires = "shell", value_parser = new_file)]
     pub env_file: Option<std::path::PathBuf>,
     /// Multiply the kubelet's backoff and sync periods
     #[arg(long, default_value_t = 0.1, hide = true, value_parser = time_scale, allow_hyphen_values = true)]
@@ -209,7 +209,7 @@ pub struct DiagnoseArgs {
     #[arg(long)]
     pub no_probe: bool,
     /// Time bound for each registry probe
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = pullfix::duration::parse, allow_hyphen_values = true)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = probe_timeout, allow_hyphen_values = true)]
     pub probe_timeout: Duration,
 }
 
@@ -230,6 +230,73 @@ fn image_ref(s: &str) -> Result<String, pullfix::input::Invalid> {
         Err(e) => Err(pullfix::input::Invalid::new(
             format!("invalid image `{}`: {e}", pullfix::input::shown(s)),
             "write it as [REGISTRY/]REPOSITORY[:TAG][@sha256:DIGEST], e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop/checkout:1.4.2",
+        )),
+    }
+}
+
+/// `--probe-timeout`: a duration above zero (a zero bound would fail every
+/// probe and read as an unreachable registry).
+fn probe_timeout(s: &str) -> Result<Duration, pullfix::input::Invalid> {
+    let d = pullfix::duration::parse(s)?;
+    if d.is_zero() {
+        return Err(pullfix::input::Invalid::new(
+            "a probe timeout of 0 would fail every registry probe",
+            "give a bound above zero, e.g. 10s; --no-probe skips the probes",
+        ));
+    }
+    Ok(d)
+}
+
+/// `--username`: not empty, one line.
+fn username(s: &str) -> Result<String, pullfix::input::Invalid> {
+    if s.is_empty() || s.chars().any(char::is_control) || s.contains(':') {
+        return Err(pullfix::input::Invalid::new(
+            format!("invalid registry username `{}`", pullfix::input::shown(s)),
+            "give the registry user name (not empty, no `:`; ECR's is AWS); the password comes from stdin",
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// A file to read (`--from-docker-config`): it must exist and be a file.
+fn readable_file(s: &str) -> Result<std::path::PathBuf, pullfix::input::Invalid> {
+    let p = std::path::PathBuf::from(s);
+    let problem = match std::fs::metadata(&p) {
+        Ok(m) if m.is_dir() => Some("is a directory".to_string()),
+        Ok(_) => std::fs::File::open(&p).err().map(|e| e.kind().to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some("no such file".into()),
+        Err(e) => Some(e.kind().to_string()),
+    };
+    match problem {
+        None => Ok(p),
+        Some(why) => Err(pullfix::input::Invalid::new(
+            format!("{}: {why}", pullfix::input::shown(s)),
+            "give the path of a docker config file, e.g. ~/.docker/config.json",
+        )),
+    }
+}
+
+/// A file to write (`--report`, `--env-file`): its directory must exist.
+fn new_file(s: &str) -> Result<std::path::PathBuf, pullfix::input::Invalid> {
+    let p = std::path::PathBuf::from(s);
+    let dir = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let problem = if s.is_empty() {
+        Some("the path is empty")
+    } else if p.is_dir() {
+        Some("is a directory")
+    } else if !dir.is_dir() {
+        Some("its directory does not exist")
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(p),
+        Some(why) => Err(pullfix::input::Invalid::new(
+            format!("{}: {why}", pullfix::input::shown(s)),
+            "give a file path in an existing directory, e.g. ./incident.md",
         )),
     }
 }

@@ -213,6 +213,18 @@ fn targets_and_namespaces() {
     bad(&["fix", "--from-secret", "shop/../../x"], h);
     bad(&["fix", "--secret-name", "Bad_Name"], h);
     bad(&["fix", "--image", "UPPER/x:@@"], h);
+    bad(
+        &["fix", "--from-docker-config", "/nonexistent/config.json"],
+        h,
+    );
+    bad(&["fix", "--from-docker-config", h.to_str().unwrap()], h);
+    bad(&["fix", "--report", "/nonexistent-dir/incident.md"], h);
+    bad(&["fix", "--username", "", "--password-stdin"], h);
+    bad(&["fix", "--username", "a"], h);
+    bad(&["diagnose", "--probe-timeout", "0"], h);
+    bad(&["sandbox", "--time-scale", "nan"], h);
+    bad(&["sandbox", "--time-scale", "-1"], h);
+    bad(&["sandbox", "--env-file", "x"], h);
 }
 
 /// `-n ""` is the context's namespace (kubectl), never every namespace:

@@ -17,7 +17,8 @@ use crate::input::{Invalid, shown};
 /// nanoseconds, about 292 years).
 pub const MAX: Duration = Duration::from_nanos(i64::MAX as u64);
 
-const HELP: &str = "write a number and a unit, e.g. 30s, 500ms, 2m, 1h30m (a bare number is seconds; 0 means no limit)";
+const HELP: &str =
+    "write a number and a unit, e.g. 30s, 500ms, 2m, 1h30m (a bare number is seconds)";
 
 /// Parses `0`, `30`, `30s`, `500ms`, `2m`, `1h`, `1h30m`, `1.5s`.
 pub fn parse(s: &str) -> Result<Duration, Invalid> {
