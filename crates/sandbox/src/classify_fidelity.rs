@@ -51,7 +51,7 @@ fn failures(image: &ImageRef) -> Vec<(&'static str, PullFailure)> {
     let token_url = if image.is_docker_hub() {
         format!(
             "https://auth.docker.io/token?scope=repository%3A{}%3Apull&service=registry.docker.io",
-            image.repository.replace('/', "%2F")
+            pullfix::encoding::percent_encode(&image.repository)
         )
     } else {
         format!("https://{host}/token?scope=repository%3Ateam%2Fcheckout%3Apull&service={host}")
