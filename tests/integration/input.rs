@@ -163,7 +163,8 @@ fn kubeconfigs() {
     let err = bad(&["--kubeconfig", kc, "--user", "nope", "scan"], h);
     assert!(err.contains("u1"), "{err}");
     // No kubeconfig anywhere and not in a cluster.
-    bad(&["scan"], h);
+    let err = bad(&["scan"], h);
+    assert!(err.contains("no kubeconfig"), "{err}");
 }
 
 #[test]

@@ -107,7 +107,7 @@ pub fn read_kubeconfig(path: &Path) -> anyhow::Result<Kubeconfig> {
 fn one_line(s: &str) -> String {
     let line = s.lines().next().unwrap_or_default().trim();
     let line = line.strip_prefix("error: ").unwrap_or(line);
-    crate::input::shown(line)
+    line.chars().filter(|c| !c.is_control()).take(200).collect()
 }
 
 /// The names in a kubeconfig, for `help:` lines.
@@ -240,10 +240,16 @@ impl KubeFlags {
                     )
                 })?
             }
-            None => Config::incluster().map_err(|e| {
+            None => Config::incluster().map_err(|_| {
+                let looked = match std::env::var_os("KUBECONFIG") {
+                    Some(v) if !v.is_empty() => format!(
+                        "none of the files in KUBECONFIG ({}) exists",
+                        crate::input::shown(&v.to_string_lossy())
+                    ),
+                    _ => "~/.kube/config does not exist and KUBECONFIG is not set".to_string(),
+                };
                 anyhow::anyhow!(
-                    "no kubeconfig (~/.kube/config does not exist, KUBECONFIG and --kubeconfig are not set) and not inside a cluster ({})\nhelp: set KUBECONFIG or pass --kubeconfig PATH",
-                    one_line(&crate::errors::chain(&e))
+                    "no kubeconfig: {looked}, and this is not a pod in a cluster\nhelp: pass --kubeconfig PATH or set KUBECONFIG (kubectl config view shows what kubectl uses)"
                 )
             })?,
         };

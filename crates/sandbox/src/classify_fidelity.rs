@@ -233,7 +233,7 @@ fn every_profile_and_failure_classifies() {
     let mut checked = 0;
     for spec in images {
         let image = ImageRef::parse(spec).unwrap();
-        let ecr = image.domain.contains(".dkr.ecr.");
+        let ecr = pullfix::registry::ecr::is_private_host(&image.domain);
         for profile in profiles() {
             for (case, failure) in failures(&image) {
                 let text = profile.pull_error(&image, &failure);
