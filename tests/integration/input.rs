@@ -21,11 +21,20 @@ struct Outcome {
 /// Runs the plugin with no ambient kubeconfig or AWS settings and a hard
 /// limit on wall time (the child is killed past it).
 fn run_with(args: &[&str], home: &Path, limit: Duration) -> Outcome {
+    run_env(args, home, limit, None)
+}
+
+fn run_env(args: &[&str], home: &Path, limit: Duration, rust_log: Option<&str>) -> Outcome {
     let start = Instant::now();
-    let mut child = Command::new(BIN)
+    let mut cmd = Command::new(BIN);
+    if let Some(filter) = rust_log {
+        cmd.env("RUST_LOG", filter);
+    } else {
+        cmd.env_remove("RUST_LOG");
+    }
+    let mut child = cmd
         .args(args)
         .env_remove("KUBECONFIG")
-        .env_remove("RUST_LOG")
         .env("HOME", home)
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
@@ -329,4 +338,12 @@ fn no_library_logs_without_verbose() {
     for noisy in ["WARN", "ERROR", "aws_", "kube_client", "hyper"] {
         assert!(!out.stderr.contains(noisy), "{noisy}: {}", out.stderr);
     }
+    // RUST_LOG still turns them on.
+    let out = run_env(
+        &["--kubeconfig", kc.to_str().unwrap(), "scan"],
+        h.path(),
+        Duration::from_secs(30),
+        Some("kube_client=debug"),
+    );
+    assert!(out.stderr.contains("kube_client"), "{}", out.stderr);
 }
