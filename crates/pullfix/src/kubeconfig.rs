@@ -184,7 +184,12 @@ impl KubeFlags {
     /// `KUBECONFIG` list (missing files skipped, as kubectl does), else
     /// `~/.kube/config`; `None` when there is none (then in-cluster).
     fn kubeconfig(&self) -> anyhow::Result<Option<(Kubeconfig, String)>> {
-        if let Some(path) = &self.kubeconfig {
+        // `--kubeconfig ""` is no flag at all, as in kubectl.
+        if let Some(path) = self
+            .kubeconfig
+            .as_ref()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
             let kc = read_kubeconfig(path)?;
             return Ok(Some((kc, format!("kubeconfig {}", path.display()))));
         }
@@ -225,10 +230,12 @@ impl KubeFlags {
 
     /// Loads the configuration the way kubectl does.
     pub async fn config(&self) -> anyhow::Result<Config> {
+        // An empty value is no value, as kubectl reads `--context ""`.
+        let given = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
         let options = KubeConfigOptions {
-            context: self.context.clone(),
-            cluster: self.cluster.clone(),
-            user: self.user.clone(),
+            context: given(&self.context),
+            cluster: given(&self.cluster),
+            user: given(&self.user),
         };
         let mut config = match self.kubeconfig()? {
             Some((kc, source)) => {
