@@ -392,7 +392,10 @@ pub fn error_text(e: &clap::Error) -> String {
                 .or_else(|| ctx(ContextKind::SuggestedSubcommand))
                 .map(|s| format!("did you mean {s}?"));
             let help = suggested.or(tip).unwrap_or_else(|| usage_help.to_string());
-            format!("error: {}\nhelp: {help}\n", shown(&first))
+            format!(
+                "error: {}\nhelp: {help}\n",
+                pullfix::input::shown_up_to(&first, 200)
+            )
         }
     }
 }

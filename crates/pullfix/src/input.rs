@@ -35,9 +35,13 @@ impl std::error::Error for Invalid {}
 /// A value as it is quoted in an error: control characters escaped (so the
 /// message stays on one line) and long values cut to 60 characters.
 pub fn shown(s: &str) -> String {
-    const MAX: usize = 60;
+    shown_up_to(s, 60)
+}
+
+/// [`shown`] with another length limit (for whole messages).
+pub fn shown_up_to(s: &str, max: usize) -> String {
     let count = s.chars().count();
-    let cut: String = s.chars().take(MAX).collect();
+    let cut: String = s.chars().take(max).collect();
     let escaped: String = cut
         .chars()
         .flat_map(|c| {
@@ -49,7 +53,7 @@ pub fn shown(s: &str) -> String {
             e
         })
         .collect();
-    if count > MAX {
+    if count > max {
         format!("{escaped}... ({count} characters)")
     } else {
         escaped
