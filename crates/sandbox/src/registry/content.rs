@@ -1,7 +1,7 @@
 //! The generated images: a config naming the reference and platform, one
 //! gzip'd tar layer and a manifest, deterministic and content-addressed.
 
-use sha2::{Digest, Sha256};
+
 
 use super::*;
 
@@ -85,9 +85,7 @@ pub(super) fn canonical(v: &Value) -> Vec<u8> {
     serde_json::to_vec(&sort(v)).unwrap_or_default()
 }
 
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
+pub use pullfix::encoding::sha256_digest;
 
 /// A one-file ustar archive (deterministic: fixed mtime, owner 0).
 pub(super) fn tar_file(name: &str, content: &[u8]) -> Vec<u8> {

@@ -172,28 +172,11 @@ pub(super) fn parse_form(s: &str) -> Vec<(String, String)> {
 }
 
 pub(super) fn percent_decode(s: &str, plus_is_space: bool) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                let hex = |c: u8| (c as char).to_digit(16);
-                match (hex(b[i + 1]), hex(b[i + 2])) {
-                    (Some(hi), Some(lo)) => {
-                        out.push((hi * 16 + lo) as u8);
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b'+' if plus_is_space => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
+    if plus_is_space {
+        pullfix::encoding::form_decode(s)
+    } else {
+        pullfix::encoding::percent_decode(s)
     }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn handle(state: &Mutex<State>, req: &Request, peer: SocketAddr) -> Reply {
