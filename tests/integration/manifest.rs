@@ -498,7 +498,7 @@ fn krew_violations(file_name: &str, text: &str) -> Vec<String> {
         }
         match &p.files {
             Some(ops) if ops.is_empty() => {
-                v.push(format!("{at}.files must be left out or non-empty"))
+                v.push(format!("{at}.files must be left out or non-empty"));
             }
             Some(ops) => {
                 for (j, (from, to)) in ops.iter().enumerate() {

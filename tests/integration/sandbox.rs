@@ -109,7 +109,7 @@ fn the_issue_s_scenarios_reach_their_goals_unattended() {
             .unwrap_or_else(|| panic!("{id}: no verdict:\n{t}"));
         match id {
             "rate-limited" | "unreachable-refused" => {
-                assert!(last.contains("0 change(s) written"), "{id}: {last}")
+                assert!(last.contains("0 change(s) written"), "{id}: {last}");
             }
             "ecr-expired" => {
                 assert!(last.contains("checkout: 5/5 ready in shop"), "{id}: {last}");

@@ -276,7 +276,7 @@ fn every_profile_and_failure_classifies() {
                             Runtime::Containerd17 | Runtime::Containerd21
                         ) =>
                     {
-                        assert_eq!(c.http_status, Some(429), "{text}")
+                        assert_eq!(c.http_status, Some(429), "{text}");
                     }
                     "status-500" => assert_eq!(c.http_status, Some(500), "{text}"),
                     "status-401" | "status-403" | "token-401" | "token-403-anon"
@@ -285,10 +285,10 @@ fn every_profile_and_failure_classifies() {
                             Runtime::Containerd17 | Runtime::Containerd21
                         ) =>
                     {
-                        assert!(matches!(c.http_status, Some(401 | 403)), "{text}")
+                        assert!(matches!(c.http_status, Some(401 | 403)), "{text}");
                     }
                     "dns" | "refused" | "timeout" | "tls-unknown-ca" | "not-found" => {
-                        assert_eq!(c.http_status, None, "{text}")
+                        assert_eq!(c.http_status, None, "{text}");
                     }
                     _ => {}
                 }

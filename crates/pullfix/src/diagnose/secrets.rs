@@ -299,7 +299,7 @@ fn analyze_content(
         report.matched_key = Some(source.key.clone());
         report.username = Some(cred.username.clone());
         if is_ecr_host(&image.domain) {
-            report.ecr = Some(ecr_expiry(&cred.password(), written, now));
+            report.ecr = Some(ecr_expiry(cred.password(), written, now));
         }
     } else {
         let keys: Vec<&str> = entries.iter().map(|e| e.key.as_str()).collect();

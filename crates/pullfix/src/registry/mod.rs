@@ -3,8 +3,8 @@
 //! distribution API.
 
 pub mod client;
-pub mod hosts;
 pub mod ecr;
+pub mod hosts;
 pub mod keyring;
 pub mod reference;
 

@@ -385,7 +385,7 @@ fn validate_pod_spec(spec: &Value, field: &str, causes: &mut Vec<Cause>) {
                 match c["name"].as_str() {
                     None | Some("") => causes.push(Cause::required(&format!("{f}.name"), "")),
                     Some(n) if !is_label(n) => {
-                        causes.push(Cause::invalid(&format!("{f}.name"), n, DNS1123_LABEL))
+                        causes.push(Cause::invalid(&format!("{f}.name"), n, DNS1123_LABEL));
                     }
                     _ => {}
                 }
@@ -456,7 +456,7 @@ pub fn validate(def: &ResourceDef, obj: &Value, old: Option<&Value>) -> Vec<Caus
             }
             match ty {
                 "kubernetes.io/dockerconfigjson" => {
-                    validate_docker_secret(obj, ".dockerconfigjson", &mut causes)
+                    validate_docker_secret(obj, ".dockerconfigjson", &mut causes);
                 }
                 "kubernetes.io/dockercfg" => validate_docker_secret(obj, ".dockercfg", &mut causes),
                 _ => {}

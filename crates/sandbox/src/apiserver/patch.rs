@@ -817,11 +817,8 @@ fn merge_list(
         let order = order.unwrap_or(patch);
         return Ok(Value::Array(reorder(merged, order, original, None)));
     }
-    let key = match strategy {
-        ListStrategy::MergeKey(k) => k,
-        _ => {
-            return Err(bad("cannot merge lists without merge key for type struct"));
-        }
+    let ListStrategy::MergeKey(key) = strategy else {
+        return Err(bad("cannot merge lists without merge key for type struct"));
     };
     let mut live: Vec<Value> = original.to_vec();
     let mut items: Vec<&Map<String, Value>> = Vec::new();

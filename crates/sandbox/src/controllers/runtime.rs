@@ -549,7 +549,7 @@ pub(super) async fn record(shared: &Shared, e: &EventRecord) {
             events.insert(key, (event_name, 1));
         }
         Err(err) if expected(&err) => {
-            tracing::debug!("controllers: record event {}: {err}", e.reason)
+            tracing::debug!("controllers: record event {}: {err}", e.reason);
         }
         Err(err) => tracing::warn!(
             "controllers: record event {} in {}: {err}",

@@ -1,8 +1,6 @@
 //! The generated images: a config naming the reference and platform, one
 //! gzip'd tar layer and a manifest, deterministic and content-addressed.
 
-
-
 use super::*;
 
 pub(super) struct Built {

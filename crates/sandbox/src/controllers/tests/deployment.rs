@@ -376,7 +376,7 @@ fn recreate_scales_old_down_before_creating_new() {
             .any(|a| matches!(a, Action::Create { .. }))
     );
     f.snap.update_local(Kind::ReplicaSet, "shop", "db-1", |r| {
-        r["status"] = json!({"replicas": 0})
+        r["status"] = json!({"replicas": 0});
     });
     let actions = plan_deployments(&f.snap, &f.clock);
     let created = actions

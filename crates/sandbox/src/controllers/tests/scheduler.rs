@@ -43,7 +43,7 @@ fn scheduler_message_counts_reasons_like_the_real_one() {
     assert!(plan_scheduler(&f.snap, &f.clock).is_empty());
     // A node change retries: untaint a masking node and the pod binds there.
     f.snap.update_local(Kind::Node, "", "mask-2", |n| {
-        n["spec"]["taints"] = json!([])
+        n["spec"]["taints"] = json!([]);
     });
     assert_eq!(
         binds(&plan_scheduler(&f.snap, &f.clock)),
