@@ -35,7 +35,7 @@ pub struct Cli {
     #[command(flatten)]
     pub globals: Globals,
     /// Log verbosity (-v info, -vv debug, -vvv trace); logs go to stderr
-    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true, help_heading = "Output options")]
     pub verbosity: u8,
     /// With no subcommand: the guided flow (scan, pick, diagnose, fix, verify)
     #[command(flatten)]
@@ -46,6 +46,7 @@ pub struct Cli {
 
 /// How fixes are carried out (for `kubectl pullfix` and `kubectl pullfix fix`).
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Fix options")]
 pub struct FixArgs {
     /// Confirm every step (for automation); secrets managed by another tool
     /// also need --allow-managed
@@ -59,57 +60,71 @@ pub struct FixArgs {
     #[arg(long)]
     pub allow_managed: bool,
     /// Registry username for the new pull secret credential
-    #[arg(long, requires = "password_stdin")]
+    #[arg(long, requires = "password_stdin", value_parser = username)]
     pub username: Option<String>,
     /// Read the registry password or token from stdin (with --username)
     #[arg(long, requires = "username")]
     pub password_stdin: bool,
     /// Take the credential from a docker config file (its `auths`)
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = readable_file)]
     pub from_docker_config: Option<std::path::PathBuf>,
     /// Copy the credential from another secret (NAMESPACE/NAME)
-    #[arg(long, value_name = "NAMESPACE/NAME")]
+    #[arg(long, value_name = "NAMESPACE/NAME", value_parser = secret_ref)]
     pub from_secret: Option<String>,
     /// Use a fresh ECR token from your AWS identity (default for ECR images)
     #[arg(long)]
     pub from_ecr: bool,
     /// Set this image (verified against the registry first)
-    #[arg(long, value_name = "IMAGE")]
+    #[arg(long, value_name = "IMAGE", value_parser = image_ref)]
     pub image: Option<String>,
     /// Where to attach a new pull secret
     #[arg(long, value_enum)]
     pub attach_to: Option<AttachTo>,
     /// Name for a new pull secret
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = pullfix::input::object_name)]
     pub secret_name: Option<String>,
     /// How long to wait for the rollout
-    #[arg(long, default_value = "5m", value_parser = pullfix::kubeconfig::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = pullfix::duration::parse, allow_hyphen_values = true)]
     pub timeout: Duration,
     /// Write a markdown incident summary here
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = new_file)]
     pub report: Option<std::path::PathBuf>,
     /// Where backups of changed objects go (default: ~/.local/state/kubectl-pullfix/backups)
     #[arg(long, value_name = "DIR")]
     pub backup_dir: Option<std::path::PathBuf>,
     /// Time bound for each registry probe
-    #[arg(long, default_value = "10s", value_parser = pullfix::kubeconfig::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = probe_timeout, allow_hyphen_values = true)]
     pub probe_timeout: Duration,
 }
 
 /// Flags every subcommand takes, as kubectl does.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Globals {
-    /// The namespace to look in (default: the kubeconfig context's)
-    #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
+    /// The namespace to look in (default, and with -n "": the kubeconfig
+    /// context's)
+    #[arg(short = 'n', long, global = true, value_name = "NAMESPACE", value_parser = pullfix::input::namespace, help_heading = "Cluster options")]
     pub namespace: Option<String>,
     /// Look in every namespace
-    #[arg(short = 'A', long, global = true, conflicts_with = "namespace")]
+    #[arg(
+        short = 'A',
+        long,
+        global = true,
+        conflicts_with = "namespace",
+        help_heading = "Cluster options"
+    )]
     pub all_namespaces: bool,
     /// Output format
-    #[arg(short = 'o', long, global = true, value_enum, default_value = "text")]
+    #[arg(
+        short = 'o',
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        help_heading = "Output options"
+    )]
     pub output: Format,
     /// Never color the output (also: NO_COLOR set to anything)
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Output options")]
     pub no_color: bool,
     /// Reach registries the way the nodes do: a directory in containerd's
     /// certs.d layout (REGISTRY/hosts.toml: server, [host."URL"], ca,
@@ -133,6 +148,12 @@ impl Globals {
         let hosts = RegistryHosts::load(dir)?;
         eprintln!("note: {hosts}");
         Ok(Some(hosts))
+    }
+
+    /// The namespace from `-n`, if one was given; `-n ""` is none, as kubectl
+    /// reads it (the kubeconfig context's namespace), never "all".
+    fn namespace(&self) -> Option<String> {
+        self.namespace.clone().filter(|n| !n.is_empty())
     }
 
     fn color(&self) -> bool {
@@ -161,8 +182,9 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct FixCommand {
-    /// A pod name, deploy/NAME, sts/NAME, ds/NAME
-    pub target: Option<String>,
+    /// A pod name, deploy/NAME, sts/NAME, ds/NAME, job/NAME or cronjob/NAME
+    #[arg(value_parser = Target::parse)]
+    pub target: Option<Target>,
     #[command(flatten)]
     pub fix: FixArgs,
 }
@@ -193,22 +215,23 @@ pub struct SandboxArgs {
     #[arg(long, value_name = "DIR")]
     pub dir: Option<std::path::PathBuf>,
     /// With --shell: also write the environment (`export` lines) to FILE
-    #[arg(long, value_name = "FILE", requires = "shell")]
+    #[arg(long, value_name = "FILE", requires = "shell", value_parser = new_file)]
     pub env_file: Option<std::path::PathBuf>,
     /// Multiply the kubelet's backoff and sync periods
-    #[arg(long, default_value_t = 0.1, hide = true)]
+    #[arg(long, default_value_t = 0.1, hide = true, value_parser = time_scale, allow_hyphen_values = true)]
     pub time_scale: f64,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct DiagnoseArgs {
     /// A pod name, deploy/NAME, sts/NAME, ds/NAME, job/NAME or cronjob/NAME
-    pub target: Option<String>,
+    #[arg(value_parser = Target::parse)]
+    pub target: Option<Target>,
     /// Skip every registry and AWS call: classify from the cluster's evidence alone
     #[arg(long)]
     pub no_probe: bool,
     /// Time bound for each registry probe
-    #[arg(long, default_value = "10s", value_parser = pullfix::kubeconfig::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = probe_timeout, allow_hyphen_values = true)]
     pub probe_timeout: Duration,
 }
 
@@ -217,12 +240,202 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, clap::Erro
     Cli::try_parse_from(args)
 }
 
+/// `--from-secret NAMESPACE/NAME`, checked before it becomes an API path.
+fn secret_ref(s: &str) -> Result<String, pullfix::input::Invalid> {
+    pullfix::input::namespaced_name(s).map(|_| s.to_string())
+}
+
+/// `--image`, parsed the way the container runtime parses it.
+fn image_ref(s: &str) -> Result<String, pullfix::input::Invalid> {
+    match pullfix::registry::reference::ImageRef::parse(s) {
+        Ok(_) => Ok(s.to_string()),
+        Err(e) => Err(pullfix::input::Invalid::new(
+            format!("invalid image `{}`: {e}", pullfix::input::shown(s)),
+            "write it as [REGISTRY/]REPOSITORY[:TAG][@sha256:DIGEST], e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop/checkout:1.4.2",
+        )),
+    }
+}
+
+/// `--probe-timeout`: a duration above zero (a zero bound would fail every
+/// probe and read as an unreachable registry).
+fn probe_timeout(s: &str) -> Result<Duration, pullfix::input::Invalid> {
+    let d = pullfix::duration::parse(s)?;
+    if d.is_zero() {
+        return Err(pullfix::input::Invalid::new(
+            "a probe timeout of 0 would fail every registry probe",
+            "give a bound above zero, e.g. 10s; --no-probe skips the probes",
+        ));
+    }
+    Ok(d)
+}
+
+/// `--username`: not empty, one line.
+fn username(s: &str) -> Result<String, pullfix::input::Invalid> {
+    if s.is_empty() || s.chars().any(char::is_control) || s.contains(':') {
+        return Err(pullfix::input::Invalid::new(
+            format!("invalid registry username `{}`", pullfix::input::shown(s)),
+            "give the registry user name (not empty, no `:`; ECR's is AWS); the password comes from stdin",
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// A file to read (`--from-docker-config`): it must exist and be a file.
+fn readable_file(s: &str) -> Result<std::path::PathBuf, pullfix::input::Invalid> {
+    let p = std::path::PathBuf::from(s);
+    let problem = match std::fs::metadata(&p) {
+        Ok(m) if m.is_dir() => Some("is a directory".to_string()),
+        Ok(_) => std::fs::File::open(&p).err().map(|e| e.kind().to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some("no such file".into()),
+        Err(e) => Some(e.kind().to_string()),
+    };
+    match problem {
+        None => Ok(p),
+        Some(why) => Err(pullfix::input::Invalid::new(
+            format!("{}: {why}", pullfix::input::shown(s)),
+            "give the path of a docker config file, e.g. ~/.docker/config.json",
+        )),
+    }
+}
+
+/// A file to write (`--report`, `--env-file`): its directory must exist.
+fn new_file(s: &str) -> Result<std::path::PathBuf, pullfix::input::Invalid> {
+    let p = std::path::PathBuf::from(s);
+    let dir = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let problem = if s.is_empty() {
+        Some("the path is empty")
+    } else if p.is_dir() {
+        Some("is a directory")
+    } else if !dir.is_dir() {
+        Some("its directory does not exist")
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(p),
+        Some(why) => Err(pullfix::input::Invalid::new(
+            format!("{}: {why}", pullfix::input::shown(s)),
+            "give a file path in an existing directory, e.g. ./incident.md",
+        )),
+    }
+}
+
+/// `--time-scale`: a positive, finite factor.
+fn time_scale(s: &str) -> Result<f64, pullfix::input::Invalid> {
+    match s.trim().parse::<f64>() {
+        Ok(f) if f.is_finite() && f > 0.0 && f <= 1000.0 => Ok(f),
+        _ => Err(pullfix::input::Invalid::new(
+            format!("invalid time scale `{}`", pullfix::input::shown(s)),
+            "a number above 0 and at most 1000 (0.1 turns 10 s into 1 s)",
+        )),
+    }
+}
+
+/// A clap error as the plugin prints every error: one `error:` line, one
+/// `help:` line, exit code 2 (`--help` and `--version` go through as clap
+/// writes them). Values are quoted on one line and cut when long.
+pub fn error_text(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    use pullfix::input::shown;
+    let ctx = |k: ContextKind| match e.get(k) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        Some(ContextValue::Strings(v)) => Some(v.join(", ")),
+        _ => None,
+    };
+    // The flag without its placeholder: `--request-timeout`, `-o/--output`.
+    let arg = ctx(ContextKind::InvalidArg)
+        .map(|a| a.split([' ', '=']).next().unwrap_or_default().to_string())
+        .unwrap_or_else(|| "an argument".into());
+    let value = ctx(ContextKind::InvalidValue).unwrap_or_default();
+    let usage_help = "run kubectl pullfix --help (or kubectl pullfix COMMAND --help) for the flags";
+    match e.kind() {
+        ErrorKind::ValueValidation => {
+            // Our parsers' errors already read "message\nhelp: ...".
+            let source = std::error::Error::source(e)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| format!("invalid value `{}`", shown(&value)));
+            let source = if source.contains("\nhelp: ") {
+                source
+            } else {
+                format!(
+                    "{}\nhelp: {usage_help}",
+                    source.lines().next().unwrap_or_default()
+                )
+            };
+            // A positional (`[TARGET]`): the message names it already.
+            if arg.starts_with(['[', '<']) {
+                format!("error: {source}\n")
+            } else {
+                format!("error: {arg}: {source}\n")
+            }
+        }
+        ErrorKind::InvalidValue => {
+            let valid = ctx(ContextKind::ValidValue).unwrap_or_default();
+            let help = if valid.is_empty() {
+                format!("give {arg} a value")
+            } else {
+                format!("use one of: {valid}")
+            };
+            if value.is_empty() {
+                format!("error: {arg} needs a value\nhelp: {help}\n")
+            } else {
+                format!(
+                    "error: {arg}: invalid value `{}`\nhelp: {help}\n",
+                    shown(&value)
+                )
+            }
+        }
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => e.render().to_string(),
+        ErrorKind::MissingRequiredArgument => {
+            let missing = ctx(ContextKind::InvalidArg).unwrap_or_default();
+            format!(
+                "error: {} is required here\nhelp: {usage_help}\n",
+                shown(&missing)
+            )
+        }
+        _ => {
+            // clap's own wording, first line, without its usage block.
+            let rendered = e.render().to_string();
+            let first = rendered
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ")
+                .to_string();
+            let tip = rendered
+                .lines()
+                .map(str::trim)
+                .find_map(|l| l.strip_prefix("tip: "))
+                .map(str::to_string);
+            let suggested = ctx(ContextKind::SuggestedArg)
+                .or_else(|| ctx(ContextKind::SuggestedSubcommand))
+                .map(|s| format!("did you mean {s}?"));
+            let help = suggested.or(tip).unwrap_or_else(|| usage_help.to_string());
+            format!(
+                "error: {}\nhelp: {help}\n",
+                pullfix::input::shown_up_to(&first, 200)
+            )
+        }
+    }
+}
+
+/// The default log filter: pullfix's own warnings, and nothing from the
+/// libraries underneath (the AWS SDK probing EC2 metadata, hyper, rustls,
+/// kube's failed-request errors that pullfix reports itself, with context).
+/// Targets match by prefix, so `aws_smithy` covers every `aws_smithy_*`;
+/// kube's crates are named one by one because a bare `kube` would also
+/// match `kubectl_pullfix`.
+const QUIET_FILTER: &str = "warn,aws_config=off,aws_smithy=off,aws_sdk=off,aws_runtime=off,aws_credential_types=off,aws_types=off,hyper=off,reqwest=off,rustls=off,h2=off,tower=off,kube_client=off,kube_runtime=off,kube_core=off";
+
 /// Logs to stderr at the level `-v` asks for (or `RUST_LOG`).
 pub fn init_tracing(verbosity: u8) {
     // kube's client logs failed requests at error level; pullfix reports
     // them itself (with context), so they stay quiet unless -v.
     let level = match verbosity {
-        0 => "warn,kube_client=off,rustls_platform_verifier=off",
+        0 => QUIET_FILTER,
         1 => "info",
         2 => "debug",
         _ => "trace",
@@ -259,7 +472,7 @@ async fn run_sandbox(g: &Globals, args: SandboxArgs) -> anyhow::Result<u8> {
     use pullfix_sandbox::practice::{SandboxOptions, run};
     run(SandboxOptions {
         scenario: args.scenario,
-        namespace: g.namespace.clone(),
+        namespace: g.namespace(),
         list: args.list,
         shell: args.shell,
         train: args.train,
@@ -278,7 +491,7 @@ async fn scope(kube: &KubeFlags, g: &Globals) -> anyhow::Result<(kube::Client, S
     let scope = if g.all_namespaces {
         Scope::All
     } else {
-        Scope::Namespace(g.namespace.clone().unwrap_or(default_ns))
+        Scope::Namespace(g.namespace().unwrap_or(default_ns))
     };
     Ok((client, scope))
 }
@@ -302,19 +515,20 @@ async fn run_scan(kube: &KubeFlags, g: &Globals) -> anyhow::Result<u8> {
 async fn run_fix(
     kube: &KubeFlags,
     g: &Globals,
-    target: Option<String>,
+    target: Option<Target>,
     args: FixArgs,
 ) -> anyhow::Result<u8> {
     use pullfix::remediate::apply::{CredentialFlags, default_backup_dir};
     use pullfix::remediate::flow::{FixOptions, run};
-    let target = target.as_deref().map(Target::parse).transpose()?;
     let password = if args.password_stdin {
         let mut line = String::new();
         std::io::stdin()
             .read_line(&mut line)
             .context("read the password from stdin")?;
-        let p = line.trim_end_matches(['\n', '\r']).to_string();
-        if p.is_empty() {
+        let p = secrecy::SecretString::from(line.trim_end_matches(['\n', '\r']).to_string());
+        // The copy read from stdin is zeroed once the secret holds it.
+        secrecy::zeroize::Zeroize::zeroize(&mut line);
+        if secrecy::ExposeSecret::expose_secret(&p).is_empty() {
             anyhow::bail!(
                 "--password-stdin: stdin was empty\nhelp: echo \"$PASSWORD\" | kubectl pullfix ... --username USER --password-stdin"
             );
@@ -385,10 +599,7 @@ fn test_hook() -> Option<String> {
 }
 
 async fn run_diagnose(kube: &KubeFlags, g: &Globals, args: DiagnoseArgs) -> anyhow::Result<u8> {
-    let target = match &args.target {
-        Some(t) => Target::parse(t)?,
-        None => Target::All,
-    };
+    let target = args.target.clone().unwrap_or(Target::All);
     let registry_hosts = g.registry_hosts()?;
     let (client, scope) = scope(kube, g).await?;
     let options = pullfix::diagnose::run::Options {
@@ -423,5 +634,59 @@ mod tests {
             !help.contains("lab-"),
             "hidden commands stay hidden: {help}"
         );
+    }
+
+    #[test]
+    fn help_groups_the_flags() {
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        let top = cmd.render_help().to_string();
+        let fix = cmd
+            .find_subcommand_mut("fix")
+            .unwrap()
+            .render_help()
+            .to_string();
+        for help in [&top, &fix] {
+            for heading in ["Fix options:", "Cluster options:", "Output options:"] {
+                assert!(help.contains(heading), "{heading}: {help}");
+            }
+        }
+        // The kubeconfig flags sit under their heading, not among fix flags.
+        let cluster = fix.find("Cluster options:").unwrap();
+        assert!(fix.find("--kubeconfig").unwrap() > cluster, "{fix}");
+        assert!(fix.find("--request-timeout").unwrap() > cluster, "{fix}");
+    }
+
+    #[test]
+    fn empty_namespace_is_the_contexts() {
+        let cli = parse(["kubectl-pullfix", "scan", "-n", ""].map(OsString::from)).unwrap();
+        assert_eq!(cli.globals.namespace(), None);
+        let cli = parse(["kubectl-pullfix", "scan", "-n", "shop"].map(OsString::from)).unwrap();
+        assert_eq!(cli.globals.namespace().as_deref(), Some("shop"));
+    }
+
+    #[test]
+    fn parse_errors_are_one_error_line_and_one_help_line() {
+        for args in [
+            &["scan", "-o", "xml"][..],
+            &["scan", "--request-timeout", "100000000000000000000s"],
+            &["scan", "--request-timeout", "-1s"],
+            &["diagnose", "deploy/"],
+            &["scan", "--nope"],
+            &["scan", "-n"],
+            &["nosuch"],
+        ] {
+            let e = parse(
+                std::iter::once("kubectl-pullfix")
+                    .chain(args.iter().copied())
+                    .map(OsString::from),
+            )
+            .unwrap_err();
+            let text = error_text(&e);
+            let lines: Vec<&str> = text.lines().collect();
+            assert_eq!(lines.len(), 2, "{args:?}: {text}");
+            assert!(lines[0].starts_with("error: "), "{text}");
+            assert!(lines[1].starts_with("help: "), "{text}");
+        }
     }
 }

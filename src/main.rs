@@ -19,10 +19,14 @@ fn main_entry(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = match cli::parse(args) {
         Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { EXIT_ERROR } else { EXIT_OK };
+        Err(e) if !e.use_stderr() => {
+            // --help, --version
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::from(EXIT_OK);
+        }
+        Err(e) => {
+            let _ = write!(std::io::stderr(), "{}", cli::error_text(&e));
+            return ExitCode::from(EXIT_ERROR);
         }
     };
     cli::init_tracing(cli.verbosity);

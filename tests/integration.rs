@@ -21,3 +21,6 @@ mod gateway;
 
 #[path = "integration/registry_hosts.rs"]
 mod registry_hosts;
+
+#[path = "integration/input.rs"]
+mod input;

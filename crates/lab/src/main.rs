@@ -62,7 +62,7 @@ pub struct LabKubeletArgs {
     #[arg(long, env = "PULLFIX_LAB_PLAIN_HTTP", default_value = "")]
     pub plain_http: String,
     /// Registry request timeout
-    #[arg(long, default_value = "5s", value_parser = pullfix::kubeconfig::parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = pullfix::duration::parse)]
     pub registry_timeout: Duration,
 }
 

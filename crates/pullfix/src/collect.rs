@@ -163,16 +163,7 @@ pub async fn list_pods_filtered<T>(
 
 /// Percent-encodes a query value.
 pub fn urlencode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char);
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    crate::encoding::percent_encode(s)
 }
 
 /// GETs an object by a path the caller built, as a small struct; `Ok(None)`

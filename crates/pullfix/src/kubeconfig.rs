@@ -7,10 +7,11 @@
 //! fetched here and handed to the client.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use kube::config::{ExecConfig, KubeConfigOptions, Kubeconfig};
+use kube::config::{ExecConfig, KubeConfigOptions, Kubeconfig, KubeconfigError};
 use kube::{Client, Config};
 
 /// What the API server's audit log shows for pullfix's requests.
@@ -19,8 +20,21 @@ pub const USER_AGENT: &str = concat!("kubectl-pullfix/", env!("CARGO_PKG_VERSION
 /// The user agent of the lab's tools (simulated kubelet, scenario loader).
 pub const LAB_USER_AGENT: &str = concat!("kubectl-pullfix-lab/", env!("CARGO_PKG_VERSION"));
 
+/// When `--request-timeout` is 0 (kubectl's default: no limit on a
+/// request), connecting (TCP and TLS) still gives up after this long, as
+/// kubectl's dialer (30 s) and TLS handshake (10 s) bounds do.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// When `--request-timeout` is 0, a connection on which the API server
+/// sends nothing for this long is given up. kubectl itself would wait
+/// forever on a server that accepts and never answers; pullfix makes no
+/// watch or other long-lived request, so a bound costs nothing and a
+/// stuck load balancer cannot hang the on-call engineer's terminal.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The kubectl flags that select a cluster and identity.
 #[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "Cluster options")]
 pub struct KubeFlags {
     /// Path to the kubeconfig file to use
     #[arg(long, global = true, value_name = "PATH")]
@@ -34,70 +48,217 @@ pub struct KubeFlags {
     /// The name of the kubeconfig user to use
     #[arg(long, global = true, value_name = "NAME")]
     pub user: Option<String>,
-    /// How long to wait for a single API request (e.g. 30s, 1m; 0 waits forever)
-    #[arg(long, global = true, value_name = "DURATION", default_value = "0", value_parser = parse_duration)]
+    /// How long to wait for a single API request (e.g. 30s, 1m). 0: no
+    /// overall limit, but connecting gives up after 30s and a server silent
+    /// for 60s is dropped
+    #[arg(long, global = true, value_name = "DURATION", default_value = "0", value_parser = crate::duration::parse, allow_hyphen_values = true)]
     pub request_timeout: Duration,
 }
 
-/// Parses kubectl-style durations: `0`, `30`, `30s`, `500ms`, `2m`, `1h`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => (&s[..i], &s[i..]),
-        None => (s, "s"),
+/// Where the kubeconfig came from, for error messages.
+fn kubeconfig_error(path: &Path, e: &std::io::Error) -> anyhow::Error {
+    let what = match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        std::io::ErrorKind::IsADirectory => "is a directory".to_string(),
+        _ => e.to_string(),
     };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration `{s}` (examples: 30s, 500ms, 2m)"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => {
-            return Err(format!(
-                "invalid duration unit in `{s}` (use ms, s, m or h)"
-            ));
-        }
+    anyhow::anyhow!(
+        "kubeconfig {}: {what}\nhelp: check the path given to --kubeconfig (or in KUBECONFIG); kubectl config view --kubeconfig PATH shows what a file holds",
+        path.display()
+    )
+}
+
+/// Reads one kubeconfig file with errors that name the file and say what is
+/// wrong with it (missing, unreadable, not YAML, not a kubeconfig).
+pub fn read_kubeconfig(path: &Path) -> anyhow::Result<Kubeconfig> {
+    let meta = std::fs::metadata(path).map_err(|e| kubeconfig_error(path, &e))?;
+    if meta.is_dir() {
+        return Err(kubeconfig_error(
+            path,
+            &std::io::Error::from(std::io::ErrorKind::IsADirectory),
+        ));
+    }
+    // Read it here first: kube's own reader names the file in Debug quotes
+    // and says little about why.
+    let text = std::fs::read(path).map_err(|e| kubeconfig_error(path, &e))?;
+    if std::str::from_utf8(&text).is_err() {
+        anyhow::bail!(
+            "kubeconfig {}: not a kubeconfig (not UTF-8 text)\nhelp: point --kubeconfig at a kubeconfig YAML file (kubectl config view --raw writes one)",
+            path.display()
+        );
+    }
+    Kubeconfig::read_from(path).map_err(|e| {
+        let why = match &e {
+            KubeconfigError::Parse(inner) => {
+                format!("not a kubeconfig (invalid YAML: {})", one_line(&crate::errors::chain(inner)))
+            }
+            other => one_line(&crate::errors::chain(other)),
+        };
+        anyhow::anyhow!(
+            "kubeconfig {}: {why}\nhelp: point --kubeconfig at a kubeconfig YAML file (kubectl config view --raw writes one)",
+            path.display()
+        )
+    })
+}
+
+/// The first line of an error, so a YAML parser's excerpt of the file does
+/// not spill onto the terminal (or print a credential it quotes).
+fn one_line(s: &str) -> String {
+    let line = s.lines().next().unwrap_or_default().trim();
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    line.chars().filter(|c| !c.is_control()).take(200).collect()
+}
+
+/// The names in a kubeconfig, for `help:` lines.
+fn listed<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<&str> = names.collect();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// Checks `--context`, `--cluster`, `--user` and the current context against
+/// the kubeconfig, and says which names it has when one is wrong.
+fn check_names(kc: &Kubeconfig, options: &KubeConfigOptions, source: &str) -> anyhow::Result<()> {
+    let contexts = || listed(kc.contexts.iter().map(|c| c.name.as_str()));
+    let context_name = match &options.context {
+        Some(c) => Some(c.clone()),
+        None => kc.current_context.clone().filter(|c| !c.is_empty()),
     };
-    Ok(Duration::from_secs_f64(secs))
+    let context = match &context_name {
+        Some(name) => match kc.contexts.iter().find(|c| &c.name == name) {
+            Some(c) => c.context.as_ref(),
+            None => {
+                let flag = if options.context.is_some() {
+                    "--context"
+                } else {
+                    "current-context"
+                };
+                anyhow::bail!(
+                    "context `{}` ({flag}) not found in {source}\nhelp: the contexts it has: {} (kubectl config get-contexts)",
+                    crate::input::shown(name),
+                    contexts()
+                );
+            }
+        },
+        None if options.cluster.is_none() => anyhow::bail!(
+            "{source} has no current context\nhelp: pass --context NAME (it has: {}) or run kubectl config use-context NAME",
+            contexts()
+        ),
+        None => None,
+    };
+    let cluster = options
+        .cluster
+        .clone()
+        .or_else(|| context.map(|c| c.cluster.clone()));
+    if let Some(cluster) = cluster
+        && !kc.clusters.iter().any(|c| c.name == cluster)
+    {
+        anyhow::bail!(
+            "cluster `{}` not found in {source}\nhelp: the clusters it has: {} (kubectl config get-clusters)",
+            crate::input::shown(&cluster),
+            listed(kc.clusters.iter().map(|c| c.name.as_str()))
+        );
+    }
+    let user = options
+        .user
+        .clone()
+        .or_else(|| context.and_then(|c| c.user.clone()));
+    if let Some(user) = user
+        && !kc.auth_infos.iter().any(|u| u.name == user)
+    {
+        anyhow::bail!(
+            "user `{}` not found in {source}\nhelp: the users it has: {} (kubectl config get-users)",
+            crate::input::shown(&user),
+            listed(kc.auth_infos.iter().map(|u| u.name.as_str()))
+        );
+    }
+    Ok(())
 }
 
 impl KubeFlags {
+    /// The kubeconfig kubectl would read: `--kubeconfig`, else the
+    /// `KUBECONFIG` list (missing files skipped, as kubectl does), else
+    /// `~/.kube/config`; `None` when there is none (then in-cluster).
+    fn kubeconfig(&self) -> anyhow::Result<Option<(Kubeconfig, String)>> {
+        // `--kubeconfig ""` is no flag at all, as in kubectl.
+        if let Some(path) = self
+            .kubeconfig
+            .as_ref()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            let kc = read_kubeconfig(path)?;
+            return Ok(Some((kc, format!("kubeconfig {}", path.display()))));
+        }
+        if let Some(list) = std::env::var_os("KUBECONFIG") {
+            let paths: Vec<PathBuf> = std::env::split_paths(&list)
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect();
+            if !paths.is_empty() {
+                let mut merged: Option<Kubeconfig> = None;
+                for p in paths.iter().filter(|p| p.exists()) {
+                    let kc = read_kubeconfig(p)?;
+                    merged = Some(match merged {
+                        None => kc,
+                        Some(m) => m.merge(kc).map_err(|e| {
+                            anyhow::anyhow!(
+                                "KUBECONFIG: cannot merge {}: {}\nhelp: check the files listed in KUBECONFIG",
+                                p.display(),
+                                crate::errors::chain(&e)
+                            )
+                        })?,
+                    });
+                }
+                let shown = std::env::join_paths(&paths)
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                return Ok(merged.map(|kc| (kc, format!("KUBECONFIG ({shown})"))));
+            }
+        }
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        match home.map(|h| h.join(".kube").join("config")) {
+            Some(p) if p.exists() => {
+                let kc = read_kubeconfig(&p)?;
+                Ok(Some((kc, format!("kubeconfig {}", p.display()))))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// Loads the configuration the way kubectl does.
     pub async fn config(&self) -> anyhow::Result<Config> {
+        // An empty value is no value, as kubectl reads `--context ""`.
+        let given = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
         let options = KubeConfigOptions {
-            context: self.context.clone(),
-            cluster: self.cluster.clone(),
-            user: self.user.clone(),
+            context: given(&self.context),
+            cluster: given(&self.cluster),
+            user: given(&self.user),
         };
-        let mut config = match &self.kubeconfig {
-            Some(path) => {
-                let kc = Kubeconfig::read_from(path).map_err(|e| {
-                    anyhow::anyhow!(
-                        "read kubeconfig {}: {}\nhelp: check the path given to --kubeconfig and that the file is valid YAML",
-                        path.display(),
-                        crate::errors::chain(&e)
-                    )
-                })?;
+        let mut config = match self.kubeconfig()? {
+            Some((kc, source)) => {
+                check_names(&kc, &options, &source)?;
                 Config::from_custom_kubeconfig(kc, &options).await.map_err(|e| {
                     anyhow::anyhow!(
-                        "load kubeconfig {}: {}\nhelp: check the context, cluster and user names (kubectl config get-contexts --kubeconfig {})",
-                        path.display(),
-                        crate::errors::chain(&e),
-                        path.display()
+                        "load {source}: {}\nhelp: check the context, cluster and user it selects (kubectl config view --minify)",
+                        one_line(&crate::errors::chain(&e)),
                     )
                 })?
             }
-            None => match Config::from_kubeconfig(&options).await {
-                Ok(c) => c,
-                Err(kerr) => Config::incluster().map_err(|_| {
-                    anyhow::anyhow!(
-                        "load kubeconfig: {}\nhelp: set KUBECONFIG or pass --kubeconfig (and check --context)",
-                        crate::errors::chain(&kerr)
-                    )
-                })?,
-            },
+            None => Config::incluster().map_err(|_| {
+                let looked = match std::env::var_os("KUBECONFIG") {
+                    Some(v) if !v.is_empty() => format!(
+                        "none of the files in KUBECONFIG ({}) exists",
+                        crate::input::shown(&v.to_string_lossy())
+                    ),
+                    _ => "~/.kube/config does not exist and KUBECONFIG is not set".to_string(),
+                };
+                anyhow::anyhow!(
+                    "no kubeconfig: {looked}, and this is not a pod in a cluster\nhelp: pass --kubeconfig PATH or set KUBECONFIG (kubectl config view shows what kubectl uses)"
+                )
+            })?,
         };
         config.headers.push((
             http::header::USER_AGENT,
@@ -107,6 +268,9 @@ impl KubeFlags {
             config.connect_timeout = Some(self.request_timeout);
             config.read_timeout = Some(self.request_timeout);
             config.write_timeout = Some(self.request_timeout);
+            // Count from when the request was sent, not from when a pooled
+            // connection went idle.
+            config.reset_reader_on_write = true;
         }
         if let Some(exec) = config.auth_info.exec.take() {
             let creds = run_exec(&exec).await?;
@@ -142,7 +306,12 @@ impl KubeFlags {
 
     /// A client and the namespace the kubeconfig context selects.
     pub async fn client_and_namespace(&self) -> anyhow::Result<(Client, String)> {
-        let config = self.config().await?;
+        let mut config = self.config().await?;
+        if self.request_timeout.is_zero() {
+            config.connect_timeout = Some(DEFAULT_CONNECT_TIMEOUT);
+            config.read_timeout = Some(DEFAULT_READ_TIMEOUT);
+            config.reset_reader_on_write = true;
+        }
         let ns = config.default_namespace.clone();
         let client = Client::try_from(config).context("create the Kubernetes client")?;
         Ok((client, ns))
@@ -219,13 +388,91 @@ async fn run_exec(exec: &ExecConfig) -> anyhow::Result<ExecCreds> {
 mod tests {
     use super::*;
 
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    const TWO_CONTEXTS: &str = "apiVersion: v1
+kind: Config
+current-context: dev
+clusters:
+- name: c1
+  cluster: {server: 'https://127.0.0.1:1'}
+users:
+- name: u1
+  user: {token: secret-token-value}
+contexts:
+- name: dev
+  context: {cluster: c1, user: u1, namespace: shop}
+- name: prod
+  context: {cluster: c1, user: u1}
+";
+
+    fn one_error_line(e: &anyhow::Error) -> String {
+        let text = format!("{e:#}");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[1].starts_with("help: "), "{text}");
+        assert!(!text.contains("secret-token-value"), "{text}");
+        text
+    }
+
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
-        assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("3d").is_err());
+    fn missing_file() {
+        let e = read_kubeconfig(Path::new("/nonexistent")).unwrap_err();
+        let text = one_error_line(&e);
+        assert!(
+            text.starts_with("kubeconfig /nonexistent: no such file\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn not_yaml_and_not_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "bad", "{{{ not: yaml: [");
+        let text = one_error_line(&read_kubeconfig(&p).unwrap_err());
+        assert!(text.contains("not a kubeconfig"), "{text}");
+        let p = dir.path().join("bin");
+        std::fs::write(&p, [0xff, 0xfe, 0x00, 0x01]).unwrap();
+        let text = one_error_line(&read_kubeconfig(&p).unwrap_err());
+        assert!(text.contains("not UTF-8"), "{text}");
+        let text = one_error_line(&read_kubeconfig(dir.path()).unwrap_err());
+        assert!(text.contains("is a directory"), "{text}");
+    }
+
+    #[test]
+    fn unknown_context_lists_the_ones_there_are() {
+        let kc = Kubeconfig::from_yaml(TWO_CONTEXTS).unwrap();
+        let opts = |c: Option<&str>, cl: Option<&str>, u: Option<&str>| KubeConfigOptions {
+            context: c.map(Into::into),
+            cluster: cl.map(Into::into),
+            user: u.map(Into::into),
+        };
+        check_names(&kc, &opts(None, None, None), "kubeconfig k").unwrap();
+        check_names(&kc, &opts(Some("prod"), None, None), "kubeconfig k").unwrap();
+        let text = one_error_line(
+            &check_names(&kc, &opts(Some("nope"), None, None), "kubeconfig k").unwrap_err(),
+        );
+        assert!(
+            text.contains("context `nope` (--context) not found in kubeconfig k"),
+            "{text}"
+        );
+        assert!(text.contains("dev, prod"), "{text}");
+        let text =
+            one_error_line(&check_names(&kc, &opts(None, Some("c9"), None), "k").unwrap_err());
+        assert!(
+            text.contains("cluster `c9`") && text.contains("c1"),
+            "{text}"
+        );
+        let text =
+            one_error_line(&check_names(&kc, &opts(None, None, Some("u9")), "k").unwrap_err());
+        assert!(text.contains("user `u9`") && text.contains("u1"), "{text}");
+        let mut none = kc.clone();
+        none.current_context = None;
+        let text = one_error_line(&check_names(&none, &opts(None, None, None), "k").unwrap_err());
+        assert!(text.contains("no current context"), "{text}");
     }
 }

@@ -4,6 +4,8 @@
 //! - [`kubeconfig`]: a Kubernetes client from kubectl-style flags.
 //! - [`api`]: the one gateway to the API server (typed requests, typed
 //!   errors: [`errors`]).
+//! - [`input`], [`duration`], [`target`]: checks on what a person typed
+//!   (names, durations, `deploy/NAME`), each failure with a `help:` line.
 //! - [`collect`]: reading the cluster (paged lists into small structs).
 //! - [`scan`]: the quick assessment across namespaces (runbook step 0).
 //! - [`diagnose`]: classify the real error and decide the cause (pure), from
@@ -22,13 +24,17 @@
 pub mod api;
 pub mod collect;
 pub mod diagnose;
+pub mod duration;
+pub mod encoding;
 pub mod errors;
+pub mod input;
 pub mod kubeconfig;
 pub mod probe;
 pub mod registry;
 pub mod remediate;
 pub mod render;
 pub mod scan;
+pub mod target;
 
 use std::io::Write;
 

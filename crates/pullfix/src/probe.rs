@@ -171,11 +171,10 @@ impl Prober {
         credential: Option<&Credential>,
         arch: &str,
     ) -> ProbeResult {
-        use sha2::Digest;
         let key = Key {
             image: image.to_string(),
             user: credential.map(|c| c.username.clone()),
-            pass_digest: credential.map(|c| hex::encode(sha2::Sha256::digest(&c.password))),
+            pass_digest: credential.map(|c| crate::encoding::sha256_hex(c.password().as_bytes())),
             arch: arch.to_string(),
         };
         let cell = self

@@ -87,14 +87,9 @@ pub fn structured<T: Serialize>(
     Ok(())
 }
 
+/// kubectl's AGE format (`crate::duration::age`), `-` when unknown.
 fn age(seconds: Option<i64>) -> String {
-    match seconds {
-        None => "-".into(),
-        Some(s) if s < 120 => format!("{s}s"),
-        Some(s) if s < 7200 => format!("{}m", s / 60),
-        Some(s) if s < 172_800 => format!("{}h", s / 3600),
-        Some(s) => format!("{}d", s / 86400),
-    }
+    seconds.map_or_else(|| "-".into(), crate::duration::age)
 }
 
 /// The scan as a table plus notes and the next command.

@@ -51,7 +51,7 @@ fn failures(image: &ImageRef) -> Vec<(&'static str, PullFailure)> {
     let token_url = if image.is_docker_hub() {
         format!(
             "https://auth.docker.io/token?scope=repository%3A{}%3Apull&service=registry.docker.io",
-            image.repository.replace('/', "%2F")
+            pullfix::encoding::percent_encode(&image.repository)
         )
     } else {
         format!("https://{host}/token?scope=repository%3Ateam%2Fcheckout%3Apull&service={host}")
@@ -233,7 +233,7 @@ fn every_profile_and_failure_classifies() {
     let mut checked = 0;
     for spec in images {
         let image = ImageRef::parse(spec).unwrap();
-        let ecr = image.domain.contains(".dkr.ecr.");
+        let ecr = pullfix::registry::ecr::is_private_host(&image.domain);
         for profile in profiles() {
             for (case, failure) in failures(&image) {
                 let text = profile.pull_error(&image, &failure);

@@ -189,232 +189,86 @@ impl Cluster {
         let (shutdown, stop) = watch::channel(false);
 
         // Registries, with the lab's images and behaviours.
-        let password = random_secret(20);
-        let token_password = random_secret(20);
-        let ecr_password = format!("{ECR_ACCOUNT}-{}", random_secret(24));
-        let basic = EmbeddedRegistry::start(RegistryBehavior::basic(&[("pullfix", &password)]))?;
-        let token = EmbeddedRegistry::start(
-            RegistryBehavior::bearer(&[("tokenuser", &token_password)])
-                .with_service("pullfix-lab-registry"),
-        )?;
-        let anon = EmbeddedRegistry::start(RegistryBehavior::anonymous())?;
-        let hub = EmbeddedRegistry::start(
-            RegistryBehavior {
-                auth: AuthMode::Bearer,
-                missing_repo: MissingRepo::InsufficientScope,
-                ..RegistryBehavior::default()
-            }
-            .with_service("registry.docker.io")
-            .with_public("library/nginx")
-            .with_repo("forbidden/app", RepoBehavior::Forbidden)
-            .with_repo(
-                "library/nginx",
-                RepoBehavior::RateLimited {
-                    limit: 100,
-                    remaining: 0,
-                    retry_after: 3600,
-                },
-            ),
-        )?;
-        // Like ECR: a token it no longer accepts gets 403, not a challenge.
-        let ecr_reg = EmbeddedRegistry::start(RegistryBehavior {
-            reject_with_403: true,
-            ..RegistryBehavior::basic(&[(ECR_USER, &ecr_password)])
-        })?;
-        for r in [&basic, &token, &anon, &ecr_reg] {
-            r.add_lab_images();
-        }
-        hub.add_image("library/nginx", "1.25", &[("linux", "amd64")]);
+        let passwords = Passwords {
+            basic: random_secret(20),
+            token: random_secret(20),
+            ecr: format!("{ECR_ACCOUNT}-{}", random_secret(24)),
+        };
+        let registries = Registries::start(&passwords)?;
         let ecr = ecr::start(
             loopback(),
             EcrOptions {
                 account: ECR_ACCOUNT.into(),
                 region: ECR_REGION.into(),
-                registry: (*ecr_reg).clone(),
+                registry: (*registries.ecr).clone(),
                 deny_token: false,
             },
         )
         .await
         .context("start the embedded ECR API")?;
 
+        // The unreachable hosts: nothing listening, and a server that never
+        // answers.
         let (refused, refused_socket) = closed_port()?;
         let hole = TcpListener::bind(loopback())
             .await
             .context("start the never-answering server")?;
         let hole_addr = hole.local_addr()?;
         let mut tasks = vec![tokio::spawn(blackhole(hole, stop.clone()))];
-
-        let hub_addr = hub.addr;
-        let mut aliases: Vec<(String, Alias)> = [
-            "docker.io",
-            "registry-1.docker.io",
-            "index.docker.io",
-            "auth.docker.io",
-        ]
-        .iter()
-        .map(|h| (h.to_string(), Alias::Addr(hub_addr)))
-        .collect();
-        aliases.push((ECR_HOST.into(), Alias::Addr(ecr_reg.addr)));
-        aliases.push((REFUSED_HOST.into(), Alias::Addr(refused)));
-        aliases.push((TIMEOUT_HOST.into(), Alias::Addr(hole_addr)));
-        aliases.push((NXDOMAIN_HOST.into(), Alias::NoSuchHost));
-        let mut plain_http: Vec<String> = [&basic, &token, &anon, &hub, &ecr_reg]
-            .iter()
-            .map(|r| r.host())
-            .collect();
-        plain_http.extend(
-            [
-                "docker.io",
-                "registry-1.docker.io",
-                "index.docker.io",
-                ECR_HOST,
-                REFUSED_HOST,
-                TIMEOUT_HOST,
-                NXDOMAIN_HOST,
-            ]
-            .map(String::from),
-        );
-        let registry_config = RegistryConfig {
-            hosts: None,
-            ca_pem: Vec::new(),
-            aliases,
-            plain_http,
-            timeout: Some(Duration::from_secs(3)),
-        };
+        let registry_config = registries.client_config(refused, hole_addr);
 
         // The API server and its identities.
-        // A new cluster, a new audit log (a reused --dir keeps the old one
-        // otherwise, and the goal checks count writes in it).
-        let audit_log = dir.join("audit.log");
-        match std::fs::remove_file(&audit_log) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(e).with_context(|| {
-                    format!("remove the previous sandbox's {}", audit_log.display())
-                });
-            }
-        }
-        let users = users();
+        let audit_log = fresh_audit_log(&dir)?;
         let apiserver = apiserver::start(
             loopback(),
             apiserver::Options {
-                users: users.clone(),
+                users: users(),
                 audit_log: Some(audit_log.clone()),
             },
         )
         .await
         .context("start the embedded API server")?;
-        let kubeconfig = dir.join("kubeconfig");
-        let kubeconfig_oncall = dir.join("kubeconfig-oncall");
-        let kubeconfig_secrets_reader = dir.join("kubeconfig-secrets-reader");
-        write_private(&kubeconfig, &apiserver.kubeconfig("sandbox-admin", None))?;
-        write_private(&kubeconfig_oncall, &apiserver.kubeconfig("oncall", None))?;
-        write_private(
-            &kubeconfig_secrets_reader,
-            &apiserver.kubeconfig("secrets-reader", None),
-        )?;
-        let client = lab_client(&kubeconfig).await?;
+        let kubeconfigs = Kubeconfigs::write(&dir, &apiserver)?;
+        let client = lab_client(&kubeconfigs.admin).await?;
 
         // Controllers and the kubelet.
-        {
-            let client = client.clone();
-            let stop = stop.clone();
-            let time_scale = options.time_scale;
-            tasks.push(tokio::spawn(async move {
-                let opts = crate::controllers::Options { time_scale };
-                if let Err(e) = crate::controllers::run(client, opts, stop).await {
-                    tracing::error!("sandbox controllers stopped: {e:#}");
-                }
-            }));
-        }
-        let nodes = LAB_NODES
-            .iter()
-            .map(|s| NodeSpec::parse(s).map_err(anyhow::Error::msg))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        tasks.push(spawn_controllers(
+            client.clone(),
+            stop.clone(),
+            options.time_scale,
+        ));
         let kubelet_options = KubeletOptions {
-            nodes,
+            nodes: LAB_NODES
+                .iter()
+                .map(|s| NodeSpec::parse(s).map_err(anyhow::Error::msg))
+                .collect::<anyhow::Result<Vec<_>>>()?,
             time_scale: options.time_scale,
             taints: LAB_TAINTS.iter().map(|s| s.to_string()).collect(),
             registry: registry_config.clone(),
         };
-        {
-            let client = client.clone();
-            let mut stop = stop.clone();
-            tasks.push(tokio::spawn(async move {
-                let shutdown = async move {
-                    let _ = stop.changed().await;
-                };
-                if let Err(e) = kubelet::run(client, kubelet_options, shutdown).await {
-                    tracing::error!("sandbox kubelet stopped: {e:#}");
-                }
-            }));
-        }
+        tasks.push(spawn_kubelet(client.clone(), stop.clone(), kubelet_options));
 
-        let env = LabEnv {
-            registry: basic.host(),
-            user: "pullfix".into(),
-            password: password.clone(),
-            token_registry: token.host(),
-            token_user: "tokenuser".into(),
-            token_password: token_password.clone(),
-            anon_registry: anon.host(),
-            // No TLS in the sandbox: the untrusted-CA scenario is lab-only.
-            untrusted_registry: anon.host(),
-            ecr_password: ecr_password.clone(),
-        };
-        let aliases_spec = alias_spec(&registry_config.aliases);
-        let plain = registry_config.plain_http.join(",");
+        let env = registries.env(&passwords);
         let registry_hosts = dir.join("registry-hosts");
         write_registry_hosts(&registry_hosts, &registry_config)?;
-        let path = |p: &Path| p.display().to_string();
-        let exports: Vec<(String, String)> = [
-            ("KUBECONFIG", path(&kubeconfig)),
-            ("PULLFIX_REGISTRY_HOSTS", path(&registry_hosts)),
-            ("PULLFIX_LAB_REGISTRY_HOSTS", path(&registry_hosts)),
-            ("AWS_ENDPOINT_URL", ecr.url()),
-            ("AWS_ACCESS_KEY_ID", "AKIDPULLFIXSANDBOX".into()),
-            ("AWS_SECRET_ACCESS_KEY", "sandbox-not-a-secret".into()),
-            ("AWS_REGION", ECR_REGION.into()),
-            ("AWS_DEFAULT_REGION", ECR_REGION.into()),
-            ("PULLFIX_LAB_BACKEND", "sandbox".into()),
-            ("PULLFIX_LAB_DIR", path(&dir)),
-            ("PULLFIX_LAB_AUDIT_LOG", path(&audit_log)),
-            ("PULLFIX_LAB_KUBECONFIG_ONCALL", path(&kubeconfig_oncall)),
-            (
-                "PULLFIX_LAB_KUBECONFIG_SECRETS_READER",
-                path(&kubeconfig_secrets_reader),
-            ),
-            ("PULLFIX_LAB_REGISTRY", env.registry.clone()),
-            ("PULLFIX_LAB_REGISTRY_USER", env.user.clone()),
-            ("PULLFIX_LAB_REGISTRY_PASSWORD", password),
-            ("PULLFIX_LAB_TOKEN_REGISTRY", env.token_registry.clone()),
-            ("PULLFIX_LAB_TOKEN_USER", env.token_user.clone()),
-            ("PULLFIX_LAB_TOKEN_PASSWORD", token_password),
-            ("PULLFIX_LAB_ANON_REGISTRY", env.anon_registry.clone()),
-            (
-                "PULLFIX_LAB_UNTRUSTED_REGISTRY",
-                env.untrusted_registry.clone(),
-            ),
-            ("PULLFIX_LAB_HUB_STUB", hub.host()),
-            ("PULLFIX_LAB_ECR_REGISTRY", ecr_reg.host()),
-            ("PULLFIX_LAB_ECR_PASSWORD", ecr_password),
-            ("PULLFIX_LAB_HOST_ALIASES", aliases_spec),
-            ("PULLFIX_LAB_PLAIN_HTTP", plain),
-            ("PULLFIX_LAB_CA", String::new()),
-            ("PULLFIX_LAB_NODES", LAB_NODES.join(" ")),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-
+        let exports = exports(&Exported {
+            registry_hosts: &registry_hosts,
+            dir: &dir,
+            kubeconfigs: &kubeconfigs,
+            audit_log: &audit_log,
+            registry_config: &registry_config,
+            ecr_url: ecr.url(),
+            env: &env,
+            registries: &registries,
+            passwords: &passwords,
+        });
         let cluster = Cluster {
             dir,
             env,
-            kubeconfig,
+            kubeconfig: kubeconfigs.admin,
             audit_log,
             apiserver: Some(apiserver),
-            registries: vec![basic, token, anon, hub, ecr_reg],
+            registries: registries.into_vec(),
             ecr: Some(ecr),
             shutdown,
             tasks,
@@ -508,6 +362,264 @@ impl Drop for Cluster {
             t.abort();
         }
     }
+}
+
+/// The registries' passwords (random per cluster, never printed).
+struct Passwords {
+    basic: String,
+    token: String,
+    ecr: String,
+}
+
+/// The lab's registries, serving.
+struct Registries {
+    /// Basic auth (`pullfix`).
+    basic: RunningRegistry,
+    /// The Bearer token dance (`tokenuser`).
+    token: RunningRegistry,
+    anon: RunningRegistry,
+    /// Docker Hub: its rate limit, `insufficient_scope`, a DENIED repository.
+    hub: RunningRegistry,
+    /// The ECR-paired registry.
+    ecr: RunningRegistry,
+}
+
+impl Registries {
+    fn start(passwords: &Passwords) -> anyhow::Result<Registries> {
+        let basic =
+            EmbeddedRegistry::start(RegistryBehavior::basic(&[("pullfix", &passwords.basic)]))?;
+        let token = EmbeddedRegistry::start(
+            RegistryBehavior::bearer(&[("tokenuser", &passwords.token)])
+                .with_service("pullfix-lab-registry"),
+        )?;
+        let anon = EmbeddedRegistry::start(RegistryBehavior::anonymous())?;
+        let hub = EmbeddedRegistry::start(
+            RegistryBehavior {
+                auth: AuthMode::Bearer,
+                missing_repo: MissingRepo::InsufficientScope,
+                ..RegistryBehavior::default()
+            }
+            .with_service("registry.docker.io")
+            .with_public("library/nginx")
+            .with_repo("forbidden/app", RepoBehavior::Forbidden)
+            .with_repo(
+                "library/nginx",
+                RepoBehavior::RateLimited {
+                    limit: 100,
+                    remaining: 0,
+                    retry_after: 3600,
+                },
+            ),
+        )?;
+        // Like ECR: a token it no longer accepts gets 403, not a challenge.
+        let ecr = EmbeddedRegistry::start(RegistryBehavior {
+            reject_with_403: true,
+            ..RegistryBehavior::basic(&[(ECR_USER, &passwords.ecr)])
+        })?;
+        for r in [&basic, &token, &anon, &ecr] {
+            r.add_lab_images();
+        }
+        hub.add_image("library/nginx", "1.25", &[("linux", "amd64")]);
+        Ok(Registries {
+            basic,
+            token,
+            anon,
+            hub,
+            ecr,
+        })
+    }
+
+    /// How the kubelet (and the tool) reach them: Docker Hub's and ECR's
+    /// names map to the stubs, the unreachable hosts to `refused` (nothing
+    /// listens), `hole` (never answers) and no DNS record; all plain HTTP.
+    fn client_config(&self, refused: SocketAddr, hole: SocketAddr) -> RegistryConfig {
+        let mut aliases: Vec<(String, Alias)> = [
+            "docker.io",
+            "registry-1.docker.io",
+            "index.docker.io",
+            "auth.docker.io",
+        ]
+        .iter()
+        .map(|h| (h.to_string(), Alias::Addr(self.hub.addr)))
+        .collect();
+        aliases.push((ECR_HOST.into(), Alias::Addr(self.ecr.addr)));
+        aliases.push((REFUSED_HOST.into(), Alias::Addr(refused)));
+        aliases.push((TIMEOUT_HOST.into(), Alias::Addr(hole)));
+        aliases.push((NXDOMAIN_HOST.into(), Alias::NoSuchHost));
+        let mut plain_http: Vec<String> =
+            [&self.basic, &self.token, &self.anon, &self.hub, &self.ecr]
+                .iter()
+                .map(|r| r.host())
+                .collect();
+        plain_http.extend(
+            [
+                "docker.io",
+                "registry-1.docker.io",
+                "index.docker.io",
+                ECR_HOST,
+                REFUSED_HOST,
+                TIMEOUT_HOST,
+                NXDOMAIN_HOST,
+            ]
+            .map(String::from),
+        );
+        RegistryConfig {
+            hosts: None,
+            ca_pem: Vec::new(),
+            aliases,
+            plain_http,
+            timeout: Some(Duration::from_secs(3)),
+        }
+    }
+
+    /// The registries in the shape lab scenarios take.
+    fn env(&self, passwords: &Passwords) -> LabEnv {
+        LabEnv {
+            registry: self.basic.host(),
+            user: "pullfix".into(),
+            password: passwords.basic.clone(),
+            token_registry: self.token.host(),
+            token_user: "tokenuser".into(),
+            token_password: passwords.token.clone(),
+            anon_registry: self.anon.host(),
+            // No TLS in the sandbox: the untrusted-CA scenario is lab-only.
+            untrusted_registry: self.anon.host(),
+            ecr_password: passwords.ecr.clone(),
+        }
+    }
+
+    fn into_vec(self) -> Vec<RunningRegistry> {
+        vec![self.basic, self.token, self.anon, self.hub, self.ecr]
+    }
+}
+
+/// A new cluster, a new audit log: a reused `--dir` would keep the old one
+/// otherwise, and the goal checks count writes in it.
+fn fresh_audit_log(dir: &Path) -> anyhow::Result<PathBuf> {
+    let audit_log = dir.join("audit.log");
+    match std::fs::remove_file(&audit_log) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("remove the previous sandbox's {}", audit_log.display()));
+        }
+    }
+    Ok(audit_log)
+}
+
+/// The kubeconfigs of the sandbox's identities, written to the directory.
+struct Kubeconfigs {
+    admin: PathBuf,
+    oncall: PathBuf,
+    secrets_reader: PathBuf,
+}
+
+impl Kubeconfigs {
+    fn write(dir: &Path, apiserver: &ApiServer) -> anyhow::Result<Kubeconfigs> {
+        let k = Kubeconfigs {
+            admin: dir.join("kubeconfig"),
+            oncall: dir.join("kubeconfig-oncall"),
+            secrets_reader: dir.join("kubeconfig-secrets-reader"),
+        };
+        write_private(&k.admin, &apiserver.kubeconfig("sandbox-admin", None))?;
+        write_private(&k.oncall, &apiserver.kubeconfig("oncall", None))?;
+        write_private(
+            &k.secrets_reader,
+            &apiserver.kubeconfig("secrets-reader", None),
+        )?;
+        Ok(k)
+    }
+}
+
+fn spawn_controllers(
+    client: Client,
+    stop: watch::Receiver<bool>,
+    time_scale: f64,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let opts = crate::controllers::Options { time_scale };
+        if let Err(e) = crate::controllers::run(client, opts, stop).await {
+            tracing::error!("sandbox controllers stopped: {e:#}");
+        }
+    })
+}
+
+fn spawn_kubelet(
+    client: Client,
+    mut stop: watch::Receiver<bool>,
+    options: KubeletOptions,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop.changed().await;
+        };
+        if let Err(e) = kubelet::run(client, options, shutdown).await {
+            tracing::error!("sandbox kubelet stopped: {e:#}");
+        }
+    })
+}
+
+/// What [`exports`] describes.
+struct Exported<'a> {
+    dir: &'a Path,
+    registry_hosts: &'a Path,
+    kubeconfigs: &'a Kubeconfigs,
+    audit_log: &'a Path,
+    registry_config: &'a RegistryConfig,
+    ecr_url: String,
+    env: &'a LabEnv,
+    registries: &'a Registries,
+    passwords: &'a Passwords,
+}
+
+/// The environment a second terminal (or a test) needs: the kubeconfig,
+/// the registry routing the tool takes (`PULLFIX_REGISTRY_HOSTS`, as
+/// `--registry-hosts`), the AWS endpoint and the
+/// `PULLFIX_LAB_*` variables `scripts/lab env` prints.
+fn exports(x: &Exported<'_>) -> Vec<(String, String)> {
+    let aliases_spec = alias_spec(&x.registry_config.aliases);
+    let plain = x.registry_config.plain_http.join(",");
+    let path = |p: &Path| p.display().to_string();
+    [
+        ("KUBECONFIG", path(&x.kubeconfigs.admin)),
+        ("PULLFIX_REGISTRY_HOSTS", path(x.registry_hosts)),
+        ("PULLFIX_LAB_REGISTRY_HOSTS", path(x.registry_hosts)),
+        ("AWS_ENDPOINT_URL", x.ecr_url.clone()),
+        ("AWS_ACCESS_KEY_ID", "AKIDPULLFIXSANDBOX".into()),
+        ("AWS_SECRET_ACCESS_KEY", "sandbox-not-a-secret".into()),
+        ("AWS_REGION", ECR_REGION.into()),
+        ("AWS_DEFAULT_REGION", ECR_REGION.into()),
+        ("PULLFIX_LAB_BACKEND", "sandbox".into()),
+        ("PULLFIX_LAB_DIR", path(x.dir)),
+        ("PULLFIX_LAB_AUDIT_LOG", path(x.audit_log)),
+        ("PULLFIX_LAB_KUBECONFIG_ONCALL", path(&x.kubeconfigs.oncall)),
+        (
+            "PULLFIX_LAB_KUBECONFIG_SECRETS_READER",
+            path(&x.kubeconfigs.secrets_reader),
+        ),
+        ("PULLFIX_LAB_REGISTRY", x.env.registry.clone()),
+        ("PULLFIX_LAB_REGISTRY_USER", x.env.user.clone()),
+        ("PULLFIX_LAB_REGISTRY_PASSWORD", x.passwords.basic.clone()),
+        ("PULLFIX_LAB_TOKEN_REGISTRY", x.env.token_registry.clone()),
+        ("PULLFIX_LAB_TOKEN_USER", x.env.token_user.clone()),
+        ("PULLFIX_LAB_TOKEN_PASSWORD", x.passwords.token.clone()),
+        ("PULLFIX_LAB_ANON_REGISTRY", x.env.anon_registry.clone()),
+        (
+            "PULLFIX_LAB_UNTRUSTED_REGISTRY",
+            x.env.untrusted_registry.clone(),
+        ),
+        ("PULLFIX_LAB_HUB_STUB", x.registries.hub.host()),
+        ("PULLFIX_LAB_ECR_REGISTRY", x.registries.ecr.host()),
+        ("PULLFIX_LAB_ECR_PASSWORD", x.passwords.ecr.clone()),
+        ("PULLFIX_LAB_HOST_ALIASES", aliases_spec),
+        ("PULLFIX_LAB_PLAIN_HTTP", plain),
+        ("PULLFIX_LAB_CA", String::new()),
+        ("PULLFIX_LAB_NODES", LAB_NODES.join(" ")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
 /// The sandbox's registry routing as the nodes' containerd would have it

@@ -439,7 +439,7 @@ mod tests {
         let cred =
             pullfix::registry::keyring::decode_auth(data.authorization_token().unwrap()).unwrap();
         assert_eq!(cred.username, "AWS");
-        assert_eq!(cred.password, "first-token");
+        assert_eq!(cred.password(), "first-token");
         assert_eq!(
             data.proxy_endpoint(),
             Some("https://123456789012.dkr.ecr.us-east-1.amazonaws.com")
@@ -454,7 +454,7 @@ mod tests {
         let out = client.get_authorization_token().send().await.unwrap();
         let token = out.authorization_data()[0].authorization_token().unwrap();
         let cred = pullfix::registry::keyring::decode_auth(token).unwrap();
-        assert_eq!(cred.password, "second-token");
+        assert_eq!(cred.password(), "second-token");
         assert_eq!(
             ecr.calls(),
             ["GetAuthorizationToken", "GetAuthorizationToken"]

@@ -374,10 +374,7 @@ impl Drop for TempDir {
 /// current credential for the sandbox's registry.
 fn write_handover(dir: &Path, env: &LabEnv) -> anyhow::Result<PathBuf> {
     let path = dir.join("registry-team-docker-config.json");
-    let cred = Credential {
-        username: env.user.clone(),
-        password: env.password.clone(),
-    };
+    let cred = Credential::new(env.user.clone(), env.password.clone());
     write_private(&path, &dockerconfigjson(&env.registry, &cred))?;
     Ok(path)
 }

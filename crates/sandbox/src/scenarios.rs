@@ -29,7 +29,7 @@ pub const TIMEOUT_HOST: &str = "registry.blackhole.example";
 pub const MASKING_POOL: &str = "lab.pullfix.dev/pool";
 
 /// The lab's registries and credentials, from `scripts/lab env`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LabEnv {
     pub registry: String,
     pub user: String,
@@ -40,6 +40,20 @@ pub struct LabEnv {
     pub anon_registry: String,
     pub untrusted_registry: String,
     pub ecr_password: String,
+}
+
+/// Never shows the passwords.
+impl std::fmt::Debug for LabEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LabEnv")
+            .field("registry", &self.registry)
+            .field("user", &self.user)
+            .field("token_registry", &self.token_registry)
+            .field("token_user", &self.token_user)
+            .field("anon_registry", &self.anon_registry)
+            .field("untrusted_registry", &self.untrusted_registry)
+            .finish_non_exhaustive()
+    }
 }
 
 fn var(name: &str) -> anyhow::Result<String> {
@@ -66,10 +80,7 @@ impl LabEnv {
     }
 
     fn good(&self) -> Credential {
-        Credential {
-            username: self.user.clone(),
-            password: self.password.clone(),
-        }
+        Credential::new(self.user.clone(), self.password.clone())
     }
 }
 
@@ -175,14 +186,27 @@ fn checkout(env: &LabEnv, tag: &str) -> String {
 fn wrong(env: &LabEnv, ns: &str) -> Credential {
     use sha2::Digest;
     let tag = hex::encode(&sha2::Sha256::digest(ns.as_bytes())[..4]);
-    Credential {
-        username: env.user.clone(),
-        password: format!("old-password-{tag}"),
-    }
+    Credential::new(env.user.clone(), format!("old-password-{tag}"))
 }
 
 /// Every scenario, in the runbook's order of causes.
 pub fn all() -> Vec<Scenario> {
+    [
+        image_reference(),
+        missing_or_broken_secrets(),
+        stale_credentials(),
+        service_account_and_ecr(),
+        unreachable(),
+        registry_answers(),
+        node_and_pod(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The image reference itself is wrong.
+fn image_reference() -> Vec<Scenario> {
     vec![
         Scenario {
             id: "wrong-tag",
@@ -225,6 +249,12 @@ pub fn all() -> Vec<Scenario> {
                 ]
             }),
         },
+    ]
+}
+
+/// No pull secret, or one the kubelet cannot use.
+fn missing_or_broken_secrets() -> Vec<Scenario> {
+    vec![
         Scenario {
             id: "no-pull-secrets",
             story: "the private image is pulled with no imagePullSecrets at all",
@@ -302,6 +332,12 @@ pub fn all() -> Vec<Scenario> {
                 c
             }),
         },
+    ]
+}
+
+/// A credential the registry no longer takes.
+fn stale_credentials() -> Vec<Scenario> {
+    vec![
         Scenario {
             id: "rotated-password",
             story: "the registry password was rotated; regcred still holds the old one",
@@ -380,6 +416,12 @@ pub fn all() -> Vec<Scenario> {
                 c
             }),
         },
+    ]
+}
+
+/// The secret on the wrong ServiceAccount; an expired ECR token.
+fn service_account_and_ecr() -> Vec<Scenario> {
+    vec![
         Scenario {
             id: "sa-secret-only",
             story: "regcred is attached to the default ServiceAccount, but checkout runs as ServiceAccount checkout, which has none",
@@ -411,12 +453,9 @@ pub fn all() -> Vec<Scenario> {
                 // A token in ECR's format (base64 JSON with `expiration`),
                 // issued 14 h ago, so it expired 2 h ago.
                 let expired_at = chrono::Utc::now().timestamp() - 2 * 3600;
-                let stale = Credential {
-                    username: "AWS".into(),
-                    password: STANDARD.encode(format!(
+                let stale = Credential::new("AWS", STANDARD.encode(format!(
                         r#"{{"payload":"lab","datakey":"lab","version":"2","type":"DATA_KEY","expiration":{expired_at}}}"#
-                    )),
-                };
+                    )));
                 let _ = env;
                 let image = format!("{ECR_HOST}/team/checkout:v2.1.0");
                 let refresh_pod = json!({
@@ -452,6 +491,12 @@ pub fn all() -> Vec<Scenario> {
                 c
             }),
         },
+    ]
+}
+
+/// The registry cannot be reached or trusted.
+fn unreachable() -> Vec<Scenario> {
+    vec![
         Scenario {
             id: "unreachable-dns",
             story: "the registry's host name does not resolve from the nodes",
@@ -508,6 +553,12 @@ pub fn all() -> Vec<Scenario> {
             },
             fix: None,
         },
+    ]
+}
+
+/// What the registry answers: rate limit, bad name, no repository, denied.
+fn registry_answers() -> Vec<Scenario> {
+    vec![
         Scenario {
             id: "rate-limited",
             story: "nginx:1.25 comes anonymously from Docker Hub, which answers 429 toomanyrequests",
@@ -554,6 +605,12 @@ pub fn all() -> Vec<Scenario> {
             build: |_, _| vec![deployment("app", "forbidden/app:1.0", 1, &[])],
             fix: None,
         },
+    ]
+}
+
+/// The node and the pod spec: pull policy, platform, init containers.
+fn node_and_pod() -> Vec<Scenario> {
+    vec![
         Scenario {
             id: "never-pull",
             story: "imagePullPolicy is Never and no node holds library/busybox:1.36 from the internal mirror",
@@ -674,6 +731,7 @@ fn resource(kind: &str, api_version: &str) -> anyhow::Result<(ApiResource, bool)
 /// into (the `default` ServiceAccount, a lab node's annotations).
 pub async fn apply(client: &Client, objects: &[Value], ns: &str) -> anyhow::Result<()> {
     create_or_merge(client, &namespace(ns), ns).await?;
+    wait_for_default_service_account(client, ns).await;
     // CronJobs created so far: name -> (apiVersion, uid), so their Jobs can
     // carry the ownerReference the CronJob controller would have set.
     let mut cronjobs: Vec<(String, String, String)> = Vec::new();
@@ -688,6 +746,11 @@ pub async fn apply(client: &Client, objects: &[Value], ns: &str) -> anyhow::Resu
             }]);
         }
         let created = create_or_merge(client, &object, ns).await?;
+        if object["kind"] == "Namespace"
+            && let Some(name) = object["metadata"]["name"].as_str()
+        {
+            wait_for_default_service_account(client, name).await;
+        }
         if object["kind"] == "CronJob"
             && let Some(created) = created
         {
@@ -702,6 +765,31 @@ pub async fn apply(client: &Client, objects: &[Value], ns: &str) -> anyhow::Resu
         }
     }
     Ok(())
+}
+
+/// Waits (up to 10 s) for the controllers to give a new namespace its
+/// `default` ServiceAccount: until then the API server refuses the pods
+/// that run as it, and the controllers would record that refusal as a
+/// `FailedCreate` event next to the scenario's own failure.
+async fn wait_for_default_service_account(client: &Client, ns: &str) {
+    let api: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), ns);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match api.get_opt("default").await {
+            Ok(Some(_)) => return,
+            Ok(None) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Ok(None) => {
+                tracing::debug!("scenario: no default ServiceAccount in {ns} after 10 s");
+                return;
+            }
+            Err(e) => {
+                tracing::debug!("scenario: look up the default ServiceAccount in {ns}: {e}");
+                return;
+            }
+        }
+    }
 }
 
 /// Label on a scenario Job naming the CronJob that owns it.

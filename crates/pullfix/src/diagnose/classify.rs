@@ -258,16 +258,6 @@ fn find_any<'n>(hay: &str, needles: &[&'n str]) -> Option<&'n str> {
     needles.iter().copied().find(|n| hay.contains(n))
 }
 
-/// `*.dkr.ecr.REGION.amazonaws.com` (and the China partition), any port.
-fn is_ecr_host(host: &str) -> bool {
-    let lower = host.to_ascii_lowercase();
-    let h = match lower.rsplit_once(':') {
-        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => lower.as_str(),
-    };
-    h.contains(".dkr.ecr.") && (h.ends_with(".amazonaws.com") || h.ends_with(".amazonaws.com.cn"))
-}
-
 /// Where the status was seen, for the signal label.
 fn status_where(lower: &str) -> &'static str {
     if lower.contains("/manifests/") || lower.contains("[manifests ") {
@@ -281,7 +271,7 @@ fn status_where(lower: &str) -> &'static str {
 
 /// The first family of signals, in the order of the module doc, that the text matches.
 fn decide(lower: &str, grpc: Option<&str>, status: Option<u16>, host: Option<&str>) -> Verdict {
-    let ecr = host.is_some_and(is_ecr_host);
+    let ecr = host.is_some_and(crate::registry::ecr::is_private_host);
     // 1. The reference, the pull policy, the platform.
     reference_texts(lower)
         .or_else(|| never_pull_text(lower))
@@ -2031,7 +2021,7 @@ mod tests {
                     if raw_auth.is_none() {
                         let cred = entry.credential.as_ref().unwrap();
                         prop_assert_eq!(&cred.username, &user.replace(':', ""));
-                        prop_assert_eq!(&cred.password, pass);
+                        prop_assert_eq!(&cred.password(), pass);
                     }
                 }
                 // The keyring takes whatever the secret holds.

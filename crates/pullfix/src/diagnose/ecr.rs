@@ -50,8 +50,11 @@ impl EcrClient {
     }
 
     /// A fresh registry token for the image's registry (the `aws ecr
-    /// get-login-password` of the runbook): `(user, password)`.
-    pub async fn login_password(&self, image: &ImageRef) -> anyhow::Result<(String, String)> {
+    /// get-login-password` of the runbook), as a credential (user `AWS`).
+    pub async fn login_password(
+        &self,
+        image: &ImageRef,
+    ) -> anyhow::Result<crate::registry::keyring::Credential> {
         let client = self.client(image).await.ok_or_else(|| {
             anyhow::anyhow!(
                 "no AWS credentials are configured (AWS_PROFILE, AWS_ACCESS_KEY_ID, SSO...)"
@@ -70,7 +73,7 @@ impl EcrClient {
         let cred = crate::registry::keyring::decode_auth(token).ok_or_else(|| {
             anyhow::anyhow!("ECR returned a token that is not base64 of user:password")
         })?;
-        Ok((cred.username, cred.password))
+        Ok(cred)
     }
 
     async fn client(&self, image: &ImageRef) -> Option<aws_sdk_ecr::Client> {

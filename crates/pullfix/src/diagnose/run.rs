@@ -25,51 +25,7 @@ use crate::probe::Prober;
 use crate::registry::reference::ImageRef;
 use crate::scan::{self, Group, parse_time};
 
-/// What to diagnose.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    /// Every failing workload in scope.
-    All,
-    /// A workload (`deploy/NAME`, `sts/NAME`, `ds/NAME`, `job/NAME`, `cronjob/NAME`) or a pod name.
-    Named { kind: String, name: String },
-}
-
-impl Target {
-    /// Parses `deploy/checkout`, `statefulset/db`, `pod/x` or a bare pod name.
-    pub fn parse(s: &str) -> anyhow::Result<Target> {
-        let (kind, name) = match s.split_once('/') {
-            Some((k, n)) => (k.to_ascii_lowercase(), n),
-            None => ("pod".to_string(), s),
-        };
-        let kind = match kind.as_str() {
-            "deploy" | "deployment" | "deployments" | "deployment.apps" => "Deployment",
-            "sts" | "statefulset" | "statefulsets" => "StatefulSet",
-            "ds" | "daemonset" | "daemonsets" => "DaemonSet",
-            "job" | "jobs" => "Job",
-            "cj" | "cronjob" | "cronjobs" => "CronJob",
-            "rs" | "replicaset" | "replicasets" => "ReplicaSet",
-            "po" | "pod" | "pods" => "Pod",
-            other => anyhow::bail!(
-                "unsupported target kind `{other}` in `{s}`\nhelp: use a pod name, deploy/NAME, sts/NAME, ds/NAME, job/NAME or cronjob/NAME"
-            ),
-        };
-        if name.is_empty() {
-            anyhow::bail!("target `{s}` has no name\nhelp: for example deploy/checkout");
-        }
-        Ok(Target::Named {
-            kind: kind.into(),
-            name: name.into(),
-        })
-    }
-
-    fn matches(&self, g: &Group) -> bool {
-        match self {
-            Target::All => true,
-            Target::Named { kind, name } if kind == "Pod" => g.pods.iter().any(|p| p == name),
-            Target::Named { kind, name } => g.workload.kind == *kind && g.workload.name == *name,
-        }
-    }
-}
+pub use crate::target::Target;
 
 /// Options for a diagnosis.
 #[derive(Debug, Clone)]
@@ -368,8 +324,7 @@ fn add_refresh_evidence(findings: &mut [Finding], refresh_jobs: &[RefreshJob]) {
 }
 
 fn digest(b: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(b))
+    crate::encoding::sha256_hex(b)
 }
 
 async fn check_target_exists(

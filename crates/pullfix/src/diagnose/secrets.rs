@@ -299,7 +299,7 @@ fn analyze_content(
         report.matched_key = Some(source.key.clone());
         report.username = Some(cred.username.clone());
         if is_ecr_host(&image.domain) {
-            report.ecr = Some(ecr_expiry(&cred.password, written, now));
+            report.ecr = Some(ecr_expiry(&cred.password(), written, now));
         }
     } else {
         let keys: Vec<&str> = entries.iter().map(|e| e.key.as_str()).collect();
@@ -346,21 +346,8 @@ fn raw_entry(secret: &SecretView, key: &str) -> Option<serde_json::Value> {
     map.get(key).cloned()
 }
 
-/// True for `ACCOUNT.dkr.ecr.REGION.amazonaws.com` (and `.com.cn`).
-pub fn is_ecr_host(host: &str) -> bool {
-    let host = host.split(':').next().unwrap_or(host);
-    let labels: Vec<&str> = host.split('.').collect();
-    labels.len() >= 6
-        && labels[1] == "dkr"
-        && labels[2] == "ecr"
-        && labels[4] == "amazonaws"
-        && labels[0].bytes().all(|b| b.is_ascii_digit())
-}
-
-/// The region of an ECR host.
-pub fn ecr_region(host: &str) -> Option<String> {
-    is_ecr_host(host).then(|| host.split('.').nth(3).unwrap_or_default().to_string())
-}
+/// Private ECR hosts and their region, every form (`registry::ecr`).
+pub use crate::registry::ecr::{is_private_host as is_ecr_host, region as ecr_region};
 
 /// Decodes an ECR token's expiry (the password is base64 of JSON with an
 /// `expiration` in Unix seconds); otherwise estimates it from when the

@@ -660,7 +660,7 @@ fn method_name(m: &Method) -> &'static str {
 fn basic(cred: &Credential) -> String {
     format!(
         "Basic {}",
-        STANDARD.encode(format!("{}:{}", cred.username, cred.password))
+        STANDARD.encode(format!("{}:{}", cred.username, cred.password()))
     )
 }
 
@@ -696,10 +696,7 @@ fn header_digest(headers: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
-fn sha256_digest(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
-}
+use crate::encoding::sha256_digest;
 
 fn manifest_size(m: &Value) -> u64 {
     let config = m["config"]["size"].as_u64().unwrap_or(0);

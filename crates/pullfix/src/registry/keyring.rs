@@ -13,6 +13,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use secrecy::{ExposeSecret as _, SecretString};
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
@@ -22,12 +24,37 @@ pub const DOCKERCONFIGJSON: &str = "kubernetes.io/dockerconfigjson";
 /// The legacy secret type holding a bare `.dockercfg` map.
 pub const DOCKERCFG: &str = "kubernetes.io/dockercfg";
 
-/// A username and password for one registry. `Debug` never shows the password.
-#[derive(Clone, PartialEq, Eq)]
+/// A username and password for one registry. The password is a
+/// [`SecretString`]: no `Debug` or `Display` prints it, and its memory is
+/// zeroed when dropped; read it with [`Credential::password`] only where it
+/// goes on the wire or into a secret.
+#[derive(Clone)]
 pub struct Credential {
     pub username: String,
-    pub password: String,
+    secret: SecretString,
 }
+
+impl Credential {
+    pub fn new(username: impl Into<String>, password: impl Into<String>) -> Credential {
+        Credential {
+            username: username.into(),
+            secret: SecretString::from(password.into()),
+        }
+    }
+
+    /// The password or token, for the request or the secret it goes into.
+    pub fn password(&self) -> &str {
+        self.secret.expose_secret()
+    }
+}
+
+impl PartialEq for Credential {
+    fn eq(&self, other: &Credential) -> bool {
+        self.username == other.username && self.password() == other.password()
+    }
+}
+
+impl Eq for Credential {}
 
 impl fmt::Debug for Credential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -127,10 +154,7 @@ pub fn parse_pull_secret(
 fn parse_entry(key: &str, entry: &Value) -> AuthEntry {
     let field = |name: &str| entry.get(name).and_then(Value::as_str).map(str::to_string);
     let from_fields = match (field("username"), field("password")) {
-        (Some(u), Some(p)) if !u.is_empty() || !p.is_empty() => Some(Credential {
-            username: u,
-            password: p,
-        }),
+        (Some(u), Some(p)) if !u.is_empty() || !p.is_empty() => Some(Credential::new(u, p)),
         _ => None,
     };
     let from_auth = field("auth").and_then(|a| decode_auth(&a));
@@ -148,20 +172,17 @@ pub fn decode_auth(auth: &str) -> Option<Credential> {
     let bytes = STANDARD.decode(auth.trim()).ok()?;
     let text = String::from_utf8(bytes).ok()?;
     let (u, p) = text.split_once(':')?;
-    Some(Credential {
-        username: u.to_string(),
-        password: p.to_string(),
-    })
+    Some(Credential::new(u.to_string(), p.to_string()))
 }
 
 /// Encodes a credential the way `kubectl create secret docker-registry` does.
 pub fn dockerconfigjson(server: &str, cred: &Credential) -> String {
-    let auth = STANDARD.encode(format!("{}:{}", cred.username, cred.password));
+    let auth = STANDARD.encode(format!("{}:{}", cred.username, cred.password()));
     serde_json::json!({
         "auths": {
             server: {
                 "username": cred.username,
-                "password": cred.password,
+                "password": cred.password(),
                 "auth": auth,
             }
         }
@@ -410,10 +431,7 @@ mod tests {
     }
 
     fn cred(u: &str, p: &str) -> Credential {
-        Credential {
-            username: u.into(),
-            password: p.into(),
-        }
+        Credential::new(u, p)
     }
 
     #[test]

@@ -4,5 +4,9 @@
 
 pub mod client;
 pub mod hosts;
+pub mod ecr;
 pub mod keyring;
 pub mod reference;
+
+#[cfg(test)]
+mod props;

@@ -41,8 +41,8 @@ pub const FIELD_MANAGER: &str = api::FIELD_MANAGER;
 #[derive(Debug, Clone, Default)]
 pub struct CredentialFlags {
     pub username: Option<String>,
-    /// Read from stdin (`--password-stdin`).
-    pub password: Option<String>,
+    /// Read from stdin (`--password-stdin`); never printed.
+    pub password: Option<secrecy::SecretString>,
     pub docker_config: Option<PathBuf>,
     /// `NAMESPACE/NAME` of a secret whose credential to copy.
     pub from_secret: Option<String>,
@@ -734,7 +734,7 @@ impl Executor<'_> {
             };
             match ecr {
                 Some(ecr) => match ecr.login_password(image).await {
-                    Ok((u, p)) => candidates.push((Credential { username: u, password: p }, "a fresh ECR token (GetAuthorizationToken)".into())),
+                    Ok(cred) => candidates.push((cred, "a fresh ECR token (GetAuthorizationToken)".into())),
                     Err(e) => self.say(format!("  ECR token: {e:#}")),
                 },
                 None if self.creds.from_ecr => return Err(Outcome::Failed { error: "--from-ecr: no AWS credentials are configured (AWS_PROFILE, AWS_ACCESS_KEY_ID, SSO...)".into() }),
@@ -767,10 +767,7 @@ impl Executor<'_> {
         let mut candidates: Vec<(Credential, String)> = Vec::new();
         if let (Some(u), Some(p)) = (&self.creds.username, &self.creds.password) {
             candidates.push((
-                Credential {
-                    username: u.clone(),
-                    password: p.clone(),
-                },
+                Credential::new(u.clone(), secrecy::ExposeSecret::expose_secret(p)),
                 "--username/--password-stdin".into(),
             ));
         }
@@ -814,13 +811,7 @@ impl Executor<'_> {
             image.domain
         ))?;
         Ok(match (user, pass) {
-            (Some(u), Some(p)) => Some((
-                Credential {
-                    username: u,
-                    password: p,
-                },
-                "typed at the terminal".into(),
-            )),
+            (Some(u), Some(p)) => Some((Credential::new(u, p), "typed at the terminal".into())),
             _ => None,
         })
     }
@@ -1065,6 +1056,7 @@ fn secret_change(
         same,
         encoded,
     } = merged_config(current, server, cred, wrong_keys);
+
     let diff = secret_diff(
         current,
         &old_config,
@@ -1183,10 +1175,10 @@ fn merged_config(
     for k in &same {
         auths.remove(k);
     }
-    let auth = STANDARD.encode(format!("{}:{}", cred.username, cred.password));
+    let auth = STANDARD.encode(format!("{}:{}", cred.username, cred.password()));
     auths.insert(
         server.to_string(),
-        json!({"username": cred.username, "password": cred.password, "auth": auth}),
+        json!({"username": cred.username, "password": cred.password(), "auth": auth}),
     );
     let mut config = old_config.clone();
     config["auths"] = Value::Object(auths.clone());
@@ -1260,10 +1252,10 @@ fn secret_diff(
     }
     let old_cred = old_auths.get(server).and_then(|e| {
         e["auth"].as_str().and_then(decode_auth).or_else(|| {
-            Some(Credential {
-                username: e["username"].as_str()?.into(),
-                password: e["password"].as_str()?.into(),
-            })
+            Some(Credential::new(
+                e["username"].as_str()?,
+                e["password"].as_str()?,
+            ))
         })
     });
     match old_cred {
@@ -1271,7 +1263,7 @@ fn secret_diff(
             "~ auths[{server}]: username {} → {}, password <redacted> ({})",
             o.username,
             cred.username,
-            if o.password == cred.password {
+            if o.password() == cred.password() {
                 "unchanged"
             } else {
                 "changed"
@@ -1351,10 +1343,7 @@ mod tests {
     use super::*;
 
     fn cred(p: &str) -> Credential {
-        Credential {
-            username: "u".into(),
-            password: p.into(),
-        }
+        Credential::new("u", p)
     }
 
     fn secret(auths: Value, type_: &str) -> Value {
@@ -1495,7 +1484,7 @@ mod tests {
         )
         .unwrap();
         let img = ImageRef::parse("reg:5000/team/app:v1").unwrap();
-        assert_eq!(docker_config_credential(&p, &img).unwrap().password, "b");
+        assert_eq!(docker_config_credential(&p, &img).unwrap().password(), "b");
         let other = ImageRef::parse("elsewhere.io/app:v1").unwrap();
         let err = docker_config_credential(&p, &other)
             .unwrap_err()

@@ -371,12 +371,7 @@ pub async fn wait_for_rollout(
 
 /// `90s` → `1m30s`, the way kubectl prints short durations.
 fn human_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    match (secs / 60, secs % 60) {
-        (0, s) => format!("{s}s"),
-        (m, 0) => format!("{m}m"),
-        (m, s) => format!("{m}m{s}s"),
-    }
+    crate::duration::format(d)
 }
 
 #[cfg(test)]

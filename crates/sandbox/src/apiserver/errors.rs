@@ -232,6 +232,22 @@ impl ApiError {
         }
     }
 
+    /// 403 from an admission plugin (`admission.NewForbidden`): `pods "p" is
+    /// forbidden: ERR`. `name` is the object's name, else its
+    /// `generateName` (names are generated after admission), else `Unknown`.
+    pub fn admission_forbidden(resource: &str, group: &str, name: &str, err: &str) -> ApiError {
+        ApiError {
+            code: 403,
+            reason: "Forbidden",
+            message: format!(
+                "{} {} is forbidden: {err}",
+                qualified(resource, group),
+                quote(name)
+            ),
+            details: Some(details(name, group, resource)),
+        }
+    }
+
     /// 403 for a non-resource path.
     pub fn forbidden_path(user: &str, verb: &str, path: &str) -> ApiError {
         ApiError {
@@ -338,6 +354,29 @@ mod tests {
         assert!(
             e.message
                 .contains(r#"cannot patch resource "deployments/scale" in API group "apps""#)
+        );
+    }
+
+    #[test]
+    fn admission_forbidden_wording_matches_the_service_account_plugin() {
+        let e = ApiError::admission_forbidden(
+            "pods",
+            "",
+            "web-5d4f8b7c9-",
+            r#"error looking up service account shop/builder: serviceaccount "builder" not found"#,
+        );
+        assert_eq!(
+            e.message,
+            r#"pods "web-5d4f8b7c9-" is forbidden: error looking up service account shop/builder: serviceaccount "builder" not found"#
+        );
+        let s = e.status();
+        assert_eq!(
+            (s["code"].as_u64(), s["reason"].as_str()),
+            (Some(403), Some("Forbidden"))
+        );
+        assert_eq!(
+            s["details"],
+            json!({"name": "web-5d4f8b7c9-", "kind": "pods"})
         );
     }
 

@@ -26,6 +26,11 @@ pub const INITIAL_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
 const UNDELETABLE: &[&str] = &["default", "kube-system", "kube-public"];
 
+/// The ServiceAccount a pod that names none runs as.
+pub const DEFAULT_SERVICE_ACCOUNT: &str = "default";
+/// Marks a static pod's mirror, which ServiceAccount admission leaves alone.
+const MIRROR_POD_ANNOTATION: &str = "kubernetes.io/config.mirror";
+
 /// A denial rule (see `super::Deny`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DenyRule {
@@ -91,29 +96,7 @@ pub fn parse_query(raw: &str) -> Vec<(String, String)> {
 }
 
 fn pct_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    pullfix::encoding::form_decode(s)
 }
 
 /// What a path addresses.
@@ -365,6 +348,22 @@ impl State {
                 let _ = st.create(def, "", body, &ctx, &mut rng);
             }
         }
+        // The `default` ServiceAccount of each initial namespace, as the
+        // controller manager of a running cluster has made it (the sandbox's
+        // namespace controller makes it in namespaces created later), so a
+        // pod created at once in `default` passes admission.
+        if let Some(def) = resources::find("", "serviceaccounts") {
+            for ns in INITIAL_NAMESPACES {
+                let body = json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                    "metadata": {"name": DEFAULT_SERVICE_ACCOUNT, "namespace": ns}});
+                let ctx = Ctx {
+                    now,
+                    manager: "kube-controller-manager".to_string(),
+                    dry_run: false,
+                };
+                let _ = st.create(def, ns, body, &ctx, &mut rng);
+            }
+        }
         st
     }
 }
@@ -598,23 +597,7 @@ impl State {
             ("watch", "") => self.watch(req, t).map(|p| Reply::Watch(Box::new(p))),
             ("list", "") => self.list(req, t, now),
             ("get", "log") => self.log(req, t),
-            ("get", _) => {
-                let obj = self.get(def, ns, &t.name)?;
-                Ok(match sub {
-                    "scale" => Reply::Json(200, scale_view(def, &obj)),
-                    _ if req.wants_table() => {
-                        let mut tab = table::table(
-                            def.plural,
-                            std::slice::from_ref(&*obj),
-                            req.include_object(),
-                            now,
-                        );
-                        tab["metadata"]["resourceVersion"] = json!(meta(&obj, "resourceVersion"));
-                        Reply::Json(200, tab)
-                    }
-                    _ => Reply::Json(200, (*obj).clone()),
-                })
-            }
+            ("get", _) => self.get_reply(req, t, now),
             ("create", "binding") => self.bind(t, body_value.unwrap_or_default(), &ctx),
             ("create", "") => {
                 let body = body_value.unwrap_or_default();
@@ -625,68 +608,9 @@ impl State {
                     .map(|o| Reply::Json(201, o))
             }
             ("update", "scale") | ("patch", "scale") => {
-                let old = self.get(def, ns, &t.name)?;
-                let view = scale_view(def, &old);
-                let body = body_value.unwrap_or_default();
-                let new_view = if verb == "update" {
-                    body.clone()
-                } else {
-                    apply_patch(&req.content_type, &view, &body, "Scale")?
-                };
-                let rv = meta(&new_view, "resourceVersion");
-                if !rv.is_empty() && rv != meta(&old, "resourceVersion") {
-                    return Err(ApiError::modified(def.plural, def.group, &t.name));
-                }
-                let replicas = new_view["spec"]["replicas"].as_i64().ok_or_else(|| {
-                    ApiError::invalid(
-                        "Scale",
-                        "autoscaling",
-                        &t.name,
-                        &[Cause::required("spec.replicas", "")],
-                    )
-                })?;
-                if replicas < 0 {
-                    return Err(ApiError::invalid(
-                        "Scale",
-                        "autoscaling",
-                        &t.name,
-                        &[Cause::invalid(
-                            "spec.replicas",
-                            &replicas.to_string(),
-                            "must be greater than or equal to 0",
-                        )],
-                    ));
-                }
-                let mut new = (*old).clone();
-                new["spec"]["replicas"] = json!(replicas);
-                let patch_body = json!({"spec": {"replicas": replicas}});
-                let out = self.update(def, &old, new, "", &patch_body, &ctx)?;
-                Ok(Reply::Json(200, scale_view(def, &out)))
+                self.scale(req, t, verb, body_value.unwrap_or_default(), &ctx)
             }
-            ("update", _) => {
-                let body = body_value.unwrap_or_default();
-                if !body.is_object() {
-                    return Err(ApiError::bad_request(
-                        "the request body must be a JSON object",
-                    ));
-                }
-                let body_name = meta(&body, "name");
-                if !body_name.is_empty() && body_name != t.name {
-                    return Err(ApiError::bad_request(format!(
-                        "the name of the object ({body_name}) does not match the name on the URL ({})",
-                        t.name
-                    )));
-                }
-                let body_ns = meta(&body, "namespace");
-                if def.namespaced && !body_ns.is_empty() && body_ns != ns {
-                    return Err(ApiError::bad_request(
-                        "the namespace of the provided object does not match the namespace sent on the request",
-                    ));
-                }
-                let old = self.get(def, ns, &t.name)?;
-                let out = self.update(def, &old, body.clone(), sub, &body, &ctx)?;
-                Ok(Reply::Json(200, out))
-            }
+            ("update", _) => self.put(t, body_value.unwrap_or_default(), &ctx),
             ("patch", _) => {
                 let body = body_value.unwrap_or_default();
                 let old = self.get(def, ns, &t.name)?;
@@ -704,45 +628,154 @@ impl State {
                     .map(|(_, v)| Reply::Json(200, v))
             }
             ("deletecollection", "") => {
-                let opts = body_value.unwrap_or(Value::Null);
-                let grace = grace_period(req, &opts)?;
-                let sel = selection(req, def, ns, "")?;
-                let names: Vec<(String, String)> = self
-                    .store
-                    .list(&def.key(), sel.namespace.as_deref(), None)
-                    .filter(|o| sel.matches(o))
-                    .map(|o| {
-                        (
-                            meta(o, "namespace").to_string(),
-                            meta(o, "name").to_string(),
-                        )
-                    })
-                    .collect();
-                let mut items = Vec::new();
-                let no_pre = Value::Null;
-                for (ons, oname) in names {
-                    if def.kind == "Namespace" {
-                        if let Ok(Reply::Json(_, v)) = self.delete_namespace(&oname, &no_pre, &ctx)
-                        {
-                            items.push(v);
-                        }
-                        continue;
-                    }
-                    let (obj, _) = self.delete(def, &ons, &oname, &no_pre, grace, &ctx)?;
-                    items.push(obj);
-                }
-                Ok(Reply::Json(
-                    200,
-                    json!({
-                        "kind": format!("{}List", def.kind),
-                        "apiVersion": def.api_version(),
-                        "metadata": {"resourceVersion": self.store.rv().to_string()},
-                        "items": items,
-                    }),
-                ))
+                self.delete_collection(req, t, body_value.unwrap_or(Value::Null), &ctx)
             }
             _ => Err(ApiError::method_not_allowed()),
         }
+    }
+
+    /// GET of one object (or its `scale`), as a Table when asked.
+    fn get_reply(
+        &self,
+        req: &Request,
+        t: &ResourceTarget,
+        now: DateTime<Utc>,
+    ) -> Result<Reply, ApiError> {
+        let (def, ns, sub) = (t.def, t.namespace.as_str(), t.subresource.as_str());
+        let obj = self.get(def, ns, &t.name)?;
+        Ok(match sub {
+            "scale" => Reply::Json(200, scale_view(def, &obj)),
+            _ if req.wants_table() => {
+                let mut tab = table::table(
+                    def.plural,
+                    std::slice::from_ref(&*obj),
+                    req.include_object(),
+                    now,
+                );
+                tab["metadata"]["resourceVersion"] = json!(meta(&obj, "resourceVersion"));
+                Reply::Json(200, tab)
+            }
+            _ => Reply::Json(200, (*obj).clone()),
+        })
+    }
+
+    /// PUT or PATCH of the `scale` subresource: only `spec.replicas` moves.
+    fn scale(
+        &mut self,
+        req: &Request,
+        t: &ResourceTarget,
+        verb: &str,
+        body: Value,
+        ctx: &Ctx,
+    ) -> Result<Reply, ApiError> {
+        let (def, ns) = (t.def, t.namespace.as_str());
+        let old = self.get(def, ns, &t.name)?;
+        let view = scale_view(def, &old);
+        let new_view = if verb == "update" {
+            body.clone()
+        } else {
+            apply_patch(&req.content_type, &view, &body, "Scale")?
+        };
+        let rv = meta(&new_view, "resourceVersion");
+        if !rv.is_empty() && rv != meta(&old, "resourceVersion") {
+            return Err(ApiError::modified(def.plural, def.group, &t.name));
+        }
+        let replicas = new_view["spec"]["replicas"].as_i64().ok_or_else(|| {
+            ApiError::invalid(
+                "Scale",
+                "autoscaling",
+                &t.name,
+                &[Cause::required("spec.replicas", "")],
+            )
+        })?;
+        if replicas < 0 {
+            return Err(ApiError::invalid(
+                "Scale",
+                "autoscaling",
+                &t.name,
+                &[Cause::invalid(
+                    "spec.replicas",
+                    &replicas.to_string(),
+                    "must be greater than or equal to 0",
+                )],
+            ));
+        }
+        let mut new = (*old).clone();
+        new["spec"]["replicas"] = json!(replicas);
+        let patch_body = json!({"spec": {"replicas": replicas}});
+        let out = self.update(def, &old, new, "", &patch_body, ctx)?;
+        Ok(Reply::Json(200, scale_view(def, &out)))
+    }
+
+    /// PUT of an object (or of a subresource).
+    fn put(&mut self, t: &ResourceTarget, body: Value, ctx: &Ctx) -> Result<Reply, ApiError> {
+        let (def, ns, sub) = (t.def, t.namespace.as_str(), t.subresource.as_str());
+        if !body.is_object() {
+            return Err(ApiError::bad_request(
+                "the request body must be a JSON object",
+            ));
+        }
+        let body_name = meta(&body, "name");
+        if !body_name.is_empty() && body_name != t.name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({})",
+                t.name
+            )));
+        }
+        let body_ns = meta(&body, "namespace");
+        if def.namespaced && !body_ns.is_empty() && body_ns != ns {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        let old = self.get(def, ns, &t.name)?;
+        let out = self.update(def, &old, body.clone(), sub, &body, ctx)?;
+        Ok(Reply::Json(200, out))
+    }
+
+    /// DELETE of a collection: every selected object, as a List.
+    fn delete_collection(
+        &mut self,
+        req: &Request,
+        t: &ResourceTarget,
+        opts: Value,
+        ctx: &Ctx,
+    ) -> Result<Reply, ApiError> {
+        let (def, ns) = (t.def, t.namespace.as_str());
+        let grace = grace_period(req, &opts)?;
+        let sel = selection(req, def, ns, "")?;
+        let names: Vec<(String, String)> = self
+            .store
+            .list(&def.key(), sel.namespace.as_deref(), None)
+            .filter(|o| sel.matches(o))
+            .map(|o| {
+                (
+                    meta(o, "namespace").to_string(),
+                    meta(o, "name").to_string(),
+                )
+            })
+            .collect();
+        let mut items = Vec::new();
+        let no_pre = Value::Null;
+        for (ons, oname) in names {
+            if def.kind == "Namespace" {
+                if let Ok(Reply::Json(_, v)) = self.delete_namespace(&oname, &no_pre, ctx) {
+                    items.push(v);
+                }
+                continue;
+            }
+            let (obj, _) = self.delete(def, &ons, &oname, &no_pre, grace, ctx)?;
+            items.push(obj);
+        }
+        Ok(Reply::Json(
+            200,
+            json!({
+                "kind": format!("{}List", def.kind),
+                "apiVersion": def.api_version(),
+                "metadata": {"resourceVersion": self.store.rv().to_string()},
+                "items": items,
+            }),
+        ))
     }
 
     fn get(&self, def: &ResourceDef, ns: &str, name: &str) -> Result<Arc<Value>, ApiError> {
@@ -859,6 +892,39 @@ impl State {
         }
     }
 
+    /// The ServiceAccount admission plugin on pod create (mirror pods
+    /// excepted): an empty `spec.serviceAccountName` becomes `default`
+    /// (`spec.serviceAccount` mirrors it), and a pod whose ServiceAccount
+    /// does not exist is refused with the plugin's 403. It runs before
+    /// names are generated and before validation, as in the real server.
+    fn admit_service_account(&self, ns: &str, pod: &mut Value) -> Result<(), ApiError> {
+        if !pod["metadata"]["annotations"][MIRROR_POD_ANNOTATION].is_null() {
+            return Ok(());
+        }
+        let sa = objects::service_account_of(&pod["spec"])
+            .unwrap_or_else(|| DEFAULT_SERVICE_ACCOUNT.to_string());
+        if let Some(spec) = pod["spec"].as_object_mut() {
+            spec.insert("serviceAccountName".into(), json!(sa));
+            spec.insert("serviceAccount".into(), json!(sa));
+        }
+        if self.store.get("serviceaccounts", ns, &sa).is_some() {
+            return Ok(());
+        }
+        let name = [meta(pod, "name"), meta(pod, "generateName")]
+            .into_iter()
+            .find(|n| !n.is_empty())
+            .unwrap_or("Unknown");
+        Err(ApiError::admission_forbidden(
+            "pods",
+            "",
+            name,
+            &format!(
+                "error looking up service account {ns}/{sa}: serviceaccount {} not found",
+                quote(&sa)
+            ),
+        ))
+    }
+
     fn create(
         &mut self,
         def: &ResourceDef,
@@ -893,6 +959,9 @@ impl State {
             }
             body["metadata"]["namespace"] = json!(ns);
             self.namespace_check(ns)?;
+            if def.kind == "Pod" {
+                self.admit_service_account(ns, &mut body)?;
+            }
         } else if let Some(m) = body["metadata"].as_object_mut() {
             m.remove("namespace");
         }

@@ -141,6 +141,16 @@ fn default_container(c: &mut Value) {
     }
 }
 
+/// The ServiceAccount a pod spec names: `serviceAccountName`, else the
+/// deprecated `serviceAccount`; none when both are empty.
+pub fn service_account_of(spec: &Value) -> Option<String> {
+    ["serviceAccountName", "serviceAccount"]
+        .iter()
+        .filter_map(|k| spec[*k].as_str())
+        .find(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
 /// Pod spec defaults (also for templates).
 pub fn default_pod_spec(spec: &mut Value, restart_policy: &str) {
     if !spec.is_object() {
@@ -152,13 +162,14 @@ pub fn default_pod_spec(spec: &mut Value, restart_policy: &str) {
     set_default(spec, "schedulerName", json!("default-scheduler"));
     set_default(spec, "securityContext", json!({}));
     set_default(spec, "enableServiceLinks", json!(true));
-    let sa = spec["serviceAccountName"]
-        .as_str()
-        .or(spec["serviceAccount"].as_str())
-        .unwrap_or("default")
-        .to_string();
-    spec["serviceAccountName"] = json!(sa);
-    spec["serviceAccount"] = json!(sa);
+    // `serviceAccount` is the deprecated alias of `serviceAccountName`: the
+    // server's conversion fills each from the other. Defaulting the name to
+    // `default` is the ServiceAccount admission plugin's, on pod create only
+    // (`handler`), so a template that names none keeps none.
+    if let Some(sa) = service_account_of(spec) {
+        spec["serviceAccountName"] = json!(sa);
+        spec["serviceAccount"] = json!(sa);
+    }
     for key in ["containers", "initContainers"] {
         if let Some(cs) = spec.get_mut(key).and_then(Value::as_array_mut) {
             cs.iter_mut().for_each(default_container);
@@ -251,36 +262,8 @@ pub fn apply_defaults(def: &ResourceDef, obj: &mut Value, creating: bool) {
                 obj["status"] = json!({"phase": "Pending", "qosClass": qos});
             }
         }
-        "Deployment" => {
-            if let Some(spec) = obj_mut(obj, "spec") {
-                set_default(spec, "replicas", json!(1));
-                set_default(spec, "revisionHistoryLimit", json!(10));
-                set_default(spec, "progressDeadlineSeconds", json!(600));
-                if let Some(strategy) = obj_mut(spec, "strategy") {
-                    set_default(strategy, "type", json!("RollingUpdate"));
-                    if strategy["type"] == "RollingUpdate"
-                        && let Some(ru) = obj_mut(strategy, "rollingUpdate")
-                    {
-                        set_default(ru, "maxSurge", json!("25%"));
-                        set_default(ru, "maxUnavailable", json!("25%"));
-                    }
-                }
-                default_selector_from_template(spec);
-            }
-            default_template(obj, &["spec", "template"], "Always");
-        }
-        "ReplicaSet" | "StatefulSet" | "DaemonSet" => {
-            if let Some(spec) = obj_mut(obj, "spec") {
-                if def.kind != "DaemonSet" {
-                    set_default(spec, "replicas", json!(1));
-                }
-                if def.kind != "ReplicaSet" {
-                    set_default(spec, "revisionHistoryLimit", json!(10));
-                }
-                default_selector_from_template(spec);
-            }
-            default_template(obj, &["spec", "template"], "Always");
-        }
+        "Deployment" => default_deployment(obj),
+        "ReplicaSet" | "StatefulSet" | "DaemonSet" => default_replicated(def.kind, obj),
         "Job" => {
             if let Some(spec) = obj_mut(obj, "spec") {
                 set_default(spec, "backoffLimit", json!(6));
@@ -304,36 +287,76 @@ pub fn apply_defaults(def: &ResourceDef, obj: &mut Value, creating: bool) {
             set_default(obj, "type", json!("Opaque"));
             fold_string_data(obj);
         }
-        "Namespace" => {
-            if creating {
-                if let Some(spec) = obj_mut(obj, "spec") {
-                    set_default(spec, "finalizers", json!(["kubernetes"]));
-                }
-                obj["status"] = json!({"phase": "Active"});
-            }
-            // The namespace name label, as the real server sets it.
-            if let Some(name) = obj["metadata"]["name"].as_str().map(str::to_string)
-                && let Some(meta) = obj_mut(obj, "metadata")
-                && let Some(labels) = obj_mut(meta, "labels")
-            {
-                labels["kubernetes.io/metadata.name"] = json!(name);
-            }
-        }
-        "Service" => {
-            if let Some(spec) = obj_mut(obj, "spec") {
-                set_default(spec, "type", json!("ClusterIP"));
-                set_default(spec, "sessionAffinity", json!("None"));
-                if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
-                    for p in ports {
-                        set_default(p, "protocol", json!("TCP"));
-                        if p["targetPort"].is_null() {
-                            p["targetPort"] = p["port"].clone();
-                        }
-                    }
-                }
-            }
-        }
+        "Namespace" => default_namespace(obj, creating),
+        "Service" => default_service(obj),
         _ => {}
+    }
+}
+
+/// Deployment defaults: replicas, history, deadline, RollingUpdate, selector.
+fn default_deployment(obj: &mut Value) {
+    if let Some(spec) = obj_mut(obj, "spec") {
+        set_default(spec, "replicas", json!(1));
+        set_default(spec, "revisionHistoryLimit", json!(10));
+        set_default(spec, "progressDeadlineSeconds", json!(600));
+        if let Some(strategy) = obj_mut(spec, "strategy") {
+            set_default(strategy, "type", json!("RollingUpdate"));
+            if strategy["type"] == "RollingUpdate"
+                && let Some(ru) = obj_mut(strategy, "rollingUpdate")
+            {
+                set_default(ru, "maxSurge", json!("25%"));
+                set_default(ru, "maxUnavailable", json!("25%"));
+            }
+        }
+        default_selector_from_template(spec);
+    }
+    default_template(obj, &["spec", "template"], "Always");
+}
+
+/// ReplicaSet, StatefulSet and DaemonSet defaults.
+fn default_replicated(kind: &str, obj: &mut Value) {
+    if let Some(spec) = obj_mut(obj, "spec") {
+        if kind != "DaemonSet" {
+            set_default(spec, "replicas", json!(1));
+        }
+        if kind != "ReplicaSet" {
+            set_default(spec, "revisionHistoryLimit", json!(10));
+        }
+        default_selector_from_template(spec);
+    }
+    default_template(obj, &["spec", "template"], "Always");
+}
+
+/// Namespace defaults: the finalizer, the phase, the name label.
+fn default_namespace(obj: &mut Value, creating: bool) {
+    if creating {
+        if let Some(spec) = obj_mut(obj, "spec") {
+            set_default(spec, "finalizers", json!(["kubernetes"]));
+        }
+        obj["status"] = json!({"phase": "Active"});
+    }
+    // The namespace name label, as the real server sets it.
+    if let Some(name) = obj["metadata"]["name"].as_str().map(str::to_string)
+        && let Some(meta) = obj_mut(obj, "metadata")
+        && let Some(labels) = obj_mut(meta, "labels")
+    {
+        labels["kubernetes.io/metadata.name"] = json!(name);
+    }
+}
+
+/// Service defaults: type, session affinity, port protocols and targets.
+fn default_service(obj: &mut Value) {
+    if let Some(spec) = obj_mut(obj, "spec") {
+        set_default(spec, "type", json!("ClusterIP"));
+        set_default(spec, "sessionAffinity", json!("None"));
+        if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+            for p in ports {
+                set_default(p, "protocol", json!("TCP"));
+                if p["targetPort"].is_null() {
+                    p["targetPort"] = p["port"].clone();
+                }
+            }
+        }
     }
 }
 
@@ -576,8 +599,13 @@ mod tests {
         apply_defaults(def("", "pods"), &mut pod, true);
         assert_eq!(pod["spec"]["restartPolicy"], "Always");
         assert_eq!(pod["spec"]["terminationGracePeriodSeconds"], 30);
-        assert_eq!(pod["spec"]["serviceAccountName"], "default");
-        assert_eq!(pod["spec"]["serviceAccount"], "default");
+        // `default` is the admission plugin's, not defaulting's.
+        assert!(pod["spec"]["serviceAccountName"].is_null());
+        assert!(pod["spec"]["serviceAccount"].is_null());
+        let mut named = json!({"spec": {"serviceAccount": "builder", "containers": []}});
+        apply_defaults(def("", "pods"), &mut named, true);
+        assert_eq!(named["spec"]["serviceAccountName"], "builder");
+        assert_eq!(named["spec"]["serviceAccount"], "builder");
         assert_eq!(
             pod["spec"]["containers"][0]["imagePullPolicy"],
             "IfNotPresent"

@@ -37,102 +37,9 @@ const SELECTOR: Col = (
 
 fn columns(resource: &str) -> Vec<Col> {
     match resource {
-        "pods" => vec![
-            NAME,
-            (
-                "Ready",
-                "string",
-                0,
-                "The aggregate readiness state of this pod for accepting traffic.",
-            ),
-            (
-                "Status",
-                "string",
-                0,
-                "The aggregate status of the containers in this pod.",
-            ),
-            (
-                "Restarts",
-                "string",
-                0,
-                "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.",
-            ),
-            AGE,
-            (
-                "IP",
-                "string",
-                1,
-                "podIP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated.",
-            ),
-            (
-                "Node",
-                "string",
-                1,
-                "NodeName indicates in which node this pod is scheduled.",
-            ),
-            (
-                "Nominated Node",
-                "string",
-                1,
-                "nominatedNodeName is set only when this pod preempts other pods on the node, but it cannot be scheduled right away as preemption victims receive their graceful termination periods.",
-            ),
-            (
-                "Readiness Gates",
-                "string",
-                1,
-                "If specified, all readiness gates will be evaluated for pod readiness.",
-            ),
-        ],
-        "deployments" => vec![
-            NAME,
-            ("Ready", "string", 0, "Number of the pod with ready state"),
-            (
-                "Up-to-date",
-                "integer",
-                0,
-                "Total number of non-terminating pods targeted by this deployment that have the desired template spec.",
-            ),
-            (
-                "Available",
-                "integer",
-                0,
-                "Total number of available non-terminating pods (ready for at least minReadySeconds) targeted by this deployment.",
-            ),
-            AGE,
-            CONTAINERS,
-            IMAGES,
-            SELECTOR,
-        ],
-        "replicasets" => vec![
-            NAME,
-            (
-                "Desired",
-                "integer",
-                0,
-                "Replicas is the number of desired pods.",
-            ),
-            (
-                "Current",
-                "integer",
-                0,
-                "Replicas is the most recently observed number of non-terminating pods.",
-            ),
-            (
-                "Ready",
-                "integer",
-                0,
-                "The number of non-terminating pods targeted by this ReplicaSet with a Ready Condition.",
-            ),
-            AGE,
-            CONTAINERS,
-            IMAGES,
-            (
-                "Selector",
-                "string",
-                1,
-                "Selector is a label query over pods that should match the replica count.",
-            ),
-        ],
+        "pods" => pods_columns(),
+        "deployments" => deployments_columns(),
+        "replicasets" => replicasets_columns(),
         "secrets" => vec![
             NAME,
             (
@@ -154,216 +61,21 @@ fn columns(resource: &str) -> Vec<Col> {
             ),
             AGE,
         ],
-        "events" => vec![
-            (
-                "Last Seen",
-                "string",
-                0,
-                "The time at which the most recent occurrence of this event was recorded.",
-            ),
-            (
-                "Type",
-                "string",
-                0,
-                "Type of this event (Normal, Warning), new types could be added in the future",
-            ),
-            (
-                "Reason",
-                "string",
-                0,
-                "This should be a short, machine understandable string that gives the reason for the transition into the object's current status.",
-            ),
-            (
-                "Object",
-                "string",
-                0,
-                "The object that this event is about.",
-            ),
-            (
-                "Subobject",
-                "string",
-                1,
-                "If referring to a piece of an object instead of an entire object, this string should contain a valid JSON/Go field access statement, such as desiredState.manifest.containers[2].",
-            ),
-            (
-                "Source",
-                "string",
-                1,
-                "The component reporting this event. Should be a short machine understandable string.",
-            ),
-            (
-                "Message",
-                "string",
-                0,
-                "A human-readable description of the status of this operation.",
-            ),
-            (
-                "First Seen",
-                "string",
-                1,
-                "The time at which the event was first recorded. (Time of server receipt is in TypeMeta.)",
-            ),
-            (
-                "Count",
-                "string",
-                1,
-                "The number of times this event has occurred.",
-            ),
-            ("Name", "string", 1, NAME_DOC),
-        ],
+        "events" => events_columns(),
         "namespaces" => vec![
             NAME,
             ("Status", "string", 0, "The status of the namespace"),
             AGE,
         ],
-        "nodes" => vec![
-            NAME,
-            ("Status", "string", 0, "The status of the node"),
-            ("Roles", "string", 0, "The roles of the node"),
-            AGE,
-            (
-                "Version",
-                "string",
-                0,
-                "Kubelet Version reported by the node.",
-            ),
-            (
-                "Internal-IP",
-                "string",
-                1,
-                "List of addresses reachable to the node.",
-            ),
-            (
-                "External-IP",
-                "string",
-                1,
-                "List of addresses reachable to the node.",
-            ),
-            (
-                "OS-Image",
-                "string",
-                1,
-                "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy)).",
-            ),
-            (
-                "Kernel-Version",
-                "string",
-                1,
-                "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64).",
-            ),
-            (
-                "Container-Runtime",
-                "string",
-                1,
-                "ContainerRuntime Version reported by the node through runtime remote API (e.g. containerd://1.4.2).",
-            ),
-        ],
-        "jobs" => vec![
-            NAME,
-            ("Status", "string", 0, "Status of the job."),
-            (
-                "Completions",
-                "string",
-                0,
-                "The number of pods which reached phase Succeeded.",
-            ),
-            (
-                "Duration",
-                "string",
-                0,
-                "Time required to complete the job.",
-            ),
-            AGE,
-            CONTAINERS,
-            IMAGES,
-            (
-                "Selector",
-                "string",
-                1,
-                "A label query over pods that should match the pod count.",
-            ),
-        ],
-        "cronjobs" => vec![
-            NAME,
-            (
-                "Schedule",
-                "string",
-                0,
-                "The schedule in Cron format, see https://en.wikipedia.org/wiki/Cron.",
-            ),
-            (
-                "Timezone",
-                "string",
-                0,
-                "The time zone name for the given schedule, see https://en.wikipedia.org/wiki/List_of_tz_database_time_zones.",
-            ),
-            (
-                "Suspend",
-                "boolean",
-                0,
-                "This flag tells the controller to suspend subsequent executions, it does not apply to already started executions.",
-            ),
-            (
-                "Active",
-                "integer",
-                0,
-                "A list of pointers to currently running jobs.",
-            ),
-            (
-                "Last Schedule",
-                "string",
-                0,
-                "Information when was the last time the job was successfully scheduled.",
-            ),
-            AGE,
-            CONTAINERS,
-            IMAGES,
-            (
-                "Selector",
-                "string",
-                1,
-                "A label query over pods that should match the pod count.",
-            ),
-        ],
+        "nodes" => nodes_columns(),
+        "jobs" => jobs_columns(),
+        "cronjobs" => cronjobs_columns(),
         "configmaps" => vec![
             NAME,
             ("Data", "string", 0, "Data contains the configuration data."),
             AGE,
         ],
-        "services" => vec![
-            NAME,
-            (
-                "Type",
-                "string",
-                0,
-                "type determines how the Service is exposed.",
-            ),
-            (
-                "Cluster-IP",
-                "string",
-                0,
-                "clusterIP is the IP address of the service and is usually assigned randomly.",
-            ),
-            (
-                "External-IP",
-                "string",
-                0,
-                "externalIPs is a list of IP addresses for which nodes in the cluster will also accept traffic for this service.",
-            ),
-            (
-                "Port(s)",
-                "string",
-                0,
-                "The list of ports that are exposed by this service.",
-            ),
-            AGE,
-            (
-                "Selector",
-                "string",
-                1,
-                "Route service traffic to pods with label keys and values matching this selector.",
-            ),
-        ],
+        "services" => services_columns(),
         "leases" => vec![
             NAME,
             (
@@ -381,56 +93,389 @@ fn columns(resource: &str) -> Vec<Col> {
             CONTAINERS,
             IMAGES,
         ],
-        "daemonsets" => vec![
-            NAME,
-            (
-                "Desired",
-                "integer",
-                0,
-                "The total number of nodes that should be running the daemon pod (including nodes correctly running the daemon pod).",
-            ),
-            (
-                "Current",
-                "integer",
-                0,
-                "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod.",
-            ),
-            (
-                "Ready",
-                "integer",
-                0,
-                "numberReady is the number of nodes that should be running the daemon pod and have one or more of the daemon pod running with a Ready Condition.",
-            ),
-            (
-                "Up-to-date",
-                "integer",
-                0,
-                "The total number of nodes that are running updated daemon pod",
-            ),
-            (
-                "Available",
-                "integer",
-                0,
-                "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available (ready for at least spec.minReadySeconds)",
-            ),
-            (
-                "Node Selector",
-                "string",
-                0,
-                "NodeSelector is a selector which must be true for the pod to fit on a node.",
-            ),
-            AGE,
-            CONTAINERS,
-            IMAGES,
-            (
-                "Selector",
-                "string",
-                1,
-                "A label query over pods that are managed by the daemon set.",
-            ),
-        ],
+        "daemonsets" => daemonsets_columns(),
         _ => vec![NAME, AGE],
     }
+}
+
+/// The columns of `kubectl get pods`.
+fn pods_columns() -> Vec<Col> {
+    vec![
+        NAME,
+        (
+            "Ready",
+            "string",
+            0,
+            "The aggregate readiness state of this pod for accepting traffic.",
+        ),
+        (
+            "Status",
+            "string",
+            0,
+            "The aggregate status of the containers in this pod.",
+        ),
+        (
+            "Restarts",
+            "string",
+            0,
+            "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.",
+        ),
+        AGE,
+        (
+            "IP",
+            "string",
+            1,
+            "podIP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated.",
+        ),
+        (
+            "Node",
+            "string",
+            1,
+            "NodeName indicates in which node this pod is scheduled.",
+        ),
+        (
+            "Nominated Node",
+            "string",
+            1,
+            "nominatedNodeName is set only when this pod preempts other pods on the node, but it cannot be scheduled right away as preemption victims receive their graceful termination periods.",
+        ),
+        (
+            "Readiness Gates",
+            "string",
+            1,
+            "If specified, all readiness gates will be evaluated for pod readiness.",
+        ),
+    ]
+}
+
+/// The columns of `kubectl get deployments`.
+fn deployments_columns() -> Vec<Col> {
+    vec![
+        NAME,
+        ("Ready", "string", 0, "Number of the pod with ready state"),
+        (
+            "Up-to-date",
+            "integer",
+            0,
+            "Total number of non-terminating pods targeted by this deployment that have the desired template spec.",
+        ),
+        (
+            "Available",
+            "integer",
+            0,
+            "Total number of available non-terminating pods (ready for at least minReadySeconds) targeted by this deployment.",
+        ),
+        AGE,
+        CONTAINERS,
+        IMAGES,
+        SELECTOR,
+    ]
+}
+
+/// The columns of `kubectl get replicasets`.
+fn replicasets_columns() -> Vec<Col> {
+    vec![
+        NAME,
+        (
+            "Desired",
+            "integer",
+            0,
+            "Replicas is the number of desired pods.",
+        ),
+        (
+            "Current",
+            "integer",
+            0,
+            "Replicas is the most recently observed number of non-terminating pods.",
+        ),
+        (
+            "Ready",
+            "integer",
+            0,
+            "The number of non-terminating pods targeted by this ReplicaSet with a Ready Condition.",
+        ),
+        AGE,
+        CONTAINERS,
+        IMAGES,
+        (
+            "Selector",
+            "string",
+            1,
+            "Selector is a label query over pods that should match the replica count.",
+        ),
+    ]
+}
+
+/// The columns of `kubectl get events`.
+fn events_columns() -> Vec<Col> {
+    vec![
+        (
+            "Last Seen",
+            "string",
+            0,
+            "The time at which the most recent occurrence of this event was recorded.",
+        ),
+        (
+            "Type",
+            "string",
+            0,
+            "Type of this event (Normal, Warning), new types could be added in the future",
+        ),
+        (
+            "Reason",
+            "string",
+            0,
+            "This should be a short, machine understandable string that gives the reason for the transition into the object's current status.",
+        ),
+        (
+            "Object",
+            "string",
+            0,
+            "The object that this event is about.",
+        ),
+        (
+            "Subobject",
+            "string",
+            1,
+            "If referring to a piece of an object instead of an entire object, this string should contain a valid JSON/Go field access statement, such as desiredState.manifest.containers[2].",
+        ),
+        (
+            "Source",
+            "string",
+            1,
+            "The component reporting this event. Should be a short machine understandable string.",
+        ),
+        (
+            "Message",
+            "string",
+            0,
+            "A human-readable description of the status of this operation.",
+        ),
+        (
+            "First Seen",
+            "string",
+            1,
+            "The time at which the event was first recorded. (Time of server receipt is in TypeMeta.)",
+        ),
+        (
+            "Count",
+            "string",
+            1,
+            "The number of times this event has occurred.",
+        ),
+        ("Name", "string", 1, NAME_DOC),
+    ]
+}
+
+/// The columns of `kubectl get nodes`.
+fn nodes_columns() -> Vec<Col> {
+    vec![
+        NAME,
+        ("Status", "string", 0, "The status of the node"),
+        ("Roles", "string", 0, "The roles of the node"),
+        AGE,
+        (
+            "Version",
+            "string",
+            0,
+            "Kubelet Version reported by the node.",
+        ),
+        (
+            "Internal-IP",
+            "string",
+            1,
+            "List of addresses reachable to the node.",
+        ),
+        (
+            "External-IP",
+            "string",
+            1,
+            "List of addresses reachable to the node.",
+        ),
+        (
+            "OS-Image",
+            "string",
+            1,
+            "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy)).",
+        ),
+        (
+            "Kernel-Version",
+            "string",
+            1,
+            "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64).",
+        ),
+        (
+            "Container-Runtime",
+            "string",
+            1,
+            "ContainerRuntime Version reported by the node through runtime remote API (e.g. containerd://1.4.2).",
+        ),
+    ]
+}
+
+/// The columns of `kubectl get jobs`.
+fn jobs_columns() -> Vec<Col> {
+    vec![
+        NAME,
+        ("Status", "string", 0, "Status of the job."),
+        (
+            "Completions",
+            "string",
+            0,
+            "The number of pods which reached phase Succeeded.",
+        ),
+        (
+            "Duration",
+            "string",
+            0,
+            "Time required to complete the job.",
+        ),
+        AGE,
+        CONTAINERS,
+        IMAGES,
+        (
+            "Selector",
+            "string",
+            1,
+            "A label query over pods that should match the pod count.",
+        ),
+    ]
+}
+
+/// The columns of `kubectl get cronjobs`.
+fn cronjobs_columns() -> Vec<Col> {
+    vec![
+        NAME,
+        (
+            "Schedule",
+            "string",
+            0,
+            "The schedule in Cron format, see https://en.wikipedia.org/wiki/Cron.",
+        ),
+        (
+            "Timezone",
+            "string",
+            0,
+            "The time zone name for the given schedule, see https://en.wikipedia.org/wiki/List_of_tz_database_time_zones.",
+        ),
+        (
+            "Suspend",
+            "boolean",
+            0,
+            "This flag tells the controller to suspend subsequent executions, it does not apply to already started executions.",
+        ),
+        (
+            "Active",
+            "integer",
+            0,
+            "A list of pointers to currently running jobs.",
+        ),
+        (
+            "Last Schedule",
+            "string",
+            0,
+            "Information when was the last time the job was successfully scheduled.",
+        ),
+        AGE,
+        CONTAINERS,
+        IMAGES,
+        (
+            "Selector",
+            "string",
+            1,
+            "A label query over pods that should match the pod count.",
+        ),
+    ]
+}
+
+/// The columns of `kubectl get services`.
+fn services_columns() -> Vec<Col> {
+    vec![
+        NAME,
+        (
+            "Type",
+            "string",
+            0,
+            "type determines how the Service is exposed.",
+        ),
+        (
+            "Cluster-IP",
+            "string",
+            0,
+            "clusterIP is the IP address of the service and is usually assigned randomly.",
+        ),
+        (
+            "External-IP",
+            "string",
+            0,
+            "externalIPs is a list of IP addresses for which nodes in the cluster will also accept traffic for this service.",
+        ),
+        (
+            "Port(s)",
+            "string",
+            0,
+            "The list of ports that are exposed by this service.",
+        ),
+        AGE,
+        (
+            "Selector",
+            "string",
+            1,
+            "Route service traffic to pods with label keys and values matching this selector.",
+        ),
+    ]
+}
+
+/// The columns of `kubectl get daemonsets`.
+fn daemonsets_columns() -> Vec<Col> {
+    vec![
+        NAME,
+        (
+            "Desired",
+            "integer",
+            0,
+            "The total number of nodes that should be running the daemon pod (including nodes correctly running the daemon pod).",
+        ),
+        (
+            "Current",
+            "integer",
+            0,
+            "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod.",
+        ),
+        (
+            "Ready",
+            "integer",
+            0,
+            "numberReady is the number of nodes that should be running the daemon pod and have one or more of the daemon pod running with a Ready Condition.",
+        ),
+        (
+            "Up-to-date",
+            "integer",
+            0,
+            "The total number of nodes that are running updated daemon pod",
+        ),
+        (
+            "Available",
+            "integer",
+            0,
+            "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available (ready for at least spec.minReadySeconds)",
+        ),
+        (
+            "Node Selector",
+            "string",
+            0,
+            "NodeSelector is a selector which must be true for the pod to fit on a node.",
+        ),
+        AGE,
+        CONTAINERS,
+        IMAGES,
+        (
+            "Selector",
+            "string",
+            1,
+            "A label query over pods that are managed by the daemon set.",
+        ),
+    ]
 }
 
 // ---------------------------------------------------------------------------
@@ -473,54 +518,7 @@ fn or_none(text: &str) -> String {
 
 /// `duration.HumanDuration`.
 pub fn human_duration(d: chrono::Duration) -> String {
-    let seconds = d.num_seconds();
-    if seconds < -1 {
-        return "<invalid>".to_string();
-    } else if seconds < 0 {
-        return "0s".to_string();
-    } else if seconds < 60 * 2 {
-        return format!("{seconds}s");
-    }
-    let minutes = d.num_minutes();
-    if minutes < 10 {
-        let s = seconds % 60;
-        return if s == 0 {
-            format!("{minutes}m")
-        } else {
-            format!("{minutes}m{s}s")
-        };
-    } else if minutes < 60 * 3 {
-        return format!("{minutes}m");
-    }
-    let hours = d.num_hours();
-    if hours < 8 {
-        let m = minutes % 60;
-        if m == 0 {
-            format!("{hours}h")
-        } else {
-            format!("{hours}h{m}m")
-        }
-    } else if hours < 48 {
-        format!("{hours}h")
-    } else if hours < 24 * 8 {
-        let h = hours % 24;
-        if h == 0 {
-            format!("{}d", hours / 24)
-        } else {
-            format!("{}d{h}h", hours / 24)
-        }
-    } else if hours < 24 * 365 * 2 {
-        format!("{}d", hours / 24)
-    } else if hours < 24 * 365 * 8 {
-        let dy = (hours / 24) % 365;
-        if dy == 0 {
-            format!("{}y", hours / 24 / 365)
-        } else {
-            format!("{}y{dy}d", hours / 24 / 365)
-        }
-    } else {
-        format!("{}y", hours / 24 / 365)
-    }
+    pullfix::duration::age(d.num_seconds())
 }
 
 /// `translateTimestampSince`: `<unknown>` for a missing timestamp.
@@ -953,67 +951,10 @@ fn service_cells(svc: &Value, now: DateTime<Utc>) -> Vec<Value> {
 fn cells(resource: &str, obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
     match resource {
         "pods" => pod_cells(obj, now),
-        "deployments" => {
-            let (names, images) = container_cells(arr(obj, "spec.template.spec.containers"));
-            let desired = at(obj, "spec.replicas")
-                .and_then(Value::as_i64)
-                .unwrap_or(1);
-            vec![
-                name(obj),
-                Value::from(format!("{}/{desired}", n(obj, "status.readyReplicas"))),
-                Value::from(n(obj, "status.updatedReplicas")),
-                Value::from(n(obj, "status.availableReplicas")),
-                age(obj, now),
-                names,
-                images,
-                format_selector(at(obj, "spec.selector")),
-            ]
-        }
-        "replicasets" => {
-            let (names, images) = container_cells(arr(obj, "spec.template.spec.containers"));
-            let desired = at(obj, "spec.replicas")
-                .and_then(Value::as_i64)
-                .unwrap_or(1);
-            vec![
-                name(obj),
-                Value::from(desired),
-                Value::from(n(obj, "status.replicas")),
-                Value::from(n(obj, "status.readyReplicas")),
-                age(obj, now),
-                names,
-                images,
-                format_selector(at(obj, "spec.selector")),
-            ]
-        }
-        "statefulsets" => {
-            let (names, images) = container_cells(arr(obj, "spec.template.spec.containers"));
-            let desired = at(obj, "spec.replicas")
-                .and_then(Value::as_i64)
-                .unwrap_or(1);
-            vec![
-                name(obj),
-                Value::from(format!("{}/{desired}", n(obj, "status.readyReplicas"))),
-                age(obj, now),
-                names,
-                images,
-            ]
-        }
-        "daemonsets" => {
-            let (names, images) = container_cells(arr(obj, "spec.template.spec.containers"));
-            vec![
-                name(obj),
-                Value::from(n(obj, "status.desiredNumberScheduled")),
-                Value::from(n(obj, "status.currentNumberScheduled")),
-                Value::from(n(obj, "status.numberReady")),
-                Value::from(n(obj, "status.updatedNumberScheduled")),
-                Value::from(n(obj, "status.numberAvailable")),
-                format_labels(at(obj, "spec.template.spec.nodeSelector")),
-                age(obj, now),
-                names,
-                images,
-                format_selector(at(obj, "spec.selector")),
-            ]
-        }
+        "deployments" => deployment_cells(obj, now),
+        "replicasets" => replicaset_cells(obj, now),
+        "statefulsets" => statefulset_cells(obj, now),
+        "daemonsets" => daemonset_cells(obj, now),
         "secrets" => {
             let data = at(obj, "data")
                 .and_then(Value::as_object)
@@ -1040,35 +981,7 @@ fn cells(resource: &str, obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
         ],
         "nodes" => node_cells(obj, now),
         "jobs" => job_cells(obj, now),
-        "cronjobs" => {
-            let last = match time(obj, "status.lastScheduleTime") {
-                Some(t) => since(Some(t), now),
-                None => "<none>".to_string(),
-            };
-            let tz = match at(obj, "spec.timeZone").and_then(Value::as_str) {
-                Some(tz) => tz.to_string(),
-                None => "<none>".to_string(),
-            };
-            let suspend = match at(obj, "spec.suspend").and_then(Value::as_bool) {
-                Some(true) => "True",
-                Some(false) => "False",
-                None => "<unset>",
-            };
-            let (names, images) =
-                container_cells(arr(obj, "spec.jobTemplate.spec.template.spec.containers"));
-            vec![
-                name(obj),
-                Value::from(s(obj, "spec.schedule")),
-                Value::from(tz),
-                Value::from(suspend),
-                Value::from(arr(obj, "status.active").len() as i64),
-                Value::from(last),
-                age(obj, now),
-                names,
-                images,
-                format_selector(at(obj, "spec.jobTemplate.spec.selector")),
-            ]
-        }
+        "cronjobs" => cronjob_cells(obj, now),
         "configmaps" => {
             let count = |p: &str| at(obj, p).and_then(Value::as_object).map_or(0, Map::len);
             vec![
@@ -1087,6 +1000,106 @@ fn cells(resource: &str, obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
         }
         _ => vec![name(obj), age(obj, now)],
     }
+}
+
+/// The cells of one row of `kubectl get deployments`.
+fn deployment_cells(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let (names, images) = container_cells(arr(obj, "spec.template.spec.containers"));
+    let desired = at(obj, "spec.replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    vec![
+        name(obj),
+        Value::from(format!("{}/{desired}", n(obj, "status.readyReplicas"))),
+        Value::from(n(obj, "status.updatedReplicas")),
+        Value::from(n(obj, "status.availableReplicas")),
+        age(obj, now),
+        names,
+        images,
+        format_selector(at(obj, "spec.selector")),
+    ]
+}
+
+/// The cells of one row of `kubectl get replicasets`.
+fn replicaset_cells(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let (names, images) = container_cells(arr(obj, "spec.template.spec.containers"));
+    let desired = at(obj, "spec.replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    vec![
+        name(obj),
+        Value::from(desired),
+        Value::from(n(obj, "status.replicas")),
+        Value::from(n(obj, "status.readyReplicas")),
+        age(obj, now),
+        names,
+        images,
+        format_selector(at(obj, "spec.selector")),
+    ]
+}
+
+/// The cells of one row of `kubectl get statefulsets`.
+fn statefulset_cells(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let (names, images) = container_cells(arr(obj, "spec.template.spec.containers"));
+    let desired = at(obj, "spec.replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    vec![
+        name(obj),
+        Value::from(format!("{}/{desired}", n(obj, "status.readyReplicas"))),
+        age(obj, now),
+        names,
+        images,
+    ]
+}
+
+/// The cells of one row of `kubectl get daemonsets`.
+fn daemonset_cells(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let (names, images) = container_cells(arr(obj, "spec.template.spec.containers"));
+    vec![
+        name(obj),
+        Value::from(n(obj, "status.desiredNumberScheduled")),
+        Value::from(n(obj, "status.currentNumberScheduled")),
+        Value::from(n(obj, "status.numberReady")),
+        Value::from(n(obj, "status.updatedNumberScheduled")),
+        Value::from(n(obj, "status.numberAvailable")),
+        format_labels(at(obj, "spec.template.spec.nodeSelector")),
+        age(obj, now),
+        names,
+        images,
+        format_selector(at(obj, "spec.selector")),
+    ]
+}
+
+/// The cells of one row of `kubectl get cronjobs`.
+fn cronjob_cells(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let last = match time(obj, "status.lastScheduleTime") {
+        Some(t) => since(Some(t), now),
+        None => "<none>".to_string(),
+    };
+    let tz = match at(obj, "spec.timeZone").and_then(Value::as_str) {
+        Some(tz) => tz.to_string(),
+        None => "<none>".to_string(),
+    };
+    let suspend = match at(obj, "spec.suspend").and_then(Value::as_bool) {
+        Some(true) => "True",
+        Some(false) => "False",
+        None => "<unset>",
+    };
+    let (names, images) =
+        container_cells(arr(obj, "spec.jobTemplate.spec.template.spec.containers"));
+    vec![
+        name(obj),
+        Value::from(s(obj, "spec.schedule")),
+        Value::from(tz),
+        Value::from(suspend),
+        Value::from(arr(obj, "status.active").len() as i64),
+        Value::from(last),
+        age(obj, now),
+        names,
+        images,
+        format_selector(at(obj, "spec.jobTemplate.spec.selector")),
+    ]
 }
 
 /// Renders `items` (objects of the plural `resource`) as a `meta.k8s.io/v1` Table.
