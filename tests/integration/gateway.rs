@@ -25,6 +25,8 @@ enum Break {
     EverythingHangs,
     /// Listing pods is denied.
     PodsForbidden,
+    /// Every request is rejected: the token expired.
+    Unauthorized,
 }
 
 const IMAGE: &str = "registry.example.com/shop/web:v1";
@@ -105,6 +107,9 @@ fn pod() -> Value {
 fn answer(mode: Break, path: &str, query: &str) -> Option<(u16, Value)> {
     if mode == Break::EverythingHangs {
         return None;
+    }
+    if mode == Break::Unauthorized {
+        return Some((401, status(401, "Unauthorized", "Unauthorized", json!({}))));
     }
     let secrets = path.starts_with("/api/v1/namespaces/shop/secrets") || path == "/api/v1/secrets";
     if secrets {
@@ -349,4 +354,21 @@ fn fix_asks_aws_nothing_before_the_cluster_is_read() {
             "AWS was asked before the cluster: {err}"
         );
     }
+}
+
+#[test]
+fn rejected_credentials_say_log_in_again() {
+    let (out, text, _) = pullfix_against(Break::Unauthorized, &["scan", "-n", "shop"]);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("error: list pods in namespace shop"),
+        "{text}"
+    );
+    assert!(text.contains("unauthorized: Unauthorized"), "{text}");
+    assert!(
+        text.contains("help: the cluster rejected your credentials: log in again"),
+        "{text}"
+    );
+    assert_no_rbac_advice(&text);
+    assert!(!text.contains("timed out"), "{text}");
 }

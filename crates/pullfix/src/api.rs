@@ -774,6 +774,14 @@ mod tests {
     async fn recording_server(
         body: &'static str,
     ) -> (Client, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        routing_server(move |_| (200, body.to_string())).await
+    }
+
+    /// A server that records each request (head and body) and answers each
+    /// request line with `route(request line)`: (status, body).
+    async fn routing_server(
+        route: impl Fn(&str) -> (u16, String) + Send + Sync + 'static,
+    ) -> (Client, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -803,11 +811,11 @@ mod tests {
                         Ok(n) => buf.extend_from_slice(&chunk[..n]),
                     }
                 }
-                log.lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&buf).to_string());
+                let text = String::from_utf8_lossy(&buf).to_string();
+                let (code, body) = route(text.lines().next().unwrap_or(""));
+                log.lock().unwrap().push(text);
                 let resp = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
                 );
                 let _ = sock.write_all(resp.as_bytes()).await;
@@ -816,6 +824,61 @@ mod tests {
         let client =
             Client::try_from(kube::Config::new(format!("http://{addr}").parse().unwrap())).unwrap();
         (client, seen)
+    }
+
+    #[tokio::test]
+    async fn cronjobs_fall_back_to_v1beta1_only_when_discovery_says_so() {
+        let empty = r#"{"kind":"List","apiVersion":"v1","metadata":{},"items":[{"metadata":{"name":"refresh"}}]}"#;
+        // batch/v1 without cronjobs (Kubernetes 1.20): v1beta1.
+        let (client, seen) = routing_server(move |line| {
+            if line.starts_with("GET /apis/batch/v1 ") {
+                (200, r#"{"kind":"APIResourceList","groupVersion":"batch/v1","resources":[{"name":"jobs","singularName":"job","namespaced":true,"kind":"Job","verbs":["list"]}]}"#.into())
+            } else {
+                (200, empty.into())
+            }
+        })
+        .await;
+        let got: Vec<Value> = list_cronjobs(&client, "shop").await.unwrap();
+        assert_eq!(got.len(), 1);
+        let seen = seen.lock().unwrap().clone();
+        assert!(
+            seen[1].starts_with("GET /apis/batch/v1beta1/namespaces/shop/cronjobs?"),
+            "{seen:?}"
+        );
+        // batch/v1 with cronjobs: v1, and nothing else.
+        let (client, seen) = routing_server(move |line| {
+            if line.starts_with("GET /apis/batch/v1 ") {
+                (200, r#"{"kind":"APIResourceList","groupVersion":"batch/v1","resources":[{"name":"cronjobs","singularName":"cronjob","namespaced":true,"kind":"CronJob","verbs":["list"]}]}"#.into())
+            } else if line.contains("v1beta1") {
+                (500, "{}".into())
+            } else {
+                (200, empty.into())
+            }
+        })
+        .await;
+        let got: Vec<Value> = list_cronjobs(&client, "shop").await.unwrap();
+        assert_eq!(got.len(), 1);
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert!(seen[1].starts_with("GET /apis/batch/v1/namespaces/shop/cronjobs?"));
+        // A failing discovery or a failing v1 list is an error, not a
+        // reason to try v1beta1.
+        for broken in ["GET /apis/batch/v1 ", "GET /apis/batch/v1/namespaces"] {
+            let (client, seen) = routing_server(move |line| {
+                if line.starts_with(broken) {
+                    (500, r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"boom","reason":"InternalError","code":500}"#.into())
+                } else if line.starts_with("GET /apis/batch/v1 ") {
+                    (200, r#"{"kind":"APIResourceList","groupVersion":"batch/v1","resources":[{"name":"cronjobs","singularName":"cronjob","namespaced":true,"kind":"CronJob","verbs":["list"]}]}"#.into())
+                } else {
+                    (200, empty.into())
+                }
+            })
+            .await;
+            let err = list_cronjobs::<Value>(&client, "shop").await.unwrap_err();
+            assert_eq!(err.code, Some(500), "{err}");
+            let seen = seen.lock().unwrap().clone();
+            assert!(!seen.iter().any(|r| r.contains("v1beta1")), "{seen:?}");
+        }
     }
 
     #[tokio::test]

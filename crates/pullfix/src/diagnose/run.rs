@@ -381,39 +381,22 @@ async fn diagnose_group(
     // Nodes: which hold the image, where the failing pods are.
     let node_name = pe.pod.spec.node_name.clone().unwrap_or_default();
     let (arch, nodes_with_image) = node_facts(nodes, image.as_ref(), &g.image, &node_name);
-    let probe = match (prober, &image) {
-        (Some(p), Some(img))
-            if !matches!(
-                pe.classified.cause,
-                crate::diagnose::Cause::InvalidImageName
-            ) =>
-        {
-            let cred = analysis.credentials.first().map(|(c, _, _)| c);
-            Some(p.probe(img, cred, &arch).await)
-        }
-        _ => None,
-    };
-    let ecr_check: Option<EcrCheck> = match (ecr, &image) {
-        (Some(e), Some(img)) if secrets::is_ecr_host(&img.domain) => e.check(img).await,
-        _ => None,
-    };
-    let mut ctx = Context {
-        namespace: ns.clone(),
-        workload: Some(g.workload.clone()).filter(|w| w.kind != "Pod"),
-        container: pe.container.clone(),
-        init: pe.init,
-        private_registries: private_registries(&analysis, &refs),
+    let (probe, ecr_check) = registry_checks(
+        prober,
+        ecr,
+        image.as_ref(),
+        &pe.classified,
+        &analysis,
+        &arch,
+    )
+    .await;
+    let mut ctx = context(
+        g,
+        &pe,
+        private_registries(&analysis, &refs),
         nodes_with_image,
-        failing_nodes: Some(node_name)
-            .filter(|n| !n.is_empty())
-            .into_iter()
-            .collect(),
-        running_elsewhere: (g.ready.max(0)) as usize,
-        ready: g.ready,
-        desired: g.desired,
-        rollout_blocked: false,
-        verified_replacement: None,
-    };
+        node_name,
+    );
     let (cause, detail, confidence, mut evidence) = finding::decide(
         &g.image,
         image.as_ref(),
@@ -472,6 +455,59 @@ async fn diagnose_group(
         },
         warnings,
     ))
+}
+
+/// The registry probe (from this machine) and the ECR check, when asked
+/// for and when they make sense for the image.
+async fn registry_checks(
+    prober: Option<&Prober>,
+    ecr: Option<&crate::diagnose::ecr::EcrClient>,
+    image: Option<&ImageRef>,
+    classified: &Classified,
+    analysis: &secrets::Analysis,
+    arch: &str,
+) -> (Option<crate::probe::ProbeResult>, Option<EcrCheck>) {
+    let probe = match (prober, image) {
+        (Some(p), Some(img))
+            if !matches!(classified.cause, crate::diagnose::Cause::InvalidImageName) =>
+        {
+            let cred = analysis.credentials.first().map(|(c, _, _)| c);
+            Some(p.probe(img, cred, arch).await)
+        }
+        _ => None,
+    };
+    let ecr_check: Option<EcrCheck> = match (ecr, image) {
+        (Some(e), Some(img)) if secrets::is_ecr_host(&img.domain) => e.check(img).await,
+        _ => None,
+    };
+    (probe, ecr_check)
+}
+
+/// What the decision needs beyond the container itself.
+fn context(
+    g: &Group,
+    pe: &PodEvidence,
+    private_registries: Vec<String>,
+    nodes_with_image: Vec<String>,
+    node_name: String,
+) -> Context {
+    Context {
+        namespace: g.workload.namespace.clone(),
+        workload: Some(g.workload.clone()).filter(|w| w.kind != "Pod"),
+        container: pe.container.clone(),
+        init: pe.init,
+        private_registries,
+        nodes_with_image,
+        failing_nodes: Some(node_name)
+            .filter(|n| !n.is_empty())
+            .into_iter()
+            .collect(),
+        running_elsewhere: (g.ready.max(0)) as usize,
+        ready: g.ready,
+        desired: g.desired,
+        rollout_blocked: false,
+        verified_replacement: None,
+    }
 }
 
 /// The pod's side of one failing container: its waiting state and its

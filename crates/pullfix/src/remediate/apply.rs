@@ -1050,32 +1050,12 @@ fn secret_change(
     wrong_keys: &[String],
     title: &str,
 ) -> Change {
-    let old_config: Value = current
-        .and_then(|c| c["data"][".dockerconfigjson"].as_str())
-        .and_then(|d| STANDARD.decode(d).ok())
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_else(|| json!({"auths": {}}));
-    let mut auths = old_config["auths"].as_object().cloned().unwrap_or_default();
-    for k in wrong_keys {
-        auths.remove(k);
-    }
-    // Replace any key that names the same registry (scheme or /v1/ variants).
-    let same: Vec<String> = auths
-        .keys()
-        .filter(|k| normalize_key(k).as_deref() == Some(server))
-        .cloned()
-        .collect();
-    for k in &same {
-        auths.remove(k);
-    }
-    let auth = STANDARD.encode(format!("{}:{}", cred.username, cred.password()));
-    auths.insert(
-        server.to_string(),
-        json!({"username": cred.username, "password": cred.password(), "auth": auth}),
-    );
-    let mut config = old_config.clone();
-    config["auths"] = Value::Object(auths.clone());
-    let encoded = STANDARD.encode(serde_json::to_vec(&config).unwrap_or_default());
+    let MergedConfig {
+        old_config,
+        auths,
+        same,
+        encoded,
+    } = merged_config(current, server, cred, wrong_keys);
 
     let diff = secret_diff(
         current,
@@ -1091,23 +1071,7 @@ fn secret_change(
         "kubectl create secret docker-registry {name} --docker-server={server} --docker-username={} --docker-password=<password> -n {ns} --dry-run=client -o yaml | kubectl apply -f -",
         cred.username
     );
-    let managed = current.and_then(|c| {
-        let view = crate::diagnose::secrets::SecretView {
-            name: name.into(),
-            namespace: ns.into(),
-            labels: serde_json::from_value(c["metadata"]["labels"].clone()).unwrap_or_default(),
-            annotations: serde_json::from_value(c["metadata"]["annotations"].clone()).unwrap_or_default(),
-            owners: c["metadata"]["ownerReferences"].as_array().into_iter().flatten().map(|o| (o["kind"].as_str().unwrap_or_default().to_string(), o["name"].as_str().unwrap_or_default().to_string())).collect(),
-            ..Default::default()
-        };
-        crate::diagnose::secrets::detect_manager(&view).map(|m| {
-            format!(
-                "managed by {}{}: a live edit will be reverted at its next sync; the lasting fix is at the source of truth",
-                m.tool,
-                m.source.map(|s| format!(" ({s})")).unwrap_or_default()
-            )
-        })
-    });
+    let managed = current.and_then(|c| managed_note(c, ns, name));
     let mut requests = Vec::new();
     let mut backups = Vec::new();
     let mut kubectl = Vec::new();
@@ -1171,6 +1135,91 @@ fn secret_change(
         destructive: recreate,
         managed,
     }
+}
+
+/// The secret's docker config with the new credential in it.
+struct MergedConfig {
+    /// As it was (`{"auths": {}}` when there was none).
+    old_config: Value,
+    /// The new `auths`.
+    auths: serde_json::Map<String, Value>,
+    /// The keys that named the same registry (replaced).
+    same: Vec<String>,
+    /// The new config, base64 for the secret's data.
+    encoded: String,
+}
+
+/// Keeps other entries, drops the wrong keys and any key naming the same
+/// registry (scheme or /v1/ variants), and puts the credential in.
+fn merged_config(
+    current: Option<&Value>,
+    server: &str,
+    cred: &Credential,
+    wrong_keys: &[String],
+) -> MergedConfig {
+    let old_config: Value = current
+        .and_then(|c| c["data"][".dockerconfigjson"].as_str())
+        .and_then(|d| STANDARD.decode(d).ok())
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| json!({"auths": {}}));
+    let mut auths = old_config["auths"].as_object().cloned().unwrap_or_default();
+    for k in wrong_keys {
+        auths.remove(k);
+    }
+    // Replace any key that names the same registry (scheme or /v1/ variants).
+    let same: Vec<String> = auths
+        .keys()
+        .filter(|k| normalize_key(k).as_deref() == Some(server))
+        .cloned()
+        .collect();
+    for k in &same {
+        auths.remove(k);
+    }
+    let auth = STANDARD.encode(format!("{}:{}", cred.username, cred.password()));
+    auths.insert(
+        server.to_string(),
+        json!({"username": cred.username, "password": cred.password(), "auth": auth}),
+    );
+    let mut config = old_config.clone();
+    config["auths"] = Value::Object(auths.clone());
+    let encoded = STANDARD.encode(serde_json::to_vec(&config).unwrap_or_default());
+    MergedConfig {
+        old_config,
+        auths,
+        same,
+        encoded,
+    }
+}
+
+/// The warning for a secret another tool manages (its live edits are
+/// reverted at the next sync).
+fn managed_note(c: &Value, ns: &str, name: &str) -> Option<String> {
+    let view = crate::diagnose::secrets::SecretView {
+        name: name.into(),
+        namespace: ns.into(),
+        labels: serde_json::from_value(c["metadata"]["labels"].clone()).unwrap_or_default(),
+        annotations: serde_json::from_value(c["metadata"]["annotations"].clone())
+            .unwrap_or_default(),
+        owners: c["metadata"]["ownerReferences"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|o| {
+                (
+                    o["kind"].as_str().unwrap_or_default().to_string(),
+                    o["name"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect(),
+        ..Default::default()
+    };
+    crate::diagnose::secrets::detect_manager(&view).map(|m| {
+        format!(
+            "managed by {}{}: a live edit will be reverted at its next sync; the lasting fix is at the source of truth",
+            m.tool,
+            m.source.map(|s| format!(" ({s})")).unwrap_or_default()
+        )
+    })
 }
 
 /// A redacted view of the change: keys and usernames, never passwords.
