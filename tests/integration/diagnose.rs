@@ -430,7 +430,13 @@ fn broken_kubeconfig_and_unreachable_apiserver_exit_2_with_help() {
     let out = pullfix(&["--kubeconfig", garbage.to_str().unwrap(), "scan", "-A"]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.starts_with("error: read kubeconfig"), "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "error: kubeconfig {}: not a kubeconfig",
+            garbage.display()
+        )),
+        "{err}"
+    );
     assert!(err.contains("help:"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 

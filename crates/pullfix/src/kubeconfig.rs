@@ -264,6 +264,8 @@ impl KubeFlags {
             http::header::USER_AGENT,
             http::HeaderValue::from_static(USER_AGENT),
         ));
+        // Named in the advice when the API server cannot be reached.
+        crate::api::set_server(&config.cluster_url.to_string());
         if !self.request_timeout.is_zero() {
             config.connect_timeout = Some(self.request_timeout);
             config.read_timeout = Some(self.request_timeout);

@@ -325,9 +325,15 @@ fn weigh_ecr_token_expiry(d: &mut Decision, classified: &Classified, secrets: &A
     // ECR answers an expired token with a bare 403, which the classifier
     // already reads as "expired" on an ECR host; the decoded expiry makes
     // it certain either way.
+    // Docker reports ECR's bare 403 as "denied: requested access to the
+    // resource is denied", which reads as a repository it cannot see: with
+    // an expired token, nothing is visible, so that is the same failure.
     if matches!(
         d.cause,
-        Cause::CredentialsRejected | Cause::AccessDenied | Cause::CredentialsExpired
+        Cause::CredentialsRejected
+            | Cause::AccessDenied
+            | Cause::CredentialsExpired
+            | Cause::RepositoryNotFound
     ) && ecr_expired
     {
         d.cause = Cause::CredentialsExpired;
@@ -749,4 +755,62 @@ pub fn next_steps(
         steps.push(step("the secret is managed by a tool: make the change at its source of truth, or the edit will be reverted", None));
     }
     steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnose::classify::classify_error;
+    use crate::diagnose::secrets::{EcrExpiry, Origin};
+
+    fn secrets_with_ecr_token(expired: bool) -> Analysis {
+        Analysis {
+            reports: vec![SecretReport {
+                name: "regcred".into(),
+                origin: Origin::PodSpec,
+                problems: Vec::new(),
+                matched_key: Some("123456789012.dkr.ecr.us-east-1.amazonaws.com".into()),
+                username: Some("AWS".into()),
+                age_seconds: Some(14 * 3600),
+                manager: None,
+                ecr: Some(EcrExpiry {
+                    expires_at: chrono::Utc::now(),
+                    expired,
+                    basis: "token".into(),
+                }),
+            }],
+            credentials: Vec::new(),
+            incomplete: false,
+        }
+    }
+
+    /// Docker words ECR's bare 403 as a repository it cannot see; with the
+    /// pull secret's ECR token expired, the cause is the token (seen on the
+    /// sandbox's docker node, where the verdict used to depend on which pod
+    /// was read).
+    #[test]
+    fn docker_denied_on_ecr_with_an_expired_token_is_expired() {
+        let text = "Error response from daemon: Head \"https://123456789012.dkr.ecr.us-east-1.amazonaws.com/v2/team/checkout/manifests/v2.1.0\": denied: requested access to the resource is denied";
+        let classified = classify_error(text);
+        assert_eq!(classified.cause, Cause::RepositoryNotFound);
+        let mut d = Decision {
+            cause: classified.cause,
+            detail: classified.detail,
+            confidence: classified.confidence,
+            evidence: Vec::new(),
+        };
+        weigh_ecr_token_expiry(&mut d, &classified, &secrets_with_ecr_token(true));
+        assert_eq!(d.cause, Cause::CredentialsExpired);
+        assert_eq!(d.confidence, Confidence::High);
+
+        // A young token leaves the node's reading alone.
+        let mut d = Decision {
+            cause: classified.cause,
+            detail: classified.detail,
+            confidence: classified.confidence,
+            evidence: Vec::new(),
+        };
+        weigh_ecr_token_expiry(&mut d, &classified, &secrets_with_ecr_token(false));
+        assert_eq!(d.cause, Cause::RepositoryNotFound);
+    }
 }
