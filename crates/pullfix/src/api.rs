@@ -34,21 +34,21 @@ use serde_json::Value;
 pub use crate::errors::{ApiError, Kind, Op};
 
 /// The field manager of every write.
-pub const FIELD_MANAGER: &str = "kubectl-pullfix";
+pub(crate) const FIELD_MANAGER: &str = "kubectl-pullfix";
 
 /// Page size for list calls (kubectl uses 500 too).
-pub const PAGE_SIZE: u32 = 500;
+pub(crate) const PAGE_SIZE: u32 = 500;
 
 static SERVER: OnceLock<String> = OnceLock::new();
 
 /// Records the API server's address (from the kubeconfig), so an
 /// unreachable server is named in the advice. The first call wins.
-pub fn set_server(url: &str) {
+pub(crate) fn set_server(url: &str) {
     let _ = SERVER.set(url.trim_end_matches('/').to_string());
 }
 
 /// The API server's address, when [`set_server`] was called.
-pub fn server() -> Option<String> {
+pub(crate) fn server() -> Option<String> {
     SERVER.get().cloned()
 }
 
@@ -69,7 +69,7 @@ fn rbac_name<K: Resource<DynamicType = ()>>() -> String {
 
 /// Percent-escapes one path segment (a name or a namespace): only
 /// unreserved characters stay, and `.`/`..` cannot climb the path.
-pub fn escape(segment: &str) -> String {
+pub(crate) fn escape(segment: &str) -> String {
     if segment == "." || segment == ".." {
         return segment.replace('.', "%2E");
     }
@@ -95,7 +95,7 @@ fn collection<K: Resource<DynamicType = ()>>(ns: Option<&str>) -> String {
 
 /// Which objects a list returns.
 #[derive(Debug, Clone, Default)]
-pub struct ListQuery {
+pub(crate) struct ListQuery {
     pub field_selector: Option<String>,
     pub label_selector: Option<String>,
     /// Serve the first page from the API server's watch cache
@@ -104,21 +104,21 @@ pub struct ListQuery {
 }
 
 impl ListQuery {
-    pub fn fields(selector: &str) -> ListQuery {
+    pub(crate) fn fields(selector: &str) -> ListQuery {
         ListQuery {
             field_selector: Some(selector.into()),
             ..ListQuery::default()
         }
     }
 
-    pub fn labels(selector: &str) -> ListQuery {
+    pub(crate) fn labels(selector: &str) -> ListQuery {
         ListQuery {
             label_selector: Some(selector.into()),
             ..ListQuery::default()
         }
     }
 
-    pub fn cached(mut self) -> ListQuery {
+    pub(crate) fn cached(mut self) -> ListQuery {
         self.from_cache = true;
         self
     }
@@ -179,7 +179,7 @@ struct PageMeta {
 
 /// Reads one object of type `K` as `T` (a small struct, or a `Value`);
 /// `Ok(None)` when it does not exist.
-pub async fn get_opt_as<K, T>(
+pub(crate) async fn get_opt_as<K, T>(
     client: &Client,
     ns: Option<&str>,
     name: &str,
@@ -190,25 +190,6 @@ where
 {
     let op = Op::object("get", &singular::<K>(), ns, name).rbac(&rbac_name::<K>());
     get_path_opt(client, &collection::<K>(ns), name, op).await
-}
-
-/// Like [`get_opt_as`], with a not-found object an error.
-pub async fn get_as<K, T>(client: &Client, ns: Option<&str>, name: &str) -> Result<T, ApiError>
-where
-    K: Resource<DynamicType = ()>,
-    T: DeserializeOwned,
-{
-    let op = Op::object("get", &singular::<K>(), ns, name).rbac(&rbac_name::<K>());
-    let got = get_path_opt(client, &collection::<K>(ns), name, op.clone()).await?;
-    got.ok_or_else(|| ApiError::new(op, &not_found()))
-}
-
-fn not_found() -> kube::Error {
-    kube::Error::Api(
-        kube::core::Status::failure("not found", "NotFound")
-            .with_code(404)
-            .boxed(),
-    )
 }
 
 async fn get_path_opt<T: DeserializeOwned>(
@@ -231,7 +212,7 @@ async fn get_path_opt<T: DeserializeOwned>(
 /// page's items to `keep`, which returns the ones worth keeping (memory
 /// stays bounded by one page plus what is kept). Returns the kept items and
 /// the number of items seen.
-pub async fn list_as<K, T, U>(
+pub(crate) async fn list_as<K, T, U>(
     client: &Client,
     ns: Option<&str>,
     query: &ListQuery,
@@ -246,7 +227,7 @@ where
 }
 
 /// Every object of type `K` (all pages) as `T`.
-pub async fn list_all_as<K, T>(
+pub(crate) async fn list_all_as<K, T>(
     client: &Client,
     ns: Option<&str>,
     query: &ListQuery,
@@ -288,7 +269,7 @@ async fn list_path<T: DeserializeOwned, U>(
 
 /// How many objects of type `K` the scope holds, from one `limit=1` list
 /// (`remainingItemCount`); `None` when the server does not say or fails.
-pub async fn count<K: Resource<DynamicType = ()>>(
+pub(crate) async fn count<K: Resource<DynamicType = ()>>(
     client: &Client,
     ns: Option<&str>,
 ) -> Option<usize> {
@@ -301,7 +282,7 @@ pub async fn count<K: Resource<DynamicType = ()>>(
 
 /// Reads an object by a path its caller built (the sandbox's practice
 /// helpers); pullfix itself uses the typed functions above.
-pub async fn get_path<T: DeserializeOwned>(
+pub(crate) async fn get_path<T: DeserializeOwned>(
     client: &Client,
     path: &str,
     what: &str,
@@ -319,7 +300,7 @@ pub async fn get_path<T: DeserializeOwned>(
 
 /// Lists (all pages) by a path its caller built (the sandbox's practice
 /// helpers); pullfix itself uses the typed functions above.
-pub async fn list_path_all<T: DeserializeOwned>(
+pub(crate) async fn list_path_all<T: DeserializeOwned>(
     client: &Client,
     path: &str,
     what: &str,
@@ -381,7 +362,7 @@ fn percent_decode(s: &str) -> String {
 /// Lists the CronJobs of a namespace as `T`: `batch/v1`, or `batch/v1beta1`
 /// when discovery says the cluster serves no `batch/v1` CronJobs (before
 /// Kubernetes 1.21). Any other failure is an error, not a fallback.
-pub async fn list_cronjobs<T: DeserializeOwned>(
+pub(crate) async fn list_cronjobs<T: DeserializeOwned>(
     client: &Client,
     ns: &str,
 ) -> Result<Vec<T>, ApiError> {
@@ -404,7 +385,7 @@ pub async fn list_cronjobs<T: DeserializeOwned>(
 }
 
 /// Whether discovery lists `cronjobs` under `batch/v1`.
-pub async fn cronjobs_in_batch_v1(client: &Client) -> Result<bool, ApiError> {
+pub(crate) async fn cronjobs_in_batch_v1(client: &Client) -> Result<bool, ApiError> {
     match client.list_api_group_resources("batch/v1").await {
         Ok(list) => Ok(list.resources.iter().any(|r| r.name == "cronjobs")),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
@@ -423,7 +404,7 @@ pub async fn cronjobs_in_batch_v1(client: &Client) -> Result<bool, ApiError> {
 }
 
 /// The last `lines` lines of a pod's log.
-pub async fn pod_log_tail(
+pub(crate) async fn pod_log_tail(
     client: &Client,
     ns: &str,
     pod: &str,
@@ -441,7 +422,11 @@ pub async fn pod_log_tail(
 
 /// Asks the API server whether this identity may do `verb` on the object
 /// (a SelfSubjectAccessReview).
-pub async fn can_i(client: &Client, target: &ObjectRef, verb: &str) -> Result<bool, ApiError> {
+pub(crate) async fn can_i(
+    client: &Client,
+    target: &ObjectRef,
+    verb: &str,
+) -> Result<bool, ApiError> {
     let review = SelfSubjectAccessReview {
         spec: SelfSubjectAccessReviewSpec {
             resource_attributes: Some(ResourceAttributes {
@@ -475,7 +460,7 @@ pub async fn can_i(client: &Client, target: &ObjectRef, verb: &str) -> Result<bo
 
 /// The resources pullfix changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Writable {
+pub(crate) enum Writable {
     Secret,
     ServiceAccount,
     Pod,
@@ -486,7 +471,7 @@ pub enum Writable {
 
 impl Writable {
     /// The workload kinds pullfix patches, by their `kind`.
-    pub fn workload(kind: &str) -> Option<Writable> {
+    pub(crate) fn workload(kind: &str) -> Option<Writable> {
         match kind {
             "Deployment" => Some(Writable::Deployment),
             "StatefulSet" => Some(Writable::StatefulSet),
@@ -509,7 +494,7 @@ impl Writable {
     }
 
     /// The API group (`""` for core).
-    pub fn group(self) -> &'static str {
+    pub(crate) fn group(self) -> &'static str {
         match self {
             Writable::Secret | Writable::ServiceAccount | Writable::Pod => "",
             _ => "apps",
@@ -517,7 +502,7 @@ impl Writable {
     }
 
     /// The resource (`secrets`, `deployments`).
-    pub fn plural(self) -> &'static str {
+    pub(crate) fn plural(self) -> &'static str {
         match self {
             Writable::Secret => "secrets",
             Writable::ServiceAccount => "serviceaccounts",
@@ -529,7 +514,7 @@ impl Writable {
     }
 
     /// `secret`, `deployment`.
-    pub fn singular(self) -> &'static str {
+    pub(crate) fn singular(self) -> &'static str {
         match self {
             Writable::Secret => "secret",
             Writable::ServiceAccount => "serviceaccount",
@@ -543,7 +528,7 @@ impl Writable {
 
 /// One object pullfix reads before it changes it, and then changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectRef {
+pub(crate) struct ObjectRef {
     pub resource: Writable,
     pub namespace: String,
     pub name: String,
@@ -601,7 +586,7 @@ impl ObjectRef {
 
 /// A change to one object.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Write {
+pub(crate) enum Write {
     /// A JSON merge patch (`application/merge-patch+json`).
     MergePatch(Value),
     /// A strategic merge patch (`application/strategic-merge-patch+json`).
@@ -620,7 +605,7 @@ pub enum Write {
 
 impl Write {
     /// The RBAC verb the write needs.
-    pub fn verb(&self) -> &'static str {
+    pub(crate) fn verb(&self) -> &'static str {
         match self {
             Write::MergePatch(_) | Write::StrategicPatch(_) => "patch",
             Write::Replace(_) => "update",
@@ -630,7 +615,8 @@ impl Write {
     }
 
     /// The body sent (none for a delete's own preconditions).
-    pub fn body(&self) -> Option<&Value> {
+    #[cfg(test)]
+    pub(crate) fn body(&self) -> Option<&Value> {
         match self {
             Write::MergePatch(b)
             | Write::StrategicPatch(b)
@@ -643,7 +629,7 @@ impl Write {
 
 /// Sends a write, with field manager `kubectl-pullfix`; `dry_run` makes it
 /// a server-side rehearsal (`dryRun=All`: checked, admitted, not stored).
-pub async fn write(
+pub(crate) async fn write(
     client: &Client,
     target: &ObjectRef,
     change: &Write,

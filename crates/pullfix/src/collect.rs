@@ -16,7 +16,7 @@ use crate::api::{self, ApiError, ListQuery};
 /// A pod, reduced to what diagnosis reads.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PodLite {
+pub(crate) struct PodLite {
     #[serde(default)]
     pub metadata: Meta,
     #[serde(default)]
@@ -27,13 +27,11 @@ pub struct PodLite {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Meta {
+pub(crate) struct Meta {
     #[serde(default)]
     pub name: String,
     #[serde(default)]
     pub namespace: String,
-    #[serde(default)]
-    pub uid: String,
     #[serde(default)]
     pub creation_timestamp: Option<String>,
     #[serde(default)]
@@ -48,7 +46,7 @@ pub struct Meta {
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-pub struct OwnerRef {
+pub(crate) struct OwnerRef {
     pub kind: String,
     pub name: String,
     #[serde(default)]
@@ -57,7 +55,7 @@ pub struct OwnerRef {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PodSpecLite {
+pub(crate) struct PodSpecLite {
     #[serde(default)]
     pub node_name: Option<String>,
     #[serde(default)]
@@ -68,31 +66,25 @@ pub struct PodSpecLite {
     pub containers: Vec<ContainerLite>,
     #[serde(default)]
     pub init_containers: Vec<ContainerLite>,
-    #[serde(default)]
-    pub node_selector: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-pub struct NameRef {
+pub(crate) struct NameRef {
     #[serde(default)]
     pub name: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ContainerLite {
+pub(crate) struct ContainerLite {
     pub name: String,
     #[serde(default)]
     pub image: String,
-    #[serde(default)]
-    pub image_pull_policy: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PodStatusLite {
-    #[serde(default)]
-    pub phase: Option<String>,
+pub(crate) struct PodStatusLite {
     #[serde(default)]
     pub start_time: Option<String>,
     #[serde(default)]
@@ -103,26 +95,22 @@ pub struct PodStatusLite {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ContainerStatusLite {
+pub(crate) struct ContainerStatusLite {
     pub name: String,
     #[serde(default)]
     pub image: String,
-    #[serde(default)]
-    pub ready: bool,
     #[serde(default)]
     pub state: StateLite,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct StateLite {
+pub(crate) struct StateLite {
     #[serde(default)]
     pub waiting: Option<Waiting>,
-    #[serde(default)]
-    pub running: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct Waiting {
+pub(crate) struct Waiting {
     #[serde(default)]
     pub reason: Option<String>,
     #[serde(default)]
@@ -146,24 +134,16 @@ impl Scope {
     }
 }
 
-/// Page size for list calls (kubectl uses 500 too).
-pub const PAGE_SIZE: u32 = crate::api::PAGE_SIZE;
-
 /// Lists pods page by page, handing each page's pods to `keep`, which
 /// returns the ones worth keeping (so memory stays bounded by one page plus
 /// what is kept). Returns the kept pods and the number of pods seen.
-pub async fn list_pods_filtered<T>(
+pub(crate) async fn list_pods_filtered<T>(
     client: &Client,
     scope: &Scope,
     query: &ListQuery,
     keep: impl FnMut(PodLite) -> Option<T>,
 ) -> Result<(Vec<T>, usize), ApiError> {
     api::list_as::<Pod, PodLite, T>(client, scope.namespace(), query, keep).await
-}
-
-/// Percent-encodes a query value.
-pub fn urlencode(s: &str) -> String {
-    crate::encoding::percent_encode(s)
 }
 
 /// GETs an object by a path the caller built, as a small struct; `Ok(None)`
@@ -191,7 +171,7 @@ pub async fn list_all<T: serde::de::DeserializeOwned>(
 /// A workload controller's replica counts and rollout state.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct WorkloadLite {
+pub(crate) struct WorkloadLite {
     #[serde(default)]
     pub metadata: Meta,
     #[serde(default)]
@@ -202,14 +182,14 @@ pub struct WorkloadLite {
 
 /// How many pods the scope holds, from one `limit=1` list
 /// (`remainingItemCount`); `None` when the server does not say.
-pub async fn count_pods(client: &Client, scope: &Scope) -> Option<usize> {
+pub(crate) async fn count_pods(client: &Client, scope: &Scope) -> Option<usize> {
     api::count::<Pod>(client, scope.namespace()).await
 }
 
 /// An event, reduced.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct EventLite {
+pub(crate) struct EventLite {
     #[serde(default)]
     pub metadata: Meta,
     #[serde(default)]
@@ -230,9 +210,7 @@ pub struct EventLite {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct InvolvedLite {
-    #[serde(default)]
-    pub kind: String,
+pub(crate) struct InvolvedLite {
     #[serde(default)]
     pub name: String,
     #[serde(default)]
@@ -240,7 +218,11 @@ pub struct InvolvedLite {
 }
 
 /// The events about one pod, newest first.
-pub async fn pod_events(client: &Client, ns: &str, pod: &str) -> Result<Vec<EventLite>, ApiError> {
+pub(crate) async fn pod_events(
+    client: &Client,
+    ns: &str,
+    pod: &str,
+) -> Result<Vec<EventLite>, ApiError> {
     let query = ListQuery::fields(&format!(
         "involvedObject.name={pod},involvedObject.kind=Pod"
     ));

@@ -15,7 +15,7 @@ use crate::input::{Invalid, shown};
 
 /// The longest duration accepted: Go's `time.Duration` range (i64
 /// nanoseconds, about 292 years).
-pub const MAX: Duration = Duration::from_nanos(i64::MAX as u64);
+pub(crate) const MAX: Duration = Duration::from_nanos(i64::MAX as u64);
 
 const HELP: &str =
     "write a number and a unit, e.g. 30s, 500ms, 2m, 1h30m (a bare number is seconds)";
@@ -104,7 +104,7 @@ pub fn parse(s: &str) -> Result<Duration, Invalid> {
 
 /// A duration in the syntax [`parse`] reads: `0s`, `45s`, `1m30s`, `5m`,
 /// `1h`, `2h5m`, `500ms`; whole seconds unless it is under a second.
-pub fn format(d: Duration) -> String {
+pub(crate) fn format(d: Duration) -> String {
     if d < Duration::from_secs(1) && !d.is_zero() {
         return format!("{}ms", d.as_millis());
     }

@@ -31,7 +31,7 @@ pub fn form_decode(s: &str) -> String {
 }
 
 /// SHA-256 as lowercase hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 

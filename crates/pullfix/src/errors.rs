@@ -28,7 +28,7 @@ pub struct Op {
 
 impl Op {
     /// One object: `get secret shop/regcred`.
-    pub fn object(verb: &str, resource: &str, namespace: Option<&str>, name: &str) -> Op {
+    pub(crate) fn object(verb: &str, resource: &str, namespace: Option<&str>, name: &str) -> Op {
         Op {
             verb: verb.into(),
             resource: resource.into(),
@@ -40,13 +40,13 @@ impl Op {
     }
 
     /// Sets the resource as RBAC names it (`deployments.apps`).
-    pub fn rbac(mut self, resource: &str) -> Op {
+    pub(crate) fn rbac(mut self, resource: &str) -> Op {
         self.rbac = Some(resource.into());
         self
     }
 
     /// A collection: `list pods in namespace shop`.
-    pub fn list(resource: &str, namespace: Option<&str>, selector: Option<&str>) -> Op {
+    pub(crate) fn list(resource: &str, namespace: Option<&str>, selector: Option<&str>) -> Op {
         Op {
             verb: "list".into(),
             resource: resource.into(),
@@ -95,7 +95,7 @@ pub struct Denied {
 
 impl Denied {
     /// The `kubectl auth can-i` command that checks this permission.
-    pub fn can_i(&self) -> String {
+    pub(crate) fn can_i(&self) -> String {
         let mut cmd = format!("kubectl auth can-i {} {}", self.verb, self.resource);
         if let Some(n) = &self.name {
             cmd.push('/');
@@ -176,18 +176,14 @@ impl ApiError {
 }
 
 impl Failure {
-    pub fn is_not_found(&self) -> bool {
-        self.kind == Kind::NotFound
-    }
-
     /// A real 403 (not a timeout or a server error).
-    pub fn is_forbidden(&self) -> bool {
+    pub(crate) fn is_forbidden(&self) -> bool {
         matches!(self.kind, Kind::Forbidden(_))
     }
 
     /// A few words for a warning or a problem line: `forbidden`, `timed
     /// out`, `API server unreachable`, ...
-    pub fn short(&self) -> String {
+    pub(crate) fn short(&self) -> String {
         match &self.kind {
             Kind::NotFound => "not found".into(),
             Kind::Forbidden(_) => "forbidden".into(),
@@ -203,7 +199,7 @@ impl Failure {
     }
 
     /// The `help:` line for this kind of failure (without the prefix).
-    pub fn help(&self) -> Option<String> {
+    pub(crate) fn help(&self) -> Option<String> {
         Some(match &self.kind {
             Kind::Forbidden(d) => format!(
                 "your identity may not {} {}{}; check with `{}`, then ask for that permission or run with an identity that has it",
@@ -356,16 +352,8 @@ fn denied(op: &Op, s: &kube::core::Status) -> Denied {
     }
 }
 
-/// One line for a kube error, without repeating nested sources.
-pub fn describe(err: &kube::Error) -> String {
-    match err {
-        kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
-        other => chain(other),
-    }
-}
-
 /// An error and its sources on one line, without repeats.
-pub fn chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {

@@ -62,7 +62,7 @@ pub fn shown_up_to(s: &str, max: usize) -> String {
 
 /// Why `s` is not a DNS-1123 label (`[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most
 /// 63 characters): namespace names, for example. `None` when it is one.
-pub fn dns1123_label_problem(s: &str) -> Option<String> {
+pub(crate) fn dns1123_label_problem(s: &str) -> Option<String> {
     if s.is_empty() {
         return Some("is empty".into());
     }
@@ -75,7 +75,7 @@ pub fn dns1123_label_problem(s: &str) -> Option<String> {
 
 /// Why `s` is not a DNS-1123 subdomain (labels joined by `.`, at most 253
 /// characters): the names of pods, deployments, secrets. `None` when it is.
-pub fn dns1123_subdomain_problem(s: &str) -> Option<String> {
+pub(crate) fn dns1123_subdomain_problem(s: &str) -> Option<String> {
     if s.is_empty() {
         return Some("is empty".into());
     }

@@ -15,22 +15,22 @@ use kube::config::{ExecConfig, KubeConfigOptions, Kubeconfig, KubeconfigError};
 use kube::{Client, Config};
 
 /// What the API server's audit log shows for pullfix's requests.
-pub const USER_AGENT: &str = concat!("kubectl-pullfix/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT: &str = concat!("kubectl-pullfix/", env!("CARGO_PKG_VERSION"));
 
 /// The user agent of the lab's tools (simulated kubelet, scenario loader).
-pub const LAB_USER_AGENT: &str = concat!("kubectl-pullfix-lab/", env!("CARGO_PKG_VERSION"));
+pub(crate) const LAB_USER_AGENT: &str = concat!("kubectl-pullfix-lab/", env!("CARGO_PKG_VERSION"));
 
 /// When `--request-timeout` is 0 (kubectl's default: no limit on a
 /// request), connecting (TCP and TLS) still gives up after this long, as
 /// kubectl's dialer (30 s) and TLS handshake (10 s) bounds do.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// When `--request-timeout` is 0, a connection on which the API server
 /// sends nothing for this long is given up. kubectl itself would wait
 /// forever on a server that accepts and never answers; pullfix makes no
 /// watch or other long-lived request, so a bound costs nothing and a
 /// stuck load balancer cannot hang the on-call engineer's terminal.
-pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The kubectl flags that select a cluster and identity.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -71,7 +71,7 @@ fn kubeconfig_error(path: &Path, e: &std::io::Error) -> anyhow::Error {
 
 /// Reads one kubeconfig file with errors that name the file and say what is
 /// wrong with it (missing, unreadable, not YAML, not a kubeconfig).
-pub fn read_kubeconfig(path: &Path) -> anyhow::Result<Kubeconfig> {
+pub(crate) fn read_kubeconfig(path: &Path) -> anyhow::Result<Kubeconfig> {
     let meta = std::fs::metadata(path).map_err(|e| kubeconfig_error(path, &e))?;
     if meta.is_dir() {
         return Err(kubeconfig_error(
@@ -229,7 +229,7 @@ impl KubeFlags {
     }
 
     /// Loads the configuration the way kubectl does.
-    pub async fn config(&self) -> anyhow::Result<Config> {
+    pub(crate) async fn config(&self) -> anyhow::Result<Config> {
         // An empty value is no value, as kubectl reads `--context ""`.
         let given = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
         let options = KubeConfigOptions {
@@ -299,11 +299,6 @@ impl KubeFlags {
             http::HeaderValue::from_static(LAB_USER_AGENT),
         ));
         Client::try_from(config).context("create the Kubernetes client")
-    }
-
-    /// A client for the selected cluster, and its default namespace.
-    pub async fn client(&self) -> anyhow::Result<Client> {
-        Ok(self.client_and_namespace().await?.0)
     }
 
     /// A client and the namespace the kubeconfig context selects.

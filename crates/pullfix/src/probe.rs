@@ -22,7 +22,7 @@ use crate::registry::reference::ImageRef;
 /// The registry configuration for probes from this machine: the system's
 /// trust store, plus what `--registry-hosts` says about mirrors, plain HTTP
 /// and extra CAs (as the nodes' containerd is configured).
-pub fn config(timeout: Duration, hosts: Option<&RegistryHosts>) -> RegistryConfig {
+pub(crate) fn config(timeout: Duration, hosts: Option<&RegistryHosts>) -> RegistryConfig {
     RegistryConfig {
         hosts: hosts.cloned(),
         timeout: Some(timeout),
@@ -60,13 +60,13 @@ impl Attempt {
     }
 
     /// True when the registry answered OK.
-    pub fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         matches!(self, Attempt::Ok { .. })
     }
 }
 
 /// The HTTP status behind a failure, when there is one.
-pub fn failure_status(f: &PullFailure) -> Option<u16> {
+pub(crate) fn failure_status(f: &PullFailure) -> Option<u16> {
     match f {
         PullFailure::NotFound { .. } => Some(404),
         PullFailure::AccessDenied { .. } | PullFailure::NoBasicCredentials { .. } => Some(401),
@@ -79,7 +79,7 @@ pub fn failure_status(f: &PullFailure) -> Option<u16> {
 }
 
 /// One line for a registry failure, as seen from here.
-pub fn describe_failure(f: &PullFailure) -> String {
+pub(crate) fn describe_failure(f: &PullFailure) -> String {
     match f {
         PullFailure::NotFound { url } => format!("404 manifest unknown ({url})"),
         PullFailure::AccessDenied { .. } => {
@@ -148,7 +148,7 @@ struct Key {
 
 /// A deduplicating, time-bounded prober.
 #[derive(Clone)]
-pub struct Prober {
+pub(crate) struct Prober {
     client: RegistryClient,
     timeout: Duration,
     cache: Arc<std::sync::Mutex<HashMap<Key, Arc<OnceCell<ProbeResult>>>>>,
@@ -165,7 +165,7 @@ impl Prober {
 
     /// Probes an image with a credential for a platform; concurrent calls
     /// with the same inputs share one probe.
-    pub async fn probe(
+    pub(crate) async fn probe(
         &self,
         image: &ImageRef,
         credential: Option<&Credential>,
@@ -285,7 +285,7 @@ impl Prober {
 }
 
 /// Tags close to `wanted` that exist, best first (for "did you mean").
-pub fn suggest_tags(wanted: &str, tags: &[String]) -> Vec<String> {
+pub(crate) fn suggest_tags(wanted: &str, tags: &[String]) -> Vec<String> {
     let mut scored: Vec<(usize, &String)> = tags
         .iter()
         .filter(|t| t.as_str() != wanted)

@@ -12,7 +12,7 @@ use crate::diagnose::run::Report;
 use crate::scan::{Assessment, Severity};
 
 /// The schema version of `-o json` / `-o yaml`.
-pub const API_VERSION: &str = "pullfix.dev/v1";
+pub(crate) const API_VERSION: &str = "pullfix.dev/v1";
 
 /// Output formats (`-o`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -23,7 +23,7 @@ use crate::registry::reference::ImageRef;
 
 /// One container that cannot get its image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FailingContainer {
+pub(crate) struct FailingContainer {
     pub name: String,
     pub image: String,
     pub init: bool,
@@ -37,7 +37,7 @@ pub struct FailingContainer {
 
 /// A pod with at least one such container.
 #[derive(Debug, Clone, Serialize)]
-pub struct FailingPod {
+pub(crate) struct FailingPod {
     pub namespace: String,
     pub name: String,
     #[serde(skip)]
@@ -49,7 +49,7 @@ pub struct FailingPod {
 
 /// Keeps a pod when a container or init container waits for a pull reason,
 /// including Running pods with one such container. Pure.
-pub fn extract_failing(pod: PodLite) -> Option<FailingPod> {
+pub(crate) fn extract_failing(pod: PodLite) -> Option<FailingPod> {
     if pod.metadata.deletion_timestamp.is_some() {
         return None;
     }
@@ -106,7 +106,7 @@ pub fn extract_failing(pod: PodLite) -> Option<FailingPod> {
 }
 
 /// Parses an RFC 3339 API timestamp.
-pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .ok()
         .map(|t| t.with_timezone(&Utc))
@@ -123,7 +123,7 @@ pub struct Workload {
 
 impl Workload {
     /// `deploy/checkout`, the form kubectl and `diagnose` accept.
-    pub fn target(&self) -> String {
+    pub(crate) fn target(&self) -> String {
         let short = match self.kind.as_str() {
             "Deployment" => "deploy",
             "StatefulSet" => "sts",
@@ -139,7 +139,7 @@ impl Workload {
 
 /// Replica counts of a workload controller.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Replicas {
+pub(crate) struct Replicas {
     pub ready: i64,
     pub desired: i64,
     /// A Deployment rollout that cannot progress (new pods failing).
@@ -183,7 +183,7 @@ pub struct Assessment {
 /// Groups failing pods by workload, image and registry. `owners` maps a
 /// pod's direct owner to the workload above it (ReplicaSet → Deployment,
 /// Job → CronJob); `replicas` gives each workload's counts. Pure.
-pub fn group(
+pub(crate) fn group(
     pods: &[FailingPod],
     owners: &BTreeMap<(String, String, String), Workload>,
     replicas: &BTreeMap<Workload, Replicas>,
@@ -290,7 +290,7 @@ fn workload_of(
 
 /// Notes on scope, as the runbook asks: many namespaces, or one registry
 /// behind every failure. Pure.
-pub fn assess(pods_seen: usize, pods: &[FailingPod], groups: Vec<Group>) -> Assessment {
+pub(crate) fn assess(pods_seen: usize, pods: &[FailingPod], groups: Vec<Group>) -> Assessment {
     let namespaces: BTreeSet<String> = pods.iter().map(|p| p.namespace.clone()).collect();
     let registries: BTreeSet<&str> = groups.iter().map(|g| g.registry.as_str()).collect();
     let mut notes = Vec::new();
@@ -390,7 +390,7 @@ type TimedEvent = (String, String, String);
 ///
 /// Requests grow with namespaces that hold such pods, never with pods.
 /// Returns the failing pods and the number of pods in scope.
-pub async fn collect_failing(
+pub(crate) async fn collect_failing(
     client: &Client,
     scope: &Scope,
 ) -> anyhow::Result<(Vec<FailingPod>, usize)> {

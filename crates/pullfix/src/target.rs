@@ -129,7 +129,7 @@ impl Target {
     }
 
     /// Whether a failing group is (or holds) this target.
-    pub fn matches(&self, g: &Group) -> bool {
+    pub(crate) fn matches(&self, g: &Group) -> bool {
         match self {
             Target::All => true,
             Target::Named { kind, name } if kind == "Pod" => g.pods.iter().any(|p| p == name),

@@ -71,7 +71,8 @@ impl Classified {
     /// The causes the same text is also consistent with; the caller tells
     /// them apart with the pull secrets, the token's age or a registry probe.
     /// Empty when the text is unambiguous.
-    pub fn ambiguous_with(&self) -> &'static [Cause] {
+    #[cfg(test)]
+    pub(crate) fn ambiguous_with(&self) -> &'static [Cause] {
         match self.cause {
             // The registry cannot tell "missing" from "not yours" (notes).
             Cause::RepositoryNotFound => &[
@@ -105,7 +106,7 @@ impl Classified {
 }
 
 /// The waiting reasons of an image-pull failure.
-pub const PULL_FAILURE_REASONS: [&str; 7] = [
+pub(crate) const PULL_FAILURE_REASONS: [&str; 7] = [
     "ErrImagePull",
     "ImagePullBackOff",
     "InvalidImageName",

@@ -19,29 +19,19 @@ use crate::registry::reference::ImageRef;
 /// service) is loaded the first time an ECR image needs it, so commands
 /// that never meet an ECR image never ask AWS anything.
 #[derive(Default)]
-pub struct EcrClient {
+pub(crate) struct EcrClient {
     config: tokio::sync::OnceCell<Option<aws_config::SdkConfig>>,
 }
 
 impl EcrClient {
     /// A client that loads the AWS configuration on first use.
-    pub fn lazy() -> EcrClient {
+    pub(crate) fn lazy() -> EcrClient {
         EcrClient::default()
-    }
-
-    /// Loads the AWS configuration now; `None` when probing is off or no
-    /// credentials are available.
-    pub async fn from_env(enabled: bool) -> Option<EcrClient> {
-        if !enabled {
-            return None;
-        }
-        let client = EcrClient::lazy();
-        client.available().await.then_some(client)
     }
 
     /// True when AWS credentials are available (loads the configuration
     /// the first time).
-    pub async fn available(&self) -> bool {
+    pub(crate) async fn available(&self) -> bool {
         self.config().await.is_some()
     }
 
@@ -51,7 +41,7 @@ impl EcrClient {
 
     /// A fresh registry token for the image's registry (the `aws ecr
     /// get-login-password` of the runbook), as a credential (user `AWS`).
-    pub async fn login_password(
+    pub(crate) async fn login_password(
         &self,
         image: &ImageRef,
     ) -> anyhow::Result<crate::registry::keyring::Credential> {
@@ -87,7 +77,7 @@ impl EcrClient {
 
     /// `DescribeImages` for the tag and `GetAuthorizationToken`; `None`
     /// when no AWS credentials are available.
-    pub async fn check(&self, image: &ImageRef) -> Option<EcrCheck> {
+    pub(crate) async fn check(&self, image: &ImageRef) -> Option<EcrCheck> {
         let client = self.client(image).await?;
         let account = image
             .domain

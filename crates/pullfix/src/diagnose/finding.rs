@@ -45,21 +45,16 @@ pub struct EcrCheck {
 
 /// Context the decision needs beyond the container itself.
 #[derive(Debug, Clone, Default)]
-pub struct Context {
+pub(crate) struct Context {
     pub namespace: String,
     pub workload: Option<Workload>,
     pub container: String,
-    pub init: bool,
     /// Registries the namespace's pull secrets have entries for.
     pub private_registries: Vec<String>,
     /// Nodes that hold the image, and nodes where the pod fails.
     pub nodes_with_image: Vec<String>,
     pub failing_nodes: Vec<String>,
     pub running_elsewhere: usize,
-    /// A `ready/desired` count for severity.
-    pub ready: i64,
-    pub desired: i64,
-    pub rollout_blocked: bool,
     /// An image reference verified to exist in the right registry (for
     /// wrong-registry), from a probe.
     pub verified_replacement: Option<String>,
@@ -126,7 +121,7 @@ fn step(text: impl Into<String>, command: Option<String>) -> Step {
 /// the pod's credentials; the ECR token's expiry; the ECR API; the registry
 /// probe; the nodes that already hold the image.
 #[allow(clippy::too_many_arguments)]
-pub fn decide(
+pub(crate) fn decide(
     image_text: &str,
     image: Option<&ImageRef>,
     classified: &Classified,
@@ -597,7 +592,7 @@ fn network_cause(f: &PullFailure) -> (Cause, Option<Detail>) {
 }
 
 /// The cause a registry answer points to.
-pub fn probe_cause(f: &PullFailure, with_credential: bool) -> (Cause, Option<Detail>) {
+pub(crate) fn probe_cause(f: &PullFailure, with_credential: bool) -> (Cause, Option<Detail>) {
     match f {
         PullFailure::NotFound { .. } => (Cause::ImageNotFound, None),
         PullFailure::AccessDenied { .. } => (Cause::RepositoryNotFound, None),
@@ -620,7 +615,7 @@ pub fn probe_cause(f: &PullFailure, with_credential: bool) -> (Cause, Option<Det
 
 /// Builds the next steps for a cause, with commands a person can copy.
 /// Secrets never appear: `<password>` placeholders stand in. Pure.
-pub fn next_steps(
+pub(crate) fn next_steps(
     cause: Cause,
     image: Option<&ImageRef>,
     image_text: &str,

@@ -71,7 +71,7 @@ impl Cause {
     }
 
     /// One line a person under pressure can act on.
-    pub fn summary(self) -> &'static str {
+    pub(crate) fn summary(self) -> &'static str {
         match self {
             Cause::ImageNotFound => "the image tag or digest does not exist in the registry",
             Cause::RepositoryNotFound => {

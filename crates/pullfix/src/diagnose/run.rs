@@ -495,7 +495,6 @@ fn context(
         namespace: g.workload.namespace.clone(),
         workload: Some(g.workload.clone()).filter(|w| w.kind != "Pod"),
         container: pe.container.clone(),
-        init: pe.init,
         private_registries,
         nodes_with_image,
         failing_nodes: Some(node_name)
@@ -503,9 +502,6 @@ fn context(
             .into_iter()
             .collect(),
         running_elsewhere: (g.ready.max(0)) as usize,
-        ready: g.ready,
-        desired: g.desired,
-        rollout_blocked: false,
         verified_replacement: None,
     }
 }

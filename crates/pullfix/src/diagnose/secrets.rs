@@ -19,7 +19,7 @@ use crate::registry::keyring::{
 use crate::registry::reference::ImageRef;
 
 /// ECR authorization tokens last 12 hours.
-pub const ECR_TOKEN_LIFETIME_HOURS: i64 = 12;
+pub(crate) const ECR_TOKEN_LIFETIME_HOURS: i64 = 12;
 
 /// Where a pull secret reference comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -33,7 +33,7 @@ pub enum Origin {
 
 /// A secret as read from the API, reduced to what the analysis needs.
 #[derive(Debug, Clone, Default)]
-pub struct SecretView {
+pub(crate) struct SecretView {
     pub name: String,
     pub namespace: String,
     pub type_: String,
@@ -49,7 +49,7 @@ pub struct SecretView {
 
 /// What reading a referenced secret gave.
 #[derive(Debug, Clone)]
-pub enum Lookup {
+pub(crate) enum Lookup {
     Found(SecretView),
     NotFound,
     /// RBAC denied `get secrets` (a real 403): analysis continues without it.
@@ -62,7 +62,7 @@ pub enum Lookup {
 
 /// One referenced pull secret.
 #[derive(Debug, Clone)]
-pub struct SecretRef {
+pub(crate) struct SecretRef {
     pub name: String,
     pub origin: Origin,
     pub lookup: Lookup,
@@ -105,7 +105,7 @@ pub enum Problem {
 
 impl Problem {
     /// A short sentence for text output.
-    pub fn describe(&self, secret: &str) -> String {
+    pub(crate) fn describe(&self, secret: &str) -> String {
         match self {
             Problem::Missing => format!("secret `{secret}` does not exist in this namespace"),
             Problem::Unreadable => {
@@ -184,7 +184,7 @@ pub struct SecretReport {
 
 /// Everything about the pull secrets that apply to one image.
 #[derive(Debug, Clone)]
-pub struct Analysis {
+pub(crate) struct Analysis {
     pub reports: Vec<SecretReport>,
     /// Credentials the kubelet would try, in order, with the secret and key
     /// they came from.
@@ -194,7 +194,7 @@ pub struct Analysis {
 }
 
 /// Analyzes the secrets that apply to `image`, at time `now`.
-pub fn analyze(refs: &[SecretRef], image: &ImageRef, now: DateTime<Utc>) -> Analysis {
+pub(crate) fn analyze(refs: &[SecretRef], image: &ImageRef, now: DateTime<Utc>) -> Analysis {
     let mut keyring = Keyring::default();
     let mut reports = Vec::new();
     let mut incomplete = false;
@@ -352,7 +352,11 @@ pub use crate::registry::ecr::{is_private_host as is_ecr_host, region as ecr_reg
 /// Decodes an ECR token's expiry (the password is base64 of JSON with an
 /// `expiration` in Unix seconds); otherwise estimates it from when the
 /// secret was last written.
-pub fn ecr_expiry(password: &str, written: Option<DateTime<Utc>>, now: DateTime<Utc>) -> EcrExpiry {
+pub(crate) fn ecr_expiry(
+    password: &str,
+    written: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> EcrExpiry {
     let decoded = STANDARD
         .decode(password.trim())
         .ok()
@@ -372,7 +376,7 @@ pub fn ecr_expiry(password: &str, written: Option<DateTime<Utc>>, now: DateTime<
 }
 
 /// Who manages the secret, from labels, annotations and ownerReferences.
-pub fn detect_manager(s: &SecretView) -> Option<Manager> {
+pub(crate) fn detect_manager(s: &SecretView) -> Option<Manager> {
     let label = |k: &str| s.labels.get(k).cloned();
     let ann = |k: &str| s.annotations.get(k).cloned();
     let owner = |kind: &str| {
@@ -436,7 +440,7 @@ pub fn detect_manager(s: &SecretView) -> Option<Manager> {
 }
 
 /// The `auths` key nearest to the image's registry (for "did you mean").
-pub fn closest_key(registry: &str, keys: &[&str]) -> Option<String> {
+pub(crate) fn closest_key(registry: &str, keys: &[&str]) -> Option<String> {
     keys.iter()
         .filter_map(|k| {
             let n = normalize_key(k)?;
@@ -448,7 +452,7 @@ pub fn closest_key(registry: &str, keys: &[&str]) -> Option<String> {
 }
 
 /// Edit distance between two strings (for "did you mean").
-pub fn levenshtein(a: &str, b: &str) -> usize {
+pub(crate) fn levenshtein(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
@@ -464,7 +468,7 @@ pub fn levenshtein(a: &str, b: &str) -> usize {
 
 /// True when a key (as written in a secret) matches a registry host under
 /// the kubelet's rules.
-pub fn key_matches(key: &str, image: &ImageRef) -> bool {
+pub(crate) fn key_matches(key: &str, image: &ImageRef) -> bool {
     normalize_key(key).is_some_and(|k| urls_match(&k, &image.name()))
 }
 

@@ -19,7 +19,7 @@ use crate::registry::keyring::Credential;
 use crate::registry::reference::ImageRef;
 
 /// Manifest media types a runtime accepts.
-pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+pub(crate) const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 
 /// What went wrong talking to a registry, in terms a runtime would report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,7 +171,7 @@ pub struct RateLimit {
 
 impl RateLimit {
     /// Reads the headers; `None` when the registry sent none.
-    pub fn from_headers(h: &HeaderMap) -> Option<RateLimit> {
+    pub(crate) fn from_headers(h: &HeaderMap) -> Option<RateLimit> {
         let get = |k: &str| h.get(k).and_then(|v| v.to_str().ok()).map(str::to_string);
         let r = RateLimit {
             limit: get("ratelimit-limit"),
@@ -196,13 +196,13 @@ impl RateLimit {
 
 /// A parsed `WWW-Authenticate` challenge.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Challenge {
+pub(crate) struct Challenge {
     pub scheme: String,
     pub params: HashMap<String, String>,
 }
 
 /// Parses `Bearer realm="...",service="...",scope="...",error="..."`.
-pub fn parse_challenge(header: &str) -> Challenge {
+pub(crate) fn parse_challenge(header: &str) -> Challenge {
     let header = header.trim();
     let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
     let mut params = HashMap::new();

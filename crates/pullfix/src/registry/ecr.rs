@@ -22,7 +22,7 @@
 
 /// Which ECR a host belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EcrKind {
+pub(crate) enum EcrKind {
     /// A private registry: `<account>.dkr.ecr.<region>.…`; tokens from
     /// `GetAuthorizationToken` last 12 hours.
     Private,
@@ -33,7 +33,7 @@ pub enum EcrKind {
 
 /// An ECR registry host, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EcrHost {
+pub(crate) struct EcrHost {
     pub kind: EcrKind,
     /// The 12-digit account (registry id); `None` for ECR Public.
     pub account: Option<String>,
@@ -64,7 +64,7 @@ const SUFFIXES: &[(&str, bool)] = &[
 
 /// Parses a registry host (`domain` of an image reference, or a pull
 /// secret's key host). `None` when it is not ECR.
-pub fn parse_host(host: &str) -> Option<EcrHost> {
+pub(crate) fn parse_host(host: &str) -> Option<EcrHost> {
     let host = host.trim().to_ascii_lowercase();
     let host = host.strip_suffix('.').unwrap_or(&host);
     let host = match host.rsplit_once(':') {
@@ -150,7 +150,8 @@ pub fn region(host: &str) -> Option<String> {
 /// proposes (`docker-hub/library/nginx` → `registry-1.docker.io`). A guess:
 /// a rule's prefix can be anything, and `DescribePullThroughCacheRules`
 /// tells for sure.
-pub fn pull_through_upstream(repository: &str) -> Option<&'static str> {
+#[cfg(test)]
+pub(crate) fn pull_through_upstream(repository: &str) -> Option<&'static str> {
     let (prefix, rest) = repository.split_once('/')?;
     if rest.is_empty() {
         return None;

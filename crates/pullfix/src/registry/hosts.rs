@@ -48,7 +48,7 @@ pub struct Endpoint {
 impl Endpoint {
     /// `http://authority` or `https://authority`, for requests meant for
     /// `registry`.
-    pub fn base_url(&self, registry: &str) -> String {
+    pub(crate) fn base_url(&self, registry: &str) -> String {
         let scheme = if self.plain_http { "http" } else { "https" };
         format!(
             "{scheme}://{}",
@@ -114,7 +114,7 @@ impl RegistryHosts {
 
     /// Where requests for `registry` (`host[:port]`) go, if this directory
     /// says anything about it.
-    pub fn endpoint(&self, registry: &str) -> Option<&Endpoint> {
+    pub(crate) fn endpoint(&self, registry: &str) -> Option<&Endpoint> {
         let key = registry.to_ascii_lowercase();
         self.endpoints
             .get(&key)
@@ -122,7 +122,7 @@ impl RegistryHosts {
     }
 
     /// CA files named anywhere in the directory.
-    pub fn ca_files(&self) -> Vec<PathBuf> {
+    pub(crate) fn ca_files(&self) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = self
             .endpoints
             .values()
@@ -217,7 +217,7 @@ impl OneOrMany {
 /// Parses one `hosts.toml` for `registry` (its directory name); relative
 /// `ca` paths are taken from `base`, as containerd does. `None` when the
 /// file names neither a server nor a host.
-pub fn parse_hosts_toml(
+pub(crate) fn parse_hosts_toml(
     text: &str,
     registry: &str,
     base: &Path,

@@ -20,9 +20,9 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
 
 /// The secret type the kubelet reads as a docker config JSON.
-pub const DOCKERCONFIGJSON: &str = "kubernetes.io/dockerconfigjson";
+pub(crate) const DOCKERCONFIGJSON: &str = "kubernetes.io/dockerconfigjson";
 /// The legacy secret type holding a bare `.dockercfg` map.
-pub const DOCKERCFG: &str = "kubernetes.io/dockercfg";
+pub(crate) const DOCKERCFG: &str = "kubernetes.io/dockercfg";
 
 /// A username and password for one registry. The password is a
 /// [`SecretString`]: no `Debug` or `Display` prints it, and its memory is
@@ -243,16 +243,11 @@ impl Keyring {
         }
         out
     }
-
-    /// True when no credential was added.
-    pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
-    }
 }
 
 /// The keyring key for a config entry key: scheme removed, `/v1/` and `/v2/`
 /// path prefixes removed, trailing `/` dropped.
-pub fn normalize_key(key: &str) -> Option<String> {
+pub(crate) fn normalize_key(key: &str) -> Option<String> {
     let rest = key
         .strip_prefix("https://")
         .or_else(|| key.strip_prefix("http://"))
@@ -291,7 +286,7 @@ fn split_port(host: &str) -> (&str, &str) {
 
 /// The kubelet's `URLsMatchStr`: same port, same number of host labels, each
 /// label matching as a glob, path a prefix.
-pub fn urls_match(glob: &str, target: &str) -> bool {
+pub(crate) fn urls_match(glob: &str, target: &str) -> bool {
     let (ghost, gpath) = split_host(glob);
     let (thost, tpath) = split_host(target);
     let (ghost, gport) = split_port(ghost);
@@ -407,7 +402,7 @@ fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
 }
 
 /// The kubelet's `isDefaultRegistryMatch`.
-pub fn is_default_registry_match(image: &str) -> bool {
+pub(crate) fn is_default_registry_match(image: &str) -> bool {
     let mut parts = image.splitn(2, '/');
     let first = parts.next().unwrap_or("");
     if first.is_empty() {

@@ -9,9 +9,9 @@
 use std::fmt;
 
 /// Docker Hub's canonical domain in normalized references.
-pub const DOCKER_HUB: &str = "docker.io";
+pub(crate) const DOCKER_HUB: &str = "docker.io";
 /// Where Docker Hub's registry API actually lives.
-pub const DOCKER_HUB_API: &str = "registry-1.docker.io";
+pub(crate) const DOCKER_HUB_API: &str = "registry-1.docker.io";
 
 /// A parsed, normalized image reference.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

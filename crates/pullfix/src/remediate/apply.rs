@@ -34,9 +34,6 @@ use crate::remediate::prompt::{Answer, Prompter};
 use crate::remediate::{Outcome, StepRecord};
 use crate::scan::Workload;
 
-/// The field manager of every write.
-pub const FIELD_MANAGER: &str = api::FIELD_MANAGER;
-
 /// Where a new credential comes from (flags).
 #[derive(Debug, Clone, Default)]
 pub struct CredentialFlags {
@@ -52,7 +49,7 @@ pub struct CredentialFlags {
 }
 
 /// Everything a step needs.
-pub struct Executor<'a> {
+pub(crate) struct Executor<'a> {
     pub client: &'a Client,
     pub dry_run: bool,
     pub prompter: &'a mut dyn Prompter,
@@ -150,7 +147,7 @@ impl Executor<'_> {
     }
 
     /// Runs one step and records what happened.
-    pub async fn execute(&mut self, step: &PlannedStep, finding: &Finding) -> StepRecord {
+    pub(crate) async fn execute(&mut self, step: &PlannedStep, finding: &Finding) -> StepRecord {
         self.say(format!("\n▶ {}", step.title));
         self.say(format!("  why: {}", step.why));
         let change = match self.prepare(step, finding).await {
@@ -987,7 +984,7 @@ fn record(
 }
 
 /// One line for an outcome.
-pub fn outcome_line(o: &Outcome) -> String {
+pub(crate) fn outcome_line(o: &Outcome) -> String {
     match o {
         Outcome::Applied { detail } => format!("✔ applied ({detail})"),
         Outcome::Rehearsed { detail } => format!("✔ rehearsed: {detail}"),
@@ -1019,7 +1016,10 @@ fn secret_credential(secret: &Value, image: &ImageRef) -> Option<Credential> {
 
 /// Reads a credential for `image` from a docker config file (`auths` only;
 /// credential helpers are not run).
-pub fn docker_config_credential(path: &Path, image: &ImageRef) -> anyhow::Result<Credential> {
+pub(crate) fn docker_config_credential(
+    path: &Path,
+    image: &ImageRef,
+) -> anyhow::Result<Credential> {
     let text =
         std::fs::read(path).with_context(|| format!("read docker config {}", path.display()))?;
     let data = BTreeMap::from([(".dockerconfigjson".to_string(), text)]);

@@ -25,7 +25,7 @@ pub enum AttachTo {
 /// One change to the cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
-pub enum Action {
+pub(crate) enum Action {
     /// Create or update a `kubernetes.io/dockerconfigjson` secret with a
     /// tested credential for `server` (other `auths` entries are kept).
     /// `recreate`: the type is wrong and must change (delete + create).
@@ -65,7 +65,7 @@ pub enum Action {
 
 /// A step as shown to the user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PlannedStep {
+pub(crate) struct PlannedStep {
     pub action: Action,
     pub title: String,
     pub why: String,
@@ -75,7 +75,7 @@ pub struct PlannedStep {
 
 /// Choices that shape the plan.
 #[derive(Debug, Clone, Default)]
-pub struct PlanOptions {
+pub(crate) struct PlanOptions {
     /// Where a new secret is attached (None: ask; with --yes: the workload).
     pub attach_to: Option<AttachTo>,
     /// An explicit image to set (`--image`), overriding suggestions.
@@ -91,7 +91,7 @@ fn restartable(w: &Workload) -> bool {
 }
 
 /// Why nothing in the cluster can fix this cause (for causes with no plan).
-pub fn no_plan_reason(cause: Cause) -> Option<&'static str> {
+pub(crate) fn no_plan_reason(cause: Cause) -> Option<&'static str> {
     match cause {
         Cause::RegistryUnreachable => Some(
             "the registry cannot be reached from the node: that is fixed outside the cluster (network, DNS, registry)",
@@ -123,7 +123,7 @@ pub fn no_plan_reason(cause: Cause) -> Option<&'static str> {
 }
 
 /// Plans the steps for one finding. Pure.
-pub fn plan(f: &Finding, others: &[OtherSecret], opts: &PlanOptions) -> Vec<PlannedStep> {
+pub(crate) fn plan(f: &Finding, others: &[OtherSecret], opts: &PlanOptions) -> Vec<PlannedStep> {
     let mut steps = Vec::new();
     let ns = f.namespace.clone();
     let workload = f.workload.clone();

@@ -44,7 +44,7 @@ pub fn for_run(yes: bool, allow_managed: bool) -> Box<dyn Prompter> {
 }
 
 /// A person at a terminal (with `--yes`, ordinary questions are answered yes).
-pub struct Terminal {
+pub(crate) struct Terminal {
     pub yes: bool,
     pub allow_managed: bool,
 }
@@ -119,7 +119,7 @@ impl Prompter for Terminal {
 }
 
 /// No terminal: `--yes` answers ordinary questions, nothing else can be asked.
-pub struct Unattended {
+pub(crate) struct Unattended {
     pub yes: bool,
     pub allow_managed: bool,
 }

@@ -32,23 +32,24 @@ use crate::scan::Severity;
 
 /// The runbook's escalation timeout: page when the failure is not fixed
 /// this many minutes after it began.
-pub const ESCALATION_TIMEOUT_MINUTES: i64 = 20;
+pub(crate) const ESCALATION_TIMEOUT_MINUTES: i64 = 20;
 
 /// Who owns the cluster, the registry and its network.
-pub const PAGE_PLATFORM: &str = "Platform/Infra on-call";
+pub(crate) const PAGE_PLATFORM: &str = "Platform/Infra on-call";
 
 /// Who handles a suspected credential compromise.
-pub const PAGE_SECURITY: &str = "Security on-call";
+#[cfg(test)]
+pub(crate) const PAGE_SECURITY: &str = "Security on-call";
 
 /// Failures in this many namespaces or more suggest a cluster-wide problem.
-pub const SCOPE_NAMESPACES: usize = 3;
+pub(crate) const SCOPE_NAMESPACES: usize = 3;
 
 /// The wording of the scan's scope notes that calls for a cluster-wide page.
 const OUTAGE_NOTE: &str = "possible registry outage";
 
 /// One page to send.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Escalation {
+pub(crate) struct Escalation {
     /// Who to page ([`PAGE_PLATFORM`] or [`PAGE_SECURITY`]).
     pub page: String,
     /// Which condition of the escalation table applies, and the facts behind it.
@@ -60,7 +61,8 @@ pub struct Escalation {
 /// The runbook's escalations that apply to `incident` at `now`, in the order
 /// they should be sent (the P1 page first). Same as
 /// [`escalations_with_notes`] without scan notes.
-pub fn escalations(incident: &Incident, now: DateTime<Utc>) -> Vec<Escalation> {
+#[cfg(test)]
+pub(crate) fn escalations(incident: &Incident, now: DateTime<Utc>) -> Vec<Escalation> {
     escalations_with_notes(incident, &[], now)
 }
 
@@ -82,7 +84,7 @@ pub fn escalations(incident: &Incident, now: DateTime<Utc>) -> Vec<Escalation> {
 ///
 /// A resolved incident raises nothing. A rehearsal (`--dry-run`) is
 /// judged the same way: the failure is still live.
-pub fn escalations_with_notes(
+pub(crate) fn escalations_with_notes(
     incident: &Incident,
     scan_notes: &[String],
     now: DateTime<Utc>,
@@ -248,7 +250,8 @@ pub fn escalations_with_notes(
 /// logs, so it never raises this by itself; the caller offers it when the
 /// user reports unauthorized pulls (for example after reading the
 /// registry's audit log during a credentials-rejected incident).
-pub fn security_escalation(registry: &str) -> Escalation {
+#[cfg(test)]
+pub(crate) fn security_escalation(registry: &str) -> Escalation {
     Escalation {
         page: PAGE_SECURITY.into(),
         reason: "reported unauthorized pulls: the registry credentials may be compromised".into(),
@@ -262,7 +265,7 @@ pub fn security_escalation(registry: &str) -> Escalation {
 /// incident (its findings, the ones that remain, and what happened to its
 /// steps). Deduplicated; causes in the order they were first seen, then
 /// the actions every incident gets.
-pub fn follow_ups(findings: &[Finding], incident: &Incident) -> Vec<String> {
+pub(crate) fn follow_ups(findings: &[Finding], incident: &Incident) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut push = |s: String| {
         if !out.contains(&s) {
@@ -372,7 +375,7 @@ pub fn follow_ups(findings: &[Finding], incident: &Incident) -> Vec<String> {
 /// One line for the end of a run: "checkout: resolved in 3 steps (4m12s)",
 /// "checkout: NOT resolved after 2 steps — escalate", or a rehearsal's
 /// "checkout: rehearsed 2 steps (rehearsal: nothing was written)".
-pub fn summary_line(incident: &Incident) -> String {
+pub(crate) fn summary_line(incident: &Incident) -> String {
     let name = workload_name(incident);
     let n = incident.steps.len();
     let steps = format!("{n} step{}", if n == 1 { "" } else { "s" });
@@ -393,7 +396,11 @@ pub fn summary_line(incident: &Incident) -> String {
 /// timeline of steps (commands, outcomes, backups and how to restore them),
 /// the evidence behind each finding, what still fails, the pages to send
 /// and the follow-ups as a checklist.
-pub fn markdown(incident: &Incident, escalations: &[Escalation], follow_ups: &[String]) -> String {
+pub(crate) fn markdown(
+    incident: &Incident,
+    escalations: &[Escalation],
+    follow_ups: &[String],
+) -> String {
     let mut md = String::new();
     let state = if incident.dry_run {
         "rehearsal"

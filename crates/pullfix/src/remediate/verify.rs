@@ -17,7 +17,7 @@ use serde_json::Value;
 
 /// Where a rollout stands, with kubectl's message for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RolloutState {
+pub(crate) enum RolloutState {
     /// Complete (`kubectl rollout status` exits 0 with this message).
     Done(String),
     /// Still in progress.
@@ -29,15 +29,10 @@ pub enum RolloutState {
 
 impl RolloutState {
     /// The message, whatever the state.
-    pub fn message(&self) -> &str {
+    pub(crate) fn message(&self) -> &str {
         match self {
             Self::Done(m) | Self::Waiting(m) | Self::Failed(m) => m,
         }
-    }
-
-    /// True for [`RolloutState::Done`].
-    pub fn is_done(&self) -> bool {
-        matches!(self, Self::Done(_))
     }
 }
 
@@ -51,7 +46,7 @@ fn nothing_to_roll_out(kind: &str) -> RolloutState {
 /// `kubectl rollout status` judges it from one read of the object. Other
 /// kinds are `Done("nothing to roll out for KIND")`. Missing integer fields
 /// count as 0, as in kubectl's typed conversion. Pure.
-pub fn rollout_state(kind: &str, obj: &Value) -> RolloutState {
+pub(crate) fn rollout_state(kind: &str, obj: &Value) -> RolloutState {
     match kind {
         "Deployment" => deployment_state(obj),
         "StatefulSet" => statefulset_state(obj),
@@ -62,7 +57,8 @@ pub fn rollout_state(kind: &str, obj: &Value) -> RolloutState {
 
 /// True when a Deployment is paused (`spec.paused`): its rollout will not
 /// progress until it is resumed (`kubectl rollout resume`). Pure.
-pub fn is_paused(obj: &Value) -> bool {
+#[cfg(test)]
+pub(crate) fn is_paused(obj: &Value) -> bool {
     obj.pointer("/spec/paused")
         .and_then(Value::as_bool)
         .unwrap_or(false)
@@ -226,7 +222,7 @@ fn daemonset_state(obj: &Value) -> RolloutState {
 /// Shows rollout progress on stderr: a spinner with the latest message on a
 /// terminal; otherwise one plain line per changed message, prefixed with the
 /// workload (`deploy/checkout: ...`), with no escape codes.
-pub struct Progress {
+pub(crate) struct Progress {
     label: String,
     bar: Option<ProgressBar>,
     /// Plain-line mode: where lines go, and the last message written.
@@ -274,7 +270,7 @@ impl Progress {
     }
 
     /// Shows the current state (a line only when it changed, without a terminal).
-    pub fn update(&self, msg: &str) {
+    pub(crate) fn update(&self, msg: &str) {
         match &self.bar {
             Some(bar) => bar.set_message(msg.to_string()),
             None => self.line(msg),
@@ -283,7 +279,7 @@ impl Progress {
 
     /// Stops the spinner, leaving `msg` as its last line (without a
     /// terminal: prints `msg` unless it was the last line printed).
-    pub fn finish(&self, msg: &str) {
+    pub(crate) fn finish(&self, msg: &str) {
         match &self.bar {
             Some(bar) => bar.finish_with_message(msg.to_string()),
             None => self.line(msg),
@@ -322,7 +318,7 @@ const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// decides). The object is read at least once. Kinds without a rollout
 /// (Pod, Job, CronJob, ReplicaSet) are Done at once, without a request.
 /// `progress` is finished with the final message before returning Ok.
-pub async fn wait_for_rollout(
+pub(crate) async fn wait_for_rollout(
     client: &kube::Client,
     workload: &crate::scan::Workload,
     timeout: Duration,
