@@ -50,7 +50,7 @@ pub struct Cli {
 pub struct FixArgs {
     /// Confirm every step (for automation); secrets managed by another tool
     /// also need --allow-managed
-    #[arg(short = 'y', long, env = "PULLFIX_YES")]
+    #[arg(short = 'y', long)]
     pub yes: bool,
     /// Rehearse: every write is sent only as a server-side dry-run
     #[arg(long)]

@@ -605,7 +605,6 @@ async fn guided_fix(
         cmd.args((p.auto_args)(&cluster.env));
     }
     cmd.envs(cluster.exports().iter().map(|(k, v)| (k, v)));
-    cmd.env_remove("PULLFIX_YES");
     let mut child = cmd
         .spawn()
         .context("run the guided fix (kubectl-pullfix)")?;

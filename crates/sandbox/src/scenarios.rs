@@ -183,9 +183,15 @@ fn checkout(env: &LabEnv, tag: &str) -> String {
 /// The password from before the rotation, distinct per scenario namespace
 /// (so a fix that updates "the same stale secret elsewhere" stays within one
 /// scenario).
-fn wrong(env: &LabEnv, ns: &str) -> Credential {
+/// A short tag of a namespace's name, for credentials that must differ
+/// between namespaces.
+fn ns_tag(ns: &str) -> String {
     use sha2::Digest;
-    let tag = hex::encode(&sha2::Sha256::digest(ns.as_bytes())[..4]);
+    hex::encode(&sha2::Sha256::digest(ns.as_bytes())[..4])
+}
+
+fn wrong(env: &LabEnv, ns: &str) -> Credential {
+    let tag = ns_tag(ns);
     Credential::new(env.user.clone(), format!("old-password-{tag}"))
 }
 
@@ -449,12 +455,16 @@ fn service_account_and_ecr() -> Vec<Scenario> {
             id: "ecr-expired",
             story: "the ECR token in regcred expired 14 h ago; the ecr-token-refresh CronJob's last two Jobs failed",
             workload: "deploy/checkout",
-            build: |env, _| {
+            build: |env, ns| {
                 // A token in ECR's format (base64 JSON with `expiration`),
-                // issued 14 h ago, so it expired 2 h ago.
+                // issued 14 h ago, so it expired 2 h ago; its payload is this
+                // namespace's own, so a fix of another namespace's stale
+                // token (one confirmation for every namespace holding the
+                // same one) never reaches this scenario.
                 let expired_at = chrono::Utc::now().timestamp() - 2 * 3600;
+                let tag = ns_tag(ns);
                 let stale = Credential::new("AWS", STANDARD.encode(format!(
-                        r#"{{"payload":"lab","datakey":"lab","version":"2","type":"DATA_KEY","expiration":{expired_at}}}"#
+                        r#"{{"payload":"lab-{tag}","datakey":"lab","version":"2","type":"DATA_KEY","expiration":{expired_at}}}"#
                     )));
                 let _ = env;
                 let image = format!("{ECR_HOST}/team/checkout:v2.1.0");
