@@ -304,12 +304,12 @@ impl RegistryClient {
 
     /// The HTTP client for a request to `authority` (`host:port` of the URL).
     fn http_for(&self, authority: &str) -> &reqwest::Client {
-        let insecure = self.hosts.as_ref().is_some_and(|h| {
-            h.endpoints.iter().any(|(registry, e)| {
-                e.skip_verify && e.authority.as_deref().unwrap_or(registry) == authority
-            })
-        });
-        match (&self.insecure, insecure) {
+        let skip_verify = self
+            .hosts
+            .as_ref()
+            .and_then(|h| h.endpoint_at(authority))
+            .is_some_and(|e| e.skip_verify);
+        match (&self.insecure, skip_verify) {
             (Some(client), true) => client,
             _ => &self.http,
         }
@@ -318,11 +318,11 @@ impl RegistryClient {
     /// True when requests to `authority` go over plain HTTP.
     fn is_plain(&self, authority: &str) -> bool {
         self.plain_http.iter().any(|h| h == authority)
-            || self.hosts.as_ref().is_some_and(|h| {
-                h.endpoints.iter().any(|(registry, e)| {
-                    e.plain_http && e.authority.as_deref().unwrap_or(registry) == authority
-                })
-            })
+            || self
+                .hosts
+                .as_ref()
+                .and_then(|h| h.endpoint_at(authority))
+                .is_some_and(|e| e.plain_http)
     }
 
     /// The address a runtime would print for a host (its IP and the port it dials).

@@ -94,7 +94,7 @@ impl RegistryHosts {
                 Err(e) => anyhow::bail!("read {}: {}", file.display(), io_reason(&e)),
             };
             let registry = registry_of_dir(&name);
-            let endpoint = parse_hosts_toml(&text, &registry, dir.join(&name).as_path())
+            let endpoint = parse_hosts_toml(&text, dir.join(&name).as_path())
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             if let Some(endpoint) = endpoint {
                 endpoints.insert(registry, endpoint);
@@ -119,6 +119,17 @@ impl RegistryHosts {
         self.endpoints
             .get(&key)
             .or_else(|| self.endpoints.get("_default"))
+    }
+
+    /// The endpoint a request to `authority` (the `host:port` of its URL)
+    /// was sent to: a mirror or server named by that address, else the
+    /// registry itself when its entry (or `_default`) keeps its own host.
+    pub fn endpoint_at(&self, authority: &str) -> Option<&Endpoint> {
+        let authority = authority.to_ascii_lowercase();
+        self.endpoints
+            .values()
+            .find(|e| e.authority.as_deref() == Some(authority.as_str()))
+            .or_else(|| self.endpoint(&authority).filter(|e| e.authority.is_none()))
     }
 
     /// CA files named anywhere in the directory.
@@ -179,6 +190,9 @@ struct HostsFile {
     server: Option<String>,
     ca: Option<OneOrMany>,
     skip_verify: Option<bool>,
+    /// The server's capabilities: accepted, not needed (a probe only
+    /// resolves, which the server always may).
+    #[allow(dead_code)]
     capabilities: Option<Vec<String>>,
     #[serde(default)]
     host: BTreeMap<String, HostEntry>,
@@ -214,14 +228,10 @@ impl OneOrMany {
     }
 }
 
-/// Parses one `hosts.toml` for `registry` (its directory name); relative
-/// `ca` paths are taken from `base`, as containerd does. `None` when the
-/// file names neither a server nor a host.
-pub(crate) fn parse_hosts_toml(
-    text: &str,
-    registry: &str,
-    base: &Path,
-) -> Result<Option<Endpoint>, String> {
+/// Parses one `hosts.toml`; relative `ca` paths are taken from `base` (its
+/// directory), as containerd does. `None` when the file names no server, no
+/// host and no TLS setting.
+pub(crate) fn parse_hosts_toml(text: &str, base: &Path) -> Result<Option<Endpoint>, String> {
     let file: HostsFile = toml::from_str(text).map_err(|e| {
         let msg = e.message().to_string();
         if msg.contains("unknown field") {
@@ -245,7 +255,6 @@ pub(crate) fn parse_hosts_toml(
             skip_verify: entry.skip_verify.unwrap_or(false),
         }));
     }
-    let _ = file.capabilities;
     let ca = file.ca.as_ref().map_or_else(Vec::new, |c| c.paths(base));
     let skip_verify = file.skip_verify.unwrap_or(false);
     let Some(server) = file.server else {
@@ -254,7 +263,6 @@ pub(crate) fn parse_hosts_toml(
         if ca.is_empty() && !skip_verify {
             return Ok(None);
         }
-        let _ = registry;
         return Ok(Some(Endpoint {
             plain_http: false,
             authority: None,
@@ -311,15 +319,14 @@ fn io_reason(e: &std::io::Error) -> String {
 mod tests {
     use super::*;
 
-    fn parse(text: &str, reg: &str) -> Result<Option<Endpoint>, String> {
-        parse_hosts_toml(text, reg, Path::new("/etc/containerd/certs.d/x"))
+    fn parse(text: &str) -> Result<Option<Endpoint>, String> {
+        parse_hosts_toml(text, Path::new("/etc/containerd/certs.d/x"))
     }
 
     #[test]
     fn mirror_wins_over_server() {
         let e = parse(
             "server = \"https://registry-1.docker.io\"\n[host.\"http://127.0.0.1:5000\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
-            "docker.io",
         )
         .unwrap()
         .unwrap();
@@ -332,7 +339,6 @@ mod tests {
     fn a_pull_only_host_is_not_used_for_resolving() {
         let e = parse(
             "server = \"https://reg.example.com\"\n[host.\"https://m:1\"]\n  capabilities = [\"pull\"]\n",
-            "reg.example.com",
         )
         .unwrap()
         .unwrap();
@@ -342,16 +348,12 @@ mod tests {
 
     #[test]
     fn server_with_ca_relative_to_the_file() {
-        let e = parse(
-            "server = \"https://reg.corp:8443\"\nca = \"ca.pem\"\n",
-            "reg.corp:8443",
-        )
-        .unwrap()
-        .unwrap();
+        let e = parse("server = \"https://reg.corp:8443\"\nca = \"ca.pem\"\n")
+            .unwrap()
+            .unwrap();
         assert_eq!(e.ca, [PathBuf::from("/etc/containerd/certs.d/x/ca.pem")]);
         let e = parse(
             "[host.\"https://m.corp\"]\n  ca = [\"/a.pem\", \"b.pem\"]\n  skip_verify = true\n",
-            "reg.corp",
         )
         .unwrap()
         .unwrap();
@@ -367,7 +369,7 @@ mod tests {
 
     #[test]
     fn only_a_ca_means_the_registry_itself() {
-        let e = parse("ca = \"/corp.pem\"\n", "reg.corp").unwrap().unwrap();
+        let e = parse("ca = \"/corp.pem\"\n").unwrap().unwrap();
         assert_eq!(e.authority, None);
         assert_eq!(e.base_url("reg.corp"), "https://reg.corp");
         assert_eq!(e.ca, [PathBuf::from("/corp.pem")]);
@@ -375,20 +377,41 @@ mod tests {
 
     #[test]
     fn refuses_what_it_would_not_follow() {
-        let err = parse(
-            "[host.\"https://m\"]\n  override_path = true\n",
-            "reg.example.com",
-        )
-        .unwrap_err();
+        let err = parse("[host.\"https://m\"]\n  override_path = true\n").unwrap_err();
         assert!(err.contains("override_path"), "{err}");
         assert!(err.contains("help:"), "{err}");
-        let err = parse("server = \"ftp://x\"\n", "x").unwrap_err();
+        let err = parse("server = \"ftp://x\"\n").unwrap_err();
         assert!(err.contains("not an http:// or https:// URL"), "{err}");
-        let err = parse("server = \"https://x/some/path\"\n", "x").unwrap_err();
+        let err = parse("server = \"https://x/some/path\"\n").unwrap_err();
         assert!(err.contains("override_path"), "{err}");
-        let err = parse("server = \n", "x").unwrap_err();
+        let err = parse("server = \n").unwrap_err();
         assert!(err.starts_with("not valid TOML"), "{err}");
-        assert_eq!(parse("", "x").unwrap(), None);
+        assert_eq!(parse("").unwrap(), None);
+    }
+
+    #[test]
+    fn requests_are_matched_to_their_endpoint_by_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for (name, text) in [
+            ("docker.io", "server = \"http://127.0.0.1:5000\"\n"),
+            (
+                "reg.corp",
+                "[host.\"https://mirror.corp:8443\"]\n  skip_verify = true\n",
+            ),
+            ("_default", "skip_verify = true\n"),
+        ] {
+            std::fs::create_dir_all(d.join(name)).unwrap();
+            std::fs::write(d.join(name).join("hosts.toml"), text).unwrap();
+        }
+        let hosts = RegistryHosts::load(d).unwrap();
+        assert!(hosts.endpoint_at("127.0.0.1:5000").unwrap().plain_http);
+        assert!(hosts.endpoint_at("mirror.corp:8443").unwrap().skip_verify);
+        // `_default` keeps each registry's own host: a request to any other
+        // registry is one of its requests.
+        assert!(hosts.endpoint_at("quay.io").unwrap().skip_verify);
+        // The registry a mirror stands in for is not itself asked.
+        assert!(hosts.endpoint_at("reg.corp").is_none());
     }
 
     #[test]
