@@ -105,6 +105,16 @@ fn klog_level(n: u8) -> u8 {
     }
 }
 
+/// `-v=N`: a klog level, 0 to 99.
+fn klog_value(s: &str) -> Result<u8, pullfix::input::Invalid> {
+    s.parse::<u8>().ok().filter(|n| *n < 100).ok_or_else(|| {
+        pullfix::input::Invalid::new(
+            format!("invalid log level `{}`", pullfix::input::shown(s)),
+            "give -v=N with N from 0 to 9 as kubectl (1-3 info, 4-5 debug, 6+ trace), or -v, -vv, -vvv",
+        )
+    })
+}
+
 /// Rewrites kubectl's verbosity forms (`-v=6`, `-v6`, `-v 6`) into the
 /// hidden `--v=6` clap reads; `-v`, `-vv`, `-vvv` and everything after
 /// `--` stay as they are.
@@ -126,9 +136,9 @@ pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString>
             break;
         }
         let level = match text.strip_prefix("-v") {
-            Some(rest) if digits(rest.strip_prefix('=').unwrap_or(rest)) => {
-                Some(rest.strip_prefix('=').unwrap_or(rest).to_string())
-            }
+            // `-v=x` too, so the level's parser says what is wrong with it.
+            Some(rest) if rest.starts_with('=') => Some(rest[1..].to_string()),
+            Some(rest) if digits(rest) => Some(rest.to_string()),
             Some("") if iter.peek().and_then(|n| n.to_str()).is_some_and(digits) => {
                 iter.next().and_then(|n| n.to_str().map(str::to_string))
             }
@@ -245,7 +255,7 @@ pub struct Globals {
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true, help_heading = "Output options")]
     pub verbosity: u8,
     /// kubectl's `-v=N` (the plugin rewrites `-v=N`, `-vN` and `-v N` to it)
-    #[arg(long = "v", id = "klog_level", value_name = "N", global = true, hide = true, value_parser = clap::value_parser!(u8))]
+    #[arg(long = "v", id = "klog_level", value_name = "N", global = true, hide = true, value_parser = klog_value)]
     pub klog_level: Option<u8>,
     /// Reach registries the way the nodes do: a directory in containerd's
     /// certs.d layout (REGISTRY/hosts.toml: server, [host."URL"], ca,
