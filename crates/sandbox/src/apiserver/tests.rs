@@ -498,7 +498,11 @@ async fn selectors_and_pagination() {
     let first = pods.list(&lp).await.expect("page");
     assert_eq!(first.metadata.remaining_item_count, Some(3));
     let filtered = pods
-        .list(&ListParams::default().limit(2).fields("status.phase!=Running"))
+        .list(
+            &ListParams::default()
+                .limit(2)
+                .fields("status.phase!=Running"),
+        )
         .await
         .expect("filtered page");
     assert_eq!(filtered.metadata.remaining_item_count, None);
