@@ -27,3 +27,5 @@ mod input;
 
 #[path = "integration/truthful.rs"]
 mod truthful;
+#[path = "integration/conventions.rs"]
+mod conventions;
