@@ -27,5 +27,6 @@ mod input;
 
 #[path = "integration/truthful.rs"]
 mod truthful;
+
 #[path = "integration/conventions.rs"]
 mod conventions;
