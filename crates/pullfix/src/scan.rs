@@ -260,7 +260,9 @@ pub(crate) fn group(
             let (cause, (_, confidence, network)) = causes
                 .iter()
                 .max_by_key(|(cause, (n, _, _))| (*n, **cause != Cause::Unknown))
-                .map_or((Cause::Unknown, (0, Confidence::Low, false)), |(c, v)| (*c, *v));
+                .map_or((Cause::Unknown, (0, Confidence::Low, false)), |(c, v)| {
+                    (*c, *v)
+                });
             let pods: BTreeSet<String> = members.iter().map(|(p, _)| p.name.clone()).collect();
             let containers: BTreeSet<String> =
                 members.iter().map(|(_, c)| c.name.clone()).collect();
@@ -352,7 +354,7 @@ pub(crate) fn assess(pods_seen: usize, pods: &[FailingPod], groups: Vec<Group>) 
         ));
     } else if stale_credential && n >= 3 && registries.len() == 1 {
         notes.push(format!(
-            "failures in {n} namespaces all pull from {registry} and all read {}: likely one credential copied into each namespace's pull secret (diagnose lists the copies)",
+            "failures in {n} namespaces all pull from {registry} and all read {}: likely one credential copied into each namespace's pull secret: every copy needs the new one",
             causes.iter().next().map_or("", |c| c.id())
         ));
     } else if n >= 5 {
@@ -636,7 +638,11 @@ mod tests {
                 (Cause::CredentialsRejected, Confidence::Low),
             ]
         );
-        assert!(!a.notes.iter().any(|n| n.contains("outage")), "{:?}", a.notes);
+        assert!(
+            !a.notes.iter().any(|n| n.contains("outage")),
+            "{:?}",
+            a.notes
+        );
         assert!(
             a.notes.iter().any(|n| n.contains("one credential copied")),
             "{:?}",

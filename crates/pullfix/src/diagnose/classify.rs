@@ -135,7 +135,9 @@ pub fn classify_error(text: &str) -> Classified {
     let lower = error.to_ascii_lowercase();
     let http_status = extract_status(&lower);
     let host = extract_host(&error);
-    let ecr = host.as_deref().is_some_and(crate::registry::ecr::is_private_host);
+    let ecr = host
+        .as_deref()
+        .is_some_and(crate::registry::ecr::is_private_host);
     let t = Text {
         lower: &lower,
         original: &error,
@@ -240,7 +242,11 @@ pub fn classify_container(reason: &str, message: &str, events: &[EventText<'_>])
         } else {
             "no pull error text available".into()
         },
-        rule: if backoff_only { "backoff-only" } else { "no-text" },
+        rule: if backoff_only {
+            "backoff-only"
+        } else {
+            "no-text"
+        },
         backoff_only,
     }
 }
@@ -305,35 +311,107 @@ struct TextRule {
 /// The text rules, in the order of the module doc: the first that matches decides.
 const TEXT_RULES: &[TextRule] = &[
     // 1. The reference, the pull policy, the platform.
-    TextRule { id: "invalid-reference", test: |t| reference_texts(t.lower) },
-    TextRule { id: "never-pull", test: |t| never_pull_text(t.lower) },
-    TextRule { id: "platform", test: |t| platform_texts(t.lower) },
+    TextRule {
+        id: "invalid-reference",
+        test: |t| reference_texts(t.lower),
+    },
+    TextRule {
+        id: "never-pull",
+        test: |t| never_pull_text(t.lower),
+    },
+    TextRule {
+        id: "platform",
+        test: |t| platform_texts(t.lower),
+    },
     // 2. The network and TLS.
-    TextRule { id: "dns", test: |t| dns_texts(t.lower) },
-    TextRule { id: "timeout", test: |t| timeout_signals(t.lower, t.grpc) },
-    TextRule { id: "refused", test: |t| refused_texts(t.lower) },
-    TextRule { id: "tls", test: |t| tls_texts(t.lower) },
-    TextRule { id: "eof", test: |t| eof_texts(t.lower) },
+    TextRule {
+        id: "dns",
+        test: |t| dns_texts(t.lower),
+    },
+    TextRule {
+        id: "timeout",
+        test: |t| timeout_signals(t.lower, t.grpc),
+    },
+    TextRule {
+        id: "refused",
+        test: |t| refused_texts(t.lower),
+    },
+    TextRule {
+        id: "tls",
+        test: |t| tls_texts(t.lower),
+    },
+    TextRule {
+        id: "eof",
+        test: |t| eof_texts(t.lower),
+    },
     // 3. Rate limits; an explicitly expired token.
-    TextRule { id: "rate-limit", test: |t| rate_limit_signals(t.lower, t.status) },
-    TextRule { id: "token-expired", test: |t| expired_token_texts(t.lower) },
+    TextRule {
+        id: "rate-limit",
+        test: |t| rate_limit_signals(t.lower, t.status),
+    },
+    TextRule {
+        id: "token-expired",
+        test: |t| expired_token_texts(t.lower),
+    },
     // 4. Explicit answers: repository unknown, manifest unknown.
-    TextRule { id: "repository-unknown", test: |t| repository_unknown_texts(t.lower, t.original) },
-    TextRule { id: "manifest-unknown", test: |t| manifest_unknown_signals(t.lower, t.original, t.grpc) },
+    TextRule {
+        id: "repository-unknown",
+        test: |t| repository_unknown_texts(t.lower, t.original),
+    },
+    TextRule {
+        id: "manifest-unknown",
+        test: |t| manifest_unknown_signals(t.lower, t.original, t.grpc),
+    },
     // 5. Authentication and authorization.
-    TextRule { id: "no-basic-auth", test: |t| no_basic_auth_text(t.lower) },
-    TextRule { id: "rejected-credential", test: |t| rejected_credential_texts(t.lower, t.ecr) },
-    TextRule { id: "anonymous-token-status", test: |t| anonymous_token_status(t.lower, t.status) },
-    TextRule { id: "oauth-token-status", test: |t| oauth_token_status(t.lower, t.status, t.ecr) },
-    TextRule { id: "anonymous-refused", test: |t| anonymous_refused_texts(t.lower) },
-    TextRule { id: "pull-access-denied", test: |t| pull_access_denied_texts(t.lower) },
-    TextRule { id: "authentication-required", test: |t| authentication_required_text(t.lower) },
-    TextRule { id: "auth-status", test: |t| auth_status(t.lower, t.status, t.ecr) },
-    TextRule { id: "denied", test: |t| denied_texts(t.lower, t.ecr) },
-    TextRule { id: "unauthorized", test: |t| unauthorized_text(t.lower, t.ecr) },
+    TextRule {
+        id: "no-basic-auth",
+        test: |t| no_basic_auth_text(t.lower),
+    },
+    TextRule {
+        id: "rejected-credential",
+        test: |t| rejected_credential_texts(t.lower, t.ecr),
+    },
+    TextRule {
+        id: "anonymous-token-status",
+        test: |t| anonymous_token_status(t.lower, t.status),
+    },
+    TextRule {
+        id: "oauth-token-status",
+        test: |t| oauth_token_status(t.lower, t.status, t.ecr),
+    },
+    TextRule {
+        id: "anonymous-refused",
+        test: |t| anonymous_refused_texts(t.lower),
+    },
+    TextRule {
+        id: "pull-access-denied",
+        test: |t| pull_access_denied_texts(t.lower),
+    },
+    TextRule {
+        id: "authentication-required",
+        test: |t| authentication_required_text(t.lower),
+    },
+    TextRule {
+        id: "auth-status",
+        test: |t| auth_status(t.lower, t.status, t.ecr),
+    },
+    TextRule {
+        id: "denied",
+        test: |t| denied_texts(t.lower, t.ecr),
+    },
+    TextRule {
+        id: "unauthorized",
+        test: |t| unauthorized_text(t.lower, t.ecr),
+    },
     // 6. Weak leftovers.
-    TextRule { id: "not-found", test: |t| weak_not_found(t.lower, t.status) },
-    TextRule { id: "server-error", test: |t| server_error_status(t.status) },
+    TextRule {
+        id: "not-found",
+        test: |t| weak_not_found(t.lower, t.status),
+    },
+    TextRule {
+        id: "server-error",
+        test: |t| server_error_status(t.status),
+    },
 ];
 
 /// The first text rule that matches, with its id; `unrecognized` when none does.
@@ -1083,7 +1161,10 @@ pub(crate) fn registry_base_url(text: &str) -> Option<String> {
             .unwrap_or(rest.len());
         let authority = &rest[..end];
         let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        if host.is_empty() || !host.chars().all(is_host_char) || host.contains(']') && !host.starts_with('[') {
+        if host.is_empty()
+            || !host.chars().all(is_host_char)
+            || host.contains(']') && !host.starts_with('[')
+        {
             continue;
         }
         let path = &rest[end..];
@@ -1802,7 +1883,11 @@ mod tests {
         let c = classify_error("Error response from daemon: manifest for Team/App:V9 not found");
         assert_eq!(c.signal, "manifest for Team/App:V9 not found");
         let c = classify_error("unknown: repository library/ghost not found");
-        assert!(c.signal.starts_with("repository library/ghost not found"), "{}", c.signal);
+        assert!(
+            c.signal.starts_with("repository library/ghost not found"),
+            "{}",
+            c.signal
+        );
         for (text, _, _) in NOTES {
             let c = classify_error(text);
             assert!(!c.signal.contains('<'), "{}", c.signal);
@@ -1821,7 +1906,9 @@ mod tests {
         );
         // A documentation link is not where the node connected.
         assert_eq!(
-            registry_base_url("unauthorized: authentication required, visit https://aka.ms/acr/authorization for more information."),
+            registry_base_url(
+                "unauthorized: authentication required, visit https://aka.ms/acr/authorization for more information."
+            ),
             None
         );
     }

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::diagnose::classify::Classified;
 use crate::diagnose::finding::EcrCheck;
-use crate::diagnose::secrets::Analysis;
+use crate::diagnose::secrets::{Analysis, SecretReport};
 use crate::diagnose::{Cause, Confidence, Detail};
 use crate::probe::{Attempt, ProbeResult};
 use crate::registry::client::PullFailure;
@@ -243,7 +243,7 @@ enum Credential<'a> {
     /// The first credential the kubelet would try: its user and secret.
     Usable { user: &'a str, secret: &'a str },
     /// Every referenced secret was read; none gives a credential for the registry.
-    NoneUsable { referenced: usize },
+    NoneUsable { referenced: &'a [SecretReport] },
     /// Some referenced secret could not be read.
     Unreadable,
     /// The secrets were not read (scan): whether the pod names any.
@@ -267,7 +267,9 @@ enum Registry<'a> {
         said: String,
     },
     /// The image resolves from here.
-    Resolves { with_credential: bool },
+    Resolves {
+        with_credential: bool,
+    },
     /// The registry answered with a failure that speaks for the pod.
     Answered {
         cause: Cause,
@@ -300,18 +302,22 @@ impl<'a> Signals<'a> {
                     secret,
                 },
                 None => Credential::NoneUsable {
-                    referenced: a.reports.len(),
+                    referenced: &a.reports,
                 },
             },
         };
         let token = match facts.secrets {
             Secrets::Read(a) => {
-                let fmt = |t: &chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+                let fmt =
+                    |t: &chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
                 let expired = a.reports.iter().find_map(|r| {
-                    r.ecr.as_ref().filter(|e| e.expired).map(|e| Token::Expired {
-                        secret: r.name.clone(),
-                        at: fmt(&e.expires_at),
-                    })
+                    r.ecr
+                        .as_ref()
+                        .filter(|e| e.expired)
+                        .map(|e| Token::Expired {
+                            secret: r.name.clone(),
+                            at: fmt(&e.expires_at),
+                        })
                 });
                 expired.or_else(|| {
                     a.reports.iter().find_map(|r| {
@@ -423,7 +429,9 @@ fn registry_view(p: &ProbeResult, secrets_incomplete: bool) -> Registry<'_> {
         .as_ref()
         .map_or(p.anonymous.ok(), Attempt::ok);
     if p.unreachable_here {
-        let network = decisive.map(network_cause).filter(|(c, _)| *c != Cause::Unknown);
+        let network = decisive
+            .map(network_cause)
+            .filter(|(c, _)| *c != Cause::Unknown);
         let said = decisive.map_or_else(
             || "no answer in time".to_string(),
             crate::probe::describe_failure,
@@ -501,7 +509,8 @@ fn answer_words(f: &PullFailure) -> String {
 /// The node's text in words: "the node says `HTTP 401 on the manifest`".
 pub(crate) fn node_words(c: &Classified) -> String {
     if c.backoff_only {
-        return "only `Back-off pulling image` is left on the node (its pull events expired)".into();
+        return "only `Back-off pulling image` is left on the node (its pull events expired)"
+            .into();
     }
     if c.error.is_empty() {
         return "the node gives no pull error".into();
@@ -611,7 +620,10 @@ fn wrong_registry(s: &Signals<'_>) -> Option<Ruling> {
             s.facts.private_registries.join(", "),
             s.node_says(),
             if answered {
-                format!(" and Docker Hub, asked from here, answers the same ({})", s.probe_got().trim_start_matches("your machine's "))
+                format!(
+                    " and Docker Hub, asked from here, answers the same ({})",
+                    s.probe_got().trim_start_matches("your machine's ")
+                )
             } else {
                 String::new()
             }
@@ -728,18 +740,23 @@ fn no_credential(s: &Signals<'_>) -> Option<Ruling> {
         "no-basic-auth" | "anonymous-token-status" | "anonymous-refused"
     );
     let registry_agrees = s.registry_says(&[Cause::CredentialsMissing, Cause::RepositoryNotFound]);
-    let confidence = if referenced == 0 || nothing_sent || registry_agrees {
+    let confidence = if referenced.is_empty() || nothing_sent || registry_agrees {
         High
     } else {
         Medium
     };
-    let secrets = if referenced == 0 {
-        "the pod and its ServiceAccount name no pull secret".to_string()
-    } else {
-        format!(
-            "none of the pod's {referenced} pull secret(s) gives the kubelet a credential for {} (see the secret evidence)",
+    let names: Vec<String> = referenced.iter().map(|r| format!("`{}`", r.name)).collect();
+    let secrets = match names.as_slice() {
+        [] => "the pod and its ServiceAccount name no pull secret".to_string(),
+        [one] => format!(
+            "the pod's pull secret {one} gives the kubelet no credential for {} (see the secret evidence)",
             s.registry_host()
-        )
+        ),
+        many => format!(
+            "none of the pod's pull secrets ({}) gives the kubelet a credential for {} (see the secret evidence)",
+            many.join(", "),
+            s.registry_host()
+        ),
     };
     let node = match s.node.cause {
         Cause::CredentialsMissing | Cause::Unknown => s.node_says(),
@@ -749,7 +766,7 @@ fn no_credential(s: &Signals<'_>) -> Option<Ruling> {
         ),
     };
     let probe = if registry_agrees {
-        format!("; {} (the same without a credential)", s.probe_got())
+        format!("; {} too", s.probe_got())
     } else {
         String::new()
     };
@@ -777,7 +794,10 @@ fn rejected_worded_as_missing(s: &Signals<'_>) -> Option<Ruling> {
                 format!(
                     "{wording}; the kubelet sends `{user}` from `{secret}`{}",
                     if confirmed {
-                        format!(", and {} with the same credential: the password is wrong", s.probe_got())
+                        format!(
+                            ", and {} with the same credential: the password is wrong",
+                            s.probe_got()
+                        )
                     } else {
                         ", so the registry refused it (a probe with it would confirm)".into()
                     }
@@ -942,9 +962,17 @@ fn registry_agrees(s: &Signals<'_>) -> Option<Ruling> {
     let why = consistent(s.node.cause, cause)?;
     Some(Ruling {
         cause: s.node.cause,
-        detail: s.node.detail.or(if cause == s.node.cause { detail } else { None }),
+        detail: s
+            .node
+            .detail
+            .or(if cause == s.node.cause { detail } else { None }),
         confidence: High,
-        because: format!("{}, and {}{why}", s.node_says(), s.probe_got()),
+        because: format!(
+            "{}, and {}{why}: {}",
+            s.node_says(),
+            s.probe_got(),
+            s.node.cause.summary()
+        ),
     })
 }
 
@@ -984,7 +1012,10 @@ fn node_text_ruling(s: &Signals<'_>) -> Ruling {
         _ => "",
     };
     let because = if s.node_is_silent() && s.node.backoff_only {
-        format!("{}{unread}{probe}: the cause is not known yet", s.node_says())
+        format!(
+            "{}{unread}{probe}: the cause is not known yet",
+            s.node_says()
+        )
     } else {
         format!("{}{unread}{probe}", s.node_says())
     };
@@ -1050,7 +1081,13 @@ mod tests {
 
     fn analysis(s: S) -> Option<Analysis> {
         use crate::diagnose::secrets::Problem;
-        let usable = || vec![(Cred::new("pullfix", "x"), "regcred".to_string(), REG.to_string())];
+        let usable = || {
+            vec![(
+                Cred::new("pullfix", "x"),
+                "regcred".to_string(),
+                REG.to_string(),
+            )]
+        };
         Some(match s {
             S::Usable => Analysis {
                 reports: vec![report(Vec::new())],
@@ -1084,7 +1121,11 @@ mod tests {
                     username: Some("AWS".into()),
                     ..report(Vec::new())
                 }],
-                credentials: vec![(Cred::new("AWS", "x"), "regcred".to_string(), ECR.to_string())],
+                credentials: vec![(
+                    Cred::new("AWS", "x"),
+                    "regcred".to_string(),
+                    ECR.to_string(),
+                )],
                 incomplete: false,
             },
             S::Unread { .. } => return None,
@@ -1105,7 +1146,7 @@ mod tests {
 
     fn status(s: u16) -> PullFailure {
         PullFailure::Status {
-            method: "HEAD".into(),
+            method: "HEAD",
             url: "https://reg.example.com/v2/team/app/manifests/v1".into(),
             status: s,
         }
@@ -1366,7 +1407,10 @@ mod tests {
                 rule: "no-credential",
                 cause: CredentialsMissing,
                 confidence: Medium,
-                says: &["gives the kubelet a credential", "nothing was sent"],
+                says: &[
+                    "the pod's pull secret `regcred` gives the kubelet no credential for reg.example.com",
+                    "nothing was sent",
+                ],
             },
             Row {
                 name: "stale-secret-many-namespaces, shop-c: Docker's `authentication required`, the probe with the secret's credential got 401",
@@ -1634,7 +1678,12 @@ mod tests {
             }
             // Said in words, never as a bare contradiction.
             assert!(!v.decision.because.contains('≠'), "{}", r.name);
-            assert!(!v.decision.because.contains('<'), "{}: {}", r.name, v.decision.because);
+            assert!(
+                !v.decision.because.contains('<'),
+                "{}: {}",
+                r.name,
+                v.decision.because
+            );
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));
     }

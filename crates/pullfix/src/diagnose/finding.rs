@@ -510,7 +510,11 @@ fn lowercase_candidate(image_text: &str) -> Option<String> {
             Some(i) if !text[i..].contains('/') => i,
             _ => text.len(),
         });
-    let candidate = format!("{}{}", text[..name_end].to_ascii_lowercase(), &text[name_end..]);
+    let candidate = format!(
+        "{}{}",
+        text[..name_end].to_ascii_lowercase(),
+        &text[name_end..]
+    );
     (candidate != text && ImageRef::parse(&candidate).is_ok()).then_some(candidate)
 }
 
@@ -555,8 +559,14 @@ mod tests {
             None,
         );
         let cmd = steps[0].command.as_deref().unwrap();
-        assert!(cmd.contains("nslookup registry.blackhole.example;"), "{cmd}");
-        assert!(cmd.contains("wget -S -O- http://registry.blackhole.example/v2/"), "{cmd}");
+        assert!(
+            cmd.contains("nslookup registry.blackhole.example;"),
+            "{cmd}"
+        );
+        assert!(
+            cmd.contains("wget -S -O- http://registry.blackhole.example/v2/"),
+            "{cmd}"
+        );
         assert!(steps[0].text.contains("then HTTP)"), "{}", steps[0].text);
         let steps = next_steps(
             Cause::RegistryUnreachable,
@@ -593,7 +603,14 @@ mod tests {
             Cause::Unknown,
             Cause::ImageNotFound,
         ] {
-            for s in next_steps(cause, Some(&img), "reg.example.com/Team/App:v1", &c, &[], None) {
+            for s in next_steps(
+                cause,
+                Some(&img),
+                "reg.example.com/Team/App:v1",
+                &c,
+                &[],
+                None,
+            ) {
                 let all = format!("{} {}", s.text, s.command.unwrap_or_default());
                 let stripped = all.replace("<password>", "");
                 assert!(!stripped.contains('<'), "{}: {all}", cause.id());

@@ -409,8 +409,8 @@ async fn diagnose_group(
     );
     // Where the node sends its requests: as its error wrote it, else as
     // --registry-hosts says the nodes' containerd is configured.
-    ctx.registry_base = crate::diagnose::classify::registry_base_url(&pe.classified.error)
-        .or_else(|| {
+    ctx.registry_base =
+        crate::diagnose::classify::registry_base_url(&pe.classified.error).or_else(|| {
             let domain = &image.as_ref()?.domain;
             Some(registry_hosts?.endpoint(domain)?.base_url(domain))
         });

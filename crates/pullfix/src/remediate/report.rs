@@ -593,9 +593,10 @@ fn first_line(s: &str) -> &str {
 /// failure is a network, TLS or 5xx one and pullfix's probe got no answer
 /// either.
 fn registry_down(f: &Finding) -> Option<String> {
-    let probe_says_unreachable = f.evidence.iter().any(|e| {
-        e.source == "registry" && e.text.contains("not reachable from this machine")
-    });
+    let probe_says_unreachable = f
+        .evidence
+        .iter()
+        .any(|e| e.source == "registry" && e.text.contains("not reachable from this machine"));
     let Some(p) = &f.registry else {
         return (probe_says_unreachable
             && matches!(f.cause, Cause::RegistryUnreachable | Cause::TlsError))
@@ -1560,7 +1561,9 @@ mod tests {
         assert!(md.contains("**failed**: timed out waiting for rollout"));
         assert!(md.contains("### 1. `credentials-expired` — high confidence, P1"));
         assert!(md.contains("- [kubelet] ErrImagePull: 401 Unauthorized"));
-        assert!(md.contains("- **Why:** the node says `HTTP 403`; the ECR token in `regcred` expired"));
+        assert!(
+            md.contains("- **Why:** the node says `HTTP 403`; the ECR token in `regcred` expired")
+        );
         assert!(!md.contains("disagrees"));
         assert!(md.contains("## Still failing"));
         assert!(md.contains("## Escalation"));
