@@ -9,7 +9,10 @@
 //! (see `shared/notes/pull-errors.md`, the sandbox's `profile` module) and real clusters
 //! show variants nobody listed. All matching is ASCII case-insensitive.
 //!
-//! The order of the rules matters; it is, from first to last:
+//! The rules are one ordered table, `TEXT_RULES` (the first that matches
+//! decides; its id is kept in [`Classified::rule`] so the decision's rules in
+//! `decide` can tell ambiguous texts apart). The order matters; it is,
+//! from first to last:
 //!
 //! 1. the reference itself (`invalid reference format`), pull policy Never,
 //!    and platform selection: these end a pull before any request;
@@ -25,9 +28,10 @@
 //!    ambiguous "pull access denied" family, then bare 401 / 403 statuses;
 //! 6. weak leftovers (a bare `not found`, a 404), then `unknown`.
 //!
-//! What text cannot decide is left to the caller, which knows the pull
-//! secrets and can probe the registry: see [`Classified::ambiguous_with`]
-//! and `docs/causes.md`.
+//! What text cannot decide is left to the decision
+//! ([`crate::diagnose::decide`]), which knows the pull secrets and the
+//! registry's answers: see [`Classified::ambiguous_with`] and
+//! `docs/causes.md`.
 
 use crate::diagnose::{Cause, Confidence, Detail};
 use Confidence::{High, Low, Medium};
@@ -63,7 +67,7 @@ pub struct Classified {
     pub grpc_code: Option<String>,
     /// Short human label of the signal that decided (e.g. "HTTP 401 on the manifest", "no basic auth credentials", "x509: certificate signed by unknown authority").
     pub signal: String,
-    /// The id of the text rule that matched ([`TEXT_RULES`]), `waiting-reason`
+    /// The id of the text rule that matched (`TEXT_RULES`), `waiting-reason`
     /// when the waiting reason decided, `unrecognized`, `backoff-only` or
     /// `no-text`: the decision's rules tell ambiguous texts apart by it.
     pub rule: &'static str,

@@ -1,7 +1,7 @@
 //! The one decision per failing image: everything gathered about it (the
 //! node's text, the pull secrets and the credential the kubelet would send,
 //! the registry's answers to this machine's probes, the ECR token and API)
-//! goes through one ordered table of rules, [`RULES`]. The first rule that
+//! goes through one ordered table of rules, `RULES`. The first rule that
 //! applies decides the cause and how sure it is, and says why in one
 //! sentence that names the texts and answers it rests on.
 //!
