@@ -268,10 +268,13 @@ fn unreachable_registries_and_tls() {
         each_profile(id, "checkout", |node, _, f| {
             assert_eq!(f["cause"], cause, "{id} on {node}: {f:#}");
             assert_eq!(f["detail"], detail, "{id} on {node}: {f:#}");
+            // Unreachable from this machine too: said once, as the decision's reason.
+            assert_eq!(f["decision"]["rule"], "unreachable-from-both", "{f:#}");
             assert!(
-                evidence_text(f).contains(
-                    "inconclusive: the registry is not reachable from this machine either"
-                ),
+                f["decision"]["because"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("this machine cannot reach the registry either"),
                 "{f:#}"
             );
         });

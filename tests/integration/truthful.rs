@@ -95,8 +95,7 @@ impl Shell {
             .filter(|(k, _)| k.contains("PASSWORD") || k.contains("SECRET"))
             .map(|(_, v)| v.clone())
             .collect();
-        if let Ok(raw) =
-            std::fs::read_to_string(self.dir.join("registry-team-docker-config.json"))
+        if let Ok(raw) = std::fs::read_to_string(self.dir.join("registry-team-docker-config.json"))
             && let Ok(v) = serde_json::from_str::<serde_json::Value>(&raw)
             && let Some(auths) = v["auths"].as_object()
         {
@@ -167,7 +166,10 @@ fn placeholders(t: &str) -> Vec<String> {
             && inner
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_. ".contains(c))
-            && inner.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && inner
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic())
             && inner != "password"
         {
             found.push(format!("<{inner}>"));

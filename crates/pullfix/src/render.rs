@@ -11,6 +11,7 @@ use std::io::Write;
 use console::Style;
 use serde::Serialize;
 
+use crate::diagnose::Confidence;
 use crate::diagnose::run::Report;
 use crate::scan::{Assessment, Scanned, Severity, Workload};
 
@@ -204,7 +205,11 @@ fn scan_table(out: &mut dyn Write, a: &Assessment, p: &Palette, wide: bool) -> a
                 g.workload.target(),
                 g.workload.namespace.clone(),
                 format!("{}/{}", g.ready, g.desired),
-                g.cause.id().to_string(),
+                if g.confidence == Confidence::Low {
+                    format!("{}?", g.cause.id())
+                } else {
+                    g.cause.id().to_string()
+                },
                 g.image.clone(),
                 age(g.oldest_failure_seconds),
             ];
@@ -263,6 +268,13 @@ fn scan_table(out: &mut dyn Write, a: &Assessment, p: &Palette, wide: bool) -> a
         writeln!(out, "{styled}")?;
     }
     writeln!(out, "\n{}", scan_summary(&a.scanned))?;
+    if a.groups.iter().any(|g| g.confidence == Confidence::Low) {
+        writeln!(
+            out,
+            "{} a guess from the node's text alone; diagnose weighs the pull secrets and the registry's answer",
+            p.dim.apply_to("?:")
+        )?;
+    }
     for n in &a.notes {
         writeln!(out, "{} {n}", p.warn.apply_to("note:"))?;
     }
@@ -331,6 +343,7 @@ pub fn diagnose_text(out: &mut dyn Write, r: &Report, p: &Palette) -> anyhow::Re
             f.summary,
             f.confidence
         )?;
+        writeln!(out, "  {} {}", p.bold.apply_to("why:"), f.decision.because)?;
         writeln!(
             out,
             "  image: {}  container: {}{}",
@@ -340,12 +353,7 @@ pub fn diagnose_text(out: &mut dyn Write, r: &Report, p: &Palette) -> anyhow::Re
         )?;
         writeln!(out, "  evidence:")?;
         for e in &f.evidence {
-            let mark = if e.disagrees {
-                p.warn.apply_to("≠ disagrees: ").to_string()
-            } else {
-                String::new()
-            };
-            writeln!(out, "    {:<8} {mark}{}", p.dim.apply_to(&e.source), e.text)?;
+            writeln!(out, "    {:<8} {}", p.dim.apply_to(&e.source), e.text)?;
         }
         writeln!(out, "  next steps:")?;
         for (i, s) in f.next_steps.iter().enumerate() {

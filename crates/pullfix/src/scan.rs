@@ -17,8 +17,9 @@ use serde::Serialize;
 use crate::api::{self, ListQuery};
 
 use crate::collect::{self, OwnerRef, PodLite, Scope, WorkloadLite};
-use crate::diagnose::Cause;
 use crate::diagnose::classify::{classify_container, is_pull_failure_reason};
+use crate::diagnose::decide::{Facts, Secrets, decide};
+use crate::diagnose::{Cause, Confidence};
 use crate::registry::reference::ImageRef;
 
 /// One container that cannot get its image.
@@ -51,6 +52,11 @@ pub(crate) struct FailingPod {
     pub service_account: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub containers: Vec<FailingContainer>,
+    /// The pod names pull secrets (its own or, copied in at creation, its
+    /// ServiceAccount's): scan does not read them, but it tells an auth
+    /// text that fits a refused credential from one where none was sent.
+    #[serde(skip)]
+    pub names_pull_secrets: bool,
 }
 
 /// Keeps a pod when a container or init container waits for a pull reason,
@@ -105,6 +111,7 @@ pub(crate) fn extract_failing(pod: PodLite) -> Option<FailingPod> {
             .owner_references
             .into_iter()
             .find(|o| o.controller.unwrap_or(false)),
+        names_pull_secrets: !pod.spec.image_pull_secrets.is_empty(),
         node: pod.spec.node_name,
         pull_secrets: pod
             .spec
@@ -194,6 +201,9 @@ pub struct Group {
     pub image: String,
     pub registry: String,
     pub cause: Cause,
+    /// How sure, from the node's text alone (diagnose weighs the secrets
+    /// and the registry too): `low` when the cause is a guess.
+    pub confidence: Confidence,
     pub reason: String,
     pub failing_pods: usize,
     pub oldest_failure_seconds: Option<i64>,
@@ -206,6 +216,10 @@ pub struct Group {
     pub pull_secrets: Vec<String>,
     /// The ServiceAccounts the failing pods run as.
     pub service_accounts: Vec<String>,
+    /// The failure is the network's or the registry's own (unreachable,
+    /// TLS, a 5xx): what an outage looks like.
+    #[serde(skip)]
+    pub network: bool,
 }
 
 /// The namespaces a command looked in, said in every result.
@@ -314,8 +328,11 @@ pub(crate) fn group(
                 desired: 1,
                 rollout_blocked: false,
             });
-            let mut causes: BTreeMap<Cause, usize> = BTreeMap::new();
-            for (_, c) in &members {
+            // The same rules as diagnose, with what scan knows: the node's
+            // text and whether the pod names pull secrets.
+            let parsed = ImageRef::parse(&image).ok();
+            let mut causes: BTreeMap<Cause, (usize, Confidence, bool)> = BTreeMap::new();
+            for (pod, c) in &members {
                 let events: Vec<crate::diagnose::classify::EventText<'_>> = c
                     .events
                     .iter()
@@ -326,12 +343,32 @@ pub(crate) fn group(
                     })
                     .collect();
                 let classified = classify_container(&c.reason, &c.message, &events);
-                *causes.entry(classified.cause).or_default() += 1;
+                let verdict = decide(&Facts {
+                    image_text: &image,
+                    image: parsed.as_ref(),
+                    node: &classified,
+                    secrets: Secrets::Unread {
+                        named: pod.names_pull_secrets,
+                    },
+                    probe: None,
+                    ecr: None,
+                    private_registries: &[],
+                });
+                let network = matches!(verdict.cause, Cause::RegistryUnreachable | Cause::TlsError)
+                    || (verdict.cause == Cause::Unknown && classified.rule == "server-error");
+                let e = causes
+                    .entry(verdict.cause)
+                    .or_insert((0, verdict.confidence, network));
+                e.0 += 1;
+                e.1 = e.1.max(verdict.confidence);
+                e.2 |= network;
             }
-            let cause = causes
+            let (cause, (_, confidence, network)) = causes
                 .iter()
-                .max_by_key(|(cause, n)| (**n, **cause != Cause::Unknown))
-                .map_or(Cause::Unknown, |(c, _)| *c);
+                .max_by_key(|(cause, (n, _, _))| (*n, **cause != Cause::Unknown))
+                .map_or((Cause::Unknown, (0, Confidence::Low, false)), |(c, v)| {
+                    (*c, *v)
+                });
             let pods: BTreeSet<String> = members.iter().map(|(p, _)| p.name.clone()).collect();
             let containers: BTreeSet<String> =
                 members.iter().map(|(_, c)| c.name.clone()).collect();
@@ -367,6 +404,8 @@ pub(crate) fn group(
                 ready: r.ready,
                 desired: r.desired,
                 cause,
+                confidence,
+                network,
                 reason: members[0].1.reason.clone(),
                 failing_pods: pods.len(),
                 oldest_failure_seconds: oldest,
@@ -412,7 +451,9 @@ fn workload_of(
 }
 
 /// Notes on scope, as the runbook asks: many namespaces, or one registry
-/// behind every failure. Pure.
+/// behind every failure. An outage is suggested only when every failure
+/// is a network one (unreachable, TLS, the registry's 5xx); the same
+/// credential failure across namespaces is said as such. Pure.
 pub(crate) fn assess(
     scope: &Scope,
     pods_seen: usize,
@@ -422,17 +463,33 @@ pub(crate) fn assess(
     let scanned = Scanned::count(scope, pods_seen, pods, &groups);
     let namespaces: BTreeSet<String> = pods.iter().map(|p| p.namespace.clone()).collect();
     let registries: BTreeSet<&str> = groups.iter().map(|g| g.registry.as_str()).collect();
+    let causes: BTreeSet<Cause> = groups.iter().map(|g| g.cause).collect();
+    let all_network = !groups.is_empty() && groups.iter().all(|g| g.network);
+    // One credential that no longer works, in every namespace.
+    let stale_credential = causes.len() == 1
+        && causes
+            .iter()
+            .all(|c| matches!(c, Cause::CredentialsRejected | Cause::CredentialsExpired));
+    let registry = registries.iter().next().copied().unwrap_or_default();
+    let n = namespaces.len();
     let mut notes = Vec::new();
-    if namespaces.len() >= 3 && registries.len() == 1 {
+    if all_network && n >= 3 && registries.len() == 1 {
         notes.push(format!(
-            "failures in {} namespaces all pull from {}: possible registry outage or cluster networking issue",
-            namespaces.len(),
-            registries.iter().next().unwrap_or(&"")
+            "failures in {n} namespaces all pull from {registry}: possible registry outage or cluster networking issue"
         ));
-    } else if namespaces.len() >= 5 {
+    } else if all_network && n >= 5 {
         notes.push(format!(
-            "failures span {} namespaces: possible registry outage or cluster networking issue",
-            namespaces.len()
+            "failures span {n} namespaces: possible registry outage or cluster networking issue"
+        ));
+    } else if stale_credential && n >= 3 && registries.len() == 1 {
+        notes.push(format!(
+            "failures in {n} namespaces all pull from {registry} and all read {}: likely one credential copied into each namespace's pull secret: every copy needs the new one",
+            causes.iter().next().map_or("", |c| c.id())
+        ));
+    } else if n >= 5 {
+        notes.push(format!(
+            "failures span {n} namespaces, with {} different cause(s): diagnose each group",
+            causes.len()
         ));
     }
     Assessment {
@@ -683,6 +740,7 @@ mod tests {
             pull_secrets: vec!["regcred".into()],
             service_account: None,
             since: None,
+            names_pull_secrets: true,
             containers: images
                 .iter()
                 .enumerate()
@@ -885,5 +943,103 @@ mod tests {
             };
             assert_eq!(w.kubectl_name(), want);
         }
+    }
+}
+
+#[cfg(test)]
+mod decide_tests {
+    use super::*;
+
+    const CONTAINERD_401: &str = "failed to pull and unpack image \"reg.example.com/team/checkout:v2\": failed to resolve image: unexpected status from HEAD request to http://reg.example.com/v2/team/checkout/manifests/v2: 401 Unauthorized";
+    const DOCKER_401: &str = "Error response from daemon: Head \"http://reg.example.com/v2/team/checkout/manifests/v2\": unauthorized: authentication required";
+    const TIMEOUT: &str = "failed to pull and unpack image \"reg.example.com/team/checkout:v2\": failed to resolve image: failed to do request: Head \"http://reg.example.com/v2/team/checkout/manifests/v2\": dial tcp 10.0.0.5:80: i/o timeout";
+
+    fn pod(ns: &str, message: &str, names_pull_secrets: bool) -> FailingPod {
+        FailingPod {
+            namespace: ns.into(),
+            name: format!("checkout-{ns}"),
+            owner: None,
+            node: Some("node-1".into()),
+            pull_secrets: Vec::new(),
+            service_account: None,
+            since: None,
+            containers: vec![FailingContainer {
+                name: "checkout".into(),
+                image: "reg.example.com/team/checkout:v2".into(),
+                init: false,
+                reason: "ErrImagePull".into(),
+                message: message.into(),
+                events: Vec::new(),
+            }],
+            names_pull_secrets,
+        }
+    }
+
+    fn assessment(pods: &[FailingPod]) -> Assessment {
+        let groups = group(pods, &BTreeMap::new(), &BTreeMap::new(), Utc::now());
+        assess(&Scope::All, pods.len(), pods, groups)
+    }
+
+    /// stale-secret-many-namespaces: a Docker node words the refused
+    /// credential `authentication required`; with a pull secret named, scan
+    /// gives the same cause as the containerd namespaces, as a low-confidence guess.
+    #[test]
+    fn the_same_stale_credential_reads_the_same_in_every_namespace() {
+        let a = assessment(&[
+            pod("shop", CONTAINERD_401, true),
+            pod("shop-b", CONTAINERD_401, true),
+            pod("shop-c", DOCKER_401, true),
+        ]);
+        let causes: Vec<(Cause, Confidence)> =
+            a.groups.iter().map(|g| (g.cause, g.confidence)).collect();
+        assert_eq!(
+            causes,
+            vec![
+                (Cause::CredentialsRejected, Confidence::Medium),
+                (Cause::CredentialsRejected, Confidence::Medium),
+                (Cause::CredentialsRejected, Confidence::Low),
+            ]
+        );
+        assert!(
+            !a.notes.iter().any(|n| n.contains("outage")),
+            "{:?}",
+            a.notes
+        );
+        assert!(
+            a.notes.iter().any(|n| n.contains("one credential copied")),
+            "{:?}",
+            a.notes
+        );
+    }
+
+    /// Without a pull secret named, Docker's `authentication required` is
+    /// a missing credential.
+    #[test]
+    fn authentication_required_without_a_secret_is_missing() {
+        let a = assessment(&[pod("shop", DOCKER_401, false)]);
+        assert_eq!(a.groups[0].cause, Cause::CredentialsMissing);
+    }
+
+    #[test]
+    fn an_outage_is_suggested_for_network_failures_only() {
+        let a = assessment(&[
+            pod("a", TIMEOUT, true),
+            pod("b", TIMEOUT, true),
+            pod("c", TIMEOUT, true),
+        ]);
+        assert_eq!(
+            a.notes,
+            vec![
+                "failures in 3 namespaces all pull from reg.example.com: possible registry outage or cluster networking issue"
+                    .to_string()
+            ]
+        );
+        // One credential failure among them: not an outage.
+        let a = assessment(&[
+            pod("a", TIMEOUT, true),
+            pod("b", TIMEOUT, true),
+            pod("c", CONTAINERD_401, true),
+        ]);
+        assert!(a.notes.is_empty(), "{:?}", a.notes);
     }
 }

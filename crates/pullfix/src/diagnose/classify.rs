@@ -9,7 +9,10 @@
 //! (see `shared/notes/pull-errors.md`, the sandbox's `profile` module) and real clusters
 //! show variants nobody listed. All matching is ASCII case-insensitive.
 //!
-//! The order of the rules matters; it is, from first to last:
+//! The rules are one ordered table, `TEXT_RULES` (the first that matches
+//! decides; its id is kept in [`Classified::rule`] so the decision's rules in
+//! `decide` can tell ambiguous texts apart). The order matters; it is,
+//! from first to last:
 //!
 //! 1. the reference itself (`invalid reference format`), pull policy Never,
 //!    and platform selection: these end a pull before any request;
@@ -25,9 +28,10 @@
 //!    ambiguous "pull access denied" family, then bare 401 / 403 statuses;
 //! 6. weak leftovers (a bare `not found`, a 404), then `unknown`.
 //!
-//! What text cannot decide is left to the caller, which knows the pull
-//! secrets and can probe the registry: see [`Classified::ambiguous_with`]
-//! and `docs/causes.md`.
+//! What text cannot decide is left to the decision
+//! ([`crate::diagnose::decide`]), which knows the pull secrets and the
+//! registry's answers: see [`Classified::ambiguous_with`] and
+//! `docs/causes.md`.
 
 use crate::diagnose::{Cause, Confidence, Detail};
 use Confidence::{High, Low, Medium};
@@ -63,6 +67,10 @@ pub struct Classified {
     pub grpc_code: Option<String>,
     /// Short human label of the signal that decided (e.g. "HTTP 401 on the manifest", "no basic auth credentials", "x509: certificate signed by unknown authority").
     pub signal: String,
+    /// The id of the text rule that matched (`TEXT_RULES`), `waiting-reason`
+    /// when the waiting reason decided, `unrecognized`, `backoff-only` or
+    /// `no-text`: the decision's rules tell ambiguous texts apart by it.
+    pub rule: &'static str,
     /// True when only `Back-off pulling image "..."` (no cause) was available: events expired; the registry probe must decide.
     pub backoff_only: bool,
 }
@@ -131,7 +139,17 @@ pub fn classify_error(text: &str) -> Classified {
     let lower = error.to_ascii_lowercase();
     let http_status = extract_status(&lower);
     let host = extract_host(&error);
-    let v = decide(&lower, grpc_code.as_deref(), http_status, host.as_deref());
+    let ecr = host
+        .as_deref()
+        .is_some_and(crate::registry::ecr::is_private_host);
+    let t = Text {
+        lower: &lower,
+        original: &error,
+        grpc: grpc_code.as_deref(),
+        status: http_status,
+        ecr,
+    };
+    let (rule, v) = decide(&t);
     Classified {
         cause: v.cause,
         detail: v.detail,
@@ -141,6 +159,7 @@ pub fn classify_error(text: &str) -> Classified {
         error,
         grpc_code,
         signal: v.signal,
+        rule,
         backoff_only: false,
     }
 }
@@ -184,6 +203,7 @@ pub fn classify_container(reason: &str, message: &str, events: &[EventText<'_>])
             c.cause = cause;
             c.detail = None;
             c.signal = format!("waiting reason {reason}");
+            c.rule = "waiting-reason";
         }
         c.confidence = Confidence::High;
         return finish(c);
@@ -225,6 +245,11 @@ pub fn classify_container(reason: &str, message: &str, events: &[EventText<'_>])
             "only `Back-off pulling image` is left (events expired): probe the registry".into()
         } else {
             "no pull error text available".into()
+        },
+        rule: if backoff_only {
+            "backoff-only"
+        } else {
+            "no-text"
         },
         backoff_only,
     }
@@ -270,40 +295,140 @@ fn status_where(lower: &str) -> &'static str {
     }
 }
 
-/// The first family of signals, in the order of the module doc, that the text matches.
-fn decide(lower: &str, grpc: Option<&str>, status: Option<u16>, host: Option<&str>) -> Verdict {
-    let ecr = host.is_some_and(crate::registry::ecr::is_private_host);
+/// What a text rule reads: the error (lowercased and as written), the gRPC
+/// code, the HTTP status, whether the host is a private ECR registry.
+struct Text<'a> {
+    lower: &'a str,
+    original: &'a str,
+    grpc: Option<&'a str>,
+    status: Option<u16>,
+    ecr: bool,
+}
+
+/// One rule of the text classifier: its id (kept in [`Classified::rule`])
+/// and the test that reads the text.
+struct TextRule {
+    id: &'static str,
+    test: fn(&Text<'_>) -> Option<Verdict>,
+}
+
+/// The text rules, in the order of the module doc: the first that matches decides.
+const TEXT_RULES: &[TextRule] = &[
     // 1. The reference, the pull policy, the platform.
-    reference_texts(lower)
-        .or_else(|| never_pull_text(lower))
-        .or_else(|| platform_texts(lower))
-        // 2. The network and TLS.
-        .or_else(|| dns_texts(lower))
-        .or_else(|| timeout_signals(lower, grpc))
-        .or_else(|| refused_texts(lower))
-        .or_else(|| tls_texts(lower))
-        .or_else(|| eof_texts(lower))
-        // 3. Rate limits; an explicitly expired token.
-        .or_else(|| rate_limit_signals(lower, status))
-        .or_else(|| expired_token_texts(lower))
-        // 4. Explicit answers: repository unknown, manifest unknown.
-        .or_else(|| repository_unknown_texts(lower))
-        .or_else(|| manifest_unknown_signals(lower, grpc))
-        // 5. Authentication and authorization.
-        .or_else(|| no_basic_auth_text(lower))
-        .or_else(|| rejected_credential_texts(lower, ecr))
-        .or_else(|| anonymous_token_status(lower, status))
-        .or_else(|| oauth_token_status(lower, status, ecr))
-        .or_else(|| anonymous_refused_texts(lower))
-        .or_else(|| pull_access_denied_texts(lower))
-        .or_else(|| authentication_required_text(lower))
-        .or_else(|| auth_status(lower, status, ecr))
-        .or_else(|| denied_texts(lower, ecr))
-        .or_else(|| unauthorized_text(lower, ecr))
-        // 6. Weak leftovers.
-        .or_else(|| weak_not_found(lower, status))
-        .or_else(|| server_error_status(status))
-        .unwrap_or_else(|| verdict(Cause::Unknown, None, Low, "unrecognized runtime error"))
+    TextRule {
+        id: "invalid-reference",
+        test: |t| reference_texts(t.lower),
+    },
+    TextRule {
+        id: "never-pull",
+        test: |t| never_pull_text(t.lower),
+    },
+    TextRule {
+        id: "platform",
+        test: |t| platform_texts(t.lower),
+    },
+    // 2. The network and TLS.
+    TextRule {
+        id: "dns",
+        test: |t| dns_texts(t.lower),
+    },
+    TextRule {
+        id: "timeout",
+        test: |t| timeout_signals(t.lower, t.grpc),
+    },
+    TextRule {
+        id: "refused",
+        test: |t| refused_texts(t.lower),
+    },
+    TextRule {
+        id: "tls",
+        test: |t| tls_texts(t.lower),
+    },
+    TextRule {
+        id: "eof",
+        test: |t| eof_texts(t.lower),
+    },
+    // 3. Rate limits; an explicitly expired token.
+    TextRule {
+        id: "rate-limit",
+        test: |t| rate_limit_signals(t.lower, t.status),
+    },
+    TextRule {
+        id: "token-expired",
+        test: |t| expired_token_texts(t.lower),
+    },
+    // 4. Explicit answers: repository unknown, manifest unknown.
+    TextRule {
+        id: "repository-unknown",
+        test: |t| repository_unknown_texts(t.lower, t.original),
+    },
+    TextRule {
+        id: "manifest-unknown",
+        test: |t| manifest_unknown_signals(t.lower, t.original, t.grpc),
+    },
+    // 5. Authentication and authorization.
+    TextRule {
+        id: "no-basic-auth",
+        test: |t| no_basic_auth_text(t.lower),
+    },
+    TextRule {
+        id: "rejected-credential",
+        test: |t| rejected_credential_texts(t.lower, t.ecr),
+    },
+    TextRule {
+        id: "anonymous-token-status",
+        test: |t| anonymous_token_status(t.lower, t.status),
+    },
+    TextRule {
+        id: "oauth-token-status",
+        test: |t| oauth_token_status(t.lower, t.status, t.ecr),
+    },
+    TextRule {
+        id: "anonymous-refused",
+        test: |t| anonymous_refused_texts(t.lower),
+    },
+    TextRule {
+        id: "pull-access-denied",
+        test: |t| pull_access_denied_texts(t.lower),
+    },
+    TextRule {
+        id: "authentication-required",
+        test: |t| authentication_required_text(t.lower),
+    },
+    TextRule {
+        id: "auth-status",
+        test: |t| auth_status(t.lower, t.status, t.ecr),
+    },
+    TextRule {
+        id: "denied",
+        test: |t| denied_texts(t.lower, t.ecr),
+    },
+    TextRule {
+        id: "unauthorized",
+        test: |t| unauthorized_text(t.lower, t.ecr),
+    },
+    // 6. Weak leftovers.
+    TextRule {
+        id: "not-found",
+        test: |t| weak_not_found(t.lower, t.status),
+    },
+    TextRule {
+        id: "server-error",
+        test: |t| server_error_status(t.status),
+    },
+];
+
+/// The first text rule that matches, with its id; `unrecognized` when none does.
+fn decide(t: &Text<'_>) -> (&'static str, Verdict) {
+    TEXT_RULES
+        .iter()
+        .find_map(|r| (r.test)(t).map(|v| (r.id, v)))
+        .unwrap_or_else(|| {
+            (
+                "unrecognized",
+                verdict(Cause::Unknown, None, Low, "unrecognized runtime error"),
+            )
+        })
 }
 
 /// An auth failure on an ECR host: read as an expired token, with low confidence.
@@ -586,7 +711,7 @@ fn expired_token_texts(lower: &str) -> Option<Verdict> {
 // 4. Explicit answers: repository unknown, manifest unknown.
 
 /// The registry does not know the repository (`name unknown`, Harbor's `repository X not found`).
-fn repository_unknown_texts(lower: &str) -> Option<Verdict> {
+fn repository_unknown_texts(lower: &str, original: &str) -> Option<Verdict> {
     if let Some(n) = find_any(
         lower,
         &[
@@ -602,18 +727,17 @@ fn repository_unknown_texts(lower: &str) -> Option<Verdict> {
             format!("{n} (the registry does not know the repository)"),
         ));
     }
-    repository_named_not_found(lower).then(|| {
-        verdict(
-            Cause::RepositoryNotFound,
-            None,
-            High,
-            "repository ... not found (the registry does not know the repository)",
-        )
-    })
+    let name = repository_named_not_found(lower).map(|(start, end)| &original[start..end])?;
+    Some(verdict(
+        Cause::RepositoryNotFound,
+        None,
+        High,
+        format!("repository {name} not found (the registry does not know the repository)"),
+    ))
 }
 
 /// The tag or digest does not exist (`manifest unknown`, `manifest for X not found`, `: not found`, gRPC NotFound).
-fn manifest_unknown_signals(lower: &str, grpc: Option<&str>) -> Option<Verdict> {
+fn manifest_unknown_signals(lower: &str, original: &str, grpc: Option<&str>) -> Option<Verdict> {
     if let Some(n) = find_any(
         lower,
         &[
@@ -629,21 +753,27 @@ fn manifest_unknown_signals(lower: &str, grpc: Option<&str>) -> Option<Verdict> 
             format!("{n} (404 on the manifest)"),
         ));
     }
-    if manifest_for_not_found(lower) {
+    if let Some((start, end)) = manifest_for_not_found(lower) {
         return Some(verdict(
             Cause::ImageNotFound,
             None,
             High,
-            "manifest for ... not found",
+            format!("manifest for {} not found", &original[start..end]),
         ));
     }
-    if lower.contains(": not found") {
-        return Some(verdict(
-            Cause::ImageNotFound,
-            None,
-            High,
-            "<reference>: not found (404 on the manifest)",
-        ));
+    if let Some(at) = lower.find(": not found") {
+        // containerd names the reference it resolved: `REF: not found`.
+        let before = &original[..at];
+        let start = before
+            .rfind(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '[' | ','))
+            .map_or(0, |i| i + 1);
+        let reference = &before[start..];
+        let signal = if reference.is_empty() {
+            "not found (404 on the manifest)".to_string()
+        } else {
+            format!("{reference}: not found (404 on the manifest)")
+        };
+        return Some(verdict(Cause::ImageNotFound, None, High, signal));
     }
     if grpc.is_some_and(|c| c.eq_ignore_ascii_case("NotFound")) {
         return Some(verdict(Cause::ImageNotFound, None, High, "gRPC NotFound"));
@@ -863,21 +993,28 @@ fn server_error_status(status: Option<u16>) -> Option<Verdict> {
     ))
 }
 
-/// Harbor's `unknown: repository library/x not found`.
-fn repository_named_not_found(lower: &str) -> bool {
-    lower.match_indices("repository ").any(|(i, m)| {
-        let rest = &lower[i + m.len()..];
+/// Harbor's `unknown: repository library/x not found`: where the
+/// repository's name is (byte range, the same in the original text).
+fn repository_named_not_found(lower: &str) -> Option<(usize, usize)> {
+    lower.match_indices("repository ").find_map(|(i, m)| {
+        let start = i + m.len();
+        let rest = &lower[start..];
         let word_end = rest.find([' ', ',', '"']).unwrap_or(rest.len());
-        word_end > 0 && rest[word_end..].starts_with(" not found")
+        (word_end > 0 && rest[word_end..].starts_with(" not found"))
+            .then_some((start, start + word_end))
     })
 }
 
-/// Docker's `manifest for nginx:9.9 not found`.
-fn manifest_for_not_found(lower: &str) -> bool {
-    lower.match_indices("manifest for ").any(|(i, m)| {
-        let rest = &lower[i + m.len()..];
+/// Docker's `manifest for nginx:9.9 not found`: where the reference is
+/// (byte range, the same in the original text).
+fn manifest_for_not_found(lower: &str) -> Option<(usize, usize)> {
+    lower.match_indices("manifest for ").find_map(|(i, m)| {
+        let start = i + m.len();
+        let rest = &lower[start..];
         let word_end = rest.find(' ').unwrap_or(rest.len());
-        rest[word_end..].starts_with(" not found")
+        rest[word_end..]
+            .starts_with(" not found")
+            .then_some((start, start + word_end))
     })
 }
 
@@ -1005,6 +1142,41 @@ fn extract_host(text: &str) -> Option<String> {
                 .find(|(_, path)| path.to_ascii_lowercase().contains("token"))
                 .map(|(h, _)| h)
         })
+}
+
+/// `scheme://host[:port]` of the first registry API URL (`.../v2/...`) the
+/// text names: where the node sent its request, as the node wrote it.
+pub(crate) fn registry_base_url(text: &str) -> Option<String> {
+    let lower = text.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(rel) = lower[from..].find("://") {
+        let at = from + rel;
+        from = at + 3;
+        let scheme = if lower[..at].ends_with("https") {
+            "https"
+        } else if lower[..at].ends_with("http") {
+            "http"
+        } else {
+            continue;
+        };
+        let rest = &text[at + 3..];
+        let end = rest
+            .find(|c: char| c.is_whitespace() || HOST_END.contains(&c))
+            .unwrap_or(rest.len());
+        let authority = &rest[..end];
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        if host.is_empty()
+            || !host.chars().all(is_host_char)
+            || host.contains(']') && !host.starts_with('[')
+        {
+            continue;
+        }
+        let path = &rest[end..];
+        if path.starts_with("/v2") || path.starts_with("/v1") {
+            return Some(format!("{scheme}://{host}"));
+        }
+    }
+    None
 }
 
 /// `(host, path)` of every `http(s)://` URL.
@@ -1699,6 +1871,50 @@ mod tests {
         assert_eq!(s("manifests/sha256:429abc401def: not found"), None);
         assert_eq!(s("layer 404 of 900 not found"), None);
         assert_eq!(s("unexpected status: 4010 Unauthorized"), None);
+    }
+
+    /// The signal names what the node looked for, never a template placeholder.
+    #[test]
+    fn signals_name_the_real_reference() {
+        let c = classify_error(
+            "failed to pull and unpack image \"127.0.0.1:40777/team/checkout:v2.1.9\": failed to resolve image: 127.0.0.1:40777/team/checkout:v2.1.9: not found",
+        );
+        assert_eq!(
+            c.signal,
+            "127.0.0.1:40777/team/checkout:v2.1.9: not found (404 on the manifest)"
+        );
+        assert_eq!(c.rule, "manifest-unknown");
+        let c = classify_error("Error response from daemon: manifest for Team/App:V9 not found");
+        assert_eq!(c.signal, "manifest for Team/App:V9 not found");
+        let c = classify_error("unknown: repository library/ghost not found");
+        assert!(
+            c.signal.starts_with("repository library/ghost not found"),
+            "{}",
+            c.signal
+        );
+        for (text, _, _) in NOTES {
+            let c = classify_error(text);
+            assert!(!c.signal.contains('<'), "{}", c.signal);
+        }
+    }
+
+    #[test]
+    fn registry_base_urls() {
+        assert_eq!(
+            registry_base_url("failed to do request: Head \"http://registry.blackhole.example/v2/team/checkout/manifests/v2.1.0\": dial tcp 127.0.0.1:80: i/o timeout").as_deref(),
+            Some("http://registry.blackhole.example")
+        );
+        assert_eq!(
+            registry_base_url("Get \"https://user@reg.example.com:5000/v2/\": EOF").as_deref(),
+            Some("https://reg.example.com:5000")
+        );
+        // A documentation link is not where the node connected.
+        assert_eq!(
+            registry_base_url(
+                "unauthorized: authentication required, visit https://aka.ms/acr/authorization for more information."
+            ),
+            None
+        );
     }
 
     #[test]

@@ -1,27 +1,24 @@
-//! One finding per failing container image: the cause, how sure, the
-//! evidence (including evidence that disagrees), and the next steps with the
-//! exact commands. [`decide`] is pure: it weighs what the node reported, the
-//! pull secrets, the registry probe and the ECR API.
+//! One finding per failing container image: the cause, how sure and why
+//! (decided by [`crate::diagnose::decide`]), the evidence gathered, and the
+//! next steps with the exact commands. Pure.
 
 use serde::Serialize;
 
 use crate::diagnose::classify::Classified;
+use crate::diagnose::decide::{Decision, Facts, Secrets};
 use crate::diagnose::secrets::{Analysis, Problem, SecretReport};
 use crate::diagnose::{Cause, Confidence, Detail};
 use crate::probe::{Attempt, ProbeResult, suggest_tags};
-use crate::registry::client::PullFailure;
 use crate::registry::reference::ImageRef;
 use crate::scan::{Severity, Workload};
 
-/// A piece of evidence and where it came from.
+/// A piece of evidence and where it came from: a fact, not a judgement
+/// (how the pieces weigh is [`Finding::decision`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Evidence {
     /// `kubelet`, `event`, `secret`, `registry`, `ecr`, `node`, `cronjob`, `rbac`, `api`.
     pub source: String,
     pub text: String,
-    /// True when this piece contradicts the chosen cause.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub disagrees: bool,
 }
 
 /// A next step: what to do, and the command that does it (redacted).
@@ -48,7 +45,14 @@ pub struct EcrCheck {
 pub(crate) struct Context {
     pub namespace: String,
     pub workload: Option<Workload>,
+    /// The failing pod the evidence was read from.
+    pub pod: String,
     pub container: String,
+    pub init_container: bool,
+    /// `scheme://host[:port]` the node sent its requests to: from the
+    /// node's error text, else from `--registry-hosts` (for commands that
+    /// test the connection the way the node makes it).
+    pub registry_base: Option<String>,
     /// Registries the namespace's pull secrets have entries for.
     pub private_registries: Vec<String>,
     /// Nodes that hold the image, and nodes where the pod fails.
@@ -76,6 +80,8 @@ pub struct Finding {
     pub init_container: bool,
     pub image: String,
     pub summary: String,
+    /// How the cause was decided: the rule, why in words, each source's reading.
+    pub decision: Decision,
     pub evidence: Vec<Evidence>,
     pub next_steps: Vec<Step>,
     pub secrets: Vec<SecretReport>,
@@ -102,7 +108,6 @@ fn ev(source: &str, text: impl Into<String>) -> Evidence {
     Evidence {
         source: source.into(),
         text: text.into(),
-        disagrees: false,
     }
 }
 
@@ -113,72 +118,29 @@ fn step(text: impl Into<String>, command: Option<String>) -> Step {
     }
 }
 
-/// Weighs the evidence. Pure.
-///
-/// The steps, in order: the node's error and the secrets' evidence; an
-/// unusable image reference or a cause no other evidence can change; a
-/// Docker Hub image in a namespace whose secrets are for a private registry;
-/// the pod's credentials; the ECR token's expiry; the ECR API; the registry
-/// probe; the nodes that already hold the image.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn decide(
-    image_text: &str,
-    image: Option<&ImageRef>,
-    classified: &Classified,
-    secrets: &Analysis,
-    probe: Option<&ProbeResult>,
-    ecr: Option<&EcrCheck>,
-    ctx: &Context,
-) -> (Cause, Option<Detail>, Confidence, Vec<Evidence>) {
-    let mut d = Decision {
-        cause: classified.cause,
-        detail: classified.detail,
-        confidence: classified.confidence,
-        evidence: Vec::new(),
-    };
-    d.evidence.extend(kubelet_evidence(classified));
-    d.evidence.extend(secret_evidence(secrets));
-    let Some(image) = image else {
-        return (Cause::InvalidImageName, None, Confidence::High, d.evidence);
-    };
-    if matches!(d.cause, Cause::InvalidImageName | Cause::NeverPull) {
-        return (d.cause, d.detail, Confidence::High, d.evidence);
+/// What was gathered, as evidence lines: the node's error, the secrets'
+/// problems, the ECR API's and the registry's answers, the nodes that hold
+/// the image. Facts only: how they weigh against each other is the
+/// decision's ([`crate::diagnose::decide`]), said once in its `because`.
+/// Pure.
+pub(crate) fn evidence(facts: &Facts<'_>, ctx: &Context) -> Vec<Evidence> {
+    let mut evidence = Vec::new();
+    evidence.extend(kubelet_evidence(facts.node));
+    if let Secrets::Read(secrets) = facts.secrets {
+        evidence.extend(secret_evidence(secrets));
+        evidence.extend(unread_secrets_evidence(secrets));
     }
-    if let Some(e) = wrong_registry_evidence(image_text, image, d.cause, ctx) {
-        d.evidence.push(e);
-        return (
-            Cause::WrongRegistry,
-            None,
-            wrong_registry_confidence(probe),
-            d.evidence,
-        );
+    if let Some(e) = facts.ecr {
+        evidence.extend(ecr_api_evidence(e));
     }
-    weigh_credentials(&mut d, image, secrets);
-    weigh_ecr_token_expiry(&mut d, classified, secrets);
-    if let Some(e) = ecr {
-        weigh_ecr_api(&mut d, e);
+    if let Some(p) = facts.probe {
+        evidence.extend(probe_evidence(p));
+        if let Some(image) = facts.image {
+            evidence.extend(near_tags_evidence(p, image));
+        }
     }
-    if let Some(p) = probe {
-        weigh_probe(&mut d, p, image, secrets);
-    }
-    d.evidence.extend(nodes_with_image_evidence(ctx));
-    (d.cause, d.detail, d.confidence, d.evidence)
-}
-
-/// The decision so far: the cause, how sure, and the evidence gathered.
-struct Decision {
-    cause: Cause,
-    detail: Option<Detail>,
-    confidence: Confidence,
-    evidence: Vec<Evidence>,
-}
-
-/// A piece of evidence that contradicts the chosen cause.
-fn disagreeing(source: &str, text: impl Into<String>) -> Evidence {
-    Evidence {
-        disagrees: true,
-        ..ev(source, text)
-    }
+    evidence.extend(nodes_with_image_evidence(ctx));
+    evidence
 }
 
 /// What the node reported: the runtime's error and its signal, or that only the back-off is left.
@@ -186,7 +148,7 @@ fn kubelet_evidence(classified: &Classified) -> Option<Evidence> {
     if classified.backoff_only {
         Some(ev(
             "kubelet",
-            "only `Back-off pulling image` is left (the pull events have expired); the registry probe decides",
+            "only `Back-off pulling image` is left (the pull events have expired)",
         ))
     } else if !classified.error.is_empty() {
         Some(ev(
@@ -239,122 +201,27 @@ fn secret_evidence(secrets: &Analysis) -> Vec<Evidence> {
     evidence
 }
 
-/// Wrong registry: a Docker Hub image by default while the namespace's
-/// secrets point at a private registry, with a cause that fits it.
-fn wrong_registry_evidence(
-    image_text: &str,
-    image: &ImageRef,
-    cause: Cause,
-    ctx: &Context,
-) -> Option<Evidence> {
-    let fits = image.implicit_domain
-        && !ctx.private_registries.is_empty()
-        && matches!(
-            cause,
-            Cause::RepositoryNotFound
-                | Cause::CredentialsMissing
-                | Cause::ImageNotFound
-                | Cause::Unknown
-        );
-    fits.then(|| {
-        ev(
-            "secret",
-            format!(
-                "`{image_text}` has no registry prefix, so it is pulled from Docker Hub; this namespace's pull secrets are for {}",
-                ctx.private_registries.join(", ")
-            ),
-        )
-    })
-}
-
-/// How sure a wrong-registry finding is: high with a registry probe, medium without.
-fn wrong_registry_confidence(probe: Option<&ProbeResult>) -> Confidence {
-    Confidence::High.min(if probe.is_some() {
-        Confidence::High
-    } else {
-        Confidence::Medium
-    })
-}
-
-/// The pod's credentials: unreadable secrets leave the node's error in
-/// charge; no usable credential and an auth-looking failure (outside Docker
-/// Hub) mean the credential is missing.
-fn weigh_credentials(d: &mut Decision, image: &ImageRef, secrets: &Analysis) {
-    let usable = !secrets.credentials.is_empty();
-    if secrets.incomplete {
-        // `rbac` only when a read was really denied (not timed out).
-        let denied = secrets
-            .reports
-            .iter()
-            .any(|r| r.problems.contains(&Problem::Unreadable));
-        d.evidence.push(ev(
-            if denied { "rbac" } else { "api" },
-            "some pull secrets could not be read, so their credentials were not checked or tested; the cause rests on the node's error",
-        ));
-    } else if !usable
-        && matches!(
-            d.cause,
-            Cause::CredentialsMissing
-                | Cause::RepositoryNotFound
-                | Cause::CredentialsRejected
-                | Cause::Unknown
-        )
-        && !image.is_docker_hub()
-    {
-        d.cause = Cause::CredentialsMissing;
-        d.confidence = d.confidence.max(if secrets.reports.is_empty() {
-            Confidence::High
-        } else {
-            Confidence::Medium
-        });
+/// Secrets that could not be read: `rbac` only when a read was really
+/// denied (not timed out).
+fn unread_secrets_evidence(secrets: &Analysis) -> Option<Evidence> {
+    if !secrets.incomplete {
+        return None;
     }
-}
-
-/// The ECR token's expiry in the pull secrets: an expired one makes an
-/// auth failure certainly "expired"; a young one says it is not.
-fn weigh_ecr_token_expiry(d: &mut Decision, classified: &Classified, secrets: &Analysis) {
-    let ecr_expired = secrets
+    let denied = secrets
         .reports
         .iter()
-        .any(|r| r.ecr.as_ref().is_some_and(|e| e.expired));
-    // ECR answers an expired token with a bare 403, which the classifier
-    // already reads as "expired" on an ECR host; the decoded expiry makes
-    // it certain either way.
-    // Docker reports ECR's bare 403 as "denied: requested access to the
-    // resource is denied", which reads as a repository it cannot see: with
-    // an expired token, nothing is visible, so that is the same failure.
-    if matches!(
-        d.cause,
-        Cause::CredentialsRejected
-            | Cause::AccessDenied
-            | Cause::CredentialsExpired
-            | Cause::RepositoryNotFound
-    ) && ecr_expired
-    {
-        d.cause = Cause::CredentialsExpired;
-        d.confidence = Confidence::High;
-    }
-    // The classifier guesses "expired" for any auth failure on an ECR host;
-    // a token that is still young says otherwise.
-    let ecr_fresh = secrets
-        .reports
-        .iter()
-        .any(|r| r.ecr.as_ref().is_some_and(|e| !e.expired));
-    if d.cause == Cause::CredentialsExpired && !ecr_expired && ecr_fresh {
-        d.cause = if classified.http_status == Some(403) {
-            Cause::AccessDenied
-        } else {
-            Cause::CredentialsRejected
-        };
-        d.confidence = Confidence::Medium;
-    }
+        .any(|r| r.problems.contains(&Problem::Unreadable));
+    Some(ev(
+        if denied { "rbac" } else { "api" },
+        "some pull secrets could not be read, so their credentials were not checked or tested",
+    ))
 }
 
-/// What the ECR API said: whether the tag exists, and whether a fresh
-/// token can be had (then a 403 is a stale token, not missing permissions).
-fn weigh_ecr_api(d: &mut Decision, e: &EcrCheck) {
+/// What the ECR API said: whether the tag exists, whether your AWS identity gets a token.
+fn ecr_api_evidence(e: &EcrCheck) -> Vec<Evidence> {
+    let mut evidence = Vec::new();
     if let Some(exists) = e.image_exists {
-        d.evidence.push(ev(
+        evidence.push(ev(
             "ecr",
             if exists {
                 "DescribeImages: the tag exists in ECR"
@@ -362,44 +229,22 @@ fn weigh_ecr_api(d: &mut Decision, e: &EcrCheck) {
                 "DescribeImages: the tag does not exist in ECR"
             },
         ));
-        if !exists && d.cause != Cause::ImageNotFound {
-            d.evidence
-                .push(disagreeing("ecr", "ECR says the tag is missing too"));
-        }
     }
-    if e.token_available == Some(true) {
-        d.evidence.push(ev("ecr", "GetAuthorizationToken works with your AWS identity: permissions are fine, the secret's token is stale"));
-        if d.cause == Cause::AccessDenied {
-            d.cause = Cause::CredentialsExpired;
-        }
-    } else if e.token_available == Some(false) {
-        d.evidence.push(ev(
+    match e.token_available {
+        Some(true) => evidence.push(ev(
+            "ecr",
+            "GetAuthorizationToken works with your AWS identity",
+        )),
+        Some(false) => evidence.push(ev(
             "ecr",
             format!(
                 "GetAuthorizationToken failed: {}",
                 e.error.clone().unwrap_or_default()
             ),
-        ));
+        )),
+        None => {}
     }
-}
-
-/// The registry probe: its attempts as evidence, then, in order, a
-/// registry unreachable from here too, an image that resolves from here,
-/// or the registry's decisive failure.
-fn weigh_probe(d: &mut Decision, p: &ProbeResult, image: &ImageRef, secrets: &Analysis) {
-    d.evidence.extend(probe_evidence(p));
-    let decisive = decisive_failure(p, secrets);
-    let works = p
-        .with_credential
-        .as_ref()
-        .map_or(p.anonymous.ok(), Attempt::ok);
-    if p.unreachable_here {
-        weigh_unreachable_here(d, decisive);
-    } else if works {
-        weigh_resolves_here(d);
-    } else if let Some(f) = decisive {
-        weigh_registry_failure(d, f, p, image);
-    }
+    evidence
 }
 
 /// What the probe did: where it ran from, each attempt's outcome, the rate limit.
@@ -434,81 +279,6 @@ fn probe_evidence(p: &ProbeResult) -> Vec<Evidence> {
         ));
     }
     evidence
-}
-
-/// The probe failure that speaks for the pod: the credentialed one, else
-/// the anonymous one when the pod has no credential (and every secret was read).
-fn decisive_failure<'p>(p: &'p ProbeResult, secrets: &Analysis) -> Option<&'p PullFailure> {
-    // Without the pod's credential (unreadable secrets) an anonymous
-    // failure says nothing about it.
-    let anonymous_decides = p.with_credential.is_none() && !secrets.incomplete;
-    p.failure.as_ref().or(if anonymous_decides {
-        p.anonymous_failure.as_ref()
-    } else {
-        None
-    })
-}
-
-/// The registry is not reachable from here either: the node's view stands
-/// (an unknown cause takes the probe's network failure, with low confidence).
-fn weigh_unreachable_here(d: &mut Decision, decisive: Option<&PullFailure>) {
-    d.evidence.push(ev(
-        "registry",
-        "inconclusive: the registry is not reachable from this machine either; the node's view stands",
-    ));
-    if matches!(d.cause, Cause::Unknown) {
-        if let Some(f) = decisive {
-            (d.cause, d.detail) = network_cause(f);
-            d.confidence = Confidence::Low;
-        }
-    } else if matches!(d.cause, Cause::RegistryUnreachable | Cause::TlsError) {
-        d.confidence = Confidence::High;
-    }
-}
-
-/// The image resolves from here: the node's network, or a node-side
-/// difference, is to blame (disagreeing evidence; low confidence for an auth or not-found cause).
-fn weigh_resolves_here(d: &mut Decision) {
-    if matches!(d.cause, Cause::RegistryUnreachable | Cause::TlsError) {
-        d.evidence.push(disagreeing(
-            "registry",
-            "the image resolves from here: the problem is between the node and the registry (DNS, firewall, proxy, CA on the node)",
-        ));
-    } else if d.cause != Cause::PlatformMismatch && d.cause != Cause::RateLimited {
-        d.evidence.push(disagreeing(
-            "registry",
-            "the image resolves from here with the same credential: the node saw something else (retry pending, node-level credentials, or a fix already applied)",
-        ));
-        d.confidence = Confidence::Low;
-    }
-}
-
-/// The registry's failure: suggest near tags for a missing one; it confirms
-/// the node's cause, decides an unknown one, or disagrees.
-fn weigh_registry_failure(d: &mut Decision, f: &PullFailure, p: &ProbeResult, image: &ImageRef) {
-    let (registry_cause, registry_detail) = probe_cause(f, p.with_credential.is_some());
-    if registry_cause == Cause::ImageNotFound {
-        d.evidence.extend(near_tags_evidence(p, image));
-    }
-    if d.cause == Cause::Unknown || d.cause == registry_cause {
-        d.confidence = if d.cause == registry_cause {
-            Confidence::High
-        } else {
-            Confidence::Medium
-        };
-        d.cause = registry_cause;
-        d.detail = d.detail.or(registry_detail);
-    } else if !consistent(d.cause, registry_cause) {
-        d.evidence.push(disagreeing(
-            "registry",
-            format!(
-                "the registry's answer points to {} instead",
-                registry_cause.id()
-            ),
-        ));
-    } else {
-        d.confidence = Confidence::High;
-    }
 }
 
 /// Tags the registry lists that are close to the missing one.
@@ -552,64 +322,11 @@ fn nodes_with_image_evidence(ctx: &Context) -> Option<Evidence> {
     ))
 }
 
-/// Whether a registry answer is what the node's cause would produce
-/// (an expired token is rejected like a wrong one; a missing repository
-/// answers 404 on some registries; no credential looks like "not yours").
-fn consistent(cause: Cause, probe: Cause) -> bool {
-    matches!(
-        (cause, probe),
-        (Cause::CredentialsExpired, Cause::CredentialsRejected)
-            | (Cause::RepositoryNotFound, Cause::ImageNotFound)
-            | (
-                Cause::CredentialsMissing,
-                Cause::CredentialsMissing | Cause::RepositoryNotFound
-            )
-    )
-}
-
 fn attempt_text(a: &Attempt) -> String {
     match a {
         Attempt::Ok { digest } => format!("resolves ({digest})"),
         Attempt::Failed { failure, .. } => failure.clone(),
         Attempt::TimedOut => "no answer in time".into(),
-    }
-}
-
-fn network_cause(f: &PullFailure) -> (Cause, Option<Detail>) {
-    match f {
-        PullFailure::Dns { .. } => (Cause::RegistryUnreachable, Some(Detail::Dns)),
-        PullFailure::Refused { .. } => (Cause::RegistryUnreachable, Some(Detail::Refused)),
-        PullFailure::Timeout { .. } => (Cause::RegistryUnreachable, Some(Detail::Timeout)),
-        PullFailure::Tls { detail, .. } if detail.contains("unknown authority") => {
-            (Cause::TlsError, Some(Detail::UnknownAuthority))
-        }
-        PullFailure::Tls { detail, .. } if detail.contains("expired") => {
-            (Cause::TlsError, Some(Detail::CertificateExpired))
-        }
-        PullFailure::Tls { .. } => (Cause::TlsError, None),
-        _ => (Cause::Unknown, None),
-    }
-}
-
-/// The cause a registry answer points to.
-pub(crate) fn probe_cause(f: &PullFailure, with_credential: bool) -> (Cause, Option<Detail>) {
-    match f {
-        PullFailure::NotFound { .. } => (Cause::ImageNotFound, None),
-        PullFailure::AccessDenied { .. } => (Cause::RepositoryNotFound, None),
-        PullFailure::NoBasicCredentials { .. } => (Cause::CredentialsMissing, None),
-        PullFailure::TokenFetch { status: 401, .. } | PullFailure::Status { status: 401, .. } => {
-            if with_credential {
-                (Cause::CredentialsRejected, None)
-            } else {
-                (Cause::CredentialsMissing, None)
-            }
-        }
-        PullFailure::TokenFetch { status: 403, .. } | PullFailure::Status { status: 403, .. } => {
-            (Cause::AccessDenied, None)
-        }
-        PullFailure::RateLimited { .. } => (Cause::RateLimited, None),
-        PullFailure::PlatformMismatch { .. } => (Cause::PlatformMismatch, None),
-        other => network_cause(other),
     }
 }
 
@@ -641,6 +358,11 @@ pub(crate) fn next_steps(
     let secret_name = secrets
         .first()
         .map_or("regcred".to_string(), |s| s.name.clone());
+    // The username the secret holds now (only the password is asked for).
+    let user = secrets
+        .iter()
+        .find_map(|s| s.username.clone().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "<user>".into());
     let mut steps = Vec::new();
     match cause {
         Cause::ImageNotFound => {
@@ -655,7 +377,8 @@ pub(crate) fn next_steps(
                     Some(format!("kubectl set image {t} {}={}/{}:{first} -n {ns}", ctx.container, img.domain, img.repository)),
                 ));
             } else {
-                steps.push(step("check the tag your pipeline pushed, then set it on the workload", target.as_ref().map(|t| format!("kubectl set image {t} {}=<image>:<tag> -n {ns}", ctx.container))));
+                let repo = image.map_or_else(|| image_text.to_string(), |i| format!("{}/{}", i.domain, i.repository));
+                steps.push(step(format!("check which tag your pipeline pushed to `{repo}` (none close to the missing one is listed there), then point the workload at it: kubectl pullfix fix --image sets it after checking it exists"), None));
             }
         }
         Cause::WrongRegistry => {
@@ -668,7 +391,7 @@ pub(crate) fn next_steps(
                 let path = image.map(|i| i.repository.trim_start_matches("library/").to_string()).unwrap_or_default();
                 steps.push(step(
                     format!("find the image in the private registry {reg} (not verified: {reg}/{path} was not found or not probed) and set the full reference"),
-                    target.as_ref().map(|t| format!("kubectl set image {t} {}={reg}/{path}:<tag> -n {ns}", ctx.container)),
+                    target.as_ref().map(|t| format!("kubectl set image {t} {}={reg}/{path}:{} -n {ns}", ctx.container, image.map_or("latest", ImageRef::manifest_reference))),
                 ));
             }
         }
@@ -679,7 +402,7 @@ pub(crate) fn next_steps(
             }
             steps.push(step(
                 "create (or replace) the pull secret with working credentials",
-                Some(format!("kubectl create secret docker-registry {secret_name} --docker-server={registry} --docker-username=<user> --docker-password=<password> -n {ns} --dry-run=client -o yaml | kubectl apply -f -")),
+                Some(format!("kubectl create secret docker-registry {secret_name} --docker-server={registry} --docker-username={user} --docker-password=<password> -n {ns} --dry-run=client -o yaml | kubectl apply -f -")),
             ));
             if secrets.iter().all(|s| s.problems.contains(&Problem::Missing)) || secrets.is_empty() {
                 steps.push(step(
@@ -692,7 +415,7 @@ pub(crate) fn next_steps(
         Cause::CredentialsRejected => {
             steps.push(step(
                 format!("the registry rejects `{secret_name}`: get the current password (was it rotated?) and test it before updating"),
-                Some(format!("kubectl create secret docker-registry {secret_name} --docker-server={registry} --docker-username=<user> --docker-password=<password> -n {ns} --dry-run=client -o yaml | kubectl apply -f -")),
+                Some(format!("kubectl create secret docker-registry {secret_name} --docker-server={registry} --docker-username={user} --docker-password=<password> -n {ns} --dry-run=client -o yaml | kubectl apply -f -")),
             ));
             steps.extend(restart(&target));
         }
@@ -714,8 +437,15 @@ pub(crate) fn next_steps(
             Some(format!("kubectl get {} -n {ns} -o jsonpath='{{..image}}'", target.clone().unwrap_or_else(|| "pods".into()))),
         )),
         Cause::RegistryUnreachable => {
-            let host = image.map(|i| i.api_host().to_string()).unwrap_or_default();
-            steps.push(step("test from inside the cluster (DNS, then HTTPS)", Some(format!("kubectl run pullfix-nettest --rm -it --restart=Never --image=busybox:1.36 -n {ns} -- sh -c 'nslookup {host}; wget -S -O- https://{host}/v2/'"))));
+            // The scheme and host the node used, so the test makes the same request.
+            let base = ctx.registry_base.clone().unwrap_or_else(|| {
+                format!("https://{}", image.map(|i| i.api_host().to_string()).unwrap_or_default())
+            });
+            let (scheme, host) = scheme_and_host(&base);
+            steps.push(step(
+                format!("test from inside the cluster (DNS, then {}) the way the node connects", scheme.to_ascii_uppercase()),
+                Some(format!("kubectl run pullfix-nettest --rm -it --restart=Never --image=busybox:1.36 -n {ns} -- sh -c 'nslookup {host}; wget -S -O- {base}/v2/'")),
+            ));
             steps.push(step("if the registry is down for everyone, escalate to the registry owner; a DNS or firewall problem goes to the network team", None));
         }
         Cause::TlsError => steps.push(step(
@@ -725,17 +455,23 @@ pub(crate) fn next_steps(
         Cause::RateLimited => {
             steps.push(step(
                 "authenticate pulls from Docker Hub (higher limit) with a pull secret for index.docker.io",
-                Some(format!("kubectl create secret docker-registry dockerhub --docker-server=https://index.docker.io/v1/ --docker-username=<user> --docker-password=<token> -n {ns}")),
+                Some(format!("kubectl create secret docker-registry dockerhub --docker-server=https://index.docker.io/v1/ --docker-username=\"$DOCKERHUB_USER\" --docker-password=\"$DOCKERHUB_TOKEN\" -n {ns}   # set DOCKERHUB_USER and DOCKERHUB_TOKEN (an access token) first")),
             ));
             steps.push(step("longer term: mirror public images into your registry", None));
         }
-        Cause::InvalidImageName => steps.push(step(
-            format!("fix the reference `{image_text}` (lowercase repository, one tag, valid digest)"),
-            target.as_ref().map(|t| format!("kubectl set image {t} {}=<valid image> -n {ns}", ctx.container)),
-        )),
+        Cause::InvalidImageName => match (&target, lowercase_candidate(image_text)) {
+            (Some(t), Some(candidate)) => steps.push(step(
+                format!("fix the reference `{image_text}`: repository names are lowercase; `{candidate}` parses (not checked against the registry)"),
+                Some(format!("kubectl set image {t} {}={candidate} -n {ns}", ctx.container)),
+            )),
+            _ => steps.push(step(
+                format!("fix the reference `{image_text}` in the workload's source (lowercase repository, one tag, valid digest)"),
+                None,
+            )),
+        },
         Cause::NeverPull => steps.push(step(
             "imagePullPolicy is Never: preload the image on the nodes or set the policy to IfNotPresent",
-            target.as_ref().map(|t| format!("kubectl patch {t} -n {ns} --type=json -p '[{{\"op\":\"replace\",\"path\":\"/spec/template/spec/containers/0/imagePullPolicy\",\"value\":\"IfNotPresent\"}}]'")),
+            target.as_ref().map(|t| format!("kubectl patch {t} -n {ns} -p '{{\"spec\":{{\"template\":{{\"spec\":{{\"{}\":[{{\"name\":\"{}\",\"imagePullPolicy\":\"IfNotPresent\"}}]}}}}}}}}'", if ctx.init_container {"initContainers"} else {"containers"}, ctx.container)),
         )),
         Cause::PlatformMismatch => steps.push(step(
             "build the image for the node's architecture (multi-arch), or keep the pods on nodes it supports",
@@ -743,7 +479,7 @@ pub(crate) fn next_steps(
         )),
         Cause::Unknown => steps.push(step(
             "read the full error and events",
-            Some(format!("kubectl describe pod -n {ns} -l <selector>")),
+            Some(format!("kubectl describe pod {} -n {ns}", ctx.pod)),
         )),
     }
     if secrets.iter().any(|s| s.manager.is_some()) {
@@ -752,60 +488,133 @@ pub(crate) fn next_steps(
     steps
 }
 
+/// `(scheme, host)` of `scheme://host[:port]`; the host without its port (for DNS).
+fn scheme_and_host(base: &str) -> (&str, &str) {
+    let (scheme, authority) = base.split_once("://").unwrap_or(("https", base));
+    let host = match authority.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(rest),
+        None => authority.split(':').next().unwrap_or(authority),
+    };
+    (scheme, host)
+}
+
+/// The reference with its repository lowercased, when that alone makes it
+/// parse (the commonest invalid reference: `Team/App`).
+fn lowercase_candidate(image_text: &str) -> Option<String> {
+    let text = image_text.trim();
+    // Keep the tag and digest as written: only the name must be lowercase.
+    let name_end = text
+        .find('@')
+        .unwrap_or(text.len())
+        .min(match text.rfind(':') {
+            Some(i) if !text[i..].contains('/') => i,
+            _ => text.len(),
+        });
+    let candidate = format!(
+        "{}{}",
+        text[..name_end].to_ascii_lowercase(),
+        &text[name_end..]
+    );
+    (candidate != text && ImageRef::parse(&candidate).is_ok()).then_some(candidate)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diagnose::classify::classify_error;
-    use crate::diagnose::secrets::{EcrExpiry, Origin};
 
-    fn secrets_with_ecr_token(expired: bool) -> Analysis {
-        Analysis {
-            reports: vec![SecretReport {
-                name: "regcred".into(),
-                origin: Origin::PodSpec,
-                problems: Vec::new(),
-                matched_key: Some("123456789012.dkr.ecr.us-east-1.amazonaws.com".into()),
-                username: Some("AWS".into()),
-                age_seconds: Some(14 * 3600),
-                manager: None,
-                ecr: Some(EcrExpiry {
-                    expires_at: chrono::Utc::now(),
-                    expired,
-                    basis: "token".into(),
-                }),
-            }],
-            credentials: Vec::new(),
-            incomplete: false,
+    #[test]
+    fn lowercase_candidates() {
+        assert_eq!(
+            lowercase_candidate("127.0.0.1:44861/Team/Checkout:v2.1.0").as_deref(),
+            Some("127.0.0.1:44861/team/checkout:v2.1.0")
+        );
+        assert_eq!(
+            lowercase_candidate("Reg.Example.com/App:V1").as_deref(),
+            Some("reg.example.com/app:V1")
+        );
+        assert_eq!(lowercase_candidate("nginx::1"), None);
+        assert_eq!(lowercase_candidate("nginx:1.25"), None);
+    }
+
+    fn ctx(base: Option<&str>) -> Context {
+        Context {
+            namespace: "shop".into(),
+            pod: "checkout-1".into(),
+            container: "checkout".into(),
+            registry_base: base.map(str::to_string),
+            ..Context::default()
         }
     }
 
-    /// Docker words ECR's bare 403 as a repository it cannot see; with the
-    /// pull secret's ECR token expired, the cause is the token (seen on the
-    /// sandbox's docker node, where the verdict used to depend on which pod
-    /// was read).
+    /// The connection test makes the request the node made: its scheme and host.
     #[test]
-    fn docker_denied_on_ecr_with_an_expired_token_is_expired() {
-        let text = "Error response from daemon: Head \"https://123456789012.dkr.ecr.us-east-1.amazonaws.com/v2/team/checkout/manifests/v2.1.0\": denied: requested access to the resource is denied";
-        let classified = classify_error(text);
-        assert_eq!(classified.cause, Cause::RepositoryNotFound);
-        let mut d = Decision {
-            cause: classified.cause,
-            detail: classified.detail,
-            confidence: classified.confidence,
-            evidence: Vec::new(),
-        };
-        weigh_ecr_token_expiry(&mut d, &classified, &secrets_with_ecr_token(true));
-        assert_eq!(d.cause, Cause::CredentialsExpired);
-        assert_eq!(d.confidence, Confidence::High);
+    fn the_connection_test_uses_the_nodes_scheme() {
+        let img = ImageRef::parse("registry.blackhole.example/team/checkout:v2.1.0").unwrap();
+        let steps = next_steps(
+            Cause::RegistryUnreachable,
+            Some(&img),
+            "registry.blackhole.example/team/checkout:v2.1.0",
+            &ctx(Some("http://registry.blackhole.example")),
+            &[],
+            None,
+        );
+        let cmd = steps[0].command.as_deref().unwrap();
+        assert!(
+            cmd.contains("nslookup registry.blackhole.example;"),
+            "{cmd}"
+        );
+        assert!(
+            cmd.contains("wget -S -O- http://registry.blackhole.example/v2/"),
+            "{cmd}"
+        );
+        assert!(steps[0].text.contains("then HTTP)"), "{}", steps[0].text);
+        let steps = next_steps(
+            Cause::RegistryUnreachable,
+            Some(&img),
+            "registry.blackhole.example/team/checkout:v2.1.0",
+            &ctx(Some("https://10.0.0.5:5000")),
+            &[],
+            None,
+        );
+        let cmd = steps[0].command.as_deref().unwrap();
+        assert!(cmd.contains("nslookup 10.0.0.5;"), "{cmd}");
+        assert!(cmd.contains("https://10.0.0.5:5000/v2/"), "{cmd}");
+    }
 
-        // A young token leaves the node's reading alone.
-        let mut d = Decision {
-            cause: classified.cause,
-            detail: classified.detail,
-            confidence: classified.confidence,
-            evidence: Vec::new(),
-        };
-        weigh_ecr_token_expiry(&mut d, &classified, &secrets_with_ecr_token(false));
-        assert_eq!(d.cause, Cause::RepositoryNotFound);
+    /// No `<…>` placeholder but `<password>` in the steps of causes with no plan.
+    #[test]
+    fn steps_without_a_plan_have_no_placeholders() {
+        let img = ImageRef::parse("reg.example.com/team/app:v1").unwrap();
+        let mut c = ctx(None);
+        c.workload = Some(Workload {
+            kind: "Deployment".into(),
+            namespace: "shop".into(),
+            name: "app".into(),
+        });
+        for cause in [
+            Cause::AccessDenied,
+            Cause::RepositoryNotFound,
+            Cause::RegistryUnreachable,
+            Cause::TlsError,
+            Cause::RateLimited,
+            Cause::InvalidImageName,
+            Cause::NeverPull,
+            Cause::PlatformMismatch,
+            Cause::Unknown,
+            Cause::ImageNotFound,
+        ] {
+            for s in next_steps(
+                cause,
+                Some(&img),
+                "reg.example.com/Team/App:v1",
+                &c,
+                &[],
+                None,
+            ) {
+                let all = format!("{} {}", s.text, s.command.unwrap_or_default());
+                let stripped = all.replace("<password>", "");
+                assert!(!stripped.contains('<'), "{}: {all}", cause.id());
+            }
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! registries lives in `collect` and `probe`.
 
 pub mod classify;
+pub mod decide;
 pub mod ecr;
 pub mod finding;
 pub mod run;

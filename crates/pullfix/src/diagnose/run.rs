@@ -19,6 +19,7 @@ use k8s_openapi::api::core::v1::{Node, Pod, Secret, ServiceAccount};
 use crate::api::{self, ApiError, ListQuery};
 use crate::collect::{self, EventLite, Meta, PodLite, Scope};
 use crate::diagnose::classify::{Classified, EventText, classify_container};
+use crate::diagnose::decide::{self, Facts};
 use crate::diagnose::finding::{self, Context, EcrCheck, Evidence, Finding};
 use crate::diagnose::secrets::{self, Lookup, Origin, SecretRef, SecretView};
 use crate::probe::Prober;
@@ -239,7 +240,16 @@ pub async fn run(
     let mut registries: BTreeSet<String> = BTreeSet::new();
     let futures: Vec<_> = groups
         .iter()
-        .map(|g| diagnose_group(client, g, nodes.as_deref(), prober.as_ref(), ecr.as_ref()))
+        .map(|g| {
+            diagnose_group(
+                client,
+                g,
+                nodes.as_deref(),
+                prober.as_ref(),
+                ecr.as_ref(),
+                opts.registry_hosts.as_ref(),
+            )
+        })
         .collect();
     for result in futures::future::join_all(futures).await {
         let (finding, mut w) = result?;
@@ -323,7 +333,6 @@ fn add_refresh_evidence(findings: &mut [Finding], refresh_jobs: &[RefreshJob]) {
                         .map(|t| format!("; last failure: {t}"))
                         .unwrap_or_default()
                 ),
-                disagrees: false,
             });
         }
     }
@@ -368,6 +377,7 @@ async fn diagnose_group(
     nodes: Option<&[NodeLite]>,
     prober: Option<&Prober>,
     ecr: Option<&crate::diagnose::ecr::EcrClient>,
+    registry_hosts: Option<&crate::registry::hosts::RegistryHosts>,
 ) -> anyhow::Result<(Finding, Vec<String>)> {
     let mut warnings = Vec::new();
     let ns = &g.workload.namespace;
@@ -403,15 +413,25 @@ async fn diagnose_group(
         nodes_with_image,
         node_name,
     );
-    let (cause, detail, confidence, mut evidence) = finding::decide(
-        &g.image,
-        image.as_ref(),
-        &pe.classified,
-        &analysis,
-        probe.as_ref(),
-        ecr_check.as_ref(),
-        &ctx,
-    );
+    // Where the node sends its requests: as its error wrote it, else as
+    // --registry-hosts says the nodes' containerd is configured.
+    ctx.registry_base =
+        crate::diagnose::classify::registry_base_url(&pe.classified.error).or_else(|| {
+            let domain = &image.as_ref()?.domain;
+            Some(registry_hosts?.endpoint(domain)?.base_url(domain))
+        });
+    let facts = Facts {
+        image_text: &g.image,
+        image: image.as_ref(),
+        node: &pe.classified,
+        secrets: decide::Secrets::Read(&analysis),
+        probe: probe.as_ref(),
+        ecr: ecr_check.as_ref(),
+        private_registries: &ctx.private_registries,
+    };
+    let verdict = decide::decide(&facts);
+    let mut evidence = finding::evidence(&facts, &ctx);
+    let cause = verdict.cause;
     // Wrong registry: look for the same path and tag in the namespace's
     // private registries, with the credentials the kubelet would use there.
     if cause == crate::diagnose::Cause::WrongRegistry
@@ -438,8 +458,8 @@ async fn diagnose_group(
     Ok((
         Finding {
             cause,
-            detail,
-            confidence,
+            detail: verdict.detail,
+            confidence: verdict.confidence,
             severity: g.severity,
             namespace: ns.clone(),
             workload: Some(g.workload.clone()).filter(|w| w.kind != "Pod"),
@@ -449,6 +469,7 @@ async fn diagnose_group(
             init_container: pe.init,
             image: g.image.clone(),
             summary: cause.summary().to_string(),
+            decision: verdict.decision,
             evidence,
             next_steps,
             secrets: analysis.reports,
@@ -500,7 +521,10 @@ fn context(
     Context {
         namespace: g.workload.namespace.clone(),
         workload: Some(g.workload.clone()).filter(|w| w.kind != "Pod"),
+        pod: pe.pod_name.clone(),
         container: pe.container.clone(),
+        init_container: pe.init,
+        registry_base: None,
         private_registries,
         nodes_with_image,
         failing_nodes: Some(node_name)
@@ -740,7 +764,6 @@ async fn verified_replacement(
                 text: format!(
                     "{candidate_text} exists in the private registry (verified from this machine)"
                 ),
-                disagrees: false,
             };
             return Some((candidate_text, found));
         }
@@ -757,7 +780,6 @@ fn event_evidence(events: &[EventLite]) -> Vec<Evidence> {
         .map(|e| Evidence {
             source: "event".into(),
             text: format!("{} (x{}): {}", e.reason, e.count.unwrap_or(1), e.message),
-            disagrees: false,
         })
         .collect()
 }

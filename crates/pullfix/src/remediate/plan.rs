@@ -388,6 +388,11 @@ mod tests {
             init_container: false,
             image: image.into(),
             summary: String::new(),
+            decision: crate::diagnose::decide::Decision {
+                rule: "node-text",
+                because: String::new(),
+                readings: Vec::new(),
+            },
             evidence: vec![],
             next_steps: vec![],
             secrets: vec![],

@@ -593,9 +593,10 @@ fn first_line(s: &str) -> &str {
 /// failure is a network, TLS or 5xx one and pullfix's probe got no answer
 /// either.
 fn registry_down(f: &Finding) -> Option<String> {
-    let probe_says_unreachable = f.evidence.iter().any(|e| {
-        e.source == "registry" && !e.disagrees && e.text.contains("not reachable from this machine")
-    });
+    let probe_says_unreachable = f
+        .evidence
+        .iter()
+        .any(|e| e.source == "registry" && e.text.contains("not reachable from this machine"));
     let Some(p) = &f.registry else {
         return (probe_says_unreachable
             && matches!(f.cause, Cause::RegistryUnreachable | Cause::TlsError))
@@ -816,6 +817,9 @@ fn finding_md(md: &mut String, n: usize, f: &Finding) {
         code(&f.container)
     ));
     md.push_str(&format!("- **Image:** {}\n", code(&f.image)));
+    if !f.decision.because.is_empty() {
+        md.push_str(&format!("- **Why:** {}\n", text(&f.decision.because)));
+    }
     if !f.pods.is_empty() {
         md.push_str(&format!(
             "- **Pods:** {}\n",
@@ -838,9 +842,8 @@ fn finding_md(md: &mut String, n: usize, f: &Finding) {
 }
 
 fn evidence_line(e: &Evidence) -> String {
-    let mark = if e.disagrees { "**disagrees** " } else { "" };
     format!(
-        "{mark}[{}] {}",
+        "[{}] {}",
         text(&e.source),
         indent_rest(&text(&e.text), "    ")
     )
@@ -939,6 +942,7 @@ fn indent_rest(s: &str, prefix: &str) -> String {
 mod tests {
     use super::*;
     use crate::diagnose::Detail;
+    use crate::diagnose::decide::Decision;
     use crate::diagnose::finding::Step;
     use crate::diagnose::secrets::{EcrExpiry, Origin, SecretReport};
     use crate::probe::ProbeResult;
@@ -969,10 +973,14 @@ mod tests {
             init_container: false,
             image: image.into(),
             summary: cause.summary().into(),
+            decision: Decision {
+                rule: "registry-agrees",
+                because: "the node says `HTTP 401`, and your machine's probe got HTTP 401".into(),
+                readings: Vec::new(),
+            },
             evidence: vec![Evidence {
                 source: "kubelet".into(),
                 text: "ErrImagePull: 401 Unauthorized".into(),
-                disagrees: false,
             }],
             next_steps: vec![Step {
                 text: "refresh the token".into(),
@@ -1265,7 +1273,6 @@ mod tests {
         f.evidence.push(Evidence {
             source: "registry".into(),
             text: "inconclusive: the registry is not reachable from this machine either; the node's view stands".into(),
-            disagrees: false,
         });
         let e = escalations(&incident(vec![f], false), t(8, 25, 0));
         assert_eq!(e.len(), 1);
@@ -1348,7 +1355,6 @@ mod tests {
         f.evidence.push(Evidence {
             source: "cronjob".into(),
             text: "`ecr-token-refresh`: last success 26 h ago, 2 failed Jobs".into(),
-            disagrees: false,
         });
         let inc = incident(vec![f.clone()], true);
         let fu = follow_ups(&[f], &inc);
@@ -1533,11 +1539,7 @@ mod tests {
     #[test]
     fn markdown_has_every_section() {
         let mut f = finding("shop", "checkout", Cause::CredentialsExpired, ECR_IMAGE);
-        f.evidence.push(Evidence {
-            source: "registry".into(),
-            text: "the image resolves from here with the same credential".into(),
-            disagrees: true,
-        });
+        f.decision.because = "the node says `HTTP 403`; the ECR token in `regcred` expired".into();
         let mut inc = incident(vec![f], false);
         inc.steps[0].backup = Some("/tmp/pullfix/shop-regcred.yaml".into());
         inc.steps[0].restore_command =
@@ -1559,7 +1561,10 @@ mod tests {
         assert!(md.contains("**failed**: timed out waiting for rollout"));
         assert!(md.contains("### 1. `credentials-expired` — high confidence, P1"));
         assert!(md.contains("- [kubelet] ErrImagePull: 401 Unauthorized"));
-        assert!(md.contains("- **disagrees** [registry] the image resolves from here"));
+        assert!(
+            md.contains("- **Why:** the node says `HTTP 403`; the ECR token in `regcred` expired")
+        );
+        assert!(!md.contains("disagrees"));
         assert!(md.contains("## Still failing"));
         assert!(md.contains("## Escalation"));
         assert!(md.contains("- **Page Platform/Infra on-call**"));
@@ -1649,7 +1654,6 @@ mod tests {
         f.evidence.push(Evidence {
             source: "secret".into(),
             text: "secret `regcred` entry `registry.example.com`: user `svc-pull`, password <password>, auth `<auth>`".into(),
-            disagrees: false,
         });
         f.next_steps.push(Step {
             text: "update the secret".into(),
