@@ -372,9 +372,10 @@ pub(crate) fn follow_ups(findings: &[Finding], incident: &Incident) -> Vec<Strin
     out
 }
 
-/// One line for the end of a run: "checkout: resolved in 3 steps (4m12s)",
-/// "checkout: NOT resolved after 2 steps — escalate", or a rehearsal's
-/// "checkout: rehearsed 2 steps (rehearsal: nothing was written)".
+/// One line for the report: "checkout: resolved in 3 steps (4m12s)",
+/// "checkout: not resolved after 2 steps", or a rehearsal's
+/// "checkout: rehearsed 2 steps (rehearsal: nothing was written)". Whether
+/// to page someone is the escalations' call, not this line's.
 pub(crate) fn summary_line(incident: &Incident) -> String {
     let name = workload_name(incident);
     let n = incident.steps.len();
@@ -388,7 +389,7 @@ pub(crate) fn summary_line(incident: &Incident) -> String {
     } else if incident.resolved {
         format!("{name}: resolved in {steps}{took}")
     } else {
-        format!("{name}: NOT resolved after {steps}{took} — escalate")
+        format!("{name}: not resolved after {steps}{took}")
     }
 }
 
@@ -403,11 +404,11 @@ pub(crate) fn markdown(
 ) -> String {
     let mut md = String::new();
     let state = if incident.dry_run {
-        "rehearsal"
+        "rehearsal, not resolved"
     } else if incident.resolved {
         "resolved"
     } else {
-        "NOT resolved"
+        "not resolved"
     };
     md.push_str(&format!(
         "# Image pull incident: {} — {state}\n\n",
@@ -424,6 +425,23 @@ pub(crate) fn markdown(
         md.push_str(&format!("- **Verdict:** {}\n", text(&incident.verdict)));
     }
     md.push_str(&format!("- **Namespace:** {}\n", code(&incident.namespace)));
+    let mut namespaces: Vec<&str> = incident
+        .workloads
+        .iter()
+        .map(|w| w.workload.namespace.as_str())
+        .filter(|n| *n != incident.namespace)
+        .collect();
+    namespaces.dedup();
+    if !namespaces.is_empty() {
+        md.push_str(&format!(
+            "- **Also checked:** {}\n",
+            namespaces
+                .iter()
+                .map(|n| code(n))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     if let Some(since) = incident.failing_since {
         md.push_str(&format!("- **Failing since:** {}\n", stamp(since)));
     }
@@ -436,6 +454,27 @@ pub(crate) fn markdown(
         ));
     }
     md.push('\n');
+
+    if !incident.workloads.is_empty() {
+        md.push_str("## Workloads\n\n");
+        for w in &incident.workloads {
+            md.push_str(&format!(
+                "- {} {}: {}{}\n",
+                if w.healthy { "✔" } else { "✘" },
+                code(&format!(
+                    "{} -n {}",
+                    w.workload.target(),
+                    w.workload.namespace
+                )),
+                text(&w.state),
+                w.next
+                    .as_ref()
+                    .map(|n| format!(" — continue: {}", code(n)))
+                    .unwrap_or_default()
+            ));
+        }
+        md.push('\n');
+    }
 
     md.push_str("## Timeline\n\n");
     if incident.steps.is_empty() {
@@ -574,6 +613,7 @@ fn tried(incident: &Incident) -> String {
                 Outcome::Rehearsed { .. } => "rehearsed only, not written".to_string(),
                 Outcome::Declined => "declined".to_string(),
                 Outcome::Skipped { reason } => format!("skipped: {}", first_line(reason)),
+                Outcome::Unchanged { .. } => "already in place".to_string(),
                 Outcome::NotPermitted { missing } => {
                     format!("not permitted: missing {}", first_line(missing))
                 }
@@ -771,6 +811,7 @@ fn outcome_text(s: &StepRecord) -> String {
         Outcome::Rehearsed { detail } => with_detail("rehearsed (server-side dry-run)", detail),
         Outcome::Declined => "declined".to_string(),
         Outcome::Skipped { reason } => with_detail("skipped", reason),
+        Outcome::Unchanged { detail } => with_detail("unchanged", detail),
         Outcome::NotPermitted { missing } => format!("not permitted: missing {}", text(missing)),
         Outcome::Failed { error } => with_detail("**failed**", error),
     };
@@ -965,6 +1006,7 @@ mod tests {
             }),
             pod: format!("{name}-7d9f-abcde"),
             pods: vec![format!("{name}-7d9f-abcde"), format!("{name}-7d9f-fghij")],
+            service_account: "default".into(),
             container: "app".into(),
             init_container: false,
             image: image.into(),
@@ -1047,6 +1089,7 @@ mod tests {
                 ),
             ],
             resolved,
+            workloads: vec![],
             verdict: if resolved {
                 "checkout: 5/5 ready, no pod in ImagePullBackOff".into()
             } else {
@@ -1494,15 +1537,9 @@ mod tests {
         let mut bad = incident(vec![f], false);
         bad.steps.truncate(2);
         bad.finished = None;
-        assert_eq!(
-            summary_line(&bad),
-            "checkout: NOT resolved after 2 steps — escalate"
-        );
+        assert_eq!(summary_line(&bad), "checkout: not resolved after 2 steps");
         bad.steps.truncate(1);
-        assert_eq!(
-            summary_line(&bad),
-            "checkout: NOT resolved after 1 step — escalate"
-        );
+        assert_eq!(summary_line(&bad), "checkout: not resolved after 1 step");
 
         inc.dry_run = true;
         inc.resolved = false;
@@ -1550,7 +1587,7 @@ mod tests {
         let md = markdown(&inc, &esc, &fu);
 
         assert!(
-            md.starts_with("# Image pull incident: deploy/checkout -n shop — NOT resolved\n"),
+            md.starts_with("# Image pull incident: deploy/checkout -n shop — not resolved\n"),
             "{md}"
         );
         assert!(md.contains("checkout: 0/5 ready"));
@@ -1611,7 +1648,9 @@ mod tests {
             };
         }
         let md = markdown(&inc, &[], &[]);
-        assert!(md.starts_with("# Image pull incident: deploy/checkout -n shop — rehearsal\n"));
+        assert!(md.starts_with(
+            "# Image pull incident: deploy/checkout -n shop — rehearsal, not resolved\n"
+        ));
         assert!(md.contains("nothing was written to the cluster"));
         assert!(md.contains("rehearsed (server-side dry-run): server accepted"));
         assert!(

@@ -365,6 +365,120 @@ pub(crate) async fn wait_for_rollout(
     }
 }
 
+/// How ready a workload is, as read after its rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Readiness {
+    /// Ready and desired replicas (a bare pod: ready and all containers).
+    Counts(i64, i64),
+    /// The object no longer exists.
+    Gone,
+    /// Not counted (a Job or CronJob, or the read failed).
+    Unknown,
+}
+
+/// The verdict for one workload the run diagnosed, flagged or changed:
+/// healthy only when none of its pods fails to pull (`failing`, from the
+/// re-diagnosis after the rollout), every replica is ready, and its
+/// namespace could be re-diagnosed (`unverified` says why not). An
+/// unhealthy one gets the command to continue with. Pure.
+pub(crate) fn judge(
+    w: &crate::scan::Workload,
+    failing: &[&crate::diagnose::finding::Finding],
+    readiness: &Readiness,
+    unverified: Option<&str>,
+) -> crate::remediate::WorkloadVerdict {
+    let target = format!("{} -n {}", w.target(), w.namespace);
+    let ready = match readiness {
+        Readiness::Counts(r, d) => format!("{r}/{d} ready, "),
+        Readiness::Gone | Readiness::Unknown => String::new(),
+    };
+    let (healthy, state, next) = if let Some(why) = unverified {
+        (
+            false,
+            format!("not verified: its namespace could not be diagnosed again ({why})"),
+            Some(format!("kubectl pullfix diagnose {target}")),
+        )
+    } else if !failing.is_empty() {
+        let mut causes: Vec<&str> = failing.iter().map(|f| f.cause.id()).collect();
+        causes.dedup();
+        (
+            false,
+            format!("{ready}still failing ({})", causes.join(", ")),
+            Some(format!("kubectl pullfix fix {target}")),
+        )
+    } else {
+        match readiness {
+            Readiness::Gone => (
+                false,
+                "gone: it no longer exists (recreate it from its manifest)".to_string(),
+                None,
+            ),
+            Readiness::Counts(r, d) if r < d => (
+                false,
+                format!("{ready}no pod in ImagePullBackOff, but not every replica is ready"),
+                Some(if w.kind == "Pod" {
+                    format!("kubectl describe pod {} -n {}", w.name, w.namespace)
+                } else {
+                    format!("kubectl rollout status {target}")
+                }),
+            ),
+            _ => (true, format!("{ready}no pod in ImagePullBackOff"), None),
+        }
+    };
+    crate::remediate::WorkloadVerdict {
+        workload: w.clone(),
+        healthy,
+        state,
+        next,
+    }
+}
+
+/// Whether the run resolved the incident, and the one line that says so:
+/// only when every workload it diagnosed, flagged or changed is verified
+/// healthy — never in a rehearsal, where nothing was written. `applied`
+/// and `rehearsed` count the steps. Pure.
+pub(crate) fn verdict(
+    workloads: &[crate::remediate::WorkloadVerdict],
+    dry_run: bool,
+    applied: usize,
+    rehearsed: usize,
+) -> (bool, String) {
+    let failing = workloads.iter().filter(|w| !w.healthy).count();
+    let n = workloads.len();
+    let plural = |k: usize| if k == 1 { "" } else { "s" };
+    if dry_run {
+        return (
+            false,
+            format!(
+                "rehearsal only: {rehearsed} step{} passed a server-side dry-run; nothing was written, so nothing is resolved ({failing} of {n} workload{} failing now)",
+                plural(rehearsed),
+                plural(n)
+            ),
+        );
+    }
+    if n == 0 {
+        return (false, "nothing was failing to pull its image".into());
+    }
+    if failing == 0 {
+        (
+            true,
+            format!(
+                "resolved: every workload this run diagnosed or changed is verified healthy ({n} workload{}, {applied} change{} applied)",
+                plural(n),
+                plural(applied)
+            ),
+        )
+    } else {
+        (
+            false,
+            format!(
+                "NOT resolved: {failing} of {n} workload{} still not healthy",
+                plural(n)
+            ),
+        )
+    }
+}
+
 /// `90s` → `1m30s`, the way kubectl prints short durations.
 fn human_duration(d: Duration) -> String {
     crate::duration::format(d)
