@@ -1524,6 +1524,27 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("password <redacted> (changed)"), "{shown}");
+        // A field is shown as changing only when it does.
+        assert!(shown.contains("username u (unchanged)"), "{shown}");
+        assert!(!shown.contains("u → u"), "{shown}");
+        let renamed = secret_change(
+            "shop",
+            "regcred",
+            "reg:5000",
+            &Credential::new("robot", "n3w-s3cret"),
+            Some(&cur),
+            false,
+            &[],
+            "t",
+        );
+        assert!(
+            renamed
+                .diff
+                .iter()
+                .any(|l| l.contains("username u → robot")),
+            "{:?}",
+            renamed.diff
+        );
         assert!(c.kubectl[0].contains("--docker-password=<password>"));
     }
 

@@ -469,7 +469,11 @@ pub(crate) fn blocked(
                 return None;
             }
             Some(Outcome::Declined) => "which you declined".to_string(),
-            Some(Outcome::Skipped { reason }) => format!("which was skipped ({reason})"),
+            Some(Outcome::Skipped { reason }) => {
+                // The first clause is enough here; the step's own line has the rest.
+                let short = reason.split([';', '—']).next().unwrap_or(reason).trim();
+                format!("which was skipped ({short})")
+            }
             Some(Outcome::NotPermitted { .. }) => "which you are not permitted to do".to_string(),
             Some(Outcome::Failed { .. }) => "which failed".to_string(),
             None => "which did not run".to_string(),
@@ -834,6 +838,10 @@ mod tests {
         assert!(
             matches!(&steps[3].action, Action::Restart { workload } if workload.namespace != "b")
         );
+        // The graph: the other namespaces wait for the tested write, their
+        // restarts for their update, this restart for the write.
+        let needs: Vec<&[usize]> = steps.iter().map(|s| s.needs.as_slice()).collect();
+        assert_eq!(needs, [&[][..], &[0], &[1], &[0]]);
     }
 
     #[test]
@@ -954,5 +962,297 @@ mod tests {
         assert!(plan(&f, &[], &opts()).is_empty());
         assert!(no_plan_reason(Cause::RegistryUnreachable).is_some());
         assert!(no_plan_reason(Cause::CredentialsRejected).is_none());
+    }
+
+    fn outcomes(list: &[Option<Outcome>]) -> Vec<Option<Outcome>> {
+        list.to_vec()
+    }
+
+    /// The plan of a credential that must be created and attached to the
+    /// ServiceAccount: write, attach (needs the write), restart (needs both).
+    fn create_attach_restart() -> Vec<PlannedStep> {
+        let f = finding(Cause::CredentialsMissing, "reg.example.com/team/app:v1");
+        plan(
+            &f,
+            &[],
+            &PlanOptions {
+                attach_to: Some(AttachTo::ServiceAccount),
+                ..opts()
+            },
+        )
+    }
+
+    #[test]
+    fn every_dependency_points_back() {
+        let steps = create_attach_restart();
+        assert_eq!(steps.len(), 3);
+        assert_eq!(steps[1].needs, [0]);
+        assert_eq!(steps[2].needs, [0, 1]);
+        for (i, s) in steps.iter().enumerate() {
+            assert!(s.needs.iter().all(|&d| d < i), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn a_declined_step_skips_its_dependants_with_the_reason() {
+        let steps = create_attach_restart();
+        let o = outcomes(&[Some(Outcome::Declined), None, None]);
+        assert_eq!(blocked(&steps, &o, 0), None, "no dependencies");
+        assert_eq!(
+            blocked(&steps, &o, 1).as_deref(),
+            Some(
+                "depends on 'create pull secret shop/regcred for reg.example.com', which you declined"
+            )
+        );
+        // The restart names the first step in the way.
+        assert!(
+            blocked(&steps, &o, 2).unwrap().contains(
+                "'create pull secret shop/regcred for reg.example.com', which you declined"
+            )
+        );
+    }
+
+    #[test]
+    fn skipped_and_failed_steps_block_too_and_the_chain_carries_on() {
+        let steps = create_attach_restart();
+        let pending = Outcome::Skipped {
+            reason: "no terminal and no --yes: fix pending".into(),
+        };
+        let o = outcomes(&[Some(pending.clone()), None, None]);
+        assert_eq!(
+            blocked(&steps, &o, 1).as_deref(),
+            Some(
+                "depends on 'create pull secret shop/regcred for reg.example.com', which was skipped (no terminal and no --yes: fix pending)"
+            )
+        );
+        // The attach was then skipped itself: the restart is blocked by it
+        // as well as by the write (the write, first, is named).
+        let o = outcomes(&[
+            Some(pending.clone()),
+            Some(Outcome::Skipped {
+                reason: blocked(&steps, &o, 1).unwrap(),
+            }),
+            None,
+        ]);
+        assert!(
+            blocked(&steps, &o, 2)
+                .unwrap()
+                .contains("'create pull secret")
+        );
+        let o = outcomes(&[
+            Some(Outcome::Applied {
+                detail: String::new(),
+            }),
+            Some(Outcome::Failed {
+                error: "conflict".into(),
+            }),
+            None,
+        ]);
+        assert_eq!(
+            blocked(&steps, &o, 2).as_deref(),
+            Some("depends on 'attach regcred to ServiceAccount shop/default', which failed")
+        );
+        let o = outcomes(&[
+            Some(Outcome::Applied {
+                detail: String::new(),
+            }),
+            Some(Outcome::NotPermitted {
+                missing: "patch serviceaccounts".into(),
+            }),
+            None,
+        ]);
+        assert!(
+            blocked(&steps, &o, 2)
+                .unwrap()
+                .ends_with("which you are not permitted to do")
+        );
+    }
+
+    #[test]
+    fn applied_rehearsed_or_already_in_place_lets_dependants_run() {
+        let steps = create_attach_restart();
+        for done in [
+            Outcome::Applied {
+                detail: String::new(),
+            },
+            Outcome::Rehearsed {
+                detail: String::new(),
+            },
+        ] {
+            let o = outcomes(&[
+                Some(done.clone()),
+                Some(Outcome::Unchanged {
+                    detail: "regcred is already attached".into(),
+                }),
+                None,
+            ]);
+            assert_eq!(blocked(&steps, &o, 2), None, "{done:?}");
+        }
+        // A long skip reason is cut at its first clause.
+        let o = outcomes(&[
+            Some(Outcome::Skipped {
+                reason: "the registry rejected the credential typed 3 times; the secret was not changed — get the current one".into(),
+            }),
+            None,
+            None,
+        ]);
+        assert!(
+            blocked(&steps, &o, 1).unwrap().ends_with(
+                "which was skipped (the registry rejected the credential typed 3 times)"
+            )
+        );
+    }
+
+    /// `sa-secret-only`: regcred exists and `default` holds it, but the
+    /// pods run as `checkout`. The advice names `checkout`, never `default`.
+    #[test]
+    fn advice_names_the_objects_the_plan_changes() {
+        let mut f = finding(Cause::CredentialsMissing, "reg.example.com/team/app:v1");
+        f.service_account = "checkout".into();
+        f.unused_matching_secrets = vec!["regcred".into()];
+        let steps = advice(&f, &[]).unwrap();
+        let commands: Vec<&str> = steps.iter().filter_map(|s| s.command.as_deref()).collect();
+        assert_eq!(
+            commands,
+            [
+                r#"kubectl patch deploy/checkout -n shop -p '{"spec":{"template":{"spec":{"imagePullSecrets":[{"name":"regcred"}]}}}}'"#
+            ]
+        );
+        let all = format!("{steps:?}");
+        assert!(!all.contains("default"), "{all}");
+        assert!(all.contains("ServiceAccount shop/checkout"), "{all}");
+        // With the ServiceAccount chosen, the patch and the restart name it.
+        let planned = plan(
+            &f,
+            &[],
+            &PlanOptions {
+                attach_to: Some(AttachTo::ServiceAccount),
+                ..PlanOptions::for_finding(&f)
+            },
+        );
+        let cmds: Vec<String> = planned.iter().flat_map(|s| commands_of(s, None)).collect();
+        assert_eq!(
+            cmds,
+            [
+                r#"kubectl patch serviceaccount checkout -n shop -p '{"imagePullSecrets":[{"name":"regcred"}]}'"#,
+                "kubectl rollout restart deploy/checkout -n shop"
+            ]
+        );
+    }
+
+    fn commands_of(s: &PlannedStep, username: Option<&str>) -> Vec<String> {
+        commands(
+            &s.action,
+            &CommandFacts {
+                username,
+                service_account_secrets: &[],
+            },
+        )
+    }
+
+    #[test]
+    fn advice_for_a_rejected_secret_fills_the_username_and_every_namespace() {
+        let mut f = finding(Cause::CredentialsRejected, "reg.example.com/team/app:v1");
+        f.secrets = vec![report("regcred", vec![])];
+        let others = vec![OtherSecret {
+            namespace: "shop-c".into(),
+            name: "regcred".into(),
+            registry: "reg.example.com".into(),
+            same_credential: true,
+            failing_workloads: vec![Workload {
+                kind: "Deployment".into(),
+                namespace: "shop-c".into(),
+                name: "checkout".into(),
+            }],
+        }];
+        let steps = advice(&f, &others).unwrap();
+        let commands: Vec<&str> = steps.iter().filter_map(|s| s.command.as_deref()).collect();
+        assert_eq!(
+            commands,
+            [
+                "kubectl create secret docker-registry regcred --docker-server=reg.example.com --docker-username=u --docker-password=<password> -n shop --dry-run=client -o yaml | kubectl apply -f -",
+                "kubectl create secret docker-registry regcred --docker-server=reg.example.com --docker-username=u --docker-password=<password> -n shop-c --dry-run=client -o yaml | kubectl apply -f -",
+                "kubectl rollout restart deploy/checkout -n shop-c",
+                "kubectl rollout restart deploy/checkout -n shop",
+            ]
+        );
+        assert!(
+            steps[3].text.ends_with("(after step 1)"),
+            "{}",
+            steps[3].text
+        );
+        // No placeholder but the password.
+        let all = format!("{steps:?}");
+        assert_eq!(
+            all.matches('<').count(),
+            all.matches("<password>").count(),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn secret_commands_for_unknown_users_ecr_and_wrong_types() {
+        let write = |server: &str, exists, recreate| Action::WriteSecret {
+            namespace: "shop".into(),
+            name: "regcred".into(),
+            server: server.into(),
+            exists,
+            recreate,
+        };
+        let none = CommandFacts::default();
+        let c = commands(&write("reg.example.com", false, false), &none);
+        assert_eq!(c.len(), 1);
+        assert!(
+            c[0].contains(r#"--docker-username="$REGISTRY_USERNAME""#),
+            "{c:?}"
+        );
+        let c = commands(&write("reg.example.com", true, true), &none);
+        assert_eq!(c[0], "kubectl delete secret regcred -n shop");
+        let ecr = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+        let c = commands(&write(ecr, true, false), &none);
+        assert!(
+            c[0].contains(r#"--docker-username=AWS --docker-password="$(aws ecr get-login-password --region eu-west-1)""#),
+            "{c:?}"
+        );
+        let odd = CommandFacts {
+            username: Some("robot$ci"),
+            ..none
+        };
+        let c = commands(&write("reg.example.com", true, false), &odd);
+        assert!(c[0].contains("--docker-username='robot$ci'"), "{c:?}");
+    }
+
+    #[test]
+    fn the_service_account_patch_keeps_its_other_secrets() {
+        let attach = Action::AttachToServiceAccount {
+            namespace: "shop".into(),
+            service_account: "checkout".into(),
+            secret: "regcred".into(),
+        };
+        let before = vec!["other".to_string()];
+        let c = commands(
+            &attach,
+            &CommandFacts {
+                username: None,
+                service_account_secrets: &before,
+            },
+        );
+        assert_eq!(
+            c,
+            [
+                r#"kubectl patch serviceaccount checkout -n shop -p '{"imagePullSecrets":[{"name":"other"},{"name":"regcred"}]}'"#
+            ]
+        );
+    }
+
+    #[test]
+    fn causes_without_a_plan_keep_their_own_advice() {
+        let f = finding(Cause::RegistryUnreachable, "reg.example.com/team/app:v1");
+        assert!(advice(&f, &[]).is_none());
+        let f = finding(Cause::ImageNotFound, "reg.example.com/team/app:v9");
+        assert!(
+            advice(&f, &[]).is_none(),
+            "no verified tag: nothing planned"
+        );
     }
 }

@@ -1198,6 +1198,28 @@ mod tests {
         assert_eq!(escalations(&inc, t(8, 50, 0)).len(), 1);
     }
 
+    /// A password the registry rejected is the user's to correct: the step
+    /// is skipped, not failed, and nobody is paged for it.
+    #[test]
+    fn a_rejected_credential_pages_nobody() {
+        let mut inc = incident(
+            vec![finding(
+                "shop",
+                "checkout",
+                Cause::CredentialsRejected,
+                "reg.example.com/team/app:v1",
+            )],
+            false,
+        );
+        inc.steps.truncate(1);
+        inc.steps[0].outcome = Outcome::Skipped {
+            reason:
+                "the registry rejected the credential typed 3 times; the secret was not changed"
+                    .into(),
+        };
+        assert!(escalations(&inc, t(8, 35, 0)).is_empty());
+    }
+
     #[test]
     fn failed_step_pages_before_the_timeout() {
         let mut inc = incident(
@@ -1599,6 +1621,7 @@ mod tests {
         assert!(md.contains("- **disagrees** [registry] the image resolves from here"));
         assert!(md.contains("## Still failing"));
         assert!(md.contains("## Escalation"));
+        assert!(!md.contains("NOT resolved"), "{md}");
         assert!(md.contains("- **Page Platform/Infra on-call**"));
         assert!(md.contains("  ```text\n  P1: "));
         assert!(md.contains("## Follow-ups"));
@@ -1624,10 +1647,40 @@ mod tests {
         );
         let md = markdown(&inc, &[], &[]);
         assert!(md.starts_with("# Image pull incident: deploy/checkout -n shop — resolved\n"));
+        assert!(!md.contains("## Workloads"), "none recorded: {md}");
         assert!(!md.contains("## Still failing"));
         assert!(!md.contains("## Escalation"));
         assert!(!md.contains("## Follow-ups"));
         assert!(md.contains("- **Finished:** 2026-03-19 08:34:12 UTC (4m12s)"));
+    }
+
+    #[test]
+    fn markdown_lists_each_workload_and_the_other_namespaces() {
+        use crate::remediate::WorkloadVerdict;
+        let mut inc = incident(vec![], false);
+        let w = |ns: &str| Workload {
+            kind: "Deployment".into(),
+            namespace: ns.into(),
+            name: "checkout".into(),
+        };
+        inc.workloads = vec![
+            WorkloadVerdict {
+                workload: w("shop"),
+                healthy: true,
+                state: "2/2 ready, no pod in ImagePullBackOff".into(),
+                next: None,
+            },
+            WorkloadVerdict {
+                workload: w("shop-c"),
+                healthy: false,
+                state: "0/2 ready, still failing (credentials-rejected)".into(),
+                next: Some("kubectl pullfix fix deploy/checkout -n shop-c".into()),
+            },
+        ];
+        let md = markdown(&inc, &[], &[]);
+        assert!(md.starts_with("# Image pull incident: deploy/checkout -n shop — not resolved\n"));
+        assert!(md.contains("- **Also checked:** `shop-c`\n"), "{md}");
+        assert!(md.contains("## Workloads\n\n- ✔ `deploy/checkout -n shop`: 2/2 ready, no pod in ImagePullBackOff\n- ✘ `deploy/checkout -n shop-c`: 0/2 ready, still failing (credentials-rejected) — continue: `kubectl pullfix fix deploy/checkout -n shop-c`\n"), "{md}");
     }
 
     #[test]

@@ -1090,4 +1090,109 @@ mod tests {
             );
         }
     }
+
+    // --- the verdict -----------------------------------------------------
+
+    fn checkout_in(ns: &str) -> crate::scan::Workload {
+        crate::scan::Workload {
+            kind: "Deployment".into(),
+            namespace: ns.into(),
+            name: "checkout".into(),
+        }
+    }
+
+    fn failing(ns: &str, cause: crate::diagnose::Cause) -> crate::diagnose::finding::Finding {
+        crate::diagnose::finding::Finding {
+            cause,
+            detail: None,
+            confidence: crate::diagnose::Confidence::High,
+            severity: crate::scan::Severity::P1,
+            namespace: ns.into(),
+            workload: Some(checkout_in(ns)),
+            pod: "checkout-1".into(),
+            pods: vec!["checkout-1".into()],
+            service_account: "default".into(),
+            container: "app".into(),
+            init_container: false,
+            image: "reg.example.com/team/app:v1".into(),
+            summary: String::new(),
+            evidence: vec![],
+            next_steps: vec![],
+            secrets: vec![],
+            registry: None,
+            ecr: None,
+            suggested_tags: vec![],
+            replacement: None,
+            unused_matching_secrets: vec![],
+            failing_for_seconds: None,
+        }
+    }
+
+    #[test]
+    fn a_workload_is_healthy_only_when_nothing_fails_and_every_replica_is_ready() {
+        let w = checkout_in("shop");
+        let ok = judge(&w, &[], &Readiness::Counts(2, 2), None);
+        assert!(ok.healthy);
+        assert_eq!(ok.state, "2/2 ready, no pod in ImagePullBackOff");
+        assert_eq!(ok.next, None);
+
+        let f = failing("shop-c", crate::diagnose::Cause::CredentialsRejected);
+        let bad = judge(
+            &checkout_in("shop-c"),
+            &[&f],
+            &Readiness::Counts(0, 2),
+            None,
+        );
+        assert!(!bad.healthy);
+        assert_eq!(bad.state, "0/2 ready, still failing (credentials-rejected)");
+        assert_eq!(
+            bad.next.as_deref(),
+            Some("kubectl pullfix fix deploy/checkout -n shop-c")
+        );
+
+        let slow = judge(&w, &[], &Readiness::Counts(1, 2), None);
+        assert!(!slow.healthy, "{slow:?}");
+        assert_eq!(
+            slow.next.as_deref(),
+            Some("kubectl rollout status deploy/checkout -n shop")
+        );
+
+        let gone = judge(&w, &[], &Readiness::Gone, None);
+        assert!(!gone.healthy);
+
+        let unknown = judge(&w, &[], &Readiness::Unknown, Some("forbidden"));
+        assert!(!unknown.healthy);
+        assert!(unknown.state.contains("not verified"), "{unknown:?}");
+    }
+
+    #[test]
+    fn resolved_only_when_every_workload_in_every_namespace_is_healthy() {
+        let shop = judge(&checkout_in("shop"), &[], &Readiness::Counts(2, 2), None);
+        let f = failing("shop-c", crate::diagnose::Cause::CredentialsRejected);
+        let shop_c = judge(
+            &checkout_in("shop-c"),
+            &[&f],
+            &Readiness::Counts(0, 2),
+            None,
+        );
+
+        let (resolved, line) = verdict(&[shop.clone()], false, 2, 0);
+        assert!(resolved);
+        assert!(line.starts_with("resolved: "), "{line}");
+
+        // `rotated-password-partial`, answered y / n / y: shop is fine,
+        // shop-c (flagged, its update declined) is not.
+        let (resolved, line) = verdict(&[shop.clone(), shop_c.clone()], false, 2, 0);
+        assert!(!resolved);
+        assert_eq!(line, "NOT resolved: 1 of 2 workloads still not healthy");
+
+        // A rehearsal resolves nothing, even when all is well already.
+        let (resolved, line) = verdict(&[shop], true, 0, 3);
+        assert!(!resolved);
+        assert!(line.starts_with("rehearsal only: 3 steps passed"), "{line}");
+        assert!(!line.contains("resolved:"), "{line}");
+
+        // Nothing diagnosed: nothing to resolve.
+        assert!(!verdict(&[], false, 0, 0).0);
+    }
 }
