@@ -1176,7 +1176,7 @@ mod tests {
             None,
         );
 
-        let (resolved, line) = verdict(&[shop.clone()], false, 2, 0);
+        let (resolved, line) = verdict(std::slice::from_ref(&shop), false, 2, 0);
         assert!(resolved);
         assert!(line.starts_with("resolved: "), "{line}");
 
