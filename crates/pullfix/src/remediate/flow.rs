@@ -589,7 +589,11 @@ impl<'a> Flow<'a> {
                 w.state,
                 w.next
                     .as_ref()
-                    .map(|n| format!(" — continue: {n}"))
+                    .map(|n| if incident.dry_run {
+                        format!(" — to apply: {n}")
+                    } else {
+                        format!(" — continue: {n}")
+                    })
                     .unwrap_or_default()
             )?;
         }

@@ -463,7 +463,7 @@ pub(crate) fn verdict(
         (
             true,
             format!(
-                "resolved: every workload this run diagnosed or changed is verified healthy ({n} workload{}, {applied} change{} applied)",
+                "resolved: every workload this run diagnosed or changed is verified healthy ({n} workload{}, {applied} step{} applied)",
                 plural(n),
                 plural(applied)
             ),
