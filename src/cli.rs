@@ -30,18 +30,126 @@ use pullfix::render::{self, Format, Palette};
     after_help = "Exit codes: 0 nothing failing, 1 failures found, 2 error."
 )]
 pub struct Cli {
-    #[command(flatten)]
-    pub kube: KubeFlags,
-    #[command(flatten)]
-    pub globals: Globals,
-    /// Log verbosity (-v info, -vv debug, -vvv trace); logs go to stderr
-    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true, help_heading = "Output options")]
-    pub verbosity: u8,
+    // Field order is help order: the command's own flags first, the
+    // kubeconfig flags last.
     /// With no subcommand: the guided flow (scan, pick, diagnose, fix, verify)
     #[command(flatten)]
     pub fix: FixArgs,
+    #[command(flatten)]
+    pub globals: Globals,
+    #[command(flatten)]
+    pub kube: KubeFlags,
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// `--dry-run`'s strategy, as kubectl spells it. pullfix's rehearsal is
+/// server-side; kubectl's `client` (print the objects, send nothing) is
+/// refused with the way to get that (`diagnose`), not quietly mapped to a
+/// rehearsal that sends requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DryRun {
+    /// Write for real (kubectl's default).
+    None,
+    /// Every write sent with `dryRun=All`: the API server checks it and
+    /// persists nothing. Plain `--dry-run` means this.
+    Server,
+}
+
+impl DryRun {
+    pub fn rehearse(self) -> bool {
+        self == DryRun::Server
+    }
+}
+
+/// `--dry-run[=none|server|client]`.
+fn dry_run(s: &str) -> Result<DryRun, pullfix::input::Invalid> {
+    match s {
+        "none" => Ok(DryRun::None),
+        "server" => Ok(DryRun::Server),
+        "client" => Err(pullfix::input::Invalid::new(
+            "client dry-run is not supported: pullfix rehearses on the server (every write sent with dryRun=All, checked by the API server, persisted nowhere)",
+            "use --dry-run (the same as --dry-run=server); kubectl pullfix diagnose TARGET -n NAMESPACE shows the plan's commands without sending any write",
+        )),
+        other => Err(pullfix::input::Invalid::new(
+            format!(
+                "invalid dry-run strategy `{}`",
+                pullfix::input::shown(other)
+            ),
+            "use --dry-run (=server), --dry-run=server or --dry-run=none, as kubectl",
+        )),
+    }
+}
+
+/// A boolean flag's value the way kubectl (Go's `strconv.ParseBool`) reads
+/// it: `--all-namespaces=true`, `-A=false`.
+fn go_bool(s: &str) -> Result<bool, pullfix::input::Invalid> {
+    match s {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        other => Err(pullfix::input::Invalid::new(
+            format!("invalid boolean `{}`", pullfix::input::shown(other)),
+            "use true or false (or leave the value out: true)",
+        )),
+    }
+}
+
+/// kubectl's `-v=N` (klog) in pullfix's levels: 1-3 info, 4-5 debug, 6 and
+/// above trace (request URLs and more, redacted).
+fn klog_level(n: u8) -> u8 {
+    match n {
+        0 => 0,
+        1..=3 => 1,
+        4..=5 => 2,
+        _ => 3,
+    }
+}
+
+/// `-v=N`: a klog level, 0 to 99.
+fn klog_value(s: &str) -> Result<u8, pullfix::input::Invalid> {
+    s.parse::<u8>().ok().filter(|n| *n < 100).ok_or_else(|| {
+        pullfix::input::Invalid::new(
+            format!("invalid log level `{}`", pullfix::input::shown(s)),
+            "give -v=N with N from 0 to 9 as kubectl (1-3 info, 4-5 debug, 6+ trace), or -v, -vv, -vvv",
+        )
+    })
+}
+
+/// Rewrites kubectl's verbosity forms (`-v=6`, `-v6`, `-v 6`) into the
+/// hidden `--v=6` clap reads; `-v`, `-vv`, `-vvv` and everything after
+/// `--` stay as they are.
+pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let mut out = Vec::new();
+    let mut iter = args.into_iter().peekable();
+    if let Some(argv0) = iter.next() {
+        out.push(argv0);
+    }
+    while let Some(arg) = iter.next() {
+        let Some(text) = arg.to_str() else {
+            out.push(arg);
+            continue;
+        };
+        if text == "--" {
+            out.push(arg);
+            out.extend(iter);
+            break;
+        }
+        let level = match text.strip_prefix("-v") {
+            // `-v=x` too, so the level's parser says what is wrong with it.
+            Some(rest) if rest.starts_with('=') => Some(rest[1..].to_string()),
+            Some(rest) if digits(rest) => Some(rest.to_string()),
+            Some("") if iter.peek().and_then(|n| n.to_str()).is_some_and(digits) => {
+                iter.next().and_then(|n| n.to_str().map(str::to_string))
+            }
+            _ => None,
+        };
+        match level {
+            Some(n) => out.push(OsString::from(format!("--v={n}"))),
+            None => out.push(arg),
+        }
+    }
+    out
 }
 
 /// How fixes are carried out (for `kubectl pullfix` and `kubectl pullfix fix`).
@@ -53,8 +161,15 @@ pub struct FixArgs {
     #[arg(short = 'y', long)]
     pub yes: bool,
     /// Rehearse: every write is sent only as a server-side dry-run
+    /// (`--dry-run` = `--dry-run=server`; `none` writes; kubectl's `client`
+    /// is not supported: `diagnose` prints the plan without sending)
+    #[arg(long, value_name = "STRATEGY", num_args = 0..=1, require_equals = true, default_value = "none", default_missing_value = "server", value_parser = dry_run, hide_default_value = true)]
+    pub dry_run: DryRun,
+    /// Skip the diagnosis's registry and AWS probes (classify from the
+    /// cluster's evidence alone); a new credential is still tested against
+    /// the registry before it is written
     #[arg(long)]
-    pub dry_run: bool,
+    pub no_probe: bool,
     /// Allow live edits of secrets that Helm, Argo CD, Flux, External Secrets,
     /// Sealed Secrets or reflector manage (they will revert them)
     #[arg(long)]
@@ -101,31 +216,47 @@ pub struct FixArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct Globals {
     /// The namespace to look in (default, and with -n "": the kubeconfig
-    /// context's)
-    #[arg(short = 'n', long, global = true, value_name = "NAMESPACE", value_parser = pullfix::input::namespace, help_heading = "Cluster options")]
+    /// context's); it must exist
+    #[arg(short = 'n', long, global = true, value_name = "NAMESPACE", value_parser = pullfix::input::namespace, help_heading = "Scope options")]
     pub namespace: Option<String>,
-    /// Look in every namespace
+    /// Look in every namespace; -n is then ignored, as kubectl does
     #[arg(
         short = 'A',
         long,
         global = true,
-        conflicts_with = "namespace",
-        help_heading = "Cluster options"
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true",
+        hide_default_value = true,
+        value_parser = go_bool,
+        help_heading = "Scope options"
     )]
     pub all_namespaces: bool,
-    /// Output format
+    /// Output format (wide: the scan table with reason, pods, nodes and
+    /// pull secrets; name: the failing workloads, one per line)
     #[arg(
         short = 'o',
         long,
         global = true,
         value_enum,
         default_value = "text",
+        hide_possible_values = true,
+        value_name = "text|wide|json|yaml|name",
         help_heading = "Output options"
     )]
     pub output: Format,
     /// Never color the output (also: NO_COLOR set to anything)
     #[arg(long, global = true, help_heading = "Output options")]
     pub no_color: bool,
+    /// Log to stderr: -v info, -vv debug, -vvv trace; kubectl's -v=N works
+    /// too (1-3 info, 4-5 debug, 6+ trace). Credentials are redacted
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true, help_heading = "Output options")]
+    pub verbosity: u8,
+    /// kubectl's `-v=N` (the plugin rewrites `-v=N`, `-vN` and `-v N` to it)
+    #[arg(long = "v", id = "klog_level", value_name = "N", global = true, hide = true, value_parser = klog_value)]
+    pub klog_level: Option<u8>,
     /// Reach registries the way the nodes do: a directory in containerd's
     /// certs.d layout (REGISTRY/hosts.toml: server, [host."URL"], ca,
     /// skip_verify), e.g. a copy of a node's /etc/containerd/certs.d
@@ -133,7 +264,8 @@ pub struct Globals {
         long,
         global = true,
         value_name = "DIR",
-        env = "PULLFIX_REGISTRY_HOSTS"
+        env = "PULLFIX_REGISTRY_HOSTS",
+        help_heading = "Registry options"
     )]
     pub registry_hosts: Option<std::path::PathBuf>,
 }
@@ -160,6 +292,19 @@ impl Globals {
         !self.no_color
             && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
             && std::io::IsTerminal::is_terminal(&std::io::stdout())
+    }
+
+    /// The log level: `-v` counted, or kubectl's `-v=N` mapped, whichever
+    /// says more.
+    pub fn log_level(&self) -> u8 {
+        self.verbosity.max(self.klog_level.map_or(0, klog_level))
+    }
+
+    /// Colour in the log only on a terminal (the log goes to stderr).
+    pub fn log_color(&self) -> bool {
+        !self.no_color
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            && std::io::IsTerminal::is_terminal(&std::io::stderr())
     }
 }
 
@@ -208,8 +353,9 @@ pub struct SandboxArgs {
     #[arg(short = 'y', long)]
     pub yes: bool,
     /// Rehearse the guided fix: every write is a server-side dry-run
-    #[arg(long)]
-    pub dry_run: bool,
+    /// (`--dry-run` = `--dry-run=server`)
+    #[arg(long, value_name = "STRATEGY", num_args = 0..=1, require_equals = true, default_value = "none", default_missing_value = "server", value_parser = dry_run, hide_default_value = true)]
+    pub dry_run: DryRun,
     /// Keep the kubeconfigs, audit log, backups and report here (default: a
     /// temporary directory removed at exit)
     #[arg(long, value_name = "DIR")]
@@ -345,9 +491,15 @@ pub fn error_text(e: &clap::Error) -> String {
         Some(ContextValue::Strings(v)) => Some(v.join(", ")),
         _ => None,
     };
-    // The flag without its placeholder: `--request-timeout`, `-o/--output`.
+    // The flag without its placeholder: `--request-timeout`, `-o/--output`,
+    // `--dry-run` (from `--dry-run[=<STRATEGY>]`).
     let arg = ctx(ContextKind::InvalidArg)
-        .map(|a| a.split([' ', '=']).next().unwrap_or_default().to_string())
+        .map(|a| {
+            a.split([' ', '=', '['])
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
         .unwrap_or_else(|| "an argument".into());
     let value = ctx(ContextKind::InvalidValue).unwrap_or_default();
     let usage_help = "run kubectl pullfix --help (or kubectl pullfix COMMAND --help) for the flags";
@@ -430,8 +582,10 @@ pub fn error_text(e: &clap::Error) -> String {
 /// match `kubectl_pullfix`.
 const QUIET_FILTER: &str = "warn,aws_config=off,aws_smithy=off,aws_sdk=off,aws_runtime=off,aws_credential_types=off,aws_types=off,hyper=off,reqwest=off,rustls=off,h2=off,tower=off,kube_client=off,kube_runtime=off,kube_core=off";
 
-/// Logs to stderr at the level `-v` asks for (or `RUST_LOG`).
-pub fn init_tracing(verbosity: u8) {
+/// Logs to stderr at the level `-v` asks for (or `RUST_LOG`), every line
+/// redacted ([`pullfix::redact`]), in colour only when stderr is a
+/// terminal.
+pub fn init_tracing(verbosity: u8, color: bool) {
     // kube's client logs failed requests at error level; pullfix reports
     // them itself (with context), so they stay quiet unless -v.
     let level = match verbosity {
@@ -444,9 +598,37 @@ pub fn init_tracing(verbosity: u8) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| RedactedStderr(Vec::new()))
+        .with_ansi(color)
         .without_time()
         .try_init();
+}
+
+/// One log event, held until it is complete, then redacted and written to
+/// stderr in one piece.
+struct RedactedStderr(Vec<u8>);
+
+impl std::io::Write for RedactedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let text = String::from_utf8_lossy(&self.0);
+        let clean = pullfix::redact::redact(&text);
+        self.0.clear();
+        std::io::stderr().lock().write_all(clean.as_bytes())
+    }
+}
+
+impl Drop for RedactedStderr {
+    fn drop(&mut self) {
+        let _ = std::io::Write::flush(self);
+    }
 }
 
 /// Runs the parsed command and returns the exit code.
@@ -477,7 +659,7 @@ async fn run_sandbox(g: &Globals, args: SandboxArgs) -> anyhow::Result<u8> {
         shell: args.shell,
         train: args.train,
         yes: args.yes,
-        dry_run: args.dry_run,
+        dry_run: args.dry_run.rehearse(),
         dir: args.dir,
         env_file: args.env_file,
         time_scale: args.time_scale,
@@ -486,22 +668,36 @@ async fn run_sandbox(g: &Globals, args: SandboxArgs) -> anyhow::Result<u8> {
     .await
 }
 
+/// The client and where to look: every namespace with `-A` (which wins
+/// over `-n`, as in kubectl), else `-n`, else the context's namespace,
+/// which must exist (exit 2 with the close names when it does not).
 async fn scope(kube: &KubeFlags, g: &Globals) -> anyhow::Result<(kube::Client, Scope)> {
+    use pullfix::namespace::{Checked, Source, check};
     let (client, default_ns) = kube.client_and_namespace().await?;
-    let scope = if g.all_namespaces {
-        Scope::All
-    } else {
-        Scope::Namespace(g.namespace().unwrap_or(default_ns))
+    if g.all_namespaces {
+        if let Some(ns) = g.namespace() {
+            eprintln!("note: -A looks in every namespace; -n {ns} is ignored, as kubectl does");
+        }
+        return Ok((client, Scope::All));
+    }
+    let (ns, source) = match g.namespace() {
+        Some(ns) => (ns, Source::Flag),
+        None => (default_ns, Source::Context),
     };
-    Ok((client, scope))
+    // Denied by RBAC: `check` says so at -v, and the scan goes ahead.
+    let _: Checked = check(&client, &ns, source).await?;
+    Ok((client, Scope::Namespace(ns)))
 }
 
 async fn run_scan(kube: &KubeFlags, g: &Globals) -> anyhow::Result<u8> {
     let (client, scope) = scope(kube, g).await?;
     let assessment = pullfix::scan::run(&client, &scope).await?;
     let mut out = std::io::stdout().lock();
+    let palette = Palette::new(g.color());
     match g.output {
-        Format::Text => render::scan_text(&mut out, &assessment, &Palette::new(g.color()))?,
+        Format::Text => render::scan_text(&mut out, &assessment, &palette)?,
+        Format::Wide => render::scan_wide(&mut out, &assessment, &palette)?,
+        Format::Name => render::names(&mut out, assessment.groups.iter().map(|g| &g.workload))?,
         f => render::structured(&mut out, f, "Scan", &assessment)?,
     }
     out.flush()?;
@@ -540,7 +736,8 @@ async fn run_fix(
     let registry_hosts = g.registry_hosts()?;
     let (client, scope) = scope(kube, g).await?;
     let options = FixOptions {
-        dry_run: args.dry_run,
+        dry_run: args.dry_run.rehearse(),
+        no_probe: args.no_probe,
         timeout: args.timeout,
         report: args.report,
         creds: CredentialFlags {
@@ -560,8 +757,9 @@ async fn run_fix(
         before_write_hook: test_hook(),
         registry_hosts,
     };
-    // With -o json|yaml the narrative goes to stderr and stdout carries the incident.
-    let structured = g.output != Format::Text;
+    // With -o json|yaml|name the narrative goes to stderr and stdout carries
+    // the incident (or the names of the workloads it worked on).
+    let structured = matches!(g.output, Format::Json | Format::Yaml | Format::Name);
     let mut narrative: Box<dyn std::io::Write> = if structured {
         Box::new(std::io::stderr())
     } else {
@@ -580,7 +778,11 @@ async fn run_fix(
     narrative.flush()?;
     if structured && let Some(incident) = incident {
         let mut out = std::io::stdout().lock();
-        render::structured(&mut out, g.output, "Incident", &incident)?;
+        if g.output == Format::Name {
+            render::names(&mut out, &finding_workloads(&incident.findings))?;
+        } else {
+            render::structured(&mut out, g.output, "Incident", &incident)?;
+        }
     }
     Ok(code)
 }
@@ -610,7 +812,10 @@ async fn run_diagnose(kube: &KubeFlags, g: &Globals, args: DiagnoseArgs) -> anyh
     let report = pullfix::diagnose::run::run(&client, &scope, &target, &options).await?;
     let mut out = std::io::stdout().lock();
     match g.output {
-        Format::Text => render::diagnose_text(&mut out, &report, &Palette::new(g.color()))?,
+        Format::Text | Format::Wide => {
+            render::diagnose_text(&mut out, &report, &Palette::new(g.color()))?;
+        }
+        Format::Name => render::names(&mut out, &finding_workloads(&report.findings))?,
         f => render::structured(&mut out, f, "Diagnosis", &report)?,
     }
     out.flush()?;
@@ -619,6 +824,22 @@ async fn run_diagnose(kube: &KubeFlags, g: &Globals, args: DiagnoseArgs) -> anyh
     } else {
         pullfix::EXIT_FAILURES
     })
+}
+
+/// The workload of each finding (a bare pod stands for itself).
+fn finding_workloads(
+    findings: &[pullfix::diagnose::finding::Finding],
+) -> Vec<pullfix::scan::Workload> {
+    findings
+        .iter()
+        .map(|f| {
+            f.workload.clone().unwrap_or(pullfix::scan::Workload {
+                kind: "Pod".into(),
+                namespace: f.namespace.clone(),
+                name: f.pod.clone(),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -647,14 +868,180 @@ mod tests {
             .render_help()
             .to_string();
         for help in [&top, &fix] {
-            for heading in ["Fix options:", "Cluster options:", "Output options:"] {
-                assert!(help.contains(heading), "{heading}: {help}");
+            let at = |heading: &str| {
+                help.find(heading)
+                    .unwrap_or_else(|| panic!("{heading}: {help}"))
+            };
+            // The command's own flags first, the kubeconfig flags last.
+            assert!(at("Fix options:") < at("Scope options:"), "{help}");
+            assert!(at("Scope options:") < at("Output options:"), "{help}");
+            assert!(at("Output options:") < at("Kubeconfig options:"), "{help}");
+            let kubeconfig = at("Kubeconfig options:");
+            for flag in ["--kubeconfig", "--context", "--request-timeout"] {
+                assert!(help.find(flag).unwrap() > kubeconfig, "{flag}: {help}");
+            }
+            assert!(help.find("--no-probe").unwrap() < kubeconfig, "{help}");
+        }
+        for sub in ["scan", "diagnose", "sandbox"] {
+            let help = cmd
+                .find_subcommand_mut(sub)
+                .unwrap()
+                .render_help()
+                .to_string();
+            let own = help.find("Options:").unwrap();
+            let kubeconfig = help.find("Kubeconfig options:").unwrap();
+            assert!(own < help.find("Scope options:").unwrap(), "{sub}: {help}");
+            assert!(
+                help.find("Output options:").unwrap() < kubeconfig,
+                "{sub}: {help}"
+            );
+            assert!(!help.contains("--v <N>"), "the klog flag is hidden: {help}");
+        }
+    }
+
+    fn parse_args(args: &[&str]) -> Result<Cli, clap::Error> {
+        parse(normalize_args(
+            std::iter::once("kubectl-pullfix")
+                .chain(args.iter().copied())
+                .map(OsString::from),
+        ))
+    }
+
+    #[test]
+    fn kubectl_verbosity_forms() {
+        for (args, level) in [
+            (&["scan"][..], 0),
+            (&["scan", "-v"], 1),
+            (&["scan", "-vv"], 2),
+            (&["-vvv", "scan"], 3),
+            (&["scan", "-v=2"], 1),
+            (&["scan", "-v4"], 2),
+            (&["scan", "-v", "6"], 3),
+            (&["scan", "--v=9"], 3),
+            (&["scan", "--v", "5"], 2),
+            (&["-v=0", "scan"], 0),
+            (&["diagnose", "-v", "deploy/checkout"], 1),
+        ] {
+            let cli = parse_args(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            assert_eq!(cli.globals.log_level(), level, "{args:?}");
+        }
+        let cli = parse_args(&["diagnose", "-v", "deploy/checkout"]).unwrap();
+        let Some(Command::Diagnose(d)) = cli.command else {
+            panic!("diagnose")
+        };
+        assert!(d.target.is_some(), "-v does not swallow the target");
+        // After `--`, nothing is rewritten.
+        let args = normalize_args(["k", "--", "-v=6"].map(OsString::from));
+        assert_eq!(args[2], "-v=6");
+        assert!(parse_args(&["scan", "-v=x"]).is_err());
+    }
+
+    #[test]
+    fn kubectl_dry_run_forms() {
+        let dry = |args: &[&str]| match parse_args(args).map(|c| c.command) {
+            Ok(Some(Command::Fix(f))) => Ok(f.fix.dry_run),
+            Ok(None) => Ok(parse_args(args).unwrap().fix.dry_run),
+            Ok(_) => panic!("{args:?}"),
+            Err(e) => Err(error_text(&e)),
+        };
+        assert_eq!(dry(&["fix"]), Ok(DryRun::None));
+        assert_eq!(dry(&["fix", "--dry-run"]), Ok(DryRun::Server));
+        assert_eq!(
+            dry(&["fix", "--dry-run", "deploy/checkout"]),
+            Ok(DryRun::Server)
+        );
+        assert_eq!(dry(&["fix", "--dry-run=server"]), Ok(DryRun::Server));
+        assert_eq!(dry(&["fix", "--dry-run=none"]), Ok(DryRun::None));
+        assert_eq!(dry(&["--dry-run=server"]), Ok(DryRun::Server));
+        let err = dry(&["fix", "--dry-run=client"]).unwrap_err();
+        assert!(
+            err.starts_with("error: --dry-run: client dry-run is not supported"),
+            "{err}"
+        );
+        assert!(
+            err.contains("\nhelp: use --dry-run (the same as --dry-run=server)"),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 2, "{err}");
+        assert!(dry(&["fix", "--dry-run=maybe"]).is_err());
+        let Some(Command::Sandbox(s)) = parse_args(&["sandbox", "--dry-run=server"])
+            .unwrap()
+            .command
+        else {
+            panic!("sandbox")
+        };
+        assert!(s.dry_run.rehearse());
+    }
+
+    #[test]
+    fn kubectl_all_namespaces_forms() {
+        for (args, all) in [
+            (&["scan"][..], false),
+            (&["scan", "-A"], true),
+            (&["scan", "--all-namespaces"], true),
+            (&["scan", "--all-namespaces=true"], true),
+            (&["scan", "--all-namespaces=false"], false),
+            (&["scan", "-A=false"], false),
+            (&["scan", "--all-namespaces=True"], true),
+            // -A wins over -n, as in kubectl.
+            (&["scan", "-A", "-n", "shop"], true),
+        ] {
+            let cli = parse_args(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            assert_eq!(cli.globals.all_namespaces, all, "{args:?}");
+        }
+        let cli = parse_args(&["diagnose", "-A", "deploy/checkout"]).unwrap();
+        let Some(Command::Diagnose(d)) = cli.command else {
+            panic!("diagnose")
+        };
+        assert!(d.target.is_some(), "-A does not swallow the target");
+        assert!(parse_args(&["scan", "--all-namespaces=maybe"]).is_err());
+    }
+
+    #[test]
+    fn output_formats_and_no_probe_everywhere() {
+        for (f, want) in [
+            ("text", Format::Text),
+            ("wide", Format::Wide),
+            ("json", Format::Json),
+            ("yaml", Format::Yaml),
+            ("name", Format::Name),
+        ] {
+            let cli = parse_args(&["scan", "-o", f]).unwrap();
+            assert_eq!(cli.globals.output, want);
+        }
+        assert!(parse_args(&["--no-probe"]).unwrap().fix.no_probe);
+        let Some(Command::Fix(f)) = parse_args(&["fix", "--no-probe"]).unwrap().command else {
+            panic!("fix")
+        };
+        assert!(f.fix.no_probe);
+        let Some(Command::Diagnose(d)) = parse_args(&["diagnose", "--no-probe"]).unwrap().command
+        else {
+            panic!("diagnose")
+        };
+        assert!(d.no_probe);
+    }
+
+    /// `--yes` is read from the command line only: no environment variable
+    /// can turn every confirmation off.
+    #[test]
+    fn yes_has_no_environment_variable() {
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut commands = vec![cmd.clone()];
+        commands.extend(cmd.get_subcommands().cloned());
+        for c in &commands {
+            for arg in c.get_arguments() {
+                if matches!(arg.get_id().as_str(), "yes" | "allow_managed" | "dry_run") {
+                    assert!(
+                        arg.get_env().is_none(),
+                        "{}: {:?}",
+                        c.get_name(),
+                        arg.get_id()
+                    );
+                }
             }
         }
-        // The kubeconfig flags sit under their heading, not among fix flags.
-        let cluster = fix.find("Cluster options:").unwrap();
-        assert!(fix.find("--kubeconfig").unwrap() > cluster, "{fix}");
-        assert!(fix.find("--request-timeout").unwrap() > cluster, "{fix}");
     }
 
     #[test]

@@ -17,7 +17,7 @@ fn main() -> ExitCode {
 fn main_entry(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     // One crypto provider for every rustls user (kube, reqwest, aws-sdk).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let cli = match cli::parse(args) {
+    let cli = match cli::parse(cli::normalize_args(args)) {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             // --help, --version
@@ -29,7 +29,7 @@ fn main_entry(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             return ExitCode::from(EXIT_ERROR);
         }
     };
-    cli::init_tracing(cli.verbosity);
+    cli::init_tracing(cli.globals.log_level(), cli.globals.log_color());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -24,3 +24,9 @@ mod registry_hosts;
 
 #[path = "integration/input.rs"]
 mod input;
+
+#[path = "integration/truthful.rs"]
+mod truthful;
+
+#[path = "integration/conventions.rs"]
+mod conventions;

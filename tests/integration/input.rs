@@ -218,7 +218,6 @@ fn targets_and_namespaces() {
         assert!(err.contains("namespace"), "{ns:?}: {err}");
     }
     bad(&["scan", "-n"], h);
-    bad(&["scan", "-n", "", "-A"], h);
     bad(&["fix", "--from-secret", "regcred"], h);
     bad(&["fix", "--from-secret", "shop/../../x"], h);
     bad(&["fix", "--secret-name", "Bad_Name"], h);
@@ -266,6 +265,163 @@ fn output_flags_and_unknown_arguments() {
     bad(&["diagnose", "a", "b"], h);
     bad(&["nosuchcommand"], h);
     bad(&["fix", "--attach-to", "node"], h);
+}
+
+/// kubectl's flag forms that cannot be used say so the same way.
+#[test]
+fn kubectl_flag_forms_that_cannot_be_used() {
+    let h = home();
+    let h = h.path();
+    let err = bad(&["fix", "--dry-run=client"], h);
+    assert!(err.contains("client dry-run is not supported"), "{err}");
+    assert!(err.contains("help: use --dry-run"), "{err}");
+    bad(&["fix", "--dry-run=maybe"], h);
+    bad(&["sandbox", "--dry-run=client"], h);
+    let err = bad(&["scan", "--all-namespaces=maybe"], h);
+    assert!(err.contains("true or false"), "{err}");
+    let err = bad(&["scan", "-v=x"], h);
+    assert!(err.contains("log level"), "{err}");
+    bad(&["scan", "-o", "table"], h);
+}
+
+/// Canned answers by request path (without the query): status and body.
+type Routes = fn(&str) -> (u16, String);
+
+/// An API server on a loopback port that answers from `routes`, one
+/// connection at a time, `Connection: close`.
+fn fake_api(routes: Routes) -> u16 {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(&conn);
+                let mut first = String::new();
+                if reader.read_line(&mut first).is_err() {
+                    return;
+                }
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                }
+                let target = first.split_whitespace().nth(1).unwrap_or("/");
+                let path = target.split('?').next().unwrap_or(target);
+                let (code, body) = routes(path);
+                let mut conn = &conn;
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    port
+}
+
+fn status(code: u16, reason: &str, message: &str) -> (u16, String) {
+    (
+        code,
+        serde_json::json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": message, "reason": reason, "code": code,
+        })
+        .to_string(),
+    )
+}
+
+fn empty_list(kind: &str) -> (u16, String) {
+    (
+        200,
+        serde_json::json!({"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": []})
+            .to_string(),
+    )
+}
+
+/// Runs the plugin against a kubeconfig and returns exit code, stdout and
+/// stderr.
+fn run_against(kc: &Path, args: &[&str], home: &Path) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN)
+        .arg("--kubeconfig")
+        .arg(kc)
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .env_remove("RUST_LOG")
+        .env("HOME", home)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run kubectl-pullfix");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A namespace that does not exist is an error (exit 2) naming the close
+/// names; one that RBAC will not let us `get` is scanned anyway, said at -v.
+#[test]
+fn namespaces_that_do_not_exist_and_namespaces_we_may_not_get() {
+    let port = fake_api(|path| match path {
+        "/api/v1/namespaces/shpo" => status(404, "NotFound", "namespaces \"shpo\" not found"),
+        "/api/v1/namespaces" => (
+            200,
+            serde_json::json!({"kind": "NamespaceList", "apiVersion": "v1", "metadata": {},
+                "items": [{"metadata": {"name": "default"}}, {"metadata": {"name": "shop"}},
+                          {"metadata": {"name": "payments"}}]})
+            .to_string(),
+        ),
+        "/api/v1/namespaces/shop" => status(
+            403,
+            "Forbidden",
+            "namespaces \"shop\" is forbidden: User \"oncall\" cannot get resource \"namespaces\" in API group \"\" in the namespace \"shop\"",
+        ),
+        p if p.ends_with("/pods") => empty_list("PodList"),
+        p if p.ends_with("/events") => empty_list("EventList"),
+        _ => status(404, "NotFound", "not found"),
+    });
+    let h = home();
+    let kc = kubeconfig(h.path(), &format!("http://127.0.0.1:{port}"));
+    let (code, out, err) = run_against(&kc, &["scan", "-n", "shpo"], h.path());
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(out.is_empty(), "nothing on stdout: {out}");
+    assert_eq!(
+        err,
+        "error: namespace `shpo` (-n) not found\nhelp: did you mean `shop`? kubectl get namespaces lists them; -A looks in every namespace\n"
+    );
+    for cmd in [
+        &["diagnose", "-n", "shpo"][..],
+        &["fix", "-n", "shpo"],
+        &["-n", "shpo"],
+    ] {
+        let (code, _, err) = run_against(&kc, cmd, h.path());
+        assert_eq!(code, Some(2), "{cmd:?}: {err}");
+        assert!(err.contains("did you mean `shop`?"), "{cmd:?}: {err}");
+    }
+    // The context's namespace (shop) may not be read: the scan goes ahead.
+    let (code, out, err) = run_against(&kc, &["scan", "-v"], h.path());
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.starts_with(
+            "ok: no pod is failing to pull its image (0 pods scanned in namespace shop)"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("-A looks in every namespace"), "{out}");
+    assert!(
+        err.contains("cannot check that namespace shop exists (no `get namespaces` permission)"),
+        "{err}"
+    );
+    let (code, out, _) = run_against(&kc, &["scan", "-o", "json"], h.path());
+    assert_eq!(code, Some(0));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["scope"]["namespace"], "shop");
+    assert_eq!(v["scope"]["all_namespaces"], false);
+    assert_eq!(v["pods_seen"], 0);
 }
 
 /// An API server that accepts and never answers ends at

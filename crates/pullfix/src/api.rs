@@ -277,7 +277,15 @@ pub(crate) async fn count<K: Resource<DynamicType = ()>>(
         .request(&collection::<K>(ns), 1, None)
         .ok()?;
     let page: Page<serde::de::IgnoredAny> = client.request(req).await.ok()?;
-    Some(page.items.len() + page.metadata.remaining_item_count.unwrap_or(0))
+    // More pages and no count: unknown (not "one pod").
+    match (
+        page.metadata.continue_.filter(|c| !c.is_empty()),
+        page.metadata.remaining_item_count,
+    ) {
+        (None, _) => Some(page.items.len()),
+        (Some(_), Some(rest)) => Some(page.items.len() + rest),
+        (Some(_), None) => None,
+    }
 }
 
 /// Reads an object by a path its caller built (the sandbox's practice

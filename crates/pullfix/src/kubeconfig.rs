@@ -34,7 +34,7 @@ pub(crate) const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The kubectl flags that select a cluster and identity.
 #[derive(Debug, Clone, Default, clap::Args)]
-#[command(next_help_heading = "Cluster options")]
+#[command(next_help_heading = "Kubeconfig options")]
 pub struct KubeFlags {
     /// Path to the kubeconfig file to use
     #[arg(long, global = true, value_name = "PATH")]
@@ -284,6 +284,7 @@ impl KubeFlags {
                 config.auth_info.client_key_data = Some(base64_std(&key).into());
             }
         }
+        register_secrets(&config);
         Ok(config)
     }
 
@@ -312,6 +313,26 @@ impl KubeFlags {
         let ns = config.default_namespace.clone();
         let client = Client::try_from(config).context("create the Kubernetes client")?;
         Ok((client, ns))
+    }
+}
+
+/// Hands the credentials this configuration carries to the log redactor
+/// (`-v` logs request URLs, and a kubeconfig can put a token in the server
+/// URL's path or userinfo).
+fn register_secrets(config: &Config) {
+    use secrecy::ExposeSecret as _;
+    crate::redact::register_url(&config.cluster_url.to_string());
+    let auth = &config.auth_info;
+    for secret in [&auth.token, &auth.password, &auth.client_key_data]
+        .into_iter()
+        .flatten()
+    {
+        crate::redact::register(secret.expose_secret());
+    }
+    if let Some(file) = &auth.token_file
+        && let Ok(token) = std::fs::read_to_string(file)
+    {
+        crate::redact::register(&token);
     }
 }
 

@@ -15,7 +15,9 @@
 //! - [`probe`]: registry probes from this machine.
 //! - [`remediate`]: plan (pure), apply (writes, with confirmation), verify,
 //!   and the incident report.
-//! - [`render`]: text and `-o json|yaml`.
+//! - [`render`]: text and `-o wide|json|yaml|name`.
+//! - [`namespace`]: the namespace a command looks in exists (or the close
+//!   names there are); [`redact`]: credentials kept out of the logs.
 //!
 //! The command line lives in the plugin (`src/cli.rs` at the workspace
 //! root); the practice sandbox and the lab are crates of their own that use
@@ -29,7 +31,9 @@ pub mod encoding;
 pub mod errors;
 pub mod input;
 pub mod kubeconfig;
+pub mod namespace;
 pub mod probe;
+pub mod redact;
 pub mod registry;
 pub mod remediate;
 pub mod render;

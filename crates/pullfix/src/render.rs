@@ -1,7 +1,10 @@
 //! Output: text for a person under pressure (the cause in one line, the
 //! evidence, the next steps with commands to copy; color only on a
-//! terminal), or `-o json` / `-o yaml` in the documented, versioned schema
-//! (`docs/json-output.md`).
+//! terminal), `-o wide` (the scan table with more columns), `-o name`
+//! (`deployment.apps/checkout`, one per line, as kubectl prints), or
+//! `-o json` / `-o yaml` in the documented, versioned schema
+//! (`docs/json-output.md`). Every result says which namespaces it looked
+//! in and how many pods, from the one count in [`crate::scan::Scanned`].
 
 use std::io::Write;
 
@@ -9,17 +12,31 @@ use console::Style;
 use serde::Serialize;
 
 use crate::diagnose::run::Report;
-use crate::scan::{Assessment, Severity};
+use crate::scan::{Assessment, Scanned, Severity, Workload};
 
 /// The schema version of `-o json` / `-o yaml`.
 pub(crate) const API_VERSION: &str = "pullfix.dev/v1";
 
-/// Output formats (`-o`).
+/// Output formats (`-o`), kubectl's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
+    /// The table (scan) or the report (diagnose, fix)
     Text,
+    /// The scan table with reason, failing pods, nodes and pull secrets
+    Wide,
+    /// The versioned document (docs/json-output.md)
     Json,
+    /// The same document as YAML
     Yaml,
+    /// The failing workloads, one `deployment.apps/NAME` per line
+    Name,
+}
+
+impl Format {
+    /// `-o json|yaml`: a document for tools.
+    pub fn is_structured(self) -> bool {
+        matches!(self, Format::Json | Format::Yaml)
+    }
 }
 
 /// Styles, all plain when color is off.
@@ -82,7 +99,9 @@ pub fn structured<T: Serialize>(
             let text = serde_saphyr::to_string(&env)?;
             out.write_all(text.as_bytes())?;
         }
-        Format::Text => unreachable!("text output has its own renderer"),
+        Format::Text | Format::Wide | Format::Name => {
+            unreachable!("text, wide and name output have their own renderers")
+        }
     }
     Ok(())
 }
@@ -92,22 +111,95 @@ fn age(seconds: Option<i64>) -> String {
     seconds.map_or_else(|| "-".into(), crate::duration::age)
 }
 
-/// The scan as a table plus notes and the next command.
-pub fn scan_text(out: &mut dyn Write, a: &Assessment, p: &Palette) -> anyhow::Result<()> {
-    if a.groups.is_empty() {
+/// `-o name`: each workload once, as `kubectl get -o name` prints it (no
+/// namespace, as kubectl; `-o json` has them).
+pub fn names<'a>(
+    out: &mut dyn Write,
+    workloads: impl IntoIterator<Item = &'a Workload>,
+) -> anyhow::Result<()> {
+    let mut seen = std::collections::BTreeSet::new();
+    for w in workloads {
+        if seen.insert(w) {
+            writeln!(out, "{}", w.kubectl_name())?;
+        }
+    }
+    Ok(())
+}
+
+/// `4 pods scanned in namespace shop`.
+fn scanned_text(s: &Scanned) -> String {
+    format!(
+        "{} pod{} scanned in {}",
+        s.pods_seen,
+        if s.pods_seen == 1 { "" } else { "s" },
+        s.scope.describe()
+    )
+}
+
+/// Nothing failing: where it looked, and `-A` when it looked at no pod.
+fn nothing_failing(out: &mut dyn Write, s: &Scanned, p: &Palette) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "{} no pod is failing to pull its image ({})",
+        p.good.apply_to("ok:"),
+        scanned_text(s)
+    )?;
+    if s.pods_seen == 0 && !s.scope.all_namespaces {
         writeln!(
             out,
-            "{} no pod is failing to pull its image ({} pods scanned)",
-            p.good.apply_to("ok:"),
-            a.pods_seen
+            "{} {} has no pods at all: is it the right one? -A looks in every namespace",
+            p.dim.apply_to("hint:"),
+            s.scope.describe()
         )?;
-        return Ok(());
     }
-    let rows: Vec<[String; 7]> = a
+    Ok(())
+}
+
+/// The summary line under the scan table.
+fn scan_summary(s: &Scanned) -> String {
+    let mut line = format!(
+        "{} failing workload(s), {} failing pod(s) of {}",
+        s.failing_workloads,
+        s.failing_pods,
+        scanned_text(s)
+    );
+    if s.scope.all_namespaces {
+        line.push_str(&format!(
+            "; failures in {} namespace(s): {}",
+            s.namespaces.len(),
+            s.namespaces.join(", ")
+        ));
+    }
+    line
+}
+
+/// The scan as a table plus notes and the next command.
+pub fn scan_text(out: &mut dyn Write, a: &Assessment, p: &Palette) -> anyhow::Result<()> {
+    scan_table(out, a, p, false)
+}
+
+/// `-o wide`: the table with the waiting reason, the failing pods, their
+/// nodes and pull secrets.
+pub fn scan_wide(out: &mut dyn Write, a: &Assessment, p: &Palette) -> anyhow::Result<()> {
+    scan_table(out, a, p, true)
+}
+
+fn scan_table(out: &mut dyn Write, a: &Assessment, p: &Palette, wide: bool) -> anyhow::Result<()> {
+    if a.groups.is_empty() {
+        return nothing_failing(out, &a.scanned, p);
+    }
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            v.join(",")
+        }
+    };
+    let rows: Vec<Vec<String>> = a
         .groups
         .iter()
         .map(|g| {
-            [
+            let mut row = vec![
                 format!("{:?}", g.severity),
                 g.workload.target(),
                 g.workload.namespace.clone(),
@@ -115,10 +207,24 @@ pub fn scan_text(out: &mut dyn Write, a: &Assessment, p: &Palette) -> anyhow::Re
                 g.cause.id().to_string(),
                 g.image.clone(),
                 age(g.oldest_failure_seconds),
-            ]
+            ];
+            if wide {
+                row.extend([
+                    g.reason.clone(),
+                    g.failing_pods.to_string(),
+                    list(&g.nodes),
+                    if g.pull_secrets.is_empty() {
+                        // The kubelet uses the ServiceAccount's.
+                        format!("(sa {})", list(&g.service_accounts))
+                    } else {
+                        list(&g.pull_secrets)
+                    },
+                ]);
+            }
+            row
         })
         .collect();
-    let header = [
+    let mut header = vec![
         "SEV",
         "WORKLOAD",
         "NAMESPACE",
@@ -127,7 +233,10 @@ pub fn scan_text(out: &mut dyn Write, a: &Assessment, p: &Palette) -> anyhow::Re
         "IMAGE",
         "FAILING FOR",
     ];
-    let mut widths = header.map(str::len);
+    if wide {
+        header.extend(["REASON", "PODS", "NODES", "PULL SECRETS"]);
+    }
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.chars().count());
@@ -136,14 +245,15 @@ pub fn scan_text(out: &mut dyn Write, a: &Assessment, p: &Palette) -> anyhow::Re
     let line = |cells: &[String]| {
         cells
             .iter()
-            .zip(widths)
+            .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect::<Vec<_>>()
             .join("  ")
             .trim_end()
             .to_string()
     };
-    writeln!(out, "{}", p.bold.apply_to(line(&header.map(String::from))))?;
+    let header: Vec<String> = header.into_iter().map(String::from).collect();
+    writeln!(out, "{}", p.bold.apply_to(line(&header)))?;
     for (r, g) in rows.iter().zip(&a.groups) {
         let text = line(r);
         let styled = match g.severity {
@@ -152,14 +262,7 @@ pub fn scan_text(out: &mut dyn Write, a: &Assessment, p: &Palette) -> anyhow::Re
         };
         writeln!(out, "{styled}")?;
     }
-    writeln!(
-        out,
-        "\n{} failing workload(s), {} pod(s) of {} scanned, in {} namespace(s)",
-        a.groups.len(),
-        a.failing_pods,
-        a.pods_seen,
-        a.namespaces.len()
-    )?;
+    writeln!(out, "\n{}", scan_summary(&a.scanned))?;
     for n in &a.notes {
         writeln!(out, "{} {n}", p.warn.apply_to("note:"))?;
     }
@@ -177,11 +280,23 @@ pub fn scan_text(out: &mut dyn Write, a: &Assessment, p: &Palette) -> anyhow::Re
 /// The diagnosis: per finding, the cause in one line, evidence, next steps.
 pub fn diagnose_text(out: &mut dyn Write, r: &Report, p: &Palette) -> anyhow::Result<()> {
     if r.findings.is_empty() {
-        writeln!(
-            out,
-            "{} nothing in scope is failing to pull its image",
-            p.good.apply_to("ok:")
-        )?;
+        if r.scanned.failing_pods == 0 {
+            nothing_failing(out, &r.scanned, p)?;
+        } else {
+            // A TARGET that is fine, in a scope where others fail.
+            writeln!(
+                out,
+                "{} the target is not failing to pull its image ({}; {} other failing pod(s): kubectl pullfix scan {})",
+                p.good.apply_to("ok:"),
+                scanned_text(&r.scanned),
+                r.scanned.failing_pods,
+                r.scanned
+                    .scope
+                    .namespace
+                    .as_ref()
+                    .map_or_else(|| "-A".to_string(), |ns| format!("-n {ns}"))
+            )?;
+        }
     }
     for f in &r.findings {
         let what = f
@@ -290,6 +405,15 @@ pub fn diagnose_text(out: &mut dyn Write, r: &Report, p: &Palette) -> anyhow::Re
     }
     for w in &r.warnings {
         writeln!(out, "{} {w}", p.warn.apply_to("warning:"))?;
+    }
+    if !r.findings.is_empty() {
+        writeln!(
+            out,
+            "{} {} failing pod(s) of {}",
+            p.dim.apply_to("scope:"),
+            r.scanned.failing_pods,
+            scanned_text(&r.scanned)
+        )?;
     }
     if r.findings.iter().any(|f| f.registry.is_some()) {
         writeln!(

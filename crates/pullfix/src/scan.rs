@@ -43,6 +43,12 @@ pub(crate) struct FailingPod {
     #[serde(skip)]
     pub owner: Option<OwnerRef>,
     pub node: Option<String>,
+    /// The pod spec's `imagePullSecrets` (the ServiceAccount's are not read
+    /// by the scan).
+    #[serde(skip)]
+    pub pull_secrets: Vec<String>,
+    #[serde(skip)]
+    pub service_account: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub containers: Vec<FailingContainer>,
 }
@@ -100,6 +106,14 @@ pub(crate) fn extract_failing(pod: PodLite) -> Option<FailingPod> {
             .into_iter()
             .find(|o| o.controller.unwrap_or(false)),
         node: pod.spec.node_name,
+        pull_secrets: pod
+            .spec
+            .image_pull_secrets
+            .into_iter()
+            .map(|s| s.name)
+            .filter(|n| !n.is_empty())
+            .collect(),
+        service_account: pod.spec.service_account_name,
         since,
         containers,
     })
@@ -137,6 +151,23 @@ impl Workload {
     }
 }
 
+impl Workload {
+    /// The name `kubectl get -o name` prints: `deployment.apps/checkout`,
+    /// `pod/checkout-7d9f`.
+    pub fn kubectl_name(&self) -> String {
+        let resource = match self.kind.as_str() {
+            "Deployment" => "deployment.apps",
+            "StatefulSet" => "statefulset.apps",
+            "DaemonSet" => "daemonset.apps",
+            "ReplicaSet" => "replicaset.apps",
+            "CronJob" => "cronjob.batch",
+            "Job" => "job.batch",
+            _ => "pod",
+        };
+        format!("{resource}/{}", self.name)
+    }
+}
+
 /// Replica counts of a workload controller.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub(crate) struct Replicas {
@@ -168,15 +199,90 @@ pub struct Group {
     pub oldest_failure_seconds: Option<i64>,
     pub pods: Vec<String>,
     pub containers: Vec<String>,
+    /// The nodes the failing pods are scheduled on (`-o wide`).
+    pub nodes: Vec<String>,
+    /// The failing pods' own `imagePullSecrets` (`-o wide`); the
+    /// ServiceAccount's are read by `diagnose`.
+    pub pull_secrets: Vec<String>,
+    /// The ServiceAccounts the failing pods run as.
+    pub service_accounts: Vec<String>,
+}
+
+/// The namespaces a command looked in, said in every result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Looked {
+    /// `-A`: every namespace.
+    pub all_namespaces: bool,
+    /// The one namespace, otherwise.
+    pub namespace: Option<String>,
+}
+
+impl Looked {
+    pub fn of(scope: &Scope) -> Looked {
+        Looked {
+            all_namespaces: scope.namespace().is_none(),
+            namespace: scope.namespace().map(str::to_string),
+        }
+    }
+
+    /// `namespace shop`, `all namespaces`.
+    pub fn describe(&self) -> String {
+        match &self.namespace {
+            Some(ns) if !self.all_namespaces => format!("namespace {ns}"),
+            _ => "all namespaces".into(),
+        }
+    }
+}
+
+/// What a scan looked at and what it found, counted in one place
+/// ([`Scanned::count`]) for the table, the summary line, `-o json` and
+/// the diagnosis alike.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Scanned {
+    pub scope: Looked,
+    /// Pods in scope (at least every failing pod).
+    pub pods_seen: usize,
+    /// Distinct pods with a container or init container failing to pull.
+    pub failing_pods: usize,
+    /// Distinct workloads with such a pod.
+    pub failing_workloads: usize,
+    /// Namespaces with failures, sorted.
+    pub namespaces: Vec<String>,
+}
+
+impl Scanned {
+    /// Counts from the failing pods (deduplicated by namespace and name)
+    /// and the groups. `pods_in_scope` is the API server's count, read
+    /// apart from the lists: a pod seen failing was in scope, so the count
+    /// is never below the failing ones. Pure.
+    pub(crate) fn count(
+        scope: &Scope,
+        pods_in_scope: usize,
+        pods: &[FailingPod],
+        groups: &[Group],
+    ) -> Scanned {
+        let distinct: BTreeSet<(&str, &str)> = pods
+            .iter()
+            .map(|p| (p.namespace.as_str(), p.name.as_str()))
+            .collect();
+        let workloads: BTreeSet<&Workload> = groups.iter().map(|g| &g.workload).collect();
+        let namespaces: BTreeSet<&str> = distinct.iter().map(|(ns, _)| *ns).collect();
+        Scanned {
+            scope: Looked::of(scope),
+            pods_seen: pods_in_scope.max(distinct.len()),
+            failing_pods: distinct.len(),
+            failing_workloads: workloads.len(),
+            namespaces: namespaces.into_iter().map(str::to_string).collect(),
+        }
+    }
 }
 
 /// The whole assessment.
 #[derive(Debug, Clone, Serialize)]
 pub struct Assessment {
-    pub pods_seen: usize,
-    pub failing_pods: usize,
+    #[serde(flatten)]
+    pub scanned: Scanned,
     pub groups: Vec<Group>,
-    pub namespaces: Vec<String>,
     pub notes: Vec<String>,
 }
 
@@ -229,6 +335,20 @@ pub(crate) fn group(
             let pods: BTreeSet<String> = members.iter().map(|(p, _)| p.name.clone()).collect();
             let containers: BTreeSet<String> =
                 members.iter().map(|(_, c)| c.name.clone()).collect();
+            let nodes: BTreeSet<String> =
+                members.iter().filter_map(|(p, _)| p.node.clone()).collect();
+            let pull_secrets: BTreeSet<String> = members
+                .iter()
+                .flat_map(|(p, _)| p.pull_secrets.iter().cloned())
+                .collect();
+            let service_accounts: BTreeSet<String> = members
+                .iter()
+                .map(|(p, _)| {
+                    p.service_account
+                        .clone()
+                        .unwrap_or_else(|| "default".into())
+                })
+                .collect();
             let oldest = members
                 .iter()
                 .filter_map(|(p, _)| p.since)
@@ -252,6 +372,9 @@ pub(crate) fn group(
                 oldest_failure_seconds: oldest,
                 pods: pods.into_iter().collect(),
                 containers: containers.into_iter().collect(),
+                nodes: nodes.into_iter().collect(),
+                pull_secrets: pull_secrets.into_iter().collect(),
+                service_accounts: service_accounts.into_iter().collect(),
                 image,
                 workload,
             }
@@ -290,7 +413,13 @@ fn workload_of(
 
 /// Notes on scope, as the runbook asks: many namespaces, or one registry
 /// behind every failure. Pure.
-pub(crate) fn assess(pods_seen: usize, pods: &[FailingPod], groups: Vec<Group>) -> Assessment {
+pub(crate) fn assess(
+    scope: &Scope,
+    pods_seen: usize,
+    pods: &[FailingPod],
+    groups: Vec<Group>,
+) -> Assessment {
+    let scanned = Scanned::count(scope, pods_seen, pods, &groups);
     let namespaces: BTreeSet<String> = pods.iter().map(|p| p.namespace.clone()).collect();
     let registries: BTreeSet<&str> = groups.iter().map(|g| g.registry.as_str()).collect();
     let mut notes = Vec::new();
@@ -307,10 +436,8 @@ pub(crate) fn assess(pods_seen: usize, pods: &[FailingPod], groups: Vec<Group>) 
         ));
     }
     Assessment {
-        pods_seen,
-        failing_pods: pods.len(),
+        scanned,
         groups,
-        namespaces: namespaces.into_iter().collect(),
         notes,
     }
 }
@@ -470,9 +597,19 @@ pub(crate) async fn collect_failing(
             }
         }
     }
-    let seen = collect::count_pods(client, scope)
-        .await
-        .unwrap_or(failing.len());
+    // A pod that turned Running between the two lists is in both.
+    let mut distinct = BTreeSet::new();
+    failing.retain(|p| distinct.insert((p.namespace.clone(), p.name.clone())));
+    let seen = match collect::count_pods(client, scope).await {
+        Some(n) => n,
+        // The server did not say: count the pages (rare; the API server
+        // gives `remainingItemCount` for unfiltered lists).
+        None => {
+            collect::list_pods_filtered(client, scope, &ListQuery::default(), |_| None::<()>)
+                .await?
+                .1
+        }
+    };
     Ok((failing, seen))
 }
 
@@ -526,5 +663,227 @@ pub async fn run(client: &Client, scope: &Scope) -> anyhow::Result<Assessment> {
         }
     }
     let groups = group(&failing, &owners, &replicas, Utc::now());
-    Ok(assess(seen, &failing, groups))
+    Ok(assess(scope, seen, &failing, groups))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(ns: &str, name: &str, owner: &str, images: &[&str]) -> FailingPod {
+        FailingPod {
+            namespace: ns.into(),
+            name: name.into(),
+            owner: Some(OwnerRef {
+                kind: "ReplicaSet".into(),
+                name: format!("{owner}-7d9f"),
+                controller: Some(true),
+            }),
+            node: Some("node-1".into()),
+            pull_secrets: vec!["regcred".into()],
+            service_account: None,
+            since: None,
+            containers: images
+                .iter()
+                .enumerate()
+                .map(|(i, image)| FailingContainer {
+                    name: format!("c{i}"),
+                    image: (*image).into(),
+                    init: false,
+                    reason: "ImagePullBackOff".into(),
+                    message: "Back-off pulling image".into(),
+                    events: Vec::new(),
+                })
+                .collect(),
+        }
+    }
+
+    fn owners(pods: &[FailingPod]) -> BTreeMap<(String, String, String), Workload> {
+        pods.iter()
+            .filter_map(|p| {
+                let o = p.owner.as_ref()?;
+                Some((
+                    (p.namespace.clone(), o.kind.clone(), o.name.clone()),
+                    Workload {
+                        kind: "Deployment".into(),
+                        namespace: p.namespace.clone(),
+                        name: o.name.trim_end_matches("-7d9f").into(),
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    fn assessment(scope: &Scope, server_count: usize, pods: &[FailingPod]) -> Assessment {
+        let groups = group(pods, &owners(pods), &BTreeMap::new(), Utc::now());
+        assess(scope, server_count, pods, groups)
+    }
+
+    /// The invariants every scan holds, whatever the cluster said.
+    fn check_invariants(a: &Assessment) {
+        let s = &a.scanned;
+        assert!(s.failing_pods <= s.pods_seen, "{s:?}");
+        let pods: BTreeSet<(&str, &str)> = a
+            .groups
+            .iter()
+            .flat_map(|g| {
+                g.pods
+                    .iter()
+                    .map(|p| (g.workload.namespace.as_str(), p.as_str()))
+            })
+            .collect();
+        assert_eq!(
+            pods.len(),
+            s.failing_pods,
+            "the groups hold every failing pod once"
+        );
+        let workloads: BTreeSet<&Workload> = a.groups.iter().map(|g| &g.workload).collect();
+        assert_eq!(workloads.len(), s.failing_workloads);
+        let namespaces: BTreeSet<&str> = a
+            .groups
+            .iter()
+            .map(|g| g.workload.namespace.as_str())
+            .collect();
+        assert_eq!(namespaces.into_iter().collect::<Vec<_>>(), s.namespaces);
+        for g in &a.groups {
+            assert_eq!(g.failing_pods, g.pods.len(), "{g:?}");
+        }
+    }
+
+    #[test]
+    fn counts_hold_when_the_server_undercounts_and_lists_overlap() {
+        let pods = vec![
+            pod("shop", "checkout-a", "checkout", &["r/checkout:v2"]),
+            pod("shop-b", "checkout-b", "checkout", &["r/checkout:v2"]),
+            pod("shop-c", "checkout-c", "checkout", &["r/checkout:v2"]),
+            // The same pod from both lists (it turned Running in between).
+            pod("shop-c", "checkout-c", "checkout", &["r/checkout:v2"]),
+        ];
+        // The server said 1 (the old `3 pod(s) of 1 scanned`).
+        let a = assessment(&Scope::All, 1, &pods);
+        check_invariants(&a);
+        assert_eq!(a.scanned.failing_pods, 3);
+        assert_eq!(a.scanned.pods_seen, 3);
+        assert_eq!(a.scanned.failing_workloads, 3);
+        assert_eq!(a.scanned.namespaces, ["shop", "shop-b", "shop-c"]);
+        assert!(a.scanned.scope.all_namespaces);
+        let group_sum: usize = a.groups.iter().map(|g| g.failing_pods).sum();
+        assert_eq!(group_sum, a.scanned.failing_pods);
+    }
+
+    #[test]
+    fn a_pod_failing_on_two_images_counts_once_at_the_top() {
+        let pods = vec![
+            pod("shop", "web-a", "web", &["r/web:1", "r/sidecar:9"]),
+            pod("shop", "web-b", "web", &["r/web:1"]),
+        ];
+        let a = assessment(&Scope::Namespace("shop".into()), 10, &pods);
+        check_invariants(&a);
+        assert_eq!(a.groups.len(), 2, "one group per image");
+        assert_eq!(a.scanned.failing_pods, 2);
+        assert_eq!(a.scanned.failing_workloads, 1);
+        assert_eq!(a.scanned.pods_seen, 10);
+        assert_eq!(a.scanned.scope.describe(), "namespace shop");
+    }
+
+    #[test]
+    fn nothing_failing_still_names_the_scope() {
+        let a = assessment(&Scope::Namespace("default".into()), 0, &[]);
+        check_invariants(&a);
+        let mut text = Vec::new();
+        crate::render::scan_text(&mut text, &a, &crate::render::Palette::new(false)).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.starts_with(
+                "ok: no pod is failing to pull its image (0 pods scanned in namespace default)\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("-A looks in every namespace"), "{text}");
+        let a = assessment(&Scope::All, 12, &[]);
+        let mut text = Vec::new();
+        crate::render::scan_text(&mut text, &a, &crate::render::Palette::new(false)).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert_eq!(
+            text,
+            "ok: no pod is failing to pull its image (12 pods scanned in all namespaces)\n"
+        );
+    }
+
+    /// The text summary and `-o json` say the same numbers.
+    #[test]
+    fn text_and_json_agree() {
+        let pods = vec![
+            pod("shop", "checkout-a", "checkout", &["r/checkout:v2"]),
+            pod("shop", "checkout-b", "checkout", &["r/checkout:v2"]),
+            pod("shop-b", "api-a", "api", &["r/api:v1"]),
+        ];
+        let a = assessment(&Scope::All, 40, &pods);
+        check_invariants(&a);
+        let mut text = Vec::new();
+        crate::render::scan_text(&mut text, &a, &crate::render::Palette::new(false)).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        let mut json = Vec::new();
+        crate::render::structured(&mut json, crate::render::Format::Json, "Scan", &a).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        let summary = format!(
+            "{} failing workload(s), {} failing pod(s) of {} pods scanned in all namespaces; failures in {} namespace(s): shop, shop-b",
+            v["failing_workloads"],
+            v["failing_pods"],
+            v["pods_seen"],
+            v["namespaces"].as_array().unwrap().len()
+        );
+        assert!(text.contains(&summary), "{summary}\n{text}");
+        assert_eq!(v["scope"]["all_namespaces"], true);
+        assert_eq!(v["failing_pods"], 3);
+        assert_eq!(v["failing_workloads"], 2);
+        let group_sum: u64 = v["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["failing_pods"].as_u64().unwrap())
+            .sum();
+        assert_eq!(group_sum, 3);
+    }
+
+    #[test]
+    fn wide_and_name_outputs() {
+        let mut p = pod("shop", "checkout-a", "checkout", &["r/checkout:v2"]);
+        p.pull_secrets.clear();
+        p.service_account = Some("checkout".into());
+        let a = assessment(&Scope::Namespace("shop".into()), 4, &[p]);
+        let mut text = Vec::new();
+        crate::render::scan_wide(&mut text, &a, &crate::render::Palette::new(false)).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        let header = text.lines().next().unwrap();
+        for col in ["REASON", "PODS", "NODES", "PULL SECRETS"] {
+            assert!(header.contains(col), "{text}");
+        }
+        let row = text.lines().nth(1).unwrap();
+        assert!(
+            row.contains("ImagePullBackOff") && row.contains("node-1"),
+            "{row}"
+        );
+        assert!(row.ends_with("(sa checkout)"), "{row}");
+        let mut names = Vec::new();
+        crate::render::names(&mut names, a.groups.iter().map(|g| &g.workload)).unwrap();
+        assert_eq!(
+            String::from_utf8(names).unwrap(),
+            "deployment.apps/checkout\n"
+        );
+        for (kind, want) in [
+            ("StatefulSet", "statefulset.apps/x"),
+            ("DaemonSet", "daemonset.apps/x"),
+            ("CronJob", "cronjob.batch/x"),
+            ("Job", "job.batch/x"),
+            ("Pod", "pod/x"),
+        ] {
+            let w = Workload {
+                kind: kind.into(),
+                namespace: "n".into(),
+                name: "x".into(),
+            };
+            assert_eq!(w.kubectl_name(), want);
+        }
+    }
 }

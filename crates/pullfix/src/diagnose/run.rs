@@ -50,6 +50,10 @@ pub struct Report {
     pub refresh_jobs: Vec<RefreshJob>,
     /// The same registry's pull secrets in other namespaces.
     pub other_namespaces: Vec<OtherSecret>,
+    /// What the scan behind the diagnosis looked at (the namespaces, the
+    /// pods counted).
+    #[serde(flatten)]
+    pub scanned: crate::scan::Scanned,
 }
 
 /// A CronJob that looks like it refreshes a pull secret.
@@ -208,6 +212,7 @@ pub async fn run(
             notes: assessment.notes,
             refresh_jobs: Vec::new(),
             other_namespaces: Vec::new(),
+            scanned: assessment.scanned,
         });
     }
     let prober = if opts.probe {
@@ -275,6 +280,7 @@ pub async fn run(
         notes: assessment.notes,
         refresh_jobs,
         other_namespaces,
+        scanned: assessment.scanned,
     })
 }
 

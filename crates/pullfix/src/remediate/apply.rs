@@ -1390,7 +1390,7 @@ fn secret_diff(
     });
     match old_cred {
         Some(o) => lines.push(format!(
-            "~ auths[{server}]: {}, password <redacted> ({})",
+            "~ auths[{server}]: {}, password {} (not shown)",
             if o.username == cred.username {
                 format!("username {} (unchanged)", cred.username)
             } else {
@@ -1403,7 +1403,7 @@ fn secret_diff(
             }
         )),
         None => lines.push(format!(
-            "+ auths[{server}]: username {}, password <redacted>",
+            "+ auths[{server}]: username {}, password (not shown)",
             cred.username
         )),
     }
@@ -1523,7 +1523,7 @@ mod tests {
             !shown.contains("n3w-s3cret") && !shown.contains("old\""),
             "{shown}"
         );
-        assert!(shown.contains("password <redacted> (changed)"), "{shown}");
+        assert!(shown.contains("password changed (not shown)"), "{shown}");
         // A field is shown as changing only when it does.
         assert!(shown.contains("username u (unchanged)"), "{shown}");
         assert!(!shown.contains("u → u"), "{shown}");

@@ -28,6 +28,8 @@ use crate::scan::{self, Workload};
 #[derive(Debug, Clone)]
 pub struct FixOptions {
     pub dry_run: bool,
+    /// `--no-probe`: the diagnosis reads the cluster only.
+    pub no_probe: bool,
     pub timeout: Duration,
     pub report: Option<PathBuf>,
     pub creds: CredentialFlags,
@@ -283,7 +285,7 @@ impl<'a> Flow<'a> {
             ns,
             target,
             diag_opts: diagnose::Options {
-                probe: true,
+                probe: !opts.no_probe,
                 probe_timeout: opts.probe_timeout,
                 registry_hosts: opts.registry_hosts.clone(),
             },

@@ -78,7 +78,9 @@ pub(crate) fn escalations(incident: &Incident, now: DateTime<Utc>) -> Vec<Escala
 /// - the registry looks down: the node could not reach it, or it answered
 ///   5xx, and pullfix's own probe failed the same way → [`PAGE_PLATFORM`],
 ///   once per registry host;
-/// - the failures span [`SCOPE_NAMESPACES`] namespaces or more, or a scan
+/// - the failures the engineer cannot fix from the cluster (not a
+///   credential or an image reference) span [`SCOPE_NAMESPACES`]
+///   namespaces or more, or a scan
 ///   note says "possible registry outage" → a cluster-wide page to
 ///   [`PAGE_PLATFORM`].
 ///
@@ -181,9 +183,16 @@ pub(crate) fn escalations_with_notes(
         });
     }
 
-    // Scope expanding across namespaces.
+    // Scope expanding across namespaces: failures the on-call engineer
+    // cannot fix from here (the same stale secret or a bad tag in several
+    // namespaces is theirs to fix, and the guided fix plans it).
     let mut namespaces: Vec<&str> = Vec::new();
-    for f in incident.findings.iter().chain(&incident.remaining) {
+    for f in incident
+        .findings
+        .iter()
+        .chain(&incident.remaining)
+        .filter(|f| !fixable_here(f.cause))
+    {
         if !namespaces.contains(&f.namespace.as_str()) {
             namespaces.push(&f.namespace);
         }
@@ -623,6 +632,21 @@ fn tried(incident: &Incident) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Causes the engineer fixes in the cluster with the guided fix (a
+/// credential, an image reference): not a reason to page anyone by
+/// themselves, however many namespaces they span.
+fn fixable_here(cause: Cause) -> bool {
+    matches!(
+        cause,
+        Cause::CredentialsMissing
+            | Cause::CredentialsRejected
+            | Cause::CredentialsExpired
+            | Cause::ImageNotFound
+            | Cause::WrongRegistry
+            | Cause::InvalidImageName
+    )
 }
 
 fn first_line(s: &str) -> &str {
@@ -1342,9 +1366,9 @@ mod tests {
         let img = "registry.example.com/shop/checkout:1.0";
         let inc = incident(
             vec![
-                finding("shop", "checkout", Cause::CredentialsRejected, img),
-                finding("billing", "invoices", Cause::CredentialsRejected, img),
-                finding("search", "indexer", Cause::CredentialsRejected, img),
+                finding("shop", "checkout", Cause::AccessDenied, img),
+                finding("billing", "invoices", Cause::AccessDenied, img),
+                finding("search", "indexer", Cause::AccessDenied, img),
             ],
             false,
         );
@@ -1353,6 +1377,22 @@ mod tests {
         assert!(e[0].reason.contains("3 namespaces (shop, billing, search)"));
         assert!(e[0].message.starts_with("Cluster-wide ImagePullBackOff"));
         assert!(e[0].message.contains("registry.example.com"));
+    }
+
+    /// The same stale secret in three namespaces (`stale-secret-many-namespaces`)
+    /// is the engineer's to fix: no cluster-wide page, no "outage".
+    #[test]
+    fn the_same_stale_secret_in_three_namespaces_pages_nobody() {
+        let img = "registry.example.com/shop/checkout:1.0";
+        let inc = incident(
+            vec![
+                finding("shop", "checkout", Cause::CredentialsRejected, img),
+                finding("shop-b", "checkout", Cause::CredentialsRejected, img),
+                finding("shop-c", "checkout", Cause::CredentialsRejected, img),
+            ],
+            false,
+        );
+        assert!(escalations(&inc, t(8, 25, 0)).is_empty());
     }
 
     #[test]

@@ -800,13 +800,22 @@ impl State {
         let rv = self.store.rv();
         let mut items: Vec<&Arc<Value>> = Vec::new();
         let mut more = false;
+        // As kube-apiserver: how many items the next pages hold, for lists
+        // without a selector.
+        let counted = req.param("labelSelector").is_none_or(str::is_empty)
+            && req.param("fieldSelector").is_none_or(str::is_empty);
+        let mut remaining = 0u64;
         for o in self.store.list(&def.key(), sel.namespace.as_deref(), after) {
             if !sel.matches(o) {
                 continue;
             }
             if limit.is_some_and(|l| items.len() as u64 >= l) {
                 more = true;
-                break;
+                if !counted {
+                    break;
+                }
+                remaining += 1;
+                continue;
             }
             items.push(o);
         }
@@ -820,6 +829,9 @@ impl State {
         let mut metadata = json!({"resourceVersion": rv.to_string()});
         if let Some(c) = &continue_token {
             metadata["continue"] = json!(c);
+            if counted {
+                metadata["remainingItemCount"] = json!(remaining);
+            }
         }
         if req.wants_table() {
             let values: Vec<Value> = items.iter().map(|o| (***o).clone()).collect();

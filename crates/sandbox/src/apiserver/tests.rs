@@ -494,6 +494,18 @@ async fn selectors_and_pagination() {
 
     let mut names = Vec::new();
     let mut lp = ListParams::default().limit(2);
+    // As kube-apiserver: an unfiltered page says how many items follow.
+    let first = pods.list(&lp).await.expect("page");
+    assert_eq!(first.metadata.remaining_item_count, Some(3));
+    let filtered = pods
+        .list(
+            &ListParams::default()
+                .limit(2)
+                .fields("status.phase!=Running"),
+        )
+        .await
+        .expect("filtered page");
+    assert_eq!(filtered.metadata.remaining_item_count, None);
     loop {
         let page = pods.list(&lp).await.expect("page");
         assert!(page.items.len() <= 2);
