@@ -67,7 +67,17 @@ fn fix_ok(ns: &str, target: &str, extra: &[&str]) -> String {
     let out = pullfix_in(&args, &password(), &[]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "fix {target} -n {ns}:\n{t}");
-    assert!(t.contains("no pod in ImagePullBackOff: resolved in"), "{t}");
+    assert!(
+        t.contains("resolved: every workload this run diagnosed or changed is verified healthy"),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!(
+            "✔ {target} -n {ns}: {n}/{n} ready, no pod in ImagePullBackOff",
+            n = ready(ns, target.trim_start_matches("deploy/")).1
+        )),
+        "one line per workload: {t}"
+    );
     assert!(
         !t.contains(&env("PULLFIX_LAB_REGISTRY_PASSWORD")),
         "the password leaked into the output"
@@ -193,9 +203,13 @@ fn a_bad_new_credential_is_refused_before_it_is_written() {
     assert!(t.contains("does not work against"), "{t}");
     assert!(t.contains("the secret was not changed"), "{t}");
     assert!(
-        t.contains("skipped: the secret was not changed, so this would not help"),
+        t.contains(&format!(
+            "skipped: depends on 'update pull secret {ns}/regcred for "
+        )),
         "restart skipped: {t}"
     );
+    // A rejected credential is the user's to correct: no page.
+    assert!(!t.contains("escalate: page"), "{t}");
     assert_eq!(
         json(&["get", "secret", "regcred", "-n", &ns])["data"].to_string(),
         before
@@ -693,7 +707,7 @@ fn no_argument_flow_scans_picks_and_fixes() {
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(t.contains("Step 0 — quick assessment"), "{t}");
-    assert!(t.contains("resolved in"), "{t}");
+    assert!(t.contains("resolved: every workload"), "{t}");
     // -o json carries the incident on stdout.
     let out = pullfix_in(&["fix", "-n", &ns, "-o", "json"], "", &[]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);

@@ -9,6 +9,9 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "sandbox_plan.rs"]
+mod plan;
+
 struct KillOnDrop(Option<std::process::Child>);
 
 impl Drop for KillOnDrop {

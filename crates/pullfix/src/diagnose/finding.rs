@@ -76,6 +76,9 @@ pub struct Finding {
     pub workload: Option<Workload>,
     pub pod: String,
     pub pods: Vec<String>,
+    /// The ServiceAccount the pods run as (where `fix` attaches a pull
+    /// secret with `--attach-to service-account`).
+    pub service_account: String,
     pub container: String,
     pub init_container: bool,
     pub image: String,
@@ -342,27 +345,6 @@ pub(crate) fn next_steps(
 ) -> Vec<Step> {
     let ns = &ctx.namespace;
     let target = ctx.workload.as_ref().map(Workload::target);
-    let restart = |t: &Option<String>| {
-        t.as_ref()
-            .filter(|t| {
-                !t.starts_with("pod/") && !t.starts_with("job/") && !t.starts_with("cronjob/")
-            })
-            .map(|t| {
-                step(
-                    "restart so new pods pull now (pods in backoff wait up to 5 minutes otherwise)",
-                    Some(format!("kubectl rollout restart {t} -n {ns}")),
-                )
-            })
-    };
-    let registry = image.map(|i| i.domain.clone()).unwrap_or_default();
-    let secret_name = secrets
-        .first()
-        .map_or("regcred".to_string(), |s| s.name.clone());
-    // The username the secret holds now (only the password is asked for).
-    let user = secrets
-        .iter()
-        .find_map(|s| s.username.clone().filter(|u| !u.is_empty()))
-        .unwrap_or_else(|| "<user>".into());
     let mut steps = Vec::new();
     match cause {
         Cause::ImageNotFound => {
@@ -395,39 +377,9 @@ pub(crate) fn next_steps(
                 ));
             }
         }
-        Cause::CredentialsMissing => {
-            let problem_types: Vec<&Problem> = secrets.iter().flat_map(|s| &s.problems).collect();
-            if problem_types.iter().any(|p| matches!(p, Problem::WrongType { .. })) {
-                steps.push(step("the secret has the wrong type: recreate it as a docker-registry secret", Some(format!("kubectl delete secret {secret_name} -n {ns}"))));
-            }
-            steps.push(step(
-                "create (or replace) the pull secret with working credentials",
-                Some(format!("kubectl create secret docker-registry {secret_name} --docker-server={registry} --docker-username={user} --docker-password=<password> -n {ns} --dry-run=client -o yaml | kubectl apply -f -")),
-            ));
-            if secrets.iter().all(|s| s.problems.contains(&Problem::Missing)) || secrets.is_empty() {
-                steps.push(step(
-                    "attach it to the ServiceAccount the pods run as (or to the pod template's imagePullSecrets)",
-                    Some(format!("kubectl patch serviceaccount default -n {ns} -p '{{\"imagePullSecrets\":[{{\"name\":\"{secret_name}\"}}]}}'")),
-                ));
-            }
-            steps.extend(restart(&target));
-        }
-        Cause::CredentialsRejected => {
-            steps.push(step(
-                format!("the registry rejects `{secret_name}`: get the current password (was it rotated?) and test it before updating"),
-                Some(format!("kubectl create secret docker-registry {secret_name} --docker-server={registry} --docker-username={user} --docker-password=<password> -n {ns} --dry-run=client -o yaml | kubectl apply -f -")),
-            ));
-            steps.extend(restart(&target));
-        }
-        Cause::CredentialsExpired => {
-            let region = crate::diagnose::secrets::ecr_region(&registry).unwrap_or_else(|| "<region>".into());
-            steps.push(step(
-                "refresh the ECR token (valid 12 hours) into the secret",
-                Some(format!("kubectl create secret docker-registry {secret_name} --docker-server={registry} --docker-username=AWS --docker-password=\"$(aws ecr get-login-password --region {region})\" -n {ns} --dry-run=client -o yaml | kubectl apply -f -")),
-            ));
-            steps.extend(restart(&target));
-            steps.push(step("then fix what should have refreshed it (the refresh CronJob, or move to IRSA / the kubelet credential provider)", Some(format!("kubectl get cronjobs -n {ns}"))));
-        }
+        // Rendered from the plan `fix` runs (`remediate::plan::advice`),
+        // once the other namespaces' copies of the secret are known.
+        Cause::CredentialsMissing | Cause::CredentialsRejected | Cause::CredentialsExpired => {}
         Cause::AccessDenied => steps.push(step(
             "the credential is valid but may not pull this repository: grant pull access in the registry (IAM policy, project membership, robot account scope)",
             None,

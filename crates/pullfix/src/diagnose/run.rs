@@ -275,6 +275,13 @@ pub async fn run(
         &mut warnings,
     )
     .await;
+    // The next steps of a cause `fix` can act on are its plan, rendered
+    // from the same facts (the other namespaces' copies included).
+    for f in &mut findings {
+        if let Some(steps) = crate::remediate::plan::advice(f, &other_namespaces) {
+            f.next_steps = steps;
+        }
+    }
     warnings.sort();
     warnings.dedup();
     Ok(Report {
@@ -465,6 +472,12 @@ async fn diagnose_group(
             workload: Some(g.workload.clone()).filter(|w| w.kind != "Pod"),
             pod: pe.pod_name,
             pods: g.pods.clone(),
+            service_account: pe
+                .pod
+                .spec
+                .service_account_name
+                .clone()
+                .unwrap_or_else(|| "default".into()),
             container: pe.container,
             init_container: pe.init,
             image: g.image.clone(),

@@ -29,7 +29,7 @@ use crate::diagnose::secrets::Problem;
 use crate::probe::Prober;
 use crate::registry::keyring::{Credential, DOCKERCONFIGJSON, decode_auth, normalize_key};
 use crate::registry::reference::ImageRef;
-use crate::remediate::plan::{Action, PlannedStep};
+use crate::remediate::plan::{self, Action, CommandFacts, PlannedStep};
 use crate::remediate::prompt::{Answer, Prompter};
 use crate::remediate::{Outcome, StepRecord};
 use crate::scan::Workload;
@@ -502,23 +502,39 @@ impl Executor<'_> {
             .cloned()
             .unwrap_or_default();
         if list.iter().any(|s| s["name"] == secret) {
-            return Err(Outcome::Skipped {
-                reason: format!("{secret} is already attached"),
+            return Err(Outcome::Unchanged {
+                detail: format!("{secret} is already attached"),
             });
         }
+        let before: Vec<String> = list
+            .iter()
+            .filter_map(|s| s["name"].as_str().map(str::to_string))
+            .collect();
         list.push(json!({"name": secret}));
-        let names: Vec<&str> = list.iter().filter_map(|s| s["name"].as_str()).collect();
+        let kubectl = plan::commands(
+            &Action::AttachToServiceAccount {
+                namespace: namespace.to_string(),
+                service_account: service_account.to_string(),
+                secret: secret.to_string(),
+            },
+            &CommandFacts {
+                username: None,
+                service_account_secrets: &before,
+            },
+        );
         Ok(Change {
             title: title.to_string(),
             diff: vec![format!(
                 "imagePullSecrets: [{}] → [{}]",
-                names[..names.len() - 1].join(", "),
-                names.join(", ")
+                before.join(", "),
+                before
+                    .iter()
+                    .map(String::as_str)
+                    .chain([secret])
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )],
-            kubectl: vec![format!(
-                "kubectl patch serviceaccount {service_account} -n {namespace} -p '{}'",
-                json!({"imagePullSecrets": list})
-            )],
+            kubectl,
             requests: vec![Request {
                 target,
                 write: Write::MergePatch(
@@ -546,8 +562,8 @@ impl Executor<'_> {
             .filter_map(|s| s["name"].as_str().map(str::to_string))
             .collect();
         if existing.contains(secret) {
-            return Err(Outcome::Skipped {
-                reason: format!("{secret} is already in the pod template"),
+            return Err(Outcome::Unchanged {
+                detail: format!("{secret} is already in the pod template"),
             });
         }
         let patch =
@@ -562,11 +578,10 @@ impl Executor<'_> {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let kubectl = format!(
-            "kubectl patch {} -n {} -p '{patch}'",
-            workload.target(),
-            workload.namespace
-        );
+        let kubectl = command(&Action::AttachToWorkload {
+            workload: workload.clone(),
+            secret: secret.clone(),
+        });
         Ok(workload_change(
             title, target, current, patch, true, diff, kubectl,
         ))
@@ -620,11 +635,11 @@ impl Executor<'_> {
         let body =
             json!({"spec": {"template": {"spec": {key: [{"name": container, "image": image}]}}}});
         let diff = format!("{key}[{container}].image: {old} → {image}");
-        let kubectl = format!(
-            "kubectl set image {} {container}={image} -n {}",
-            workload.target(),
-            workload.namespace
-        );
+        let kubectl = command(&Action::SetImage {
+            workload: workload.clone(),
+            container: container.to_string(),
+            image: image.to_string(),
+        });
         Ok(workload_change(
             title, target, current, body, true, diff, kubectl,
         ))
@@ -651,11 +666,9 @@ impl Executor<'_> {
         let body = json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": at}}}}});
         let diff =
             format!("spec.template.metadata.annotations[kubectl.kubernetes.io/restartedAt]: {at}");
-        let kubectl = format!(
-            "kubectl rollout restart {} -n {}",
-            workload.target(),
-            workload.namespace
-        );
+        let kubectl = command(&Action::Restart {
+            workload: workload.clone(),
+        });
         // Like kubectl's restart: not pinned to a resourceVersion.
         Ok(workload_change(
             title, target, current, body, false, diff, kubectl,
@@ -679,7 +692,13 @@ impl Executor<'_> {
         Ok(Change {
             title: title.to_string(),
             diff: vec![format!("pod {namespace}/{pod}: deleted")],
-            kubectl: vec![format!("kubectl delete pod {pod} -n {namespace}")],
+            kubectl: plan::commands(
+                &Action::DeleteBarePod {
+                    namespace: namespace.to_string(),
+                    pod: pod.to_string(),
+                },
+                &CommandFacts::default(),
+            ),
             requests: vec![Request {
                 target,
                 write: preconditioned_delete(&current),
@@ -713,7 +732,10 @@ impl Executor<'_> {
 
     /// Finds a credential for `image`, from the flags, ECR, another
     /// namespace's secret that tests valid, or the terminal; tests it against
-    /// the registry before returning it.
+    /// the registry before returning it. A credential the registry rejects
+    /// is the user's to correct, not an outage: typed at the terminal it can
+    /// be typed again ([`TYPING_TRIES`] tries), and in the end the step is
+    /// skipped, not failed.
     async fn credential(
         &mut self,
         image: &ImageRef,
@@ -745,7 +767,7 @@ impl Executor<'_> {
             }
         }
         if candidates.is_empty() && self.prompter.interactive() {
-            candidates.extend(self.typed_credential(image, f).map_err(failed)?);
+            return self.typed_until_it_works(image, f).await;
         }
         if candidates.is_empty() {
             return Err(Outcome::Skipped {
@@ -756,7 +778,7 @@ impl Executor<'_> {
     }
 
     /// The credentials the flags give (`--username`/`--password-stdin`,
-    /// `--from-docker-config`, `--from-secret`).
+    /// `--from-docker-config`, `--from-secret`), each with where it came from.
     async fn flag_credentials(
         &self,
         image: &ImageRef,
@@ -765,13 +787,16 @@ impl Executor<'_> {
         if let (Some(u), Some(p)) = (&self.creds.username, &self.creds.password) {
             candidates.push((
                 Credential::new(u.clone(), secrecy::ExposeSecret::expose_secret(p)),
-                "--username/--password-stdin".into(),
+                "the credential from --username/--password-stdin".into(),
             ));
         }
         if let Some(path) = &self.creds.docker_config {
             candidates.push((
                 docker_config_credential(path, image)?,
-                format!("--from-docker-config {}", path.display()),
+                format!(
+                    "the credential from --from-docker-config {}",
+                    path.display()
+                ),
             ));
         }
         if let Some(src) = &self.creds.from_secret {
@@ -786,63 +811,147 @@ impl Executor<'_> {
                 secret_credential(&v, image).with_context(|| {
                     format!("secret {src} has no credential for {}", image.domain)
                 })?,
-                format!("secret {src}"),
+                format!("the credential in secret {src}"),
             ));
         }
         Ok(candidates)
     }
 
-    /// A credential typed at the terminal.
+    /// A credential typed at the terminal; `None` when none was given.
     fn typed_credential(
         &mut self,
         image: &ImageRef,
-        f: &Finding,
-    ) -> anyhow::Result<Option<(Credential, String)>> {
-        let current_user = f.secrets.iter().find_map(|s| s.username.clone());
-        let user = self.prompter.text(
-            &format!("  username for {}", image.domain),
-            current_user.as_deref(),
-        )?;
+        username: Option<&str>,
+    ) -> anyhow::Result<Option<Credential>> {
+        let user = self
+            .prompter
+            .text(&format!("  username for {}", image.domain), username)?;
+        let Some(user) = user else {
+            return Ok(None);
+        };
         let pass = self.prompter.secret(&format!(
             "  password or token for {} (hidden)",
             image.domain
         ))?;
-        Ok(match (user, pass) {
-            (Some(u), Some(p)) => Some((Credential::new(u, p), "typed at the terminal".into())),
-            _ => None,
-        })
+        Ok(pass.map(|p| Credential::new(user, p)))
     }
 
-    /// The first candidate the registry accepts for the image.
+    /// Asks for a credential until the registry accepts one, up to
+    /// [`TYPING_TRIES`] times (a mistyped password is typed again).
+    async fn typed_until_it_works(
+        &mut self,
+        image: &ImageRef,
+        f: &Finding,
+    ) -> Result<Credential, Outcome> {
+        let mut username = f.secrets.iter().find_map(|s| s.username.clone());
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let Some(cred) = self
+                .typed_credential(image, username.as_deref())
+                .map_err(failed)?
+            else {
+                return Err(Outcome::Skipped {
+                    reason: "no credential was typed; the secret was not changed".into(),
+                });
+            };
+            username = Some(cred.username.clone());
+            match self
+                .test_credential(image, &cred, "the credential typed at the terminal")
+                .await
+            {
+                Ok(()) => return Ok(cred),
+                Err(r) if r.rejected && tries < TYPING_TRIES => self.say(format!(
+                    "  type it again ({} tr{} left)",
+                    TYPING_TRIES - tries,
+                    if TYPING_TRIES - tries == 1 {
+                        "y"
+                    } else {
+                        "ies"
+                    }
+                )),
+                Err(r) if r.rejected => {
+                    return Err(Outcome::Skipped {
+                        reason: format!(
+                            "the registry rejected the credential typed {TYPING_TRIES} times; the secret was not changed — check the user name, get the current password or token from whoever owns the registry account, then run pullfix again"
+                        ),
+                    });
+                }
+                Err(r) => {
+                    return Err(Outcome::Failed {
+                        error: format!("{}; the secret was not changed", r.text),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Tests a credential against the registry (the image must resolve);
+    /// says the result either way.
+    async fn test_credential(
+        &mut self,
+        image: &ImageRef,
+        cred: &Credential,
+        source: &str,
+    ) -> Result<(), Untested> {
+        let probe = self.prober.probe(image, Some(cred), "amd64").await;
+        match &probe.with_credential {
+            Some(a) if a.ok() => {
+                self.say(format!(
+                    "  {source} (user `{}`): tested against {}: the image resolves",
+                    cred.username, image.domain
+                ));
+                Ok(())
+            }
+            a => {
+                let rejected = matches!(
+                    a,
+                    Some(crate::probe::Attempt::Failed {
+                        status: Some(401 | 403),
+                        ..
+                    })
+                );
+                let text = format!(
+                    "{source} (user `{}`) does not work against {}: {}",
+                    cred.username,
+                    image.domain,
+                    probe
+                        .failure
+                        .as_ref()
+                        .map(crate::probe::describe_failure)
+                        .unwrap_or_else(|| "no answer".into())
+                );
+                self.say(format!("  ✘ {text}"));
+                Err(Untested { rejected, text })
+            }
+        }
+    }
+
+    /// The first candidate the registry accepts for the image. When none
+    /// works: skipped if the registry rejected the last one (the user can
+    /// give the right one), failed if it could not be tested.
     async fn first_working(
         &mut self,
         image: &ImageRef,
         candidates: Vec<(Credential, String)>,
     ) -> Result<Credential, Outcome> {
-        let mut last = String::new();
+        let mut last = None;
         for (cred, source) in candidates {
-            let probe = self.prober.probe(image, Some(&cred), "amd64").await;
-            match &probe.with_credential {
-                Some(a) if a.ok() => {
-                    self.say(format!("  credential from {source} (user `{}`): tested against {}: the image resolves", cred.username, image.domain));
-                    return Ok(cred);
-                }
-                _ => {
-                    last = format!(
-                        "the credential from {source} does not work against {}: {}",
-                        image.domain,
-                        probe
-                            .failure
-                            .as_ref()
-                            .map(crate::probe::describe_failure)
-                            .unwrap_or_else(|| "no answer".into())
-                    );
-                    self.say(format!("  {last}"));
-                }
+            match self.test_credential(image, &cred, &source).await {
+                Ok(()) => return Ok(cred),
+                Err(r) => last = Some(r),
             }
         }
-        Err(Outcome::Failed {
-            error: format!("{last}; the secret was not changed"),
+        Err(match last {
+            Some(r) if r.rejected => Outcome::Skipped {
+                reason: "the registry rejected the credential given; the secret was not changed — give the current password or token (--password-stdin, --from-docker-config, --from-secret) and run again".into(),
+            },
+            Some(r) => Outcome::Failed {
+                error: format!("{}; the secret was not changed", r.text),
+            },
+            None => Outcome::Skipped {
+                reason: "no new credential; the secret was not changed".into(),
+            },
         })
     }
 
@@ -881,13 +990,24 @@ impl Executor<'_> {
                     .as_ref()
                     .is_some_and(crate::probe::Attempt::ok)
                 {
-                    out.push((c, format!("secret {sns}/{sname} (tests valid)")));
+                    out.push((c, format!("the credential in secret {sns}/{sname}")));
                     break;
                 }
             }
         }
         out
     }
+}
+
+/// How often a credential typed at the terminal may be typed again after
+/// the registry rejected it.
+const TYPING_TRIES: usize = 3;
+
+/// A credential that did not resolve the image: why (as said), and whether
+/// the registry answered with a rejection (401/403) rather than not at all.
+struct Untested {
+    rejected: bool,
+    text: String,
 }
 
 /// The outcome that stops a step when the answer is not yes.
@@ -935,6 +1055,11 @@ struct SecretTarget<'a> {
     server: &'a str,
     exists: bool,
     recreate: bool,
+}
+
+/// The one kubectl command of a workload step (from the plan's rendering).
+fn command(action: &Action) -> String {
+    plan::commands(action, &CommandFacts::default()).join(" && ")
 }
 
 /// A strategic-merge patch of a workload, backed up before it is applied.
@@ -990,6 +1115,7 @@ pub(crate) fn outcome_line(o: &Outcome) -> String {
         Outcome::Rehearsed { detail } => format!("✔ rehearsed: {detail}"),
         Outcome::Declined => "✘ declined: not applied".into(),
         Outcome::Skipped { reason } => format!("– skipped: {reason}"),
+        Outcome::Unchanged { detail } => format!("✔ unchanged: {detail}"),
         Outcome::NotPermitted { missing } => format!(
             "✘ not permitted: your identity lacks `{missing}`; ask for it or hand this step to someone who has it"
         ),
@@ -1067,14 +1193,22 @@ fn secret_change(
         wrong_keys,
         &same,
     );
-    let kubectl_create = format!(
-        "kubectl create secret docker-registry {name} --docker-server={server} --docker-username={} --docker-password=<password> -n {ns} --dry-run=client -o yaml | kubectl apply -f -",
-        cred.username
+    let kubectl = plan::commands(
+        &Action::WriteSecret {
+            namespace: ns.to_string(),
+            name: name.to_string(),
+            server: server.to_string(),
+            exists: current.is_some(),
+            recreate,
+        },
+        &CommandFacts {
+            username: Some(&cred.username),
+            service_account_secrets: &[],
+        },
     );
     let managed = current.and_then(|c| managed_note(c, ns, name));
     let mut requests = Vec::new();
     let mut backups = Vec::new();
-    let mut kubectl = Vec::new();
     match current {
         Some(cur) if !recreate => {
             let mut new = cur.clone();
@@ -1089,7 +1223,6 @@ fn secret_change(
                 Write::Replace(new),
             ));
             backups.push((cur.clone(), RestoreKind::Replace));
-            kubectl.push(kubectl_create);
         }
         Some(cur) => {
             requests.push(Request::new(
@@ -1109,8 +1242,6 @@ fn secret_change(
                 })),
             ));
             backups.push((cur.clone(), RestoreKind::ReplaceForce));
-            kubectl.push(format!("kubectl delete secret {name} -n {ns}"));
-            kubectl.push(kubectl_create);
         }
         None => {
             requests.push(Request::new(
@@ -1123,7 +1254,6 @@ fn secret_change(
                     "type": DOCKERCONFIGJSON, "data": {".dockerconfigjson": encoded},
                 })),
             ));
-            kubectl.push(kubectl_create);
         }
     }
     Change {
@@ -1260,9 +1390,12 @@ fn secret_diff(
     });
     match old_cred {
         Some(o) => lines.push(format!(
-            "~ auths[{server}]: username {} → {}, password <redacted> ({})",
-            o.username,
-            cred.username,
+            "~ auths[{server}]: {}, password {} (not shown)",
+            if o.username == cred.username {
+                format!("username {} (unchanged)", cred.username)
+            } else {
+                format!("username {} → {}", o.username, cred.username)
+            },
             if o.password() == cred.password() {
                 "unchanged"
             } else {
@@ -1270,7 +1403,7 @@ fn secret_diff(
             }
         )),
         None => lines.push(format!(
-            "+ auths[{server}]: username {}, password <redacted>",
+            "+ auths[{server}]: username {}, password (not shown)",
             cred.username
         )),
     }
@@ -1390,7 +1523,28 @@ mod tests {
             !shown.contains("n3w-s3cret") && !shown.contains("old\""),
             "{shown}"
         );
-        assert!(shown.contains("password <redacted> (changed)"), "{shown}");
+        assert!(shown.contains("password changed (not shown)"), "{shown}");
+        // A field is shown as changing only when it does.
+        assert!(shown.contains("username u (unchanged)"), "{shown}");
+        assert!(!shown.contains("u → u"), "{shown}");
+        let renamed = secret_change(
+            "shop",
+            "regcred",
+            "reg:5000",
+            &Credential::new("robot", "n3w-s3cret"),
+            Some(&cur),
+            false,
+            &[],
+            "t",
+        );
+        assert!(
+            renamed
+                .diff
+                .iter()
+                .any(|l| l.contains("username u → robot")),
+            "{:?}",
+            renamed.diff
+        );
         assert!(c.kubectl[0].contains("--docker-password=<password>"));
     }
 

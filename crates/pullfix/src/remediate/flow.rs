@@ -10,9 +10,7 @@ use anyhow::Context as _;
 use chrono::Utc;
 use kube::Client;
 
-use k8s_openapi::api::core::v1::Pod;
-
-use crate::api::{self, ObjectRef, Writable};
+use crate::api::{ObjectRef, Writable};
 use crate::collect::Scope;
 use crate::diagnose::finding::Finding;
 use crate::diagnose::run::{self as diagnose, Target};
@@ -21,7 +19,7 @@ use crate::remediate::apply::{CredentialFlags, Executor};
 use crate::remediate::plan::{self, Action, AttachTo, PlanOptions, PlannedStep};
 use crate::remediate::prompt::Prompter;
 use crate::remediate::report;
-use crate::remediate::verify::{Progress, RolloutState, wait_for_rollout};
+use crate::remediate::verify::{self, Progress, Readiness, RolloutState, wait_for_rollout};
 use crate::remediate::{Incident, Outcome};
 use crate::render::{self, Palette};
 use crate::scan::{self, Workload};
@@ -75,6 +73,7 @@ pub async fn run(
             incident.findings = report.findings.clone();
             incident.failing_since = failing_since(&report.findings);
         }
+        rounds.track(&report);
         // 3. Plan, and 4. apply each step.
         let applied = flow.fix(&report, &mut incident, &mut rounds).await?;
         if opts.dry_run || !applied.any {
@@ -86,6 +85,8 @@ pub async fn run(
     // 6. Verdict.
     flow.conclude(&mut incident, &mut rounds).await?;
     flow.summary(&incident, &rounds.scan_notes)?;
+    // Resolved only when every workload the run diagnosed, flagged or
+    // changed is verified healthy; otherwise the run has failures left.
     let code = if incident.resolved || incident.findings.is_empty() {
         crate::EXIT_OK
     } else {
@@ -191,6 +192,41 @@ struct Rounds {
     scan_notes: Vec<String>,
     last_findings: Vec<Finding>,
     changed_since_diagnosis: bool,
+    /// Every workload the run diagnosed, flagged (same stale secret in
+    /// another namespace) or changed: the verdict covers each of them.
+    tracked: Vec<Workload>,
+}
+
+impl Rounds {
+    /// Tracks what a diagnosis found and flagged.
+    fn track(&mut self, report: &diagnose::Report) {
+        for f in &report.findings {
+            self.track_workload(finding_workload(f));
+        }
+        for w in report
+            .other_namespaces
+            .iter()
+            .filter(|o| o.same_credential)
+            .flat_map(|o| &o.failing_workloads)
+        {
+            self.track_workload(w.clone());
+        }
+    }
+
+    fn track_workload(&mut self, w: Workload) {
+        if !self.tracked.contains(&w) {
+            self.tracked.push(w);
+        }
+    }
+}
+
+/// The workload a finding is about (its bare pod when it has no controller).
+fn finding_workload(f: &Finding) -> Workload {
+    f.workload.clone().unwrap_or_else(|| Workload {
+        kind: "Pod".into(),
+        namespace: f.namespace.clone(),
+        name: f.pod.clone(),
+    })
 }
 
 /// What one round's steps changed.
@@ -265,6 +301,7 @@ impl<'a> Flow<'a> {
             namespace: self.ns.clone(),
             findings: Vec::new(),
             remaining: Vec::new(),
+            workloads: Vec::new(),
             steps: Vec::new(),
             resolved: false,
             verdict: String::new(),
@@ -327,7 +364,6 @@ impl<'a> Flow<'a> {
     ) -> anyhow::Result<Applied> {
         let mut applied = Applied::default();
         for f in &report.findings {
-            let sa = service_account(self.client, f).await;
             let plan_opts = PlanOptions {
                 attach_to: self
                     .opts
@@ -335,7 +371,7 @@ impl<'a> Flow<'a> {
                     .or_else(|| choose_attach(self.executor.prompter, f)),
                 image: self.opts.image.clone(),
                 secret_name: self.opts.secret_name.clone(),
-                service_account: sa,
+                ..PlanOptions::for_finding(f)
             };
             let steps = plan::plan(f, &report.other_namespaces, &plan_opts);
             if steps.is_empty() {
@@ -368,9 +404,21 @@ impl<'a> Flow<'a> {
             ))
         )?;
         for (i, s) in steps.iter().enumerate() {
+            let after = if s.needs.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (after {})",
+                    s.needs
+                        .iter()
+                        .map(|n| (n + 1).to_string())
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                )
+            };
             writeln!(
                 out,
-                "  {}. {}{}",
+                "  {}. {}{after}{}",
                 i + 1,
                 s.title,
                 if s.destructive { " [destructive]" } else { "" }
@@ -379,8 +427,9 @@ impl<'a> Flow<'a> {
         Ok(())
     }
 
-    /// Each step, skipping what no longer makes sense once the secret
-    /// could not be written.
+    /// Each step in order; a step whose dependencies were declined,
+    /// skipped or failed is skipped with the reason (the same rule with or
+    /// without a terminal).
     async fn run_steps(
         &mut self,
         f: &Finding,
@@ -389,25 +438,16 @@ impl<'a> Flow<'a> {
         rounds: &mut Rounds,
         applied: &mut Applied,
     ) -> anyhow::Result<()> {
-        let mut secret_failed = false;
-        for s in steps {
-            if secret_failed
-                && matches!(
-                    s.action,
-                    Action::Restart { .. }
-                        | Action::UpdateOtherNamespaces { .. }
-                        | Action::DeleteBarePod { .. }
-                )
-            {
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; steps.len()];
+        for (i, s) in steps.iter().enumerate() {
+            let rec = if let Some(reason) = plan::blocked(steps, &outcomes, i) {
                 let rec = crate::remediate::StepRecord {
                     at: Utc::now(),
                     title: s.title.clone(),
                     command: None,
                     backup: None,
                     restore_command: None,
-                    outcome: Outcome::Skipped {
-                        reason: "the secret was not changed, so this would not help".into(),
-                    },
+                    outcome: Outcome::Skipped { reason },
                 };
                 writeln!(
                     self.executor.out,
@@ -415,25 +455,19 @@ impl<'a> Flow<'a> {
                     s.title,
                     crate::remediate::apply::outcome_line(&rec.outcome)
                 )?;
-                incident.steps.push(rec);
-                continue;
-            }
-            let rec = self.executor.execute(s, f).await;
+                rec
+            } else {
+                self.executor.execute(s, f).await
+            };
             if let Outcome::Applied { .. } = &rec.outcome {
                 applied.any = true;
                 rounds.changed_since_diagnosis = true;
                 if let Some(w) = touched_workload(&s.action) {
+                    rounds.track_workload(w.clone());
                     applied.workloads.push(w);
                 }
             }
-            if matches!(s.action, Action::WriteSecret { .. })
-                && !matches!(
-                    rec.outcome,
-                    Outcome::Applied { .. } | Outcome::Rehearsed { .. }
-                )
-            {
-                secret_failed = true;
-            }
+            outcomes[i] = Some(rec.outcome.clone());
             incident.steps.push(rec);
         }
         Ok(())
@@ -469,24 +503,71 @@ impl<'a> Flow<'a> {
         Ok(())
     }
 
-    /// What still fails (the last diagnosis when nothing changed since,
-    /// else a fresh one), and the verdict.
+    /// What still fails, for every workload the run diagnosed, flagged or
+    /// changed, in every namespace: the target's from the last diagnosis
+    /// when nothing changed since (else a fresh one), the other namespaces'
+    /// re-diagnosed now (after their rollouts); then the verdict.
     async fn conclude(
         &mut self,
         incident: &mut Incident,
         rounds: &mut Rounds,
     ) -> anyhow::Result<()> {
-        let remaining = if self.opts.dry_run || !rounds.changed_since_diagnosis {
+        let mut remaining = if self.opts.dry_run || !rounds.changed_since_diagnosis {
             std::mem::take(&mut rounds.last_findings)
         } else {
             diagnose::run(self.client, &self.scope, &self.target, &self.diag_opts)
                 .await?
                 .findings
         };
+        let mut unverified: Vec<(String, String)> = Vec::new();
+        let mut others: Vec<&str> = rounds
+            .tracked
+            .iter()
+            .map(|w| w.namespace.as_str())
+            .filter(|n| *n != self.ns)
+            .collect();
+        others.sort_unstable();
+        others.dedup();
+        for ns in others {
+            let scope = Scope::Namespace(ns.to_string());
+            match diagnose::run(self.client, &scope, &Target::All, &self.diag_opts).await {
+                Ok(r) => remaining.extend(
+                    r.findings
+                        .into_iter()
+                        .filter(|f| rounds.tracked.contains(&finding_workload(f))),
+                ),
+                Err(e) => unverified.push((ns.to_string(), format!("{e:#}"))),
+            }
+        }
+        let mut workloads = Vec::new();
+        for w in &rounds.tracked {
+            let failing: Vec<&Finding> = remaining
+                .iter()
+                .filter(|f| finding_workload(f) == *w)
+                .collect();
+            let readiness = readiness(self.client, w).await;
+            let error = unverified
+                .iter()
+                .find(|(n, _)| *n == w.namespace)
+                .map(|(_, e)| e.as_str());
+            workloads.push(verify::judge(w, &failing, &readiness, error));
+        }
+        let rehearsed = incident
+            .steps
+            .iter()
+            .filter(|s| matches!(s.outcome, Outcome::Rehearsed { .. }))
+            .count();
+        let applied = incident
+            .steps
+            .iter()
+            .filter(|s| matches!(s.outcome, Outcome::Applied { .. }))
+            .count();
+        let (resolved, verdict) =
+            verify::verdict(&workloads, self.opts.dry_run, applied, rehearsed);
         incident.remaining = remaining;
-        incident.resolved =
-            !self.opts.dry_run && incident.remaining.is_empty() && !incident.findings.is_empty();
-        incident.verdict = verdict(self.client, &self.target, &self.ns, incident).await;
+        incident.workloads = workloads;
+        incident.resolved = resolved;
+        incident.verdict = verdict;
         incident.finished = Some(Utc::now());
         Ok(())
     }
@@ -496,7 +577,31 @@ impl<'a> Flow<'a> {
         let (palette, out) = (&self.palette, &mut *self.executor.out);
         writeln!(out, "\n{}", palette.bold.apply_to("Summary"))?;
         writeln!(out, "  {}", incident.verdict)?;
-        writeln!(out, "  {}", report::summary_line(incident))?;
+        for w in &incident.workloads {
+            let mark = if w.healthy {
+                palette.good.apply_to("✔")
+            } else {
+                palette.bad.apply_to("✘")
+            };
+            writeln!(
+                out,
+                "    {mark} {} -n {}: {}{}",
+                w.workload.target(),
+                w.workload.namespace,
+                w.state,
+                w.next
+                    .as_ref()
+                    .map(|n| if incident.dry_run {
+                        format!(" — to apply: {n}")
+                    } else {
+                        format!(" — continue: {n}")
+                    })
+                    .unwrap_or_default()
+            )?;
+        }
+        if !incident.steps.is_empty() {
+            writeln!(out, "  steps:")?;
+        }
         for s in &incident.steps {
             writeln!(
                 out,
@@ -553,17 +658,6 @@ fn failing_since(findings: &[Finding]) -> Option<chrono::DateTime<Utc>> {
         .map(|s| Utc::now() - chrono::Duration::seconds(s))
 }
 
-/// The ServiceAccount the failing pod runs as.
-async fn service_account(client: &Client, f: &Finding) -> String {
-    let pod: Option<crate::collect::PodLite> =
-        api::get_opt_as::<Pod, _>(client, Some(&f.namespace), &f.pod)
-            .await
-            .ok()
-            .flatten();
-    pod.and_then(|p| p.spec.service_account_name)
-        .unwrap_or_else(|| "default".into())
-}
-
 /// Asks where to attach a new pull secret, when it matters and a person is there.
 fn choose_attach(prompter: &mut dyn Prompter, f: &Finding) -> Option<AttachTo> {
     let needs = f.cause == crate::diagnose::Cause::CredentialsMissing
@@ -583,63 +677,50 @@ fn choose_attach(prompter: &mut dyn Prompter, f: &Finding) -> Option<AttachTo> {
     }
 }
 
-async fn verdict(client: &Client, target: &Target, ns: &str, incident: &Incident) -> String {
-    let Target::Named { kind, name } = target else {
-        return if incident.remaining.is_empty() {
-            format!("{ns}: no pod in ImagePullBackOff")
-        } else {
-            format!(
-                "{ns}: {} workload(s) still failing",
-                incident.remaining.len()
-            )
+/// How ready a workload is now: a controller's ready and desired
+/// replicas, a bare pod's ready containers, or gone.
+async fn readiness(client: &Client, w: &Workload) -> Readiness {
+    if w.kind == "Pod" {
+        let pod = ObjectRef::new(Writable::Pod, &w.namespace, &w.name)
+            .get_opt(client)
+            .await;
+        return match pod {
+            Ok(Some(p)) => {
+                let statuses = p["status"]["containerStatuses"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                let ready = statuses.iter().filter(|c| c["ready"] == true).count();
+                Readiness::Counts(
+                    i64::try_from(ready).unwrap_or(0),
+                    i64::try_from(statuses.len().max(1)).unwrap_or(1),
+                )
+            }
+            Ok(None) => Readiness::Gone,
+            Err(_) => Readiness::Unknown,
         };
-    };
-    let counts = ready_counts(client, kind, ns, name).await;
-    let ready = counts
-        .map(|(r, d)| format!("{r}/{d} ready, "))
-        .unwrap_or_default();
-    let applied = incident
-        .steps
-        .iter()
-        .filter(|s| matches!(s.outcome, Outcome::Applied { .. }))
-        .count();
-    if incident.dry_run {
-        let rehearsed = incident
-            .steps
-            .iter()
-            .filter(|s| matches!(s.outcome, Outcome::Rehearsed { .. }))
-            .count();
-        format!(
-            "{name}: rehearsal only — {rehearsed} step(s) passed a server-side dry-run; nothing was written"
-        )
-    } else if incident.findings.is_empty() {
-        format!("{name}: {ready}no pod in ImagePullBackOff")
-    } else if incident.remaining.is_empty() {
-        format!("{name}: {ready}no pod in ImagePullBackOff: resolved in {applied} step(s)")
-    } else {
-        let causes: Vec<&str> = incident.remaining.iter().map(|f| f.cause.id()).collect();
-        format!("{name}: {ready}still failing ({})", causes.join(", "))
     }
-}
-
-/// `(ready, desired)` of a Deployment, StatefulSet or DaemonSet.
-async fn ready_counts(client: &Client, kind: &str, ns: &str, name: &str) -> Option<(i64, i64)> {
-    let resource = Writable::workload(kind)?;
-    let w = ObjectRef::new(resource, ns, name)
+    let Some(resource) = Writable::workload(&w.kind) else {
+        return Readiness::Unknown;
+    };
+    let obj = match ObjectRef::new(resource, &w.namespace, &w.name)
         .get_opt(client)
         .await
-        .ok()
-        .flatten()?;
-    let s = &w["status"];
-    Some(if kind == "DaemonSet" {
-        (
+    {
+        Ok(Some(o)) => o,
+        Ok(None) => return Readiness::Gone,
+        Err(_) => return Readiness::Unknown,
+    };
+    let s = &obj["status"];
+    if w.kind == "DaemonSet" {
+        Readiness::Counts(
             s["numberReady"].as_i64().unwrap_or(0),
             s["desiredNumberScheduled"].as_i64().unwrap_or(0),
         )
     } else {
-        (
+        Readiness::Counts(
             s["readyReplicas"].as_i64().unwrap_or(0),
-            w["spec"]["replicas"].as_i64().unwrap_or(1),
+            obj["spec"]["replicas"].as_i64().unwrap_or(1),
         )
-    })
+    }
 }

@@ -30,8 +30,12 @@ pub enum Outcome {
     Rehearsed { detail: String },
     /// The user said no.
     Declined,
-    /// Not attempted (with why: no terminal and no --yes, not needed any more, ...).
+    /// Not attempted (with why: no terminal and no --yes, a step it depends
+    /// on did not happen, no working credential, ...).
     Skipped { reason: String },
+    /// Nothing to do: the object is already as the step would make it
+    /// ("regcred is already attached"); steps that depend on it still run.
+    Unchanged { detail: String },
     /// The identity may not do this; the missing permission.
     NotPermitted { missing: String },
     /// Attempted and failed.
@@ -62,15 +66,37 @@ pub struct Incident {
     pub namespace: String,
     /// The findings that started it (first diagnosis).
     pub findings: Vec<crate::diagnose::finding::Finding>,
-    /// Findings still present at the end (empty when resolved).
+    /// Findings still present at the end, in every namespace the run
+    /// looked at (empty when resolved).
     pub remaining: Vec<crate::diagnose::finding::Finding>,
     pub steps: Vec<StepRecord>,
-    /// True when every pod of the workload is ready and none fails to pull.
+    /// True only when every workload the run diagnosed, flagged or changed,
+    /// in every namespace, was verified healthy after the rollout (never
+    /// in a rehearsal).
     pub resolved: bool,
-    /// One line: "checkout: 5/5 ready, no pod in ImagePullBackOff".
+    /// One line: "resolved: every workload … verified healthy", or what
+    /// still fails.
     pub verdict: String,
+    /// Each workload the run diagnosed, flagged or changed, as verified at
+    /// the end: one line each in the summary.
+    pub workloads: Vec<WorkloadVerdict>,
     /// A rehearsal (`--dry-run`): nothing was written.
     pub dry_run: bool,
     /// Oldest failure's start, when known (for the 20-minute escalation window).
     pub failing_since: Option<DateTime<Utc>>,
+}
+
+/// How one workload the run diagnosed, flagged or changed ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkloadVerdict {
+    pub workload: crate::scan::Workload,
+    /// Verified after the rollout: all replicas ready and no pod failing to
+    /// pull its image.
+    pub healthy: bool,
+    /// `2/2 ready, no pod in ImagePullBackOff`, or `0/2 ready, still
+    /// failing (credentials-rejected)`.
+    pub state: String,
+    /// The command to continue with, when it is not healthy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }

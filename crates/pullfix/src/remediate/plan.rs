@@ -2,14 +2,25 @@
 //! credentials (secret), where they are attached, the image reference, the
 //! same stale secret elsewhere, the restart. Pure: no I/O, no prompts.
 //! Only verified changes are planned: never a guessed tag.
+//!
+//! A plan is a small graph: each step lists the steps it needs
+//! ([`PlannedStep::needs`]); a restart needs the change that makes it
+//! useful. [`blocked`] tells, from what happened to those, whether a step
+//! may still run and, if not, why — the same rule in a terminal and
+//! without one.
+//!
+//! [`commands`] renders a step as the kubectl commands a person would run,
+//! and [`advice`] renders a whole plan as `diagnose`'s next steps, so what
+//! `diagnose` prints and what `fix` does come from the same facts.
 
 use serde::Serialize;
 
 use crate::diagnose::Cause;
-use crate::diagnose::finding::Finding;
+use crate::diagnose::finding::{Finding, Step};
 use crate::diagnose::run::OtherSecret;
-use crate::diagnose::secrets::Problem;
+use crate::diagnose::secrets::{Origin, Problem};
 use crate::registry::reference::ImageRef;
+use crate::remediate::Outcome;
 use crate::scan::Workload;
 
 /// Where to attach a pull secret.
@@ -71,6 +82,11 @@ pub(crate) struct PlannedStep {
     pub why: String,
     /// Destructive steps ask with default No.
     pub destructive: bool,
+    /// The steps (indices into the plan, all earlier) this one needs: it
+    /// runs only when each of them was applied, rehearsed or found already
+    /// in place. See [`blocked`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub needs: Vec<usize>,
 }
 
 /// Choices that shape the plan.
@@ -84,6 +100,17 @@ pub(crate) struct PlanOptions {
     pub secret_name: Option<String>,
     /// The ServiceAccount the failing pods run as.
     pub service_account: String,
+}
+
+impl PlanOptions {
+    /// The options `fix` starts from for a finding when no flag is given:
+    /// what `diagnose` renders its next steps from.
+    pub(crate) fn for_finding(f: &Finding) -> PlanOptions {
+        PlanOptions {
+            service_account: f.service_account.clone(),
+            ..PlanOptions::default()
+        }
+    }
 }
 
 fn restartable(w: &Workload) -> bool {
@@ -122,14 +149,42 @@ pub(crate) fn no_plan_reason(cause: Cause) -> Option<&'static str> {
     }
 }
 
+/// The steps of a plan as they are built, with the indices dependants name.
+#[derive(Default)]
+struct Builder {
+    steps: Vec<PlannedStep>,
+}
+
+impl Builder {
+    /// Adds a step that needs `needs`; returns its index.
+    fn push(&mut self, mut step: PlannedStep, needs: &[usize]) -> usize {
+        step.needs = needs.to_vec();
+        self.steps.push(step);
+        self.steps.len() - 1
+    }
+}
+
+/// A step with no dependencies yet (the builder sets them).
+fn step(action: Action, title: String, why: impl Into<String>, destructive: bool) -> PlannedStep {
+    PlannedStep {
+        action,
+        title,
+        why: why.into(),
+        destructive,
+        needs: Vec::new(),
+    }
+}
+
 /// Plans the steps for one finding. Pure.
 pub(crate) fn plan(f: &Finding, others: &[OtherSecret], opts: &PlanOptions) -> Vec<PlannedStep> {
-    let mut steps = Vec::new();
+    let mut b = Builder::default();
     let ns = f.namespace.clone();
     let workload = f.workload.clone();
     let image = ImageRef::parse(&f.image).ok();
     let server = image.as_ref().map(|i| i.domain.clone()).unwrap_or_default();
-    let mut changed_secret = false;
+    // The steps that change what the pods pull with, without rolling them
+    // out: a restart needs all of them.
+    let mut restart_needs: Vec<usize> = Vec::new();
     let mut changed_template = false;
 
     // The image reference: only a verified one.
@@ -151,26 +206,30 @@ pub(crate) fn plan(f: &Finding, others: &[OtherSecret], opts: &PlanOptions) -> V
                 | Cause::NeverPull
         ) | opts.image.is_some()
     {
-        steps.push(PlannedStep {
-            action: Action::SetImage {
-                workload: w.clone(),
-                container: f.container.clone(),
-                image: new.clone(),
-            },
-            title: format!(
-                "set image of {} container {} to {new}",
-                w.target(),
-                f.container
+        b.push(
+            step(
+                Action::SetImage {
+                    workload: w.clone(),
+                    container: f.container.clone(),
+                    image: new.clone(),
+                },
+                format!(
+                    "set image of {} container {} to {new}",
+                    w.target(),
+                    f.container
+                ),
+                if opts.image.is_some() {
+                    "the image you gave (--image); it is checked against the registry first"
+                        .to_string()
+                } else if f.cause == Cause::WrongRegistry {
+                    "the private registry has this image (verified from this machine)".into()
+                } else {
+                    format!("`{}` does not exist; this tag does (verified)", f.image)
+                },
+                false,
             ),
-            why: if opts.image.is_some() {
-                "the image you gave (--image); it is checked against the registry first".into()
-            } else if f.cause == Cause::WrongRegistry {
-                "the private registry has this image (verified from this machine)".into()
-            } else {
-                format!("`{}` does not exist; this tag does (verified)", f.image)
-            },
-            destructive: false,
-        });
+            &[],
+        );
         changed_template = true;
     }
 
@@ -189,14 +248,17 @@ pub(crate) fn plan(f: &Finding, others: &[OtherSecret], opts: &PlanOptions) -> V
         .is_some_and(crate::probe::Attempt::ok);
     if credential_cause && works_now {
         if let Some(w) = workload.as_ref().filter(|w| restartable(w)) {
-            steps.push(PlannedStep {
-                action: Action::Restart { workload: w.clone() },
-                title: format!("rollout restart {} -n {ns}", w.target()),
-                why: "the pull secret's credential already works against the registry; pods in backoff only retry after up to 5 minutes".into(),
-                destructive: false,
-            });
+            b.push(
+                step(
+                    Action::Restart { workload: w.clone() },
+                    format!("rollout restart {} -n {ns}", w.target()),
+                    "the pull secret's credential already works against the registry; pods in backoff only retry after up to 5 minutes",
+                    false,
+                ),
+                &[],
+            );
         }
-        return steps;
+        return b.steps;
     }
     if credential_cause {
         let referenced: Vec<_> = f.secrets.iter().collect();
@@ -207,9 +269,12 @@ pub(crate) fn plan(f: &Finding, others: &[OtherSecret], opts: &PlanOptions) -> V
         {
             // A matching secret exists in the namespace but is not attached.
             let secret = usable_existing.unwrap_or_default();
-            steps.push(attach_step(f, &secret, opts));
-            changed_template |= opts.attach_to != Some(AttachTo::ServiceAccount);
-            changed_secret = true;
+            let attach = b.push(attach_step(f, &secret, opts), &[]);
+            if opts.attach_to == Some(AttachTo::ServiceAccount) || workload.is_none() {
+                restart_needs.push(attach);
+            } else {
+                changed_template = true;
+            }
         } else {
             // Which secret to write: the referenced one that should match.
             let target = referenced
@@ -237,130 +302,414 @@ pub(crate) fn plan(f: &Finding, others: &[OtherSecret], opts: &PlanOptions) -> V
             } else {
                 "create"
             };
-            steps.push(PlannedStep {
-                action: Action::WriteSecret {
-                    namespace: ns.clone(),
-                    name: name.clone(),
-                    server: server.clone(),
-                    exists,
+            let write = b.push(
+                step(
+                    Action::WriteSecret {
+                        namespace: ns.clone(),
+                        name: name.clone(),
+                        server: server.clone(),
+                        exists,
+                        recreate,
+                    },
+                    format!("{verb} pull secret {ns}/{name} for {server}"),
+                    match f.cause {
+                        Cause::CredentialsExpired => "the token in it has expired; a fresh one is tested against the registry before it is written",
+                        Cause::CredentialsRejected => "the registry rejects the credential in it; the new one is tested before it is written",
+                        _ => "no usable credential reaches the registry; the new one is tested before it is written",
+                    },
                     recreate,
-                },
-                title: format!("{verb} pull secret {ns}/{name} for {server}"),
-                why: match f.cause {
-                    Cause::CredentialsExpired => "the token in it has expired; a fresh one is tested against the registry before it is written".into(),
-                    Cause::CredentialsRejected => "the registry rejects the credential in it; the new one is tested before it is written".into(),
-                    _ => "no usable credential reaches the registry; the new one is tested before it is written".into(),
-                },
-                destructive: recreate,
-            });
-            changed_secret = true;
+                ),
+                &[],
+            );
+            restart_needs.push(write);
             if target.is_none() {
-                steps.push(attach_step(f, &name, opts));
-                changed_template |= opts.attach_to != Some(AttachTo::ServiceAccount);
+                let attach = b.push(attach_step(f, &name, opts), &[write]);
+                if opts.attach_to == Some(AttachTo::ServiceAccount) || workload.is_none() {
+                    restart_needs.push(attach);
+                } else {
+                    changed_template = true;
+                }
             }
-        }
-        let stale: Vec<(String, String)> = others
-            .iter()
-            .filter(|o| o.same_credential && o.registry == server)
-            .map(|o| (o.namespace.clone(), o.name.clone()))
-            .collect();
-        if !stale.is_empty() && f.cause != Cause::CredentialsMissing {
-            steps.push(PlannedStep {
-                title: format!(
-                    "update the same stale secret in {} other namespace(s)",
-                    stale.len()
-                ),
-                why: format!(
-                    "they hold the same credential: {}",
-                    stale
-                        .iter()
-                        .map(|(n, s)| format!("{n}/{s}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                action: Action::UpdateOtherNamespaces {
-                    server: server.clone(),
-                    secrets: stale,
-                },
-                destructive: false,
-            });
-            // Their failing workloads are held back by the same credential.
-            let mut held: Vec<&Workload> = others
+            let stale: Vec<(String, String)> = others
                 .iter()
                 .filter(|o| o.same_credential && o.registry == server)
-                .flat_map(|o| &o.failing_workloads)
-                .filter(|w| restartable(w) && w.namespace != ns)
+                .map(|o| (o.namespace.clone(), o.name.clone()))
                 .collect();
-            held.sort();
-            held.dedup();
-            for w in held {
-                steps.push(PlannedStep {
-                    action: Action::Restart {
-                        workload: (*w).clone(),
-                    },
-                    title: format!("rollout restart {} -n {}", w.target(), w.namespace),
-                    why:
-                        "it fails on the same stale secret; new pods pull with the updated one now"
-                            .into(),
-                    destructive: false,
-                });
+            if !stale.is_empty() && f.cause != Cause::CredentialsMissing {
+                // Only once the new credential is tested and written here.
+                let update = b.push(
+                    step(
+                        Action::UpdateOtherNamespaces {
+                            server: server.clone(),
+                            secrets: stale.clone(),
+                        },
+                        format!(
+                            "update the same stale secret in {} other namespace(s)",
+                            stale.len()
+                        ),
+                        format!(
+                            "they hold the same credential: {}",
+                            stale
+                                .iter()
+                                .map(|(n, s)| format!("{n}/{s}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        false,
+                    ),
+                    &[write],
+                );
+                // Their failing workloads are held back by the same credential.
+                let mut held: Vec<&Workload> = others
+                    .iter()
+                    .filter(|o| o.same_credential && o.registry == server)
+                    .flat_map(|o| &o.failing_workloads)
+                    .filter(|w| restartable(w) && w.namespace != ns)
+                    .collect();
+                held.sort();
+                held.dedup();
+                for w in held {
+                    b.push(
+                        step(
+                            Action::Restart { workload: w.clone() },
+                            format!("rollout restart {} -n {}", w.target(), w.namespace),
+                            "it fails on the same stale secret; new pods pull with the updated one now",
+                            false,
+                        ),
+                        &[update],
+                    );
+                }
             }
         }
     }
 
     // Restart, so pods in backoff pull now.
-    if changed_secret && !changed_template {
+    if !restart_needs.is_empty() && !changed_template {
         match &workload {
-            Some(w) if restartable(w) => steps.push(PlannedStep {
-                action: Action::Restart { workload: w.clone() },
-                title: format!("rollout restart {} -n {ns}", w.target()),
-                why: "pods in backoff only retry after up to 5 minutes; new pods pull now".into(),
-                destructive: false,
-            }),
+            Some(w) if restartable(w) => {
+                b.push(
+                    step(
+                        Action::Restart {
+                            workload: w.clone(),
+                        },
+                        format!("rollout restart {} -n {ns}", w.target()),
+                        "pods in backoff only retry after up to 5 minutes; new pods pull now",
+                        false,
+                    ),
+                    &restart_needs,
+                );
+            }
             Some(_) => {}
-            None => steps.push(PlannedStep {
-                action: Action::DeleteBarePod {
-                    namespace: ns.clone(),
-                    pod: f.pod.clone(),
-                },
-                title: format!("delete bare pod {ns}/{}", f.pod),
-                why: "a pod without a controller is not recreated: delete it only if you can recreate it from its manifest".into(),
-                destructive: true,
-            }),
+            None => {
+                b.push(
+                    step(
+                        Action::DeleteBarePod {
+                            namespace: ns.clone(),
+                            pod: f.pod.clone(),
+                        },
+                        format!("delete bare pod {ns}/{}", f.pod),
+                        "a pod without a controller is not recreated: delete it only if you can recreate it from its manifest",
+                        true,
+                    ),
+                    &restart_needs,
+                );
+            }
         }
     }
-    steps
+    b.steps
 }
 
 fn attach_step(f: &Finding, secret: &str, opts: &PlanOptions) -> PlannedStep {
     let ns = f.namespace.clone();
     match (opts.attach_to, &f.workload) {
-        (Some(AttachTo::ServiceAccount), _) | (_, None) => PlannedStep {
-            action: Action::AttachToServiceAccount {
+        (Some(AttachTo::ServiceAccount), _) | (_, None) => step(
+            Action::AttachToServiceAccount {
                 namespace: ns.clone(),
                 service_account: opts.service_account.clone(),
                 secret: secret.to_string(),
             },
-            title: format!(
+            format!(
                 "attach {secret} to ServiceAccount {ns}/{}",
                 opts.service_account
             ),
-            why: "every pod running as this ServiceAccount gets the pull secret".into(),
-            destructive: false,
-        },
-        (_, Some(w)) => PlannedStep {
-            action: Action::AttachToWorkload {
+            "every pod running as this ServiceAccount gets the pull secret",
+            false,
+        ),
+        (_, Some(w)) => step(
+            Action::AttachToWorkload {
                 workload: w.clone(),
                 secret: secret.to_string(),
             },
-            title: format!(
+            format!(
                 "attach {secret} to the pod template of {} -n {ns}",
                 w.target()
             ),
-            why: "only this workload gets the pull secret (the change rolls out new pods)".into(),
-            destructive: false,
-        },
+            "only this workload gets the pull secret (the change rolls out new pods)",
+            false,
+        ),
     }
+}
+
+/// Whether step `i` may run, given what happened to the steps before it
+/// (`outcomes[j]` for each earlier step `j`; `None` when it did not run).
+/// `None` when every step it needs was applied, rehearsed or already in
+/// place; otherwise the reason it is skipped, naming the first step in the
+/// way and what happened to it. Pure.
+pub(crate) fn blocked(
+    steps: &[PlannedStep],
+    outcomes: &[Option<Outcome>],
+    i: usize,
+) -> Option<String> {
+    let step = steps.get(i)?;
+    step.needs.iter().find_map(|&d| {
+        let what = match outcomes.get(d).and_then(Option::as_ref) {
+            Some(
+                Outcome::Applied { .. } | Outcome::Rehearsed { .. } | Outcome::Unchanged { .. },
+            ) => {
+                return None;
+            }
+            Some(Outcome::Declined) => "which you declined".to_string(),
+            Some(Outcome::Skipped { reason }) => {
+                // The first clause is enough here; the step's own line has the rest.
+                let short = reason.split([';', '—']).next().unwrap_or(reason).trim();
+                format!("which was skipped ({short})")
+            }
+            Some(Outcome::NotPermitted { .. }) => "which you are not permitted to do".to_string(),
+            Some(Outcome::Failed { .. }) => "which failed".to_string(),
+            None => "which did not run".to_string(),
+        };
+        let title = steps.get(d).map_or("an earlier step", |s| s.title.as_str());
+        Some(format!("depends on '{title}', {what}"))
+    })
+}
+
+/// Facts a command needs beyond the planned action.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct CommandFacts<'a> {
+    /// The registry username written (the new credential's, or the
+    /// existing secret's when only that is known).
+    pub username: Option<&'a str>,
+    /// The ServiceAccount's `imagePullSecrets` before the change (a merge
+    /// patch replaces the whole list, so the command names them all).
+    pub service_account_secrets: &'a [String],
+}
+
+/// The kubectl commands that do what `action` does (redacted: the password
+/// is `<password>`, or the `aws ecr get-login-password` that makes an ECR
+/// token). Pure: `fix` prints them as the "kubectl equivalent" and
+/// `diagnose` as its next steps.
+pub(crate) fn commands(action: &Action, facts: &CommandFacts<'_>) -> Vec<String> {
+    match action {
+        Action::WriteSecret {
+            namespace,
+            name,
+            server,
+            exists,
+            recreate,
+        } => secret_commands(
+            namespace,
+            name,
+            server,
+            facts.username,
+            *exists && *recreate,
+        ),
+        Action::UpdateOtherNamespaces { server, secrets } => secrets
+            .iter()
+            .flat_map(|(ns, name)| secret_commands(ns, name, server, facts.username, false))
+            .collect(),
+        Action::AttachToServiceAccount {
+            namespace,
+            service_account,
+            secret,
+        } => {
+            let mut names: Vec<&str> = facts
+                .service_account_secrets
+                .iter()
+                .map(String::as_str)
+                .collect();
+            if !names.contains(&secret.as_str()) {
+                names.push(secret);
+            }
+            let list: Vec<serde_json::Value> = names
+                .iter()
+                .map(|n| serde_json::json!({ "name": n }))
+                .collect();
+            vec![format!(
+                "kubectl patch serviceaccount {service_account} -n {namespace} -p '{}'",
+                serde_json::json!({ "imagePullSecrets": list })
+            )]
+        }
+        Action::AttachToWorkload { workload, secret } => vec![format!(
+            "kubectl patch {} -n {} -p '{}'",
+            workload.target(),
+            workload.namespace,
+            serde_json::json!({"spec": {"template": {"spec": {"imagePullSecrets": [{"name": secret}]}}}})
+        )],
+        Action::SetImage {
+            workload,
+            container,
+            image,
+        } => vec![format!(
+            "kubectl set image {} {container}={image} -n {}",
+            workload.target(),
+            workload.namespace
+        )],
+        Action::Restart { workload } => vec![format!(
+            "kubectl rollout restart {} -n {}",
+            workload.target(),
+            workload.namespace
+        )],
+        Action::DeleteBarePod { namespace, pod } => {
+            vec![format!("kubectl delete pod {pod} -n {namespace}")]
+        }
+    }
+}
+
+/// `kubectl create secret docker-registry … | kubectl apply -f -` (after a
+/// delete when the type must change). An ECR registry's password is a
+/// fresh token from the AWS CLI; elsewhere it is `<password>`, and the
+/// username is the known one or `$REGISTRY_USERNAME`.
+fn secret_commands(
+    ns: &str,
+    name: &str,
+    server: &str,
+    username: Option<&str>,
+    delete_first: bool,
+) -> Vec<String> {
+    let (user, password) = match crate::diagnose::secrets::ecr_region(server) {
+        Some(region) if crate::diagnose::secrets::is_ecr_host(server) => (
+            "AWS".to_string(),
+            format!("\"$(aws ecr get-login-password --region {region})\""),
+        ),
+        _ => (
+            username.map_or_else(|| "\"$REGISTRY_USERNAME\"".to_string(), shell_word),
+            "<password>".to_string(),
+        ),
+    };
+    let mut out = Vec::new();
+    if delete_first {
+        out.push(format!("kubectl delete secret {name} -n {ns}"));
+    }
+    out.push(format!(
+        "kubectl create secret docker-registry {name} --docker-server={server} --docker-username={user} --docker-password={password} -n {ns} --dry-run=client -o yaml | kubectl apply -f -"
+    ));
+    out
+}
+
+/// A word as a shell reads it: bare when it is plain, else single-quoted.
+fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.@:/+=".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// The facts `diagnose` knows for a finding's commands: the username in
+/// the pull secret the plan writes, and the ServiceAccount's pull secrets.
+fn finding_facts(f: &Finding) -> (Option<&str>, Vec<String>) {
+    let username = f.secrets.iter().find_map(|s| s.username.as_deref());
+    let sa_secrets = f
+        .secrets
+        .iter()
+        .filter(
+            |s| matches!(&s.origin, Origin::ServiceAccount { name } if *name == f.service_account),
+        )
+        .map(|s| s.name.clone())
+        .collect();
+    (username, sa_secrets)
+}
+
+/// `diagnose`'s next steps for a finding, rendered from the plan `fix`
+/// would run with no flags (same objects, same ServiceAccount, same secret
+/// and server): one step per planned step, with its command and the steps
+/// it waits for. `None` for causes with no plan, whose next steps say who
+/// fixes them. Pure.
+pub(crate) fn advice(f: &Finding, others: &[OtherSecret]) -> Option<Vec<Step>> {
+    let steps = plan(f, others, &PlanOptions::for_finding(f));
+    let credential_cause = matches!(
+        f.cause,
+        Cause::CredentialsMissing | Cause::CredentialsRejected | Cause::CredentialsExpired
+    );
+    if steps.is_empty() && !credential_cause {
+        return None;
+    }
+    let (username, sa_secrets) = finding_facts(f);
+    let facts = CommandFacts {
+        username,
+        service_account_secrets: &sa_secrets,
+    };
+    let mut out: Vec<Step> = steps
+        .iter()
+        .map(|s| {
+            let cmds = commands(&s.action, &facts);
+            let after = if s.needs.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (after step {})",
+                    s.needs
+                        .iter()
+                        .map(|n| (n + 1).to_string())
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                )
+            };
+            let command = cmds.join(" && ");
+            let set_user = if command.contains("$REGISTRY_USERNAME") {
+                " — set REGISTRY_USERNAME to the registry's user name first"
+            } else {
+                ""
+            };
+            Step {
+                text: format!("{}: {}{after}{set_user}", s.title, s.why),
+                command: (!cmds.is_empty()).then_some(command),
+            }
+        })
+        .collect();
+    if steps.is_empty() {
+        out.push(Step {
+            text: "the pull secret's credential works from here now: the pod retries the pull by itself within 5 minutes (back-off)".into(),
+            command: None,
+        });
+    }
+    // The other place a pull secret can go, as `fix` offers it.
+    if let Some(s) = steps.iter().find_map(|s| match &s.action {
+        Action::AttachToWorkload { secret, .. } => Some(secret),
+        _ => None,
+    }) && let Some(w) = &f.workload
+    {
+        out.push(Step {
+            text: format!(
+                "or attach {s} to ServiceAccount {}/{} instead, for every pod running as it (then restart): kubectl pullfix fix {} -n {} --attach-to service-account",
+                f.namespace,
+                f.service_account,
+                w.target(),
+                f.namespace
+            ),
+            command: None,
+        });
+    }
+    if steps
+        .iter()
+        .any(|s| matches!(s.action, Action::WriteSecret { .. }))
+        && f.secrets.iter().any(|s| s.manager.is_some())
+    {
+        out.push(Step {
+            text: "the secret is managed by a tool: make the change at its source of truth, or the edit will be reverted".into(),
+            command: None,
+        });
+    }
+    if f.cause == Cause::CredentialsExpired {
+        out.push(Step {
+            text: "then fix what should have refreshed it (the refresh CronJob, or move to IRSA / the kubelet credential provider)".into(),
+            command: Some(format!("kubectl get cronjobs -n {}", f.namespace)),
+        });
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -384,6 +733,7 @@ mod tests {
             }),
             pod: "checkout-1".into(),
             pods: vec!["checkout-1".into()],
+            service_account: "default".into(),
             container: "app".into(),
             init_container: false,
             image: image.into(),
@@ -493,6 +843,10 @@ mod tests {
         assert!(
             matches!(&steps[3].action, Action::Restart { workload } if workload.namespace != "b")
         );
+        // The graph: the other namespaces wait for the tested write, their
+        // restarts for their update, this restart for the write.
+        let needs: Vec<&[usize]> = steps.iter().map(|s| s.needs.as_slice()).collect();
+        assert_eq!(needs, [&[][..], &[0], &[1], &[0]]);
     }
 
     #[test]
@@ -613,5 +967,297 @@ mod tests {
         assert!(plan(&f, &[], &opts()).is_empty());
         assert!(no_plan_reason(Cause::RegistryUnreachable).is_some());
         assert!(no_plan_reason(Cause::CredentialsRejected).is_none());
+    }
+
+    fn outcomes(list: &[Option<Outcome>]) -> Vec<Option<Outcome>> {
+        list.to_vec()
+    }
+
+    /// The plan of a credential that must be created and attached to the
+    /// ServiceAccount: write, attach (needs the write), restart (needs both).
+    fn create_attach_restart() -> Vec<PlannedStep> {
+        let f = finding(Cause::CredentialsMissing, "reg.example.com/team/app:v1");
+        plan(
+            &f,
+            &[],
+            &PlanOptions {
+                attach_to: Some(AttachTo::ServiceAccount),
+                ..opts()
+            },
+        )
+    }
+
+    #[test]
+    fn every_dependency_points_back() {
+        let steps = create_attach_restart();
+        assert_eq!(steps.len(), 3);
+        assert_eq!(steps[1].needs, [0]);
+        assert_eq!(steps[2].needs, [0, 1]);
+        for (i, s) in steps.iter().enumerate() {
+            assert!(s.needs.iter().all(|&d| d < i), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn a_declined_step_skips_its_dependants_with_the_reason() {
+        let steps = create_attach_restart();
+        let o = outcomes(&[Some(Outcome::Declined), None, None]);
+        assert_eq!(blocked(&steps, &o, 0), None, "no dependencies");
+        assert_eq!(
+            blocked(&steps, &o, 1).as_deref(),
+            Some(
+                "depends on 'create pull secret shop/regcred for reg.example.com', which you declined"
+            )
+        );
+        // The restart names the first step in the way.
+        assert!(
+            blocked(&steps, &o, 2).unwrap().contains(
+                "'create pull secret shop/regcred for reg.example.com', which you declined"
+            )
+        );
+    }
+
+    #[test]
+    fn skipped_and_failed_steps_block_too_and_the_chain_carries_on() {
+        let steps = create_attach_restart();
+        let pending = Outcome::Skipped {
+            reason: "no terminal and no --yes: fix pending".into(),
+        };
+        let o = outcomes(&[Some(pending.clone()), None, None]);
+        assert_eq!(
+            blocked(&steps, &o, 1).as_deref(),
+            Some(
+                "depends on 'create pull secret shop/regcred for reg.example.com', which was skipped (no terminal and no --yes: fix pending)"
+            )
+        );
+        // The attach was then skipped itself: the restart is blocked by it
+        // as well as by the write (the write, first, is named).
+        let o = outcomes(&[
+            Some(pending.clone()),
+            Some(Outcome::Skipped {
+                reason: blocked(&steps, &o, 1).unwrap(),
+            }),
+            None,
+        ]);
+        assert!(
+            blocked(&steps, &o, 2)
+                .unwrap()
+                .contains("'create pull secret")
+        );
+        let o = outcomes(&[
+            Some(Outcome::Applied {
+                detail: String::new(),
+            }),
+            Some(Outcome::Failed {
+                error: "conflict".into(),
+            }),
+            None,
+        ]);
+        assert_eq!(
+            blocked(&steps, &o, 2).as_deref(),
+            Some("depends on 'attach regcred to ServiceAccount shop/default', which failed")
+        );
+        let o = outcomes(&[
+            Some(Outcome::Applied {
+                detail: String::new(),
+            }),
+            Some(Outcome::NotPermitted {
+                missing: "patch serviceaccounts".into(),
+            }),
+            None,
+        ]);
+        assert!(
+            blocked(&steps, &o, 2)
+                .unwrap()
+                .ends_with("which you are not permitted to do")
+        );
+    }
+
+    #[test]
+    fn applied_rehearsed_or_already_in_place_lets_dependants_run() {
+        let steps = create_attach_restart();
+        for done in [
+            Outcome::Applied {
+                detail: String::new(),
+            },
+            Outcome::Rehearsed {
+                detail: String::new(),
+            },
+        ] {
+            let o = outcomes(&[
+                Some(done.clone()),
+                Some(Outcome::Unchanged {
+                    detail: "regcred is already attached".into(),
+                }),
+                None,
+            ]);
+            assert_eq!(blocked(&steps, &o, 2), None, "{done:?}");
+        }
+        // A long skip reason is cut at its first clause.
+        let o = outcomes(&[
+            Some(Outcome::Skipped {
+                reason: "the registry rejected the credential typed 3 times; the secret was not changed — get the current one".into(),
+            }),
+            None,
+            None,
+        ]);
+        assert!(
+            blocked(&steps, &o, 1).unwrap().ends_with(
+                "which was skipped (the registry rejected the credential typed 3 times)"
+            )
+        );
+    }
+
+    /// `sa-secret-only`: regcred exists and `default` holds it, but the
+    /// pods run as `checkout`. The advice names `checkout`, never `default`.
+    #[test]
+    fn advice_names_the_objects_the_plan_changes() {
+        let mut f = finding(Cause::CredentialsMissing, "reg.example.com/team/app:v1");
+        f.service_account = "checkout".into();
+        f.unused_matching_secrets = vec!["regcred".into()];
+        let steps = advice(&f, &[]).unwrap();
+        let commands: Vec<&str> = steps.iter().filter_map(|s| s.command.as_deref()).collect();
+        assert_eq!(
+            commands,
+            [
+                r#"kubectl patch deploy/checkout -n shop -p '{"spec":{"template":{"spec":{"imagePullSecrets":[{"name":"regcred"}]}}}}'"#
+            ]
+        );
+        let all = format!("{steps:?}");
+        assert!(!all.contains("default"), "{all}");
+        assert!(all.contains("ServiceAccount shop/checkout"), "{all}");
+        // With the ServiceAccount chosen, the patch and the restart name it.
+        let planned = plan(
+            &f,
+            &[],
+            &PlanOptions {
+                attach_to: Some(AttachTo::ServiceAccount),
+                ..PlanOptions::for_finding(&f)
+            },
+        );
+        let cmds: Vec<String> = planned.iter().flat_map(|s| commands_of(s, None)).collect();
+        assert_eq!(
+            cmds,
+            [
+                r#"kubectl patch serviceaccount checkout -n shop -p '{"imagePullSecrets":[{"name":"regcred"}]}'"#,
+                "kubectl rollout restart deploy/checkout -n shop"
+            ]
+        );
+    }
+
+    fn commands_of(s: &PlannedStep, username: Option<&str>) -> Vec<String> {
+        commands(
+            &s.action,
+            &CommandFacts {
+                username,
+                service_account_secrets: &[],
+            },
+        )
+    }
+
+    #[test]
+    fn advice_for_a_rejected_secret_fills_the_username_and_every_namespace() {
+        let mut f = finding(Cause::CredentialsRejected, "reg.example.com/team/app:v1");
+        f.secrets = vec![report("regcred", vec![])];
+        let others = vec![OtherSecret {
+            namespace: "shop-c".into(),
+            name: "regcred".into(),
+            registry: "reg.example.com".into(),
+            same_credential: true,
+            failing_workloads: vec![Workload {
+                kind: "Deployment".into(),
+                namespace: "shop-c".into(),
+                name: "checkout".into(),
+            }],
+        }];
+        let steps = advice(&f, &others).unwrap();
+        let commands: Vec<&str> = steps.iter().filter_map(|s| s.command.as_deref()).collect();
+        assert_eq!(
+            commands,
+            [
+                "kubectl create secret docker-registry regcred --docker-server=reg.example.com --docker-username=u --docker-password=<password> -n shop --dry-run=client -o yaml | kubectl apply -f -",
+                "kubectl create secret docker-registry regcred --docker-server=reg.example.com --docker-username=u --docker-password=<password> -n shop-c --dry-run=client -o yaml | kubectl apply -f -",
+                "kubectl rollout restart deploy/checkout -n shop-c",
+                "kubectl rollout restart deploy/checkout -n shop",
+            ]
+        );
+        assert!(
+            steps[3].text.ends_with("(after step 1)"),
+            "{}",
+            steps[3].text
+        );
+        // No placeholder but the password.
+        let all = format!("{steps:?}");
+        assert_eq!(
+            all.matches('<').count(),
+            all.matches("<password>").count(),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn secret_commands_for_unknown_users_ecr_and_wrong_types() {
+        let write = |server: &str, exists, recreate| Action::WriteSecret {
+            namespace: "shop".into(),
+            name: "regcred".into(),
+            server: server.into(),
+            exists,
+            recreate,
+        };
+        let none = CommandFacts::default();
+        let c = commands(&write("reg.example.com", false, false), &none);
+        assert_eq!(c.len(), 1);
+        assert!(
+            c[0].contains(r#"--docker-username="$REGISTRY_USERNAME""#),
+            "{c:?}"
+        );
+        let c = commands(&write("reg.example.com", true, true), &none);
+        assert_eq!(c[0], "kubectl delete secret regcred -n shop");
+        let ecr = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+        let c = commands(&write(ecr, true, false), &none);
+        assert!(
+            c[0].contains(r#"--docker-username=AWS --docker-password="$(aws ecr get-login-password --region eu-west-1)""#),
+            "{c:?}"
+        );
+        let odd = CommandFacts {
+            username: Some("robot$ci"),
+            ..none
+        };
+        let c = commands(&write("reg.example.com", true, false), &odd);
+        assert!(c[0].contains("--docker-username='robot$ci'"), "{c:?}");
+    }
+
+    #[test]
+    fn the_service_account_patch_keeps_its_other_secrets() {
+        let attach = Action::AttachToServiceAccount {
+            namespace: "shop".into(),
+            service_account: "checkout".into(),
+            secret: "regcred".into(),
+        };
+        let before = vec!["other".to_string()];
+        let c = commands(
+            &attach,
+            &CommandFacts {
+                username: None,
+                service_account_secrets: &before,
+            },
+        );
+        assert_eq!(
+            c,
+            [
+                r#"kubectl patch serviceaccount checkout -n shop -p '{"imagePullSecrets":[{"name":"other"},{"name":"regcred"}]}'"#
+            ]
+        );
+    }
+
+    #[test]
+    fn causes_without_a_plan_keep_their_own_advice() {
+        let f = finding(Cause::RegistryUnreachable, "reg.example.com/team/app:v1");
+        assert!(advice(&f, &[]).is_none());
+        let f = finding(Cause::ImageNotFound, "reg.example.com/team/app:v9");
+        assert!(
+            advice(&f, &[]).is_none(),
+            "no verified tag: nothing planned"
+        );
     }
 }

@@ -78,7 +78,9 @@ pub(crate) fn escalations(incident: &Incident, now: DateTime<Utc>) -> Vec<Escala
 /// - the registry looks down: the node could not reach it, or it answered
 ///   5xx, and pullfix's own probe failed the same way → [`PAGE_PLATFORM`],
 ///   once per registry host;
-/// - the failures span [`SCOPE_NAMESPACES`] namespaces or more, or a scan
+/// - the failures the engineer cannot fix from the cluster (not a
+///   credential or an image reference) span [`SCOPE_NAMESPACES`]
+///   namespaces or more, or a scan
 ///   note says "possible registry outage" → a cluster-wide page to
 ///   [`PAGE_PLATFORM`].
 ///
@@ -181,9 +183,16 @@ pub(crate) fn escalations_with_notes(
         });
     }
 
-    // Scope expanding across namespaces.
+    // Scope expanding across namespaces: failures the on-call engineer
+    // cannot fix from here (the same stale secret or a bad tag in several
+    // namespaces is theirs to fix, and the guided fix plans it).
     let mut namespaces: Vec<&str> = Vec::new();
-    for f in incident.findings.iter().chain(&incident.remaining) {
+    for f in incident
+        .findings
+        .iter()
+        .chain(&incident.remaining)
+        .filter(|f| !fixable_here(f.cause))
+    {
         if !namespaces.contains(&f.namespace.as_str()) {
             namespaces.push(&f.namespace);
         }
@@ -372,9 +381,10 @@ pub(crate) fn follow_ups(findings: &[Finding], incident: &Incident) -> Vec<Strin
     out
 }
 
-/// One line for the end of a run: "checkout: resolved in 3 steps (4m12s)",
-/// "checkout: NOT resolved after 2 steps — escalate", or a rehearsal's
-/// "checkout: rehearsed 2 steps (rehearsal: nothing was written)".
+/// One line for the report: "checkout: resolved in 3 steps (4m12s)",
+/// "checkout: not resolved after 2 steps", or a rehearsal's
+/// "checkout: rehearsed 2 steps (rehearsal: nothing was written)". Whether
+/// to page someone is the escalations' call, not this line's.
 pub(crate) fn summary_line(incident: &Incident) -> String {
     let name = workload_name(incident);
     let n = incident.steps.len();
@@ -388,7 +398,7 @@ pub(crate) fn summary_line(incident: &Incident) -> String {
     } else if incident.resolved {
         format!("{name}: resolved in {steps}{took}")
     } else {
-        format!("{name}: NOT resolved after {steps}{took} — escalate")
+        format!("{name}: not resolved after {steps}{took}")
     }
 }
 
@@ -403,11 +413,11 @@ pub(crate) fn markdown(
 ) -> String {
     let mut md = String::new();
     let state = if incident.dry_run {
-        "rehearsal"
+        "rehearsal, not resolved"
     } else if incident.resolved {
         "resolved"
     } else {
-        "NOT resolved"
+        "not resolved"
     };
     md.push_str(&format!(
         "# Image pull incident: {} — {state}\n\n",
@@ -424,6 +434,23 @@ pub(crate) fn markdown(
         md.push_str(&format!("- **Verdict:** {}\n", text(&incident.verdict)));
     }
     md.push_str(&format!("- **Namespace:** {}\n", code(&incident.namespace)));
+    let mut namespaces: Vec<&str> = incident
+        .workloads
+        .iter()
+        .map(|w| w.workload.namespace.as_str())
+        .filter(|n| *n != incident.namespace)
+        .collect();
+    namespaces.dedup();
+    if !namespaces.is_empty() {
+        md.push_str(&format!(
+            "- **Also checked:** {}\n",
+            namespaces
+                .iter()
+                .map(|n| code(n))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     if let Some(since) = incident.failing_since {
         md.push_str(&format!("- **Failing since:** {}\n", stamp(since)));
     }
@@ -436,6 +463,27 @@ pub(crate) fn markdown(
         ));
     }
     md.push('\n');
+
+    if !incident.workloads.is_empty() {
+        md.push_str("## Workloads\n\n");
+        for w in &incident.workloads {
+            md.push_str(&format!(
+                "- {} {}: {}{}\n",
+                if w.healthy { "✔" } else { "✘" },
+                code(&format!(
+                    "{} -n {}",
+                    w.workload.target(),
+                    w.workload.namespace
+                )),
+                text(&w.state),
+                w.next
+                    .as_ref()
+                    .map(|n| format!(" — continue: {}", code(n)))
+                    .unwrap_or_default()
+            ));
+        }
+        md.push('\n');
+    }
 
     md.push_str("## Timeline\n\n");
     if incident.steps.is_empty() {
@@ -574,6 +622,7 @@ fn tried(incident: &Incident) -> String {
                 Outcome::Rehearsed { .. } => "rehearsed only, not written".to_string(),
                 Outcome::Declined => "declined".to_string(),
                 Outcome::Skipped { reason } => format!("skipped: {}", first_line(reason)),
+                Outcome::Unchanged { .. } => "already in place".to_string(),
                 Outcome::NotPermitted { missing } => {
                     format!("not permitted: missing {}", first_line(missing))
                 }
@@ -583,6 +632,21 @@ fn tried(incident: &Incident) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Causes the engineer fixes in the cluster with the guided fix (a
+/// credential, an image reference): not a reason to page anyone by
+/// themselves, however many namespaces they span.
+fn fixable_here(cause: Cause) -> bool {
+    matches!(
+        cause,
+        Cause::CredentialsMissing
+            | Cause::CredentialsRejected
+            | Cause::CredentialsExpired
+            | Cause::ImageNotFound
+            | Cause::WrongRegistry
+            | Cause::InvalidImageName
+    )
 }
 
 fn first_line(s: &str) -> &str {
@@ -772,6 +836,7 @@ fn outcome_text(s: &StepRecord) -> String {
         Outcome::Rehearsed { detail } => with_detail("rehearsed (server-side dry-run)", detail),
         Outcome::Declined => "declined".to_string(),
         Outcome::Skipped { reason } => with_detail("skipped", reason),
+        Outcome::Unchanged { detail } => with_detail("unchanged", detail),
         Outcome::NotPermitted { missing } => format!("not permitted: missing {}", text(missing)),
         Outcome::Failed { error } => with_detail("**failed**", error),
     };
@@ -969,6 +1034,7 @@ mod tests {
             }),
             pod: format!("{name}-7d9f-abcde"),
             pods: vec![format!("{name}-7d9f-abcde"), format!("{name}-7d9f-fghij")],
+            service_account: "default".into(),
             container: "app".into(),
             init_container: false,
             image: image.into(),
@@ -1055,6 +1121,7 @@ mod tests {
                 ),
             ],
             resolved,
+            workloads: vec![],
             verdict: if resolved {
                 "checkout: 5/5 ready, no pod in ImagePullBackOff".into()
             } else {
@@ -1161,6 +1228,28 @@ mod tests {
         // started 08:30 → 08:49 is 19 minutes: nothing; 08:50 is 20: page.
         assert!(escalations(&inc, t(8, 49, 0)).is_empty());
         assert_eq!(escalations(&inc, t(8, 50, 0)).len(), 1);
+    }
+
+    /// A password the registry rejected is the user's to correct: the step
+    /// is skipped, not failed, and nobody is paged for it.
+    #[test]
+    fn a_rejected_credential_pages_nobody() {
+        let mut inc = incident(
+            vec![finding(
+                "shop",
+                "checkout",
+                Cause::CredentialsRejected,
+                "reg.example.com/team/app:v1",
+            )],
+            false,
+        );
+        inc.steps.truncate(1);
+        inc.steps[0].outcome = Outcome::Skipped {
+            reason:
+                "the registry rejected the credential typed 3 times; the secret was not changed"
+                    .into(),
+        };
+        assert!(escalations(&inc, t(8, 35, 0)).is_empty());
     }
 
     #[test]
@@ -1284,9 +1373,9 @@ mod tests {
         let img = "registry.example.com/shop/checkout:1.0";
         let inc = incident(
             vec![
-                finding("shop", "checkout", Cause::CredentialsRejected, img),
-                finding("billing", "invoices", Cause::CredentialsRejected, img),
-                finding("search", "indexer", Cause::CredentialsRejected, img),
+                finding("shop", "checkout", Cause::AccessDenied, img),
+                finding("billing", "invoices", Cause::AccessDenied, img),
+                finding("search", "indexer", Cause::AccessDenied, img),
             ],
             false,
         );
@@ -1295,6 +1384,22 @@ mod tests {
         assert!(e[0].reason.contains("3 namespaces (shop, billing, search)"));
         assert!(e[0].message.starts_with("Cluster-wide ImagePullBackOff"));
         assert!(e[0].message.contains("registry.example.com"));
+    }
+
+    /// The same stale secret in three namespaces (`stale-secret-many-namespaces`)
+    /// is the engineer's to fix: no cluster-wide page, no "outage".
+    #[test]
+    fn the_same_stale_secret_in_three_namespaces_pages_nobody() {
+        let img = "registry.example.com/shop/checkout:1.0";
+        let inc = incident(
+            vec![
+                finding("shop", "checkout", Cause::CredentialsRejected, img),
+                finding("shop-b", "checkout", Cause::CredentialsRejected, img),
+                finding("shop-c", "checkout", Cause::CredentialsRejected, img),
+            ],
+            false,
+        );
+        assert!(escalations(&inc, t(8, 25, 0)).is_empty());
     }
 
     #[test]
@@ -1500,15 +1605,9 @@ mod tests {
         let mut bad = incident(vec![f], false);
         bad.steps.truncate(2);
         bad.finished = None;
-        assert_eq!(
-            summary_line(&bad),
-            "checkout: NOT resolved after 2 steps — escalate"
-        );
+        assert_eq!(summary_line(&bad), "checkout: not resolved after 2 steps");
         bad.steps.truncate(1);
-        assert_eq!(
-            summary_line(&bad),
-            "checkout: NOT resolved after 1 step — escalate"
-        );
+        assert_eq!(summary_line(&bad), "checkout: not resolved after 1 step");
 
         inc.dry_run = true;
         inc.resolved = false;
@@ -1552,7 +1651,7 @@ mod tests {
         let md = markdown(&inc, &esc, &fu);
 
         assert!(
-            md.starts_with("# Image pull incident: deploy/checkout -n shop — NOT resolved\n"),
+            md.starts_with("# Image pull incident: deploy/checkout -n shop — not resolved\n"),
             "{md}"
         );
         assert!(md.contains("checkout: 0/5 ready"));
@@ -1567,6 +1666,7 @@ mod tests {
         assert!(!md.contains("disagrees"));
         assert!(md.contains("## Still failing"));
         assert!(md.contains("## Escalation"));
+        assert!(!md.contains("NOT resolved"), "{md}");
         assert!(md.contains("- **Page Platform/Infra on-call**"));
         assert!(md.contains("  ```text\n  P1: "));
         assert!(md.contains("## Follow-ups"));
@@ -1592,10 +1692,40 @@ mod tests {
         );
         let md = markdown(&inc, &[], &[]);
         assert!(md.starts_with("# Image pull incident: deploy/checkout -n shop — resolved\n"));
+        assert!(!md.contains("## Workloads"), "none recorded: {md}");
         assert!(!md.contains("## Still failing"));
         assert!(!md.contains("## Escalation"));
         assert!(!md.contains("## Follow-ups"));
         assert!(md.contains("- **Finished:** 2026-03-19 08:34:12 UTC (4m12s)"));
+    }
+
+    #[test]
+    fn markdown_lists_each_workload_and_the_other_namespaces() {
+        use crate::remediate::WorkloadVerdict;
+        let mut inc = incident(vec![], false);
+        let w = |ns: &str| Workload {
+            kind: "Deployment".into(),
+            namespace: ns.into(),
+            name: "checkout".into(),
+        };
+        inc.workloads = vec![
+            WorkloadVerdict {
+                workload: w("shop"),
+                healthy: true,
+                state: "2/2 ready, no pod in ImagePullBackOff".into(),
+                next: None,
+            },
+            WorkloadVerdict {
+                workload: w("shop-c"),
+                healthy: false,
+                state: "0/2 ready, still failing (credentials-rejected)".into(),
+                next: Some("kubectl pullfix fix deploy/checkout -n shop-c".into()),
+            },
+        ];
+        let md = markdown(&inc, &[], &[]);
+        assert!(md.starts_with("# Image pull incident: deploy/checkout -n shop — not resolved\n"));
+        assert!(md.contains("- **Also checked:** `shop-c`\n"), "{md}");
+        assert!(md.contains("## Workloads\n\n- ✔ `deploy/checkout -n shop`: 2/2 ready, no pod in ImagePullBackOff\n- ✘ `deploy/checkout -n shop-c`: 0/2 ready, still failing (credentials-rejected) — continue: `kubectl pullfix fix deploy/checkout -n shop-c`\n"), "{md}");
     }
 
     #[test]
@@ -1616,7 +1746,9 @@ mod tests {
             };
         }
         let md = markdown(&inc, &[], &[]);
-        assert!(md.starts_with("# Image pull incident: deploy/checkout -n shop — rehearsal\n"));
+        assert!(md.starts_with(
+            "# Image pull incident: deploy/checkout -n shop — rehearsal, not resolved\n"
+        ));
         assert!(md.contains("nothing was written to the cluster"));
         assert!(md.contains("rehearsed (server-side dry-run): server accepted"));
         assert!(

@@ -365,6 +365,120 @@ pub(crate) async fn wait_for_rollout(
     }
 }
 
+/// How ready a workload is, as read after its rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Readiness {
+    /// Ready and desired replicas (a bare pod: ready and all containers).
+    Counts(i64, i64),
+    /// The object no longer exists.
+    Gone,
+    /// Not counted (a Job or CronJob, or the read failed).
+    Unknown,
+}
+
+/// The verdict for one workload the run diagnosed, flagged or changed:
+/// healthy only when none of its pods fails to pull (`failing`, from the
+/// re-diagnosis after the rollout), every replica is ready, and its
+/// namespace could be re-diagnosed (`unverified` says why not). An
+/// unhealthy one gets the command to continue with. Pure.
+pub(crate) fn judge(
+    w: &crate::scan::Workload,
+    failing: &[&crate::diagnose::finding::Finding],
+    readiness: &Readiness,
+    unverified: Option<&str>,
+) -> crate::remediate::WorkloadVerdict {
+    let target = format!("{} -n {}", w.target(), w.namespace);
+    let ready = match readiness {
+        Readiness::Counts(r, d) => format!("{r}/{d} ready, "),
+        Readiness::Gone | Readiness::Unknown => String::new(),
+    };
+    let (healthy, state, next) = if let Some(why) = unverified {
+        (
+            false,
+            format!("not verified: its namespace could not be diagnosed again ({why})"),
+            Some(format!("kubectl pullfix diagnose {target}")),
+        )
+    } else if !failing.is_empty() {
+        let mut causes: Vec<&str> = failing.iter().map(|f| f.cause.id()).collect();
+        causes.dedup();
+        (
+            false,
+            format!("{ready}still failing ({})", causes.join(", ")),
+            Some(format!("kubectl pullfix fix {target}")),
+        )
+    } else {
+        match readiness {
+            Readiness::Gone => (
+                false,
+                "gone: it no longer exists (recreate it from its manifest)".to_string(),
+                None,
+            ),
+            Readiness::Counts(r, d) if r < d => (
+                false,
+                format!("{ready}no pod in ImagePullBackOff, but not every replica is ready"),
+                Some(if w.kind == "Pod" {
+                    format!("kubectl describe pod {} -n {}", w.name, w.namespace)
+                } else {
+                    format!("kubectl rollout status {target}")
+                }),
+            ),
+            _ => (true, format!("{ready}no pod in ImagePullBackOff"), None),
+        }
+    };
+    crate::remediate::WorkloadVerdict {
+        workload: w.clone(),
+        healthy,
+        state,
+        next,
+    }
+}
+
+/// Whether the run resolved the incident, and the one line that says so:
+/// only when every workload it diagnosed, flagged or changed is verified
+/// healthy — never in a rehearsal, where nothing was written. `applied`
+/// and `rehearsed` count the steps. Pure.
+pub(crate) fn verdict(
+    workloads: &[crate::remediate::WorkloadVerdict],
+    dry_run: bool,
+    applied: usize,
+    rehearsed: usize,
+) -> (bool, String) {
+    let failing = workloads.iter().filter(|w| !w.healthy).count();
+    let n = workloads.len();
+    let plural = |k: usize| if k == 1 { "" } else { "s" };
+    if dry_run {
+        return (
+            false,
+            format!(
+                "rehearsal only: {rehearsed} step{} passed a server-side dry-run; nothing was written, so nothing is resolved ({failing} of {n} workload{} failing now)",
+                plural(rehearsed),
+                plural(n)
+            ),
+        );
+    }
+    if n == 0 {
+        return (false, "nothing was failing to pull its image".into());
+    }
+    if failing == 0 {
+        (
+            true,
+            format!(
+                "resolved: every workload this run diagnosed or changed is verified healthy ({n} workload{}, {applied} step{} applied)",
+                plural(n),
+                plural(applied)
+            ),
+        )
+    } else {
+        (
+            false,
+            format!(
+                "NOT resolved: {failing} of {n} workload{} still not healthy",
+                plural(n)
+            ),
+        )
+    }
+}
+
 /// `90s` → `1m30s`, the way kubectl prints short durations.
 fn human_duration(d: Duration) -> String {
     crate::duration::format(d)
@@ -975,5 +1089,115 @@ mod tests {
                 format!("deploy/checkout: nothing to roll out for {kind}\n")
             );
         }
+    }
+
+    // --- the verdict -----------------------------------------------------
+
+    fn checkout_in(ns: &str) -> crate::scan::Workload {
+        crate::scan::Workload {
+            kind: "Deployment".into(),
+            namespace: ns.into(),
+            name: "checkout".into(),
+        }
+    }
+
+    fn failing(ns: &str, cause: crate::diagnose::Cause) -> crate::diagnose::finding::Finding {
+        crate::diagnose::finding::Finding {
+            cause,
+            detail: None,
+            confidence: crate::diagnose::Confidence::High,
+            severity: crate::scan::Severity::P1,
+            namespace: ns.into(),
+            workload: Some(checkout_in(ns)),
+            pod: "checkout-1".into(),
+            pods: vec!["checkout-1".into()],
+            service_account: "default".into(),
+            container: "app".into(),
+            init_container: false,
+            image: "reg.example.com/team/app:v1".into(),
+            summary: String::new(),
+            decision: crate::diagnose::decide::Decision {
+                rule: "registry-agrees",
+                because: String::new(),
+                readings: Vec::new(),
+            },
+            evidence: vec![],
+            next_steps: vec![],
+            secrets: vec![],
+            registry: None,
+            ecr: None,
+            suggested_tags: vec![],
+            replacement: None,
+            unused_matching_secrets: vec![],
+            failing_for_seconds: None,
+        }
+    }
+
+    #[test]
+    fn a_workload_is_healthy_only_when_nothing_fails_and_every_replica_is_ready() {
+        let w = checkout_in("shop");
+        let ok = judge(&w, &[], &Readiness::Counts(2, 2), None);
+        assert!(ok.healthy);
+        assert_eq!(ok.state, "2/2 ready, no pod in ImagePullBackOff");
+        assert_eq!(ok.next, None);
+
+        let f = failing("shop-c", crate::diagnose::Cause::CredentialsRejected);
+        let bad = judge(
+            &checkout_in("shop-c"),
+            &[&f],
+            &Readiness::Counts(0, 2),
+            None,
+        );
+        assert!(!bad.healthy);
+        assert_eq!(bad.state, "0/2 ready, still failing (credentials-rejected)");
+        assert_eq!(
+            bad.next.as_deref(),
+            Some("kubectl pullfix fix deploy/checkout -n shop-c")
+        );
+
+        let slow = judge(&w, &[], &Readiness::Counts(1, 2), None);
+        assert!(!slow.healthy, "{slow:?}");
+        assert_eq!(
+            slow.next.as_deref(),
+            Some("kubectl rollout status deploy/checkout -n shop")
+        );
+
+        let gone = judge(&w, &[], &Readiness::Gone, None);
+        assert!(!gone.healthy);
+
+        let unknown = judge(&w, &[], &Readiness::Unknown, Some("forbidden"));
+        assert!(!unknown.healthy);
+        assert!(unknown.state.contains("not verified"), "{unknown:?}");
+    }
+
+    #[test]
+    fn resolved_only_when_every_workload_in_every_namespace_is_healthy() {
+        let shop = judge(&checkout_in("shop"), &[], &Readiness::Counts(2, 2), None);
+        let f = failing("shop-c", crate::diagnose::Cause::CredentialsRejected);
+        let shop_c = judge(
+            &checkout_in("shop-c"),
+            &[&f],
+            &Readiness::Counts(0, 2),
+            None,
+        );
+
+        let (resolved, line) = verdict(std::slice::from_ref(&shop), false, 2, 0);
+        assert!(resolved);
+        assert!(line.starts_with("resolved: "), "{line}");
+
+        // `rotated-password-partial`, answered y / n / y: shop is fine,
+        // shop-c (flagged, its update declined) is not.
+        let (resolved, line) = verdict(&[shop.clone(), shop_c.clone()], false, 2, 0);
+        assert!(!resolved);
+        assert_eq!(line, "NOT resolved: 1 of 2 workloads still not healthy");
+
+        // A rehearsal resolves nothing, even when all is well already.
+        let (resolved, line) = verdict(&[shop], true, 0, 3);
+        assert!(!resolved);
+        assert!(line.starts_with("rehearsal only: 3 steps passed"), "{line}");
+        assert!(!line.contains("resolved:"), "{line}");
+
+        // Nothing diagnosed: nothing to resolve.
+        assert!(!verdict(&[], false, 0, 0).0);
     }
 }
