@@ -134,10 +134,21 @@ fn api_failure(e: &ApiError) -> String {
     }
 }
 
-/// The outcome of a step that could not be prepared.
+/// The outcome of a step that could not be prepared (Ctrl-C at one of its
+/// questions is not a failure: the step was simply not applied).
 fn failed(e: anyhow::Error) -> Outcome {
+    if crate::terminal::is_interrupted(&e) {
+        return interrupted();
+    }
     Outcome::Failed {
         error: format!("{e:#}"),
+    }
+}
+
+/// A step stopped by Ctrl-C before anything was written.
+fn interrupted() -> Outcome {
+    Outcome::Skipped {
+        reason: "interrupted (Ctrl-C) before it was written".into(),
     }
 }
 
@@ -150,7 +161,11 @@ impl Executor<'_> {
     pub(crate) async fn execute(&mut self, step: &PlannedStep, finding: &Finding) -> StepRecord {
         self.say(format!("\n▶ {}", step.title));
         self.say(format!("  why: {}", step.why));
-        let change = match self.prepare(step, finding).await {
+        // Preparing only reads and probes: Ctrl-C may cut it short.
+        let prepared = crate::terminal::until_interrupted(self.prepare(step, finding))
+            .await
+            .unwrap_or_else(|_| Err(interrupted()));
+        let change = match prepared {
             Ok(c) => c,
             Err(outcome) => {
                 self.say(format!("  {}", outcome_line(&outcome)));
@@ -218,12 +233,17 @@ impl Executor<'_> {
                     let error = if done.is_empty() {
                         api_failure(&e)
                     } else {
+                        crate::terminal::record_write(
+                            &format!("{} (partly: {})", change.title, done.join(", ")),
+                            restore.as_deref(),
+                        );
                         format!("{} (after {} succeeded)", api_failure(&e), done.join(", "))
                     };
                     return (Outcome::Failed { error }, backup, restore);
                 }
             }
         }
+        crate::terminal::record_write(&change.title, restore.as_deref());
         (
             Outcome::Applied {
                 detail: done.join(", "),
@@ -898,9 +918,7 @@ fn unless_yes(answer: anyhow::Result<Answer>, pending: &str) -> Option<Outcome> 
         Ok(Answer::Pending) => Some(Outcome::Skipped {
             reason: pending.into(),
         }),
-        Err(e) => Some(Outcome::Failed {
-            error: format!("{e:#}"),
-        }),
+        Err(e) => Some(failed(e)),
     }
 }
 

@@ -269,6 +269,17 @@ impl Progress {
         }
     }
 
+    /// Says how long the wait lasts at most (`deploy/checkout (up to 1m)`).
+    pub(crate) fn limit(&self, timeout: Duration) {
+        if let Some(bar) = &self.bar {
+            bar.set_prefix(format!(
+                "{} ({})",
+                self.label,
+                crate::terminal::at_most(timeout)
+            ));
+        }
+    }
+
     /// Shows the current state (a line only when it changed, without a terminal).
     pub(crate) fn update(&self, msg: &str) {
         match &self.bar {
@@ -318,6 +329,7 @@ const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// decides). The object is read at least once. Kinds without a rollout
 /// (Pod, Job, CronJob, ReplicaSet) are Done at once, without a request.
 /// `progress` is finished with the final message before returning Ok.
+/// Ctrl-C ends the wait with [`crate::terminal::Interrupted`].
 pub(crate) async fn wait_for_rollout(
     client: &kube::Client,
     workload: &crate::scan::Workload,
@@ -334,6 +346,7 @@ pub(crate) async fn wait_for_rollout(
         progress.finish(state.message());
         return Ok(state);
     };
+    progress.limit(timeout);
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let obj: Value = crate::api::ObjectRef::new(resource, ns, name)
@@ -361,7 +374,14 @@ pub(crate) async fn wait_for_rollout(
             return Ok(state);
         }
         progress.update(waiting);
-        tokio::time::sleep(POLL_INTERVAL.min(deadline - now)).await;
+        // Ctrl-C ends the wait at once (the flow then reports what was written).
+        if crate::terminal::until_interrupted(tokio::time::sleep(POLL_INTERVAL.min(deadline - now)))
+            .await
+            .is_err()
+        {
+            progress.finish(&format!("{waiting} (interrupted: stopped waiting)"));
+            return Err(crate::terminal::Interrupted.into());
+        }
     }
 }
 
