@@ -189,6 +189,18 @@ impl Prober {
             .clone()
     }
 
+    /// A candidate tag's digest and build date, for a menu (`None` when the
+    /// registry did not answer in time or refused).
+    pub(crate) async fn tag_info(
+        &self,
+        image: &ImageRef,
+        credential: Option<&Credential>,
+    ) -> Option<crate::registry::client::TagInfo> {
+        self.bounded(self.client.tag_info(image, credential))
+            .await
+            .and_then(Result::ok)
+    }
+
     async fn bounded<T>(&self, f: impl std::future::Future<Output = T>) -> Option<T> {
         tokio::time::timeout(self.timeout, f).await.ok()
     }

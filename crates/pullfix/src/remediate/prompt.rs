@@ -38,6 +38,9 @@ pub trait Prompter: Send {
     fn secret(&mut self, prompt: &str) -> anyhow::Result<Option<String>>;
     /// True when questions reach a person.
     fn interactive(&self) -> bool;
+    /// True when a person answers the choices `--yes` must not make (which
+    /// of several tags to run): a terminal without `--yes`.
+    fn chooses(&self) -> bool;
 }
 
 /// Chooses the prompter for this run.
@@ -187,6 +190,10 @@ impl Prompter for Terminal {
     fn interactive(&self) -> bool {
         true
     }
+
+    fn chooses(&self) -> bool {
+        !self.yes
+    }
 }
 
 /// No terminal: `--yes` answers ordinary questions, nothing else can be asked.
@@ -232,6 +239,10 @@ impl Prompter for Unattended {
     }
 
     fn interactive(&self) -> bool {
+        false
+    }
+
+    fn chooses(&self) -> bool {
         false
     }
 }

@@ -288,11 +288,12 @@ impl Progress {
         }
     }
 
-    /// Stops the spinner, leaving `msg` as its last line (without a
-    /// terminal: prints `msg` unless it was the last line printed).
+    /// Stops: on a terminal the spinner is cleared (the caller prints the
+    /// outcome, and no spinner line stays above it); without one, prints
+    /// `msg` unless it was the last line printed.
     pub(crate) fn finish(&self, msg: &str) {
         match &self.bar {
-            Some(bar) => bar.finish_with_message(msg.to_string()),
+            Some(bar) => bar.finish_and_clear(),
             None => self.line(msg),
         }
     }
@@ -315,7 +316,7 @@ impl Drop for Progress {
         if let Some(bar) = &self.bar
             && !bar.is_finished()
         {
-            bar.abandon();
+            bar.finish_and_clear();
         }
     }
 }
