@@ -627,18 +627,19 @@ impl Executor<'_> {
             .iter()
             .map(|c| c.rsplit_once(':').map_or(c.as_str(), |(_, t)| t))
             .collect();
+        let repo = ImageRef::parse(&candidates[0]).map_err(|e| failed(anyhow::anyhow!("{e}")))?;
         if !self.prompter.chooses() {
             return Err(Outcome::Skipped {
                 reason: format!(
-                    "`{}` does not exist and {} tags could replace it ({}): pullfix does not guess; pass --image with the one to run, e.g. --image {}",
+                    "`{}` does not exist and {} tags could replace it ({}): pullfix does not guess; pass --image {}/{}:TAG with the one to run",
                     f.image,
                     candidates.len(),
                     tags.join(", "),
-                    candidates[0]
+                    repo.domain,
+                    repo.repository
                 ),
             });
         }
-        let repo = ImageRef::parse(&candidates[0]).map_err(|e| failed(anyhow::anyhow!("{e}")))?;
         let cred = self.namespace_credential(&f.namespace, &repo).await;
         let infos = futures::future::join_all(candidates.iter().map(|c| {
             let prober = self.prober.clone();
