@@ -24,3 +24,6 @@ mod registry_hosts;
 
 #[path = "integration/input.rs"]
 mod input;
+
+#[path = "integration/pty.rs"]
+mod pty;

@@ -212,7 +212,11 @@ fn fixes_images_only_with_verified_references() {
     wait_pull_error(&ns, "checkout", false);
     let out = pullfix_in(&["fix", "deploy/checkout", "-n", &ns, "--yes"], "", &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("pullfix does not guess"), "{}", text(&out));
+    assert!(
+        text(&out).contains("pullfix does not guess"),
+        "{}",
+        text(&out)
+    );
     let image = format!("{reg}/team/checkout:v2.1.0");
     fix_ok(&ns, "deploy/checkout", &["--image", &image]);
     let d = json(&["get", "deployment", "checkout", "-n", &ns]);

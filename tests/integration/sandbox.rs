@@ -248,7 +248,11 @@ fn shell_mode_serves_kubectl_and_checks_the_goal_at_exit() {
     assert!(pods_text.contains("STATUS"), "{pods_text}");
     // Three tags are close to the missing one: with --yes the tool is told
     // which (it never guesses).
-    let registry = &env.iter().find(|(k, _)| k == "PULLFIX_LAB_REGISTRY").unwrap().1;
+    let registry = &env
+        .iter()
+        .find(|(k, _)| k == "PULLFIX_LAB_REGISTRY")
+        .unwrap()
+        .1;
     let image = format!("{registry}/team/checkout:v2.1.0");
     let fix = run(
         env!("CARGO_BIN_EXE_kubectl-pullfix"),

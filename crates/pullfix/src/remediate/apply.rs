@@ -162,7 +162,7 @@ impl Executor<'_> {
         self.say(format!("\n▶ {}", step.title));
         self.say(format!("  why: {}", step.why));
         // Preparing only reads and probes: Ctrl-C may cut it short.
-        let prepared = crate::terminal::until_interrupted(self.prepare(step, finding))
+        let prepared = crate::terminal::until_interrupted(Box::pin(self.prepare(step, finding)))
             .await
             .unwrap_or_else(|_| Err(interrupted()));
         let change = match prepared {

@@ -304,12 +304,12 @@ impl<'a> Flow<'a> {
                 }
             ))
         )?;
-        let report = crate::terminal::until_interrupted(diagnose::run(
+        let report = crate::terminal::until_interrupted(Box::pin(diagnose::run(
             self.client,
             &self.scope,
             &self.target,
             &self.diag_opts,
-        ))
+        )))
         .await??;
         rounds.scan_notes.clone_from(&report.notes);
         rounds.last_findings.clone_from(&report.findings);
@@ -498,12 +498,12 @@ impl<'a> Flow<'a> {
         let remaining = if self.opts.dry_run || !rounds.changed_since_diagnosis {
             std::mem::take(&mut rounds.last_findings)
         } else {
-            crate::terminal::until_interrupted(diagnose::run(
+            crate::terminal::until_interrupted(Box::pin(diagnose::run(
                 self.client,
                 &self.scope,
                 &self.target,
                 &self.diag_opts,
-            ))
+            )))
             .await??
             .findings
         };
