@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// The run was interrupted (Ctrl-C): nothing more is asked or written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -154,12 +154,18 @@ fn stop_now() -> ! {
     std::process::exit(i32::from(crate::EXIT_INTERRUPTED))
 }
 
-/// Puts the terminal back as the shell expects it: spinners cleared, the
+/// Puts the terminal back as the shell expects it (at the end of a run):
+/// spinners cleared and no more drawn, the
 /// cursor shown (dialoguer hides it in a menu and a confirmation, and does
 /// not show it again when the read fails). Echo needs no repair: the
 /// prompts restore the terminal mode themselves when their read returns.
 pub fn restore() {
-    let _ = spinners().clear();
+    // A wait cut short may live on in a task of its own: its spinner must
+    // not draw again once the run is over.
+    NO_MORE_SPINNERS.store(true, Ordering::SeqCst);
+    if let Some(bar) = showing().lock().unwrap_or_else(|p| p.into_inner()).take() {
+        bar.finish_and_clear();
+    }
     let term = console::Term::stderr();
     if term.is_term() {
         let _ = term.show_cursor();
@@ -208,11 +214,57 @@ fn written_lines(written: &[Written]) -> String {
     s
 }
 
-/// Every spinner draws through this one (several waits may run at once).
-fn spinners() -> &'static MultiProgress {
-    static MULTI: OnceLock<MultiProgress> = OnceLock::new();
-    MULTI.get_or_init(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()))
+/// The spinner showing, if any: one at a time (when waits overlap, the
+/// first one's stays until it ends; the others show none), so no two
+/// spinners fight over the same line.
+fn showing() -> &'static Mutex<Option<ProgressBar>> {
+    static SHOWING: OnceLock<Mutex<Option<ProgressBar>>> = OnceLock::new();
+    SHOWING.get_or_init(Mutex::default)
 }
+
+/// Where spinners draw: stderr, a few columns short of its width. A line
+/// filled to the last column leaves the cursor waiting to wrap, so the
+/// `^C` the terminal echoes at Ctrl-C would start a new line, and clearing
+/// the spinner would clear that line instead of the spinner's.
+pub(crate) fn spinner_target() -> ProgressDrawTarget {
+    ProgressDrawTarget::term_like(Box::new(Narrower(console::Term::stderr())))
+}
+
+#[derive(Debug)]
+struct Narrower(console::Term);
+
+impl indicatif::TermLike for Narrower {
+    fn width(&self) -> u16 {
+        self.0.size().1.saturating_sub(4).max(20)
+    }
+    fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_up(n)
+    }
+    fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_down(n)
+    }
+    fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_right(n)
+    }
+    fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_left(n)
+    }
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        self.0.write_line(s)
+    }
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        self.0.write_str(s)
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        self.0.clear_line()
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// Set at the end of a run: no spinner may show any more.
+static NO_MORE_SPINNERS: AtomicBool = AtomicBool::new(false);
 
 /// `10s`, `1m30s`: how long at most, as the spinner says it.
 pub fn at_most(d: Duration) -> String {
@@ -237,27 +289,35 @@ pub async fn spin<F: Future>(what: impl Into<String>, fut: F) -> F::Output {
     fut.await
 }
 
-/// A spinner that clears itself when dropped.
-struct Spinner(ProgressBar);
+/// The spinner of one wait; clears itself when dropped. `None` inside when
+/// another wait's spinner is showing.
+struct Spinner(Option<ProgressBar>);
 
 impl Spinner {
     fn show(what: String) -> Spinner {
-        let bar = ProgressBar::new_spinner()
+        let mut showing = showing().lock().unwrap_or_else(|p| p.into_inner());
+        if showing.is_some() || NO_MORE_SPINNERS.load(Ordering::SeqCst) {
+            return Spinner(None);
+        }
+        let bar = ProgressBar::with_draw_target(None, spinner_target())
             .with_elapsed(SPINNER_AFTER)
             .with_message(what);
         if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} [{elapsed}]") {
             bar.set_style(style);
         }
-        let bar = spinners().add(bar);
         bar.enable_steady_tick(Duration::from_millis(120));
-        Spinner(bar)
+        *showing = Some(bar.clone());
+        Spinner(Some(bar))
     }
 }
 
 impl Drop for Spinner {
     fn drop(&mut self) {
-        self.0.finish_and_clear();
-        spinners().remove(&self.0);
+        if let Some(bar) = self.0.take() {
+            bar.finish_and_clear();
+            let mut showing = showing().lock().unwrap_or_else(|p| p.into_inner());
+            *showing = None;
+        }
     }
 }
 

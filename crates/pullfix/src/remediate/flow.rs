@@ -534,9 +534,8 @@ impl<'a> Flow<'a> {
         let (palette, out) = (&self.palette, &mut *self.executor.out);
         writeln!(
             out,
-            "\n{} {}",
-            palette.bad.apply_to("interrupted (Ctrl-C):"),
-            "stopped; nothing more is asked or written"
+            "\n{} stopped; nothing more is asked or written",
+            palette.bad.apply_to("interrupted (Ctrl-C):")
         )?;
         for line in interrupted_lines(incident) {
             writeln!(out, "  {line}")?;
@@ -769,4 +768,65 @@ async fn ready_counts(client: &Client, kind: &str, ns: &str, name: &str) -> Opti
             w["spec"]["replicas"].as_i64().unwrap_or(1),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::remediate::StepRecord;
+
+    fn step(title: &str, restore: Option<&str>, outcome: Outcome) -> StepRecord {
+        StepRecord {
+            at: Utc::now(),
+            title: title.into(),
+            command: None,
+            backup: None,
+            restore_command: restore.map(str::to_string),
+            outcome,
+        }
+    }
+
+    #[test]
+    fn ctrl_c_lists_what_was_written_with_undo_and_what_was_not() {
+        let mut incident = Incident {
+            started: Utc::now(),
+            finished: None,
+            target: "deploy/checkout -n shop".into(),
+            namespace: "shop".into(),
+            findings: vec![],
+            remaining: vec![],
+            steps: vec![],
+            resolved: false,
+            verdict: String::new(),
+            dry_run: false,
+            failing_since: None,
+        };
+        assert_eq!(interrupted_lines(&incident), ["written: nothing"]);
+        incident.steps = vec![
+            step(
+                "update pull secret shop/regcred",
+                Some("kubectl replace -f /b/s.yaml"),
+                Outcome::Applied {
+                    detail: "update secrets shop/regcred".into(),
+                },
+            ),
+            step(
+                "rollout restart deploy/checkout -n shop",
+                None,
+                Outcome::Skipped {
+                    reason: "interrupted (Ctrl-C) before it was written".into(),
+                },
+            ),
+        ];
+        assert_eq!(
+            interrupted_lines(&incident),
+            [
+                "written (1):",
+                "  ✔ update pull secret shop/regcred",
+                "      undo: kubectl replace -f /b/s.yaml",
+                "not written (1):",
+                "  - rollout restart deploy/checkout -n shop: – skipped: interrupted (Ctrl-C) before it was written",
+            ]
+        );
+    }
 }

@@ -12,7 +12,7 @@ use std::io::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
 /// Where a rollout stands, with kubectl's message for it.
@@ -239,7 +239,7 @@ impl Progress {
     /// stderr is a terminal (a spinner) or not (plain lines).
     pub fn new(label: &str, tty: bool) -> Self {
         if tty {
-            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            let bar = ProgressBar::with_draw_target(None, crate::terminal::spinner_target());
             if let Ok(style) =
                 ProgressStyle::with_template("{spinner} {prefix}: {wide_msg} [{elapsed}]")
             {
