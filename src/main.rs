@@ -43,6 +43,16 @@ fn main_entry(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     match runtime.block_on(cli::run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) if pullfix::is_broken_pipe(&e) => ExitCode::from(EXIT_OK),
+        Err(e) if pullfix::terminal::is_interrupted(&e) => {
+            // Ctrl-C before the flow knew of any step (choosing a workload).
+            pullfix::terminal::restore();
+            let _ = write!(
+                std::io::stderr(),
+                "interrupted (Ctrl-C): {}",
+                pullfix::terminal::written_text()
+            );
+            ExitCode::from(pullfix::EXIT_INTERRUPTED)
+        }
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "error: {e:#}");
             ExitCode::from(EXIT_ERROR)

@@ -30,3 +30,6 @@ mod truthful;
 
 #[path = "integration/conventions.rs"]
 mod conventions;
+
+#[path = "integration/pty.rs"]
+mod pty;

@@ -220,13 +220,23 @@ fn a_bad_new_credential_is_refused_before_it_is_written() {
 #[test]
 fn fixes_images_only_with_verified_references() {
     let reg = env("PULLFIX_LAB_REGISTRY");
+    // Three tags are close to the missing one: --yes does not guess among
+    // them (it says to pass --image), and --image is verified, then set.
     let ns = scenario("wrong-tag", Some(NODE));
     wait_pull_error(&ns, "checkout", false);
-    fix_ok(&ns, "deploy/checkout", &[]);
+    let out = pullfix_in(&["fix", "deploy/checkout", "-n", &ns, "--yes"], "", &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("pullfix does not guess"),
+        "{}",
+        text(&out)
+    );
+    let image = format!("{reg}/team/checkout:v2.1.0");
+    fix_ok(&ns, "deploy/checkout", &["--image", &image]);
     let d = json(&["get", "deployment", "checkout", "-n", &ns]);
     assert_eq!(
         d["spec"]["template"]["spec"]["containers"][0]["image"],
-        format!("{reg}/team/checkout:v2.1.0")
+        image
     );
     delete_ns(&ns);
 
@@ -447,6 +457,11 @@ fn dry_run_rehearses_every_scenario_and_writes_nothing() {
         wait_pull_error(ns, container, *id == "init-container");
         let before = snapshot(ns);
         let mut args = vec!["fix", "deploy/checkout", "-n", ns, "--dry-run", "--yes"];
+        // Several tags are close to wrong-tag's: unattended, it is told which.
+        let image = format!("{}/team/checkout:v2.1.0", env("PULLFIX_LAB_REGISTRY"));
+        if *id == "wrong-tag" {
+            args.extend(["--image", &image]);
+        }
         if *id != "ecr-expired" {
             // ECR gets its fresh token from the (moto) ECR API instead.
             args.extend(["--username", "pullfix", "--password-stdin"]);
@@ -691,11 +706,14 @@ fn outages_have_no_cluster_fix_and_escalate() {
 fn no_argument_flow_scans_picks_and_fixes() {
     let ns = scenario("wrong-tag", Some(NODE));
     wait_pull_error(&ns, "checkout", false);
+    let image = format!("{}/team/checkout:v2.1.0", env("PULLFIX_LAB_REGISTRY"));
     let out = pullfix_in(
         &[
             "-n",
             &ns,
             "--yes",
+            "--image",
+            &image,
             "--timeout",
             "90s",
             "--backup-dir",

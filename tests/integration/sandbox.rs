@@ -249,6 +249,14 @@ fn shell_mode_serves_kubectl_and_checks_the_goal_at_exit() {
     let pods_text = String::from_utf8_lossy(&pods.stdout);
     assert!(pods.status.success(), "{}", text(&pods));
     assert!(pods_text.contains("STATUS"), "{pods_text}");
+    // Three tags are close to the missing one: with --yes the tool is told
+    // which (it never guesses).
+    let registry = &env
+        .iter()
+        .find(|(k, _)| k == "PULLFIX_LAB_REGISTRY")
+        .unwrap()
+        .1;
+    let image = format!("{registry}/team/checkout:v2.1.0");
     let fix = run(
         env!("CARGO_BIN_EXE_kubectl-pullfix"),
         &[
@@ -258,6 +266,8 @@ fn shell_mode_serves_kubectl_and_checks_the_goal_at_exit() {
             "shop",
             "--yes",
             "--no-color",
+            "--image",
+            &image,
         ],
     );
     assert_eq!(fix.status.code(), Some(0), "{}", text(&fix));

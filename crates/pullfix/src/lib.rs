@@ -18,6 +18,8 @@
 //! - [`render`]: text and `-o wide|json|yaml|name`.
 //! - [`namespace`]: the namespace a command looks in exists (or the close
 //!   names there are); [`redact`]: credentials kept out of the logs.
+//! - [`terminal`]: Ctrl-C (a typed [`terminal::Interrupted`]) and the
+//!   spinners shown while waiting.
 //!
 //! The command line lives in the plugin (`src/cli.rs` at the workspace
 //! root); the practice sandbox and the lab are crates of their own that use
@@ -39,6 +41,7 @@ pub mod remediate;
 pub mod render;
 pub mod scan;
 pub mod target;
+pub mod terminal;
 
 use std::io::Write;
 
@@ -48,6 +51,8 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILURES: u8 = 1;
 /// Exit code: an error prevented the command from doing its job.
 pub const EXIT_ERROR: u8 = 2;
+/// Exit code: interrupted (Ctrl-C), as a shell reports a SIGINT (128 + 2).
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Writes a file only its owner can read, atomically: a 0600 temporary file
 /// next to it, renamed over it, so a reader polling for the file never sees

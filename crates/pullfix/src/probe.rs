@@ -189,6 +189,18 @@ impl Prober {
             .clone()
     }
 
+    /// A candidate tag's digest and build date, for a menu (`None` when the
+    /// registry did not answer in time or refused).
+    pub(crate) async fn tag_info(
+        &self,
+        image: &ImageRef,
+        credential: Option<&Credential>,
+    ) -> Option<crate::registry::client::TagInfo> {
+        self.bounded(self.client.tag_info(image, credential))
+            .await
+            .and_then(Result::ok)
+    }
+
     async fn bounded<T>(&self, f: impl std::future::Future<Output = T>) -> Option<T> {
         tokio::time::timeout(self.timeout, f).await.ok()
     }
@@ -215,15 +227,27 @@ impl Prober {
                     .map(|r| r.digest)
             }
         };
-        let (with, anon) = tokio::join!(
+        let at_most = crate::terminal::at_most(self.timeout);
+        let (with, anon) = crate::terminal::spin(
+            format!(
+                "probing {} for {}:{} ({at_most})",
+                image.domain,
+                image.repository,
+                image.manifest_reference()
+            ),
             async {
-                match credential {
-                    Some(c) => Some(self.bounded(resolve(Some(c))).await),
-                    None => None,
-                }
+                tokio::join!(
+                    async {
+                        match credential {
+                            Some(c) => Some(self.bounded(resolve(Some(c))).await),
+                            None => None,
+                        }
+                    },
+                    self.bounded(resolve(None))
+                )
             },
-            self.bounded(resolve(None))
-        );
+        )
+        .await;
         let (with_credential, failure) = match with {
             None => (None, None),
             Some(None) => (Some(Attempt::TimedOut), None),
@@ -255,19 +279,28 @@ impl Prober {
         );
         let tag_missing = matches!(decisive, Some(PullFailure::NotFound { .. }));
         let tags = if tag_missing && image.tag.is_some() {
-            self.bounded(self.client.list_tags(image, credential, 500))
-                .await
-                .and_then(Result::ok)
+            crate::terminal::spin(
+                format!(
+                    "listing the tags of {}/{} ({at_most})",
+                    image.domain, image.repository
+                ),
+                self.bounded(self.client.list_tags(image, credential, 500)),
+            )
+            .await
+            .and_then(Result::ok)
         } else {
             None
         };
         let rate_limit = if unreachable_here {
             None
         } else {
-            self.bounded(self.client.rate_limit(image, credential))
-                .await
-                .and_then(Result::ok)
-                .flatten()
+            crate::terminal::spin(
+                format!("reading {}'s rate limit ({at_most})", image.domain),
+                self.bounded(self.client.rate_limit(image, credential)),
+            )
+            .await
+            .and_then(Result::ok)
+            .flatten()
         };
         ProbeResult {
             registry: image.domain.clone(),

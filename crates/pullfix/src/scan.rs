@@ -191,6 +191,16 @@ pub enum Severity {
     P2,
 }
 
+/// The severity of a failing workload: P1 when no replica is ready or its
+/// rollout is blocked, P2 otherwise. Scan and the training's alerts use it.
+pub fn severity(ready: i64, rollout_blocked: bool) -> Severity {
+    if ready == 0 || rollout_blocked {
+        Severity::P1
+    } else {
+        Severity::P2
+    }
+}
+
 /// One group in the assessment.
 #[derive(Debug, Clone, Serialize)]
 pub struct Group {
@@ -391,11 +401,7 @@ pub(crate) fn group(
                 .filter_map(|(p, _)| p.since)
                 .min()
                 .map(|t| (now - t).num_seconds());
-            let severity = if r.ready == 0 || r.rollout_blocked {
-                Severity::P1
-            } else {
-                Severity::P2
-            };
+            let severity = severity(r.ready, r.rollout_blocked);
             Group {
                 registry: ImageRef::parse(&image)
                     .map(|i| i.domain)

@@ -75,8 +75,17 @@ pub fn catalog() -> Vec<Practice> {
         .into_iter()
         .filter_map(|scenario| {
             let (goal, handover, auto_args): (Goal, bool, AutoArgs) = match scenario.id {
-                "wrong-tag" | "missing-prefix" | "sa-secret-only" | "ecr-expired"
-                | "init-container" => (ready.clone(), false, none),
+                "missing-prefix" | "sa-secret-only" | "ecr-expired" | "init-container" => {
+                    (ready.clone(), false, none)
+                }
+                // Three tags are close to the missing one: the guided fix
+                // asks which; unattended, it is told (it never guesses).
+                "wrong-tag" => (ready.clone(), false, |env| {
+                    vec![
+                        "--image".into(),
+                        format!("{}/team/checkout:v2.1.0", env.registry),
+                    ]
+                }),
                 "no-pull-secrets"
                 | "secret-missing"
                 | "secret-opaque"

@@ -130,6 +130,8 @@ pub struct Facts {
     /// The repository's tags.
     pub tags: Vec<String>,
     pub replicas: u32,
+    /// Replicas ready when the alert fires (none, in every scenario).
+    pub ready: u32,
     /// The pull secret's name.
     pub secret: String,
     /// The ServiceAccount the pods run as.
@@ -168,6 +170,7 @@ impl Facts {
                 .map(String::from)
                 .to_vec(),
             replicas: 1,
+            ready: 0,
             secret: "regcred".into(),
             service_account: "default".into(),
             other_namespaces: Vec::new(),
@@ -218,6 +221,12 @@ impl Facts {
             _ => {}
         }
         f
+    }
+
+    /// The severity scan gives the workload (the same function), which the
+    /// alert states.
+    pub fn severity(&self) -> pullfix::scan::Severity {
+        pullfix::scan::severity(i64::from(self.ready), false)
     }
 
     /// The image's registry host (`docker.io` when the reference has none).

@@ -5,6 +5,8 @@
 //! moto). Skipped when no AWS credentials are configured; the configuration
 //! is loaded only when an ECR image is handled.
 
+use std::time::Duration;
+
 use aws_config::BehaviorVersion;
 use aws_sdk_ecr::config::Region;
 use aws_sdk_ecr::error::ProvideErrorMetadata;
@@ -36,7 +38,18 @@ impl EcrClient {
     }
 
     async fn config(&self) -> Option<&aws_config::SdkConfig> {
-        self.config.get_or_init(load).await.as_ref()
+        self.config
+            .get_or_init(|| {
+                crate::terminal::spin(
+                    format!(
+                        "looking for AWS credentials ({})",
+                        crate::terminal::at_most(AWS_CREDENTIALS_TIMEOUT)
+                    ),
+                    load(),
+                )
+            })
+            .await
+            .as_ref()
     }
 
     /// A fresh registry token for the image's registry (the `aws ecr
@@ -50,11 +63,12 @@ impl EcrClient {
                 "no AWS credentials are configured (AWS_PROFILE, AWS_ACCESS_KEY_ID, SSO...)"
             )
         })?;
-        let out = client
-            .get_authorization_token()
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("ECR GetAuthorizationToken: {}", aws_message(&e)))?;
+        let out = ecr_call(
+            "asking ECR for a token (GetAuthorizationToken)",
+            client.get_authorization_token().send(),
+        )
+        .await?
+        .map_err(|e| anyhow::anyhow!("ECR GetAuthorizationToken: {}", aws_message(&e)))?;
         let token = out
             .authorization_data()
             .first()
@@ -91,14 +105,28 @@ impl EcrClient {
             (None, Some(t)) => ImageIdentifier::builder().image_tag(t).build(),
             (None, None) => ImageIdentifier::builder().image_tag("latest").build(),
         };
-        match client
-            .describe_images()
-            .registry_id(&account)
-            .repository_name(&image.repository)
-            .image_ids(id)
-            .send()
-            .await
-        {
+        let described = ecr_call(
+            &format!(
+                "asking ECR whether {}:{} exists (DescribeImages)",
+                image.repository,
+                image.manifest_reference()
+            ),
+            client
+                .describe_images()
+                .registry_id(&account)
+                .repository_name(&image.repository)
+                .image_ids(id)
+                .send(),
+        )
+        .await;
+        let described = match described {
+            Ok(d) => d,
+            Err(e) => {
+                check.error = Some(format!("DescribeImages: {e}"));
+                return Some(check);
+            }
+        };
+        match described {
             Ok(out) => check.image_exists = Some(!out.image_details().is_empty()),
             Err(e) => match e.code() {
                 Some("ImageNotFoundException" | "RepositoryNotFoundException") => {
@@ -107,9 +135,15 @@ impl EcrClient {
                 _ => check.error = Some(format!("DescribeImages: {}", aws_message(&e))),
             },
         }
-        match client.get_authorization_token().send().await {
-            Ok(_) => check.token_available = Some(true),
-            Err(e) => {
+        let token = ecr_call(
+            "asking ECR for a token (GetAuthorizationToken)",
+            client.get_authorization_token().send(),
+        )
+        .await;
+        match token {
+            Err(e) => check.error = Some(format!("GetAuthorizationToken: {e}")),
+            Ok(Ok(_)) => check.token_available = Some(true),
+            Ok(Err(e)) => {
                 check.token_available = Some(false);
                 check.error = Some(format!("GetAuthorizationToken: {}", aws_message(&e)));
             }
@@ -118,13 +152,36 @@ impl EcrClient {
     }
 }
 
+/// How long finding AWS credentials may take (profiles, SSO, the instance
+/// metadata service).
+const AWS_CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one ECR API call may take.
+const ECR_CALL_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// One ECR API call, bounded in time and shown with a spinner while it
+/// lasts; `Err` when ECR did not answer in time.
+async fn ecr_call<T>(what: &str, call: impl std::future::Future<Output = T>) -> anyhow::Result<T> {
+    let limit = crate::terminal::at_most(ECR_CALL_TIMEOUT);
+    crate::terminal::spin(
+        format!("{what} ({limit})"),
+        tokio::time::timeout(ECR_CALL_TIMEOUT, call),
+    )
+    .await
+    .map_err(|_| {
+        anyhow::anyhow!(
+            "ECR did not answer within {}",
+            crate::duration::format(ECR_CALL_TIMEOUT)
+        )
+    })
+}
+
 /// The AWS configuration, when credentials can be had (within 5 s).
 async fn load() -> Option<aws_config::SdkConfig> {
     let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
     let provider = config.credentials_provider()?;
     let creds =
         aws_credential_types::provider::ProvideCredentials::provide_credentials(provider.as_ref());
-    tokio::time::timeout(std::time::Duration::from_secs(5), creds)
+    tokio::time::timeout(AWS_CREDENTIALS_TIMEOUT, creds)
         .await
         .ok()?
         .ok()?;

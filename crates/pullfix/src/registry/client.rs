@@ -126,6 +126,15 @@ pub struct Resolved {
     pub size: u64,
 }
 
+/// What a tag points at (see [`RegistryClient::tag_info`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TagInfo {
+    /// `sha256:…` of the manifest the tag names.
+    pub digest: Option<String>,
+    /// When the image was built (RFC 3339, from its config), if known.
+    pub created: Option<String>,
+}
+
 /// The node platform to select from an index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Platform {
@@ -551,6 +560,50 @@ impl RegistryClient {
         }
         tags.truncate(max);
         Ok(tags)
+    }
+
+    /// What a tag points at, for a menu of candidates: the manifest's
+    /// digest (`Docker-Content-Digest` of a HEAD) and, for a
+    /// single-platform image, when it was built (`created` in its config
+    /// blob; `None` for an index or when the registry does not say).
+    pub async fn tag_info(
+        &self,
+        image: &ImageRef,
+        credential: Option<&Credential>,
+    ) -> Result<TagInfo, PullFailure> {
+        let base = self.base(image.api_host());
+        let url = format!(
+            "{base}/v2/{}/manifests/{}",
+            image.repository,
+            image.manifest_reference()
+        );
+        let (auth, head) = self
+            .authorized(Method::HEAD, &url, &image.repository, credential)
+            .await?;
+        check_status(&head, "HEAD", &url)?;
+        let mut info = TagInfo {
+            digest: header_digest(&head.headers),
+            created: None,
+        };
+        let got = self.send(Method::GET, &url, auth.as_deref()).await?;
+        if !got.status.is_success() {
+            return Ok(info);
+        }
+        if info.digest.is_none() {
+            info.digest =
+                Some(header_digest(&got.headers).unwrap_or_else(|| sha256_digest(&got.body)));
+        }
+        let manifest: Value = serde_json::from_slice(&got.body).unwrap_or(Value::Null);
+        if let Some(config) = manifest["config"]["digest"].as_str() {
+            let blob_url = format!("{base}/v2/{}/blobs/{config}", image.repository);
+            if let Ok(blob) = self.send(Method::GET, &blob_url, auth.as_deref()).await
+                && blob.status.is_success()
+            {
+                let config: Value = serde_json::from_slice(&blob.body).unwrap_or(Value::Null);
+                info.created = config["created"].as_str().map(str::to_string);
+            }
+        }
+        Ok(info)
     }
 
     /// Sends a request, answering a Basic or Bearer challenge if one comes.

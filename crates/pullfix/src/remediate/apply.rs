@@ -134,10 +134,21 @@ fn api_failure(e: &ApiError) -> String {
     }
 }
 
-/// The outcome of a step that could not be prepared.
+/// The outcome of a step that could not be prepared (Ctrl-C at one of its
+/// questions is not a failure: the step was simply not applied).
 fn failed(e: anyhow::Error) -> Outcome {
+    if crate::terminal::is_interrupted(&e) {
+        return interrupted();
+    }
     Outcome::Failed {
         error: format!("{e:#}"),
+    }
+}
+
+/// A step stopped by Ctrl-C before anything was written.
+fn interrupted() -> Outcome {
+    Outcome::Skipped {
+        reason: "interrupted (Ctrl-C) before it was written".into(),
     }
 }
 
@@ -150,7 +161,11 @@ impl Executor<'_> {
     pub(crate) async fn execute(&mut self, step: &PlannedStep, finding: &Finding) -> StepRecord {
         self.say(format!("\n▶ {}", step.title));
         self.say(format!("  why: {}", step.why));
-        let change = match self.prepare(step, finding).await {
+        // Preparing only reads and probes: Ctrl-C may cut it short.
+        let prepared = crate::terminal::until_interrupted(Box::pin(self.prepare(step, finding)))
+            .await
+            .unwrap_or_else(|_| Err(interrupted()));
+        let change = match prepared {
             Ok(c) => c,
             Err(outcome) => {
                 self.say(format!("  {}", outcome_line(&outcome)));
@@ -158,12 +173,17 @@ impl Executor<'_> {
             }
         };
         let command = Some(change.kubectl.join(" && "));
+        // The change's title names what was chosen (a tag from a menu).
+        let title = change.title.clone();
         let (outcome, backup, restore) = self.run_change(change).await;
         self.say(format!("  {}", outcome_line(&outcome)));
         if let (Some(b), Some(r)) = (&backup, &restore) {
             self.say(format!("  backup: {b}\n  restore with: {r}"));
         }
-        record(step, command, backup, restore, outcome)
+        StepRecord {
+            title,
+            ..record(step, command, backup, restore, outcome)
+        }
     }
 
     async fn run_change(&mut self, change: Change) -> (Outcome, Option<String>, Option<String>) {
@@ -218,12 +238,17 @@ impl Executor<'_> {
                     let error = if done.is_empty() {
                         api_failure(&e)
                     } else {
+                        crate::terminal::record_write(
+                            &format!("{} (partly: {})", change.title, done.join(", ")),
+                            restore.as_deref(),
+                        );
                         format!("{} (after {} succeeded)", api_failure(&e), done.join(", "))
                     };
                     return (Outcome::Failed { error }, backup, restore);
                 }
             }
         }
+        crate::terminal::record_write(&change.title, restore.as_deref());
         (
             Outcome::Applied {
                 detail: done.join(", "),
@@ -372,8 +397,24 @@ impl Executor<'_> {
                 workload,
                 container,
                 image,
+                choose_from,
             } => {
-                self.prepare_set_image(title, workload, container, image, f)
+                let chosen;
+                let image = if choose_from.is_empty() {
+                    image
+                } else {
+                    chosen = self.choose_image(f, choose_from).await?;
+                    &chosen
+                };
+                let title = if choose_from.is_empty() {
+                    title.clone()
+                } else {
+                    format!(
+                        "set image of {} container {container} to {image}",
+                        workload.target()
+                    )
+                };
+                self.prepare_set_image(&title, workload, container, image, f)
                     .await
             }
             Action::Restart { workload } => self.prepare_restart(title, workload).await,
@@ -587,6 +628,108 @@ impl Executor<'_> {
         ))
     }
 
+    /// Which of several tags to run, asked as a menu: each candidate with
+    /// its digest and build date where the registry gives them, "type
+    /// another" (checked against the registry before it is offered) and
+    /// "none". Never guessed: without a person to ask, the step is skipped
+    /// with the `--image` to pass.
+    async fn choose_image(
+        &mut self,
+        f: &Finding,
+        candidates: &[String],
+    ) -> Result<String, Outcome> {
+        let tags: Vec<&str> = candidates
+            .iter()
+            .map(|c| c.rsplit_once(':').map_or(c.as_str(), |(_, t)| t))
+            .collect();
+        let repo = ImageRef::parse(&candidates[0]).map_err(|e| failed(anyhow::anyhow!("{e}")))?;
+        if !self.prompter.chooses() {
+            return Err(Outcome::Skipped {
+                reason: format!(
+                    "`{}` does not exist and {} tags could replace it ({}): pullfix does not guess; pass --image {}/{}:TAG with the one to run",
+                    f.image,
+                    candidates.len(),
+                    tags.join(", "),
+                    repo.domain,
+                    repo.repository
+                ),
+            });
+        }
+        let cred = self.namespace_credential(&f.namespace, &repo).await;
+        let infos = futures::future::join_all(candidates.iter().map(|c| {
+            let prober = self.prober.clone();
+            let cred = cred.clone();
+            async move {
+                let image = ImageRef::parse(c).ok()?;
+                prober.tag_info(&image, cred.as_ref()).await
+            }
+        }));
+        let infos = crate::terminal::spin(
+            format!(
+                "reading the digests of {} tags of {}/{}",
+                candidates.len(),
+                repo.domain,
+                repo.repository
+            ),
+            infos,
+        )
+        .await;
+        let mut items: Vec<String> = tags
+            .iter()
+            .zip(&infos)
+            .map(|(t, info)| tag_item(t, info.as_ref()))
+            .collect();
+        let (another, none) = (items.len(), items.len() + 1);
+        items.push("type another tag or image reference".into());
+        items.push("none: leave the image as it is".into());
+        let question = format!("  `{}` does not exist: run which tag instead?", f.image);
+        for _ in 0..5 {
+            match self.prompter.select(&question, &items).map_err(failed)? {
+                Some(i) if i < another => return Ok(candidates[i].clone()),
+                Some(i) if i == another => {
+                    let Some(typed) = self
+                        .prompter
+                        .text("  tag (or full image reference)", None)
+                        .map_err(failed)?
+                    else {
+                        return Err(Outcome::Declined);
+                    };
+                    let wanted = typed_image(typed.trim(), &repo);
+                    match self.image_exists(&wanted, cred.as_ref()).await {
+                        Ok(()) => return Ok(wanted),
+                        Err(why) => self.say(format!("  {why}: choose again")),
+                    }
+                }
+                Some(i) if i == none => return Err(Outcome::Declined),
+                _ => return Err(Outcome::Declined),
+            }
+        }
+        Err(Outcome::Skipped {
+            reason: "no tag chosen after 5 tries; pass --image with the one to run".into(),
+        })
+    }
+
+    /// `Ok` when the reference resolves from here (with `cred`, the
+    /// namespace's pull secret, if any), else why not.
+    async fn image_exists(&self, reference: &str, cred: Option<&Credential>) -> Result<(), String> {
+        let image = ImageRef::parse(reference)
+            .map_err(|e| format!("`{reference}` is not a valid image reference: {e}"))?;
+        let probe = self.prober.probe(&image, cred, "amd64").await;
+        let attempt = probe.with_credential.as_ref().unwrap_or(&probe.anonymous);
+        if attempt.ok() {
+            return Ok(());
+        }
+        Err(format!(
+            "`{reference}` does not resolve from here ({})",
+            probe
+                .failure
+                .as_ref()
+                .or(probe.anonymous_failure.as_ref())
+                .map(crate::probe::describe_failure)
+                .unwrap_or_else(|| "no answer".into())
+        ))
+    }
+
     /// A new image for the container, verified against the registry first.
     async fn prepare_set_image(
         &mut self,
@@ -639,6 +782,7 @@ impl Executor<'_> {
             workload: workload.clone(),
             container: container.to_string(),
             image: image.to_string(),
+            choose_from: Vec::new(),
         });
         Ok(workload_change(
             title, target, current, body, true, diff, kubectl,
@@ -1010,6 +1154,41 @@ struct Untested {
     text: String,
 }
 
+/// One line of the tag menu: `v2.1.0  sha256:0123456789ab  built 2024-05-01 10:00`.
+fn tag_item(tag: &str, info: Option<&crate::registry::client::TagInfo>) -> String {
+    let mut item = tag.to_string();
+    if let Some(d) = info.and_then(|i| i.digest.as_deref()) {
+        let short = d.strip_prefix("sha256:").map_or(d.to_string(), |h| {
+            format!("sha256:{}", &h[..h.len().min(12)])
+        });
+        item.push_str(&format!("  {short}"));
+    }
+    if let Some(c) = info.and_then(|i| i.created.as_deref()) {
+        let when = chrono::DateTime::parse_from_rfc3339(c).map_or_else(
+            |_| c.to_string(),
+            |t| {
+                t.with_timezone(&Utc)
+                    .format("%Y-%m-%d %H:%M UTC")
+                    .to_string()
+            },
+        );
+        item.push_str(&format!("  built {when}"));
+    }
+    item
+}
+
+/// What was typed at "type another": a tag of the same repository, or a
+/// whole reference (anything with a `/`, or a digest).
+fn typed_image(typed: &str, repo: &ImageRef) -> String {
+    if typed.contains('/') {
+        typed.to_string()
+    } else if typed.starts_with("sha256:") {
+        format!("{}/{}@{typed}", repo.domain, repo.repository)
+    } else {
+        format!("{}/{}:{typed}", repo.domain, repo.repository)
+    }
+}
+
 /// The outcome that stops a step when the answer is not yes.
 fn unless_yes(answer: anyhow::Result<Answer>, pending: &str) -> Option<Outcome> {
     match answer {
@@ -1018,9 +1197,7 @@ fn unless_yes(answer: anyhow::Result<Answer>, pending: &str) -> Option<Outcome> 
         Ok(Answer::Pending) => Some(Outcome::Skipped {
             reason: pending.into(),
         }),
-        Err(e) => Some(Outcome::Failed {
-            error: format!("{e:#}"),
-        }),
+        Err(e) => Some(failed(e)),
     }
 }
 

@@ -56,6 +56,8 @@ pub async fn run(
     out: &mut dyn std::io::Write,
 ) -> anyhow::Result<(u8, Option<Incident>)> {
     let palette = Palette::new(opts.color);
+    // Ctrl-C from here on is reported, not fatal (see crate::terminal).
+    crate::terminal::install_guard();
     // 1. Which workload.
     let (ns, target) = match pick_target(client, scope, target, prompter, out, &palette).await? {
         Picked::Target(ns, target) => (ns, target),
@@ -64,26 +66,36 @@ pub async fn run(
     let mut flow = Flow::new(client, ns, target, opts, palette, prompter, out)?;
     let mut incident = flow.new_incident();
     let mut rounds = Rounds::default();
-    for round in 1..=opts.max_rounds.max(1) {
-        // 2. Diagnose.
-        let Some(report) = flow.diagnose(round, &mut rounds).await? else {
-            break;
-        };
-        if round == 1 {
-            incident.findings = report.findings.clone();
-            incident.failing_since = failing_since(&report.findings);
+    let rounds_done: anyhow::Result<()> = async {
+        for round in 1..=opts.max_rounds.max(1) {
+            // 2. Diagnose.
+            let Some(report) = flow.diagnose(round, &mut rounds).await? else {
+                break;
+            };
+            if round == 1 {
+                incident.findings = report.findings.clone();
+                incident.failing_since = failing_since(&report.findings);
+            }
+            rounds.track(&report);
+            // 3. Plan, and 4. apply each step.
+            let applied = flow.fix(&report, &mut incident, &mut rounds).await?;
+            if opts.dry_run || !applied.any {
+                break;
+            }
+            // 5. Verify the rollout, then diagnose again (next round).
+            flow.verify(applied.workloads).await?;
         }
-        rounds.track(&report);
-        // 3. Plan, and 4. apply each step.
-        let applied = flow.fix(&report, &mut incident, &mut rounds).await?;
-        if opts.dry_run || !applied.any {
-            break;
-        }
-        // 5. Verify the rollout, then diagnose again (next round).
-        flow.verify(applied.workloads).await?;
+        // 6. Verdict.
+        flow.conclude(&mut incident, &mut rounds).await
     }
-    // 6. Verdict.
-    flow.conclude(&mut incident, &mut rounds).await?;
+    .await;
+    match rounds_done {
+        Err(e) if crate::terminal::is_interrupted(&e) => {
+            flow.interrupted(&mut incident)?;
+            return Ok((crate::EXIT_INTERRUPTED, Some(incident)));
+        }
+        other => other?,
+    }
     flow.summary(&incident, &rounds.scan_notes)?;
     // Resolved only when every workload the run diagnosed, flagged or
     // changed is verified healthy; otherwise the run has failures left.
@@ -331,7 +343,13 @@ impl<'a> Flow<'a> {
                 }
             ))
         )?;
-        let report = diagnose::run(self.client, &self.scope, &self.target, &self.diag_opts).await?;
+        let report = crate::terminal::until_interrupted(Box::pin(diagnose::run(
+            self.client,
+            &self.scope,
+            &self.target,
+            &self.diag_opts,
+        )))
+        .await??;
         rounds.scan_notes.clone_from(&report.notes);
         rounds.last_findings.clone_from(&report.findings);
         rounds.changed_since_diagnosis = false;
@@ -457,7 +475,11 @@ impl<'a> Flow<'a> {
                 )?;
                 rec
             } else {
-                self.executor.execute(s, f).await
+                let rec = self.executor.execute(s, f).await;
+                if crate::terminal::interrupted() {
+                    return Err(stop_steps(incident, rec, steps, s));
+                }
+                rec
             };
             if let Outcome::Applied { .. } = &rec.outcome {
                 applied.any = true;
@@ -515,9 +537,14 @@ impl<'a> Flow<'a> {
         let mut remaining = if self.opts.dry_run || !rounds.changed_since_diagnosis {
             std::mem::take(&mut rounds.last_findings)
         } else {
-            diagnose::run(self.client, &self.scope, &self.target, &self.diag_opts)
-                .await?
-                .findings
+            crate::terminal::until_interrupted(Box::pin(diagnose::run(
+                self.client,
+                &self.scope,
+                &self.target,
+                &self.diag_opts,
+            )))
+            .await??
+            .findings
         };
         let mut unverified: Vec<(String, String)> = Vec::new();
         let mut others: Vec<&str> = rounds
@@ -569,6 +596,50 @@ impl<'a> Flow<'a> {
         incident.resolved = resolved;
         incident.verdict = verdict;
         incident.finished = Some(Utc::now());
+        Ok(())
+    }
+
+    /// Ctrl-C: what was written (with how to undo it) and what was not,
+    /// the incident report if one was asked for, and the terminal restored.
+    /// Nothing is verified: the verdict says so.
+    fn interrupted(&mut self, incident: &mut Incident) -> anyhow::Result<()> {
+        crate::terminal::restore();
+        let written = incident
+            .steps
+            .iter()
+            .filter(|s| matches!(s.outcome, Outcome::Applied { .. }))
+            .count();
+        incident.resolved = false;
+        incident.verdict = format!(
+            "{}: interrupted (Ctrl-C) after {written} change(s) written; not verified",
+            self.target_text
+        );
+        incident.finished = Some(Utc::now());
+        let (palette, out) = (&self.palette, &mut *self.executor.out);
+        writeln!(
+            out,
+            "\n{} stopped; nothing more is asked or written",
+            palette.bad.apply_to("interrupted (Ctrl-C):")
+        )?;
+        for line in interrupted_lines(incident) {
+            writeln!(out, "  {line}")?;
+        }
+        let diagnose = match &self.target {
+            Target::Named { .. } => format!("kubectl pullfix diagnose {}", self.target_text),
+            Target::All => format!("kubectl pullfix diagnose -n {}", self.ns),
+        };
+        writeln!(
+            out,
+            "  nothing was verified: see where it stands with `{diagnose}`, or run `kubectl pullfix -n {}` again to continue",
+            self.ns
+        )?;
+        if let Some(path) = &self.opts.report {
+            let md = report::markdown(incident, &[], &[]);
+            crate::write_private(path, &md)
+                .with_context(|| format!("write the report to {}", path.display()))?;
+            writeln!(out, "  report written to {}", path.display())?;
+        }
+        out.flush()?;
         Ok(())
     }
 
@@ -639,6 +710,64 @@ impl<'a> Flow<'a> {
         }
         Ok(())
     }
+}
+
+/// Ctrl-C during the steps: records the step it stopped at and the steps
+/// after it (not run), and returns the error that ends the rounds.
+fn stop_steps(
+    incident: &mut Incident,
+    rec: crate::remediate::StepRecord,
+    steps: &[PlannedStep],
+    at: &PlannedStep,
+) -> anyhow::Error {
+    incident.steps.push(rec);
+    let after = steps.iter().skip_while(|s| !std::ptr::eq(*s, at)).skip(1);
+    for s in after {
+        incident.steps.push(crate::remediate::StepRecord {
+            at: Utc::now(),
+            title: s.title.clone(),
+            command: None,
+            backup: None,
+            restore_command: None,
+            outcome: Outcome::Skipped {
+                reason: "not run: interrupted (Ctrl-C)".into(),
+            },
+        });
+    }
+    anyhow::Error::new(crate::terminal::Interrupted)
+}
+
+/// After Ctrl-C: each change written (with how to undo it), then each step
+/// that was not, with why. Pure.
+fn interrupted_lines(incident: &Incident) -> Vec<String> {
+    let (written, not): (Vec<_>, Vec<_>) = incident
+        .steps
+        .iter()
+        .partition(|s| matches!(s.outcome, Outcome::Applied { .. }));
+    let mut lines = Vec::new();
+    if written.is_empty() {
+        lines.push("written: nothing".to_string());
+    } else {
+        lines.push(format!("written ({}):", written.len()));
+        for s in written {
+            lines.push(format!("  ✔ {}", s.title));
+            match &s.restore_command {
+                Some(r) => lines.push(format!("      undo: {r}")),
+                None => lines.push("      (nothing to undo: no object was replaced)".into()),
+            }
+        }
+    }
+    if !not.is_empty() {
+        lines.push(format!("not written ({}):", not.len()));
+        for s in not {
+            lines.push(format!(
+                "  - {}: {}",
+                s.title,
+                crate::remediate::apply::outcome_line(&s.outcome)
+            ));
+        }
+    }
+    lines
 }
 
 fn touched_workload(a: &Action) -> Option<Workload> {
@@ -722,5 +851,67 @@ async fn readiness(client: &Client, w: &Workload) -> Readiness {
             s["readyReplicas"].as_i64().unwrap_or(0),
             obj["spec"]["replicas"].as_i64().unwrap_or(1),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::remediate::StepRecord;
+
+    fn step(title: &str, restore: Option<&str>, outcome: Outcome) -> StepRecord {
+        StepRecord {
+            at: Utc::now(),
+            title: title.into(),
+            command: None,
+            backup: None,
+            restore_command: restore.map(str::to_string),
+            outcome,
+        }
+    }
+
+    #[test]
+    fn ctrl_c_lists_what_was_written_with_undo_and_what_was_not() {
+        let mut incident = Incident {
+            started: Utc::now(),
+            finished: None,
+            target: "deploy/checkout -n shop".into(),
+            namespace: "shop".into(),
+            findings: vec![],
+            remaining: vec![],
+            steps: vec![],
+            resolved: false,
+            verdict: String::new(),
+            workloads: vec![],
+            dry_run: false,
+            failing_since: None,
+        };
+        assert_eq!(interrupted_lines(&incident), ["written: nothing"]);
+        incident.steps = vec![
+            step(
+                "update pull secret shop/regcred",
+                Some("kubectl replace -f /b/s.yaml"),
+                Outcome::Applied {
+                    detail: "update secrets shop/regcred".into(),
+                },
+            ),
+            step(
+                "rollout restart deploy/checkout -n shop",
+                None,
+                Outcome::Skipped {
+                    reason: "interrupted (Ctrl-C) before it was written".into(),
+                },
+            ),
+        ];
+        assert_eq!(
+            interrupted_lines(&incident),
+            [
+                "written (1):",
+                "  ✔ update pull secret shop/regcred",
+                "      undo: kubectl replace -f /b/s.yaml",
+                "not written (1):",
+                "  - rollout restart deploy/checkout -n shop: – skipped: interrupted (Ctrl-C) before it was written",
+            ]
+        );
     }
 }

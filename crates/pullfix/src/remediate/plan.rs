@@ -55,11 +55,16 @@ pub(crate) enum Action {
     },
     /// Add a pull secret to a workload's pod template.
     AttachToWorkload { workload: Workload, secret: String },
-    /// `kubectl set image`, to a reference verified to exist.
+    /// `kubectl set image`, to a reference verified to exist. When several
+    /// tags could replace a missing one, `image` is empty and `choose_from`
+    /// holds them: the person picks one (or types another) at the terminal;
+    /// without one, nothing is guessed.
     SetImage {
         workload: Workload,
         container: String,
         image: String,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        choose_from: Vec<String>,
     },
     /// The same stale secret in other namespaces: update them all (one
     /// confirmation for the list).
@@ -175,6 +180,25 @@ fn step(action: Action, title: String, why: impl Into<String>, destructive: bool
     }
 }
 
+/// The references to choose among when a tag is missing and several tags
+/// that exist are close to it (none with `--image`, or with one candidate,
+/// which is used as it is). Pure.
+fn image_choices(f: &Finding, image: Option<&ImageRef>, opts: &PlanOptions) -> Vec<String> {
+    match image {
+        Some(i)
+            if f.cause == Cause::ImageNotFound
+                && opts.image.is_none()
+                && f.suggested_tags.len() > 1 =>
+        {
+            f.suggested_tags
+                .iter()
+                .map(|t| format!("{}/{}:{t}", i.domain, i.repository))
+                .collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// Plans the steps for one finding. Pure.
 pub(crate) fn plan(f: &Finding, others: &[OtherSecret], opts: &PlanOptions) -> Vec<PlannedStep> {
     let mut b = Builder::default();
@@ -187,16 +211,22 @@ pub(crate) fn plan(f: &Finding, others: &[OtherSecret], opts: &PlanOptions) -> V
     let mut restart_needs: Vec<usize> = Vec::new();
     let mut changed_template = false;
 
-    // The image reference: only a verified one.
-    let new_image = opts.image.clone().or_else(|| match f.cause {
-        Cause::ImageNotFound => image.as_ref().and_then(|i| {
-            f.suggested_tags
-                .first()
-                .map(|t| format!("{}/{}:{t}", i.domain, i.repository))
-        }),
-        Cause::WrongRegistry => f.replacement.clone(),
-        _ => None,
-    });
+    // The image reference: only a verified one, and never a guess among
+    // several (those are offered as a choice).
+    let choose_from = image_choices(f, image.as_ref(), opts);
+    let new_image = if choose_from.is_empty() {
+        opts.image.clone().or_else(|| match f.cause {
+            Cause::ImageNotFound => image.as_ref().and_then(|i| {
+                f.suggested_tags
+                    .first()
+                    .map(|t| format!("{}/{}:{t}", i.domain, i.repository))
+            }),
+            Cause::WrongRegistry => f.replacement.clone(),
+            _ => None,
+        })
+    } else {
+        Some(String::new())
+    };
     if let (Some(new), Some(w)) = (&new_image, &workload)
         && matches!(
             f.cause,
@@ -206,26 +236,44 @@ pub(crate) fn plan(f: &Finding, others: &[OtherSecret], opts: &PlanOptions) -> V
                 | Cause::NeverPull
         ) | opts.image.is_some()
     {
+        let tags: Vec<&str> = f.suggested_tags.iter().map(String::as_str).collect();
+        let title = if choose_from.is_empty() {
+            format!(
+                "set image of {} container {} to {new}",
+                w.target(),
+                f.container
+            )
+        } else {
+            format!(
+                "set image of {} container {} to a tag you choose ({})",
+                w.target(),
+                f.container,
+                tags.join(", ")
+            )
+        };
+        let why = if !choose_from.is_empty() {
+            format!(
+                "`{}` does not exist; {} tags that do are close to it: pick one, or type another",
+                f.image,
+                choose_from.len()
+            )
+        } else if opts.image.is_some() {
+            "the image you gave (--image); it is checked against the registry first".into()
+        } else if f.cause == Cause::WrongRegistry {
+            "the private registry has this image (verified from this machine)".into()
+        } else {
+            format!("`{}` does not exist; this tag does (verified)", f.image)
+        };
         b.push(
             step(
                 Action::SetImage {
                     workload: w.clone(),
                     container: f.container.clone(),
                     image: new.clone(),
+                    choose_from: choose_from.clone(),
                 },
-                format!(
-                    "set image of {} container {} to {new}",
-                    w.target(),
-                    f.container
-                ),
-                if opts.image.is_some() {
-                    "the image you gave (--image); it is checked against the registry first"
-                        .to_string()
-                } else if f.cause == Cause::WrongRegistry {
-                    "the private registry has this image (verified from this machine)".into()
-                } else {
-                    format!("`{}` does not exist; this tag does (verified)", f.image)
-                },
+                title,
+                why,
                 false,
             ),
             &[],
@@ -545,15 +593,26 @@ pub(crate) fn commands(action: &Action, facts: &CommandFacts<'_>) -> Vec<String>
             workload.namespace,
             serde_json::json!({"spec": {"template": {"spec": {"imagePullSecrets": [{"name": secret}]}}}})
         )],
+        // A choice among several tags: one command per candidate.
         Action::SetImage {
             workload,
             container,
             image,
-        } => vec![format!(
-            "kubectl set image {} {container}={image} -n {}",
-            workload.target(),
-            workload.namespace
-        )],
+            choose_from,
+        } => if choose_from.is_empty() {
+            std::slice::from_ref(image)
+        } else {
+            choose_from.as_slice()
+        }
+        .iter()
+        .map(|image| {
+            format!(
+                "kubectl set image {} {container}={image} -n {}",
+                workload.target(),
+                workload.namespace
+            )
+        })
+        .collect(),
         Action::Restart { workload } => vec![format!(
             "kubectl rollout restart {} -n {}",
             workload.target(),
@@ -787,9 +846,51 @@ mod tests {
             Action::SetImage {
                 workload: f.workload.clone().unwrap(),
                 container: "app".into(),
-                image: "reg.example.com/team/app:v2.1.0".into()
+                image: "reg.example.com/team/app:v2.1.0".into(),
+                choose_from: vec![],
             }
         );
+    }
+
+    #[test]
+    fn several_close_tags_are_a_choice_not_a_guess() {
+        let mut f = finding(Cause::ImageNotFound, "reg.example.com/team/app:v2.1.9");
+        f.suggested_tags = vec!["v2.1.0".into(), "v2.1.1".into(), "v2.0.3".into()];
+        let steps = plan(&f, &[], &opts());
+        assert_eq!(steps.len(), 1);
+        let Action::SetImage {
+            image, choose_from, ..
+        } = &steps[0].action
+        else {
+            panic!("{:?}", steps[0].action)
+        };
+        assert_eq!(image, "", "nothing picked for the user");
+        assert_eq!(
+            choose_from,
+            &[
+                "reg.example.com/team/app:v2.1.0",
+                "reg.example.com/team/app:v2.1.1",
+                "reg.example.com/team/app:v2.0.3"
+            ]
+        );
+        assert!(
+            steps[0]
+                .title
+                .contains("a tag you choose (v2.1.0, v2.1.1, v2.0.3)"),
+            "{}",
+            steps[0].title
+        );
+        // --image decides.
+        let given = PlanOptions {
+            image: Some("reg.example.com/team/app:v2.0.3".into()),
+            ..opts()
+        };
+        let steps = plan(&f, &[], &given);
+        assert!(matches!(
+            &steps[0].action,
+            Action::SetImage { image, choose_from, .. }
+                if image == "reg.example.com/team/app:v2.0.3" && choose_from.is_empty()
+        ));
     }
 
     #[test]

@@ -2,11 +2,18 @@
 //! terminal (dialoguer prompts), `--yes` (every ordinary confirmation is
 //! yes), and no terminal without `--yes` (nothing is confirmed: the plan is
 //! printed and the exit code says fixes are pending).
+//!
+//! Ctrl-C at any question answers [`Interrupted`] (after the cursor is
+//! shown again), and every question is refused once the run was
+//! interrupted, `--yes` or not: see [`crate::terminal`].
 
 use std::io::IsTerminal;
 
-use dialoguer::theme::ColorfulTheme;
-use dialoguer::{Confirm, Password, Select};
+use console::{Key, Term};
+use dialoguer::theme::{ColorfulTheme, Theme as _};
+use dialoguer::{Confirm, Select};
+
+use crate::terminal::{self, Interrupted};
 
 /// An answer to a confirmation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +38,9 @@ pub trait Prompter: Send {
     fn secret(&mut self, prompt: &str) -> anyhow::Result<Option<String>>;
     /// True when questions reach a person.
     fn interactive(&self) -> bool;
+    /// True when a person answers the choices `--yes` must not make (which
+    /// of several tags to run): a terminal without `--yes`.
+    fn chooses(&self) -> bool;
 }
 
 /// Chooses the prompter for this run.
@@ -49,8 +59,71 @@ pub(crate) struct Terminal {
     pub allow_managed: bool,
 }
 
+/// A failed read: Ctrl-C (console reads `^C` in raw mode and raises SIGINT,
+/// which the guard catches, so the read fails with `Interrupted`) or a real
+/// error.
 fn prompt_error(e: dialoguer::Error) -> anyhow::Error {
+    let dialoguer::Error::IO(io) = &e;
+    if io.kind() == std::io::ErrorKind::Interrupted {
+        return interrupted_at_prompt();
+    }
     anyhow::anyhow!("read the answer from the terminal: {e}")
+}
+
+/// Ctrl-C at a question: the run is marked interrupted, the cursor that
+/// dialoguer hid is shown again, and the prompt's line is ended.
+fn interrupted_at_prompt() -> anyhow::Error {
+    terminal::interrupt();
+    terminal::restore();
+    let _ = Term::stderr().write_line("");
+    anyhow::Error::new(Interrupted)
+}
+
+/// Hidden input, read key by key in raw mode: `^C` is a key here (not a
+/// signal), so it ends the question as [`Interrupted`]; echo is never on.
+/// (dialoguer's `Password` reads a line with echo off and ISIG on: with the
+/// Ctrl-C guard installed the read would just restart after `^C`.) Enter
+/// on an empty answer asks again.
+fn read_hidden(prompt: &str) -> anyhow::Result<String> {
+    let term = Term::stderr();
+    let theme = ColorfulTheme::default();
+    let io = |e: std::io::Error| anyhow::anyhow!("read the answer from the terminal: {e}");
+    loop {
+        let mut shown = String::new();
+        let _ = theme.format_password_prompt(&mut shown, prompt);
+        term.write_str(&shown).map_err(io)?;
+        let mut buf = String::new();
+        loop {
+            match term.read_key_raw() {
+                Ok(Key::Enter) => break,
+                Ok(Key::CtrlC) => {
+                    secrecy::zeroize::Zeroize::zeroize(&mut buf);
+                    return Err(interrupted_at_prompt());
+                }
+                Ok(Key::Backspace) => {
+                    buf.pop();
+                }
+                Ok(Key::Char(c)) if !c.is_control() => buf.push(c),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                    secrecy::zeroize::Zeroize::zeroize(&mut buf);
+                    return Err(interrupted_at_prompt());
+                }
+                Err(e) => {
+                    secrecy::zeroize::Zeroize::zeroize(&mut buf);
+                    return Err(io(e));
+                }
+            }
+        }
+        term.clear_line().map_err(io)?;
+        if buf.is_empty() {
+            continue;
+        }
+        let mut done = String::new();
+        let _ = theme.format_password_prompt_selection(&mut done, prompt);
+        term.write_line(&done).map_err(io)?;
+        return Ok(buf);
+    }
 }
 
 /// A yes/no question on the terminal; Esc or q counts as no.
@@ -69,6 +142,7 @@ fn ask_yes_no(question: &str, default: bool) -> anyhow::Result<Answer> {
 
 impl Prompter for Terminal {
     fn confirm(&mut self, question: &str, default: bool) -> anyhow::Result<Answer> {
+        terminal::check()?;
         if self.yes {
             eprintln!("{question} yes (--yes)");
             return Ok(Answer::Yes);
@@ -77,6 +151,7 @@ impl Prompter for Terminal {
     }
 
     fn confirm_extra(&mut self, question: &str) -> anyhow::Result<Answer> {
+        terminal::check()?;
         if self.allow_managed {
             eprintln!("{question} yes (--allow-managed)");
             return Ok(Answer::Yes);
@@ -85,6 +160,7 @@ impl Prompter for Terminal {
     }
 
     fn select(&mut self, prompt: &str, items: &[String]) -> anyhow::Result<Option<usize>> {
+        terminal::check()?;
         if self.yes {
             return Ok(Some(0));
         }
@@ -97,6 +173,7 @@ impl Prompter for Terminal {
     }
 
     fn text(&mut self, prompt: &str, default: Option<&str>) -> anyhow::Result<Option<String>> {
+        terminal::check()?;
         let theme = ColorfulTheme::default();
         let mut input = dialoguer::Input::<String>::with_theme(&theme).with_prompt(prompt);
         if let Some(d) = default {
@@ -106,15 +183,16 @@ impl Prompter for Terminal {
     }
 
     fn secret(&mut self, prompt: &str) -> anyhow::Result<Option<String>> {
-        Password::with_theme(&ColorfulTheme::default())
-            .with_prompt(prompt)
-            .interact()
-            .map(Some)
-            .map_err(prompt_error)
+        terminal::check()?;
+        read_hidden(prompt).map(Some)
     }
 
     fn interactive(&self) -> bool {
         true
+    }
+
+    fn chooses(&self) -> bool {
+        !self.yes
     }
 }
 
@@ -126,6 +204,7 @@ pub(crate) struct Unattended {
 
 impl Prompter for Unattended {
     fn confirm(&mut self, question: &str, _default: bool) -> anyhow::Result<Answer> {
+        terminal::check()?;
         if self.yes {
             eprintln!("{question} yes (--yes)");
             Ok(Answer::Yes)
@@ -136,6 +215,7 @@ impl Prompter for Unattended {
     }
 
     fn confirm_extra(&mut self, question: &str) -> anyhow::Result<Answer> {
+        terminal::check()?;
         if self.allow_managed {
             eprintln!("{question} yes (--allow-managed)");
             Ok(Answer::Yes)
@@ -146,6 +226,7 @@ impl Prompter for Unattended {
     }
 
     fn select(&mut self, _prompt: &str, _items: &[String]) -> anyhow::Result<Option<usize>> {
+        terminal::check()?;
         Ok(self.yes.then_some(0))
     }
 
@@ -158,6 +239,10 @@ impl Prompter for Unattended {
     }
 
     fn interactive(&self) -> bool {
+        false
+    }
+
+    fn chooses(&self) -> bool {
         false
     }
 }

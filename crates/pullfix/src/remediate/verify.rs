@@ -12,7 +12,7 @@ use std::io::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
 /// Where a rollout stands, with kubectl's message for it.
@@ -239,7 +239,7 @@ impl Progress {
     /// stderr is a terminal (a spinner) or not (plain lines).
     pub fn new(label: &str, tty: bool) -> Self {
         if tty {
-            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            let bar = ProgressBar::with_draw_target(None, crate::terminal::spinner_target());
             if let Ok(style) =
                 ProgressStyle::with_template("{spinner} {prefix}: {wide_msg} [{elapsed}]")
             {
@@ -269,6 +269,17 @@ impl Progress {
         }
     }
 
+    /// Says how long the wait lasts at most (`deploy/checkout (up to 1m)`).
+    pub(crate) fn limit(&self, timeout: Duration) {
+        if let Some(bar) = &self.bar {
+            bar.set_prefix(format!(
+                "{} ({})",
+                self.label,
+                crate::terminal::at_most(timeout)
+            ));
+        }
+    }
+
     /// Shows the current state (a line only when it changed, without a terminal).
     pub(crate) fn update(&self, msg: &str) {
         match &self.bar {
@@ -277,11 +288,12 @@ impl Progress {
         }
     }
 
-    /// Stops the spinner, leaving `msg` as its last line (without a
-    /// terminal: prints `msg` unless it was the last line printed).
+    /// Stops: on a terminal the spinner is cleared (the caller prints the
+    /// outcome, and no spinner line stays above it); without one, prints
+    /// `msg` unless it was the last line printed.
     pub(crate) fn finish(&self, msg: &str) {
         match &self.bar {
-            Some(bar) => bar.finish_with_message(msg.to_string()),
+            Some(bar) => bar.finish_and_clear(),
             None => self.line(msg),
         }
     }
@@ -304,7 +316,7 @@ impl Drop for Progress {
         if let Some(bar) = &self.bar
             && !bar.is_finished()
         {
-            bar.abandon();
+            bar.finish_and_clear();
         }
     }
 }
@@ -318,6 +330,7 @@ const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// decides). The object is read at least once. Kinds without a rollout
 /// (Pod, Job, CronJob, ReplicaSet) are Done at once, without a request.
 /// `progress` is finished with the final message before returning Ok.
+/// Ctrl-C ends the wait with [`crate::terminal::Interrupted`].
 pub(crate) async fn wait_for_rollout(
     client: &kube::Client,
     workload: &crate::scan::Workload,
@@ -334,6 +347,7 @@ pub(crate) async fn wait_for_rollout(
         progress.finish(state.message());
         return Ok(state);
     };
+    progress.limit(timeout);
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let obj: Value = crate::api::ObjectRef::new(resource, ns, name)
@@ -361,7 +375,14 @@ pub(crate) async fn wait_for_rollout(
             return Ok(state);
         }
         progress.update(waiting);
-        tokio::time::sleep(POLL_INTERVAL.min(deadline - now)).await;
+        // Ctrl-C ends the wait at once (the flow then reports what was written).
+        if crate::terminal::until_interrupted(tokio::time::sleep(POLL_INTERVAL.min(deadline - now)))
+            .await
+            .is_err()
+        {
+            progress.finish(&format!("{waiting} (interrupted: stopped waiting)"));
+            return Err(crate::terminal::Interrupted.into());
+        }
     }
 }
 
