@@ -717,6 +717,27 @@ pub(crate) fn advice(f: &Finding, others: &[OtherSecret]) -> Option<Vec<Step>> {
                         .join(" and ")
                 )
             };
+            // A choice among several tags is not one command: the guided
+            // fix offers them as a menu, with digests and build dates.
+            if let Action::SetImage {
+                workload,
+                choose_from,
+                ..
+            } = &s.action
+                && !choose_from.is_empty()
+            {
+                return Step {
+                    text: format!(
+                        "{}: {}; the guided fix lists each with its digest and build date and sets the one you pick",
+                        s.title, s.why
+                    ),
+                    command: Some(format!(
+                        "kubectl pullfix fix {} -n {}",
+                        workload.target(),
+                        workload.namespace
+                    )),
+                };
+            }
             let command = cmds.join(" && ");
             let set_user = if command.contains("$REGISTRY_USERNAME") {
                 " — set REGISTRY_USERNAME to the registry's user name first"

@@ -373,7 +373,14 @@ pub(crate) fn follow_ups(findings: &[Finding], incident: &Incident) -> Vec<Strin
             "Update the runbook: these steps failed during the incident: {}",
             failed.join(", ")
         ));
-    } else if !incident.resolved && !incident.dry_run {
+    } else if !incident.resolved
+        && !incident.dry_run
+        // Steps the engineer declined or that were skipped say nothing
+        // about the runbook.
+        && !incident.steps.iter().any(|s| {
+            matches!(s.outcome, Outcome::Declined | Outcome::Skipped { .. })
+        })
+    {
         push("Update the runbook: its steps did not resolve this incident".into());
     } else {
         push("Update the runbook if any step was wrong, missing or unclear".into());
