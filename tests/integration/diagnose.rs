@@ -122,10 +122,16 @@ fn image_not_found_suggests_existing_tags() {
             evidence_text(f).contains("did you mean `v2.1.0`"),
             "{node}: {f:#}"
         );
+        // Three close tags exist: the advice is a choice (the guided fix's
+        // menu), never one of them picked silently.
+        let steps = steps_text(f);
         assert!(
-            steps_text(f).contains(&format!(
-                "kubectl set image deploy/checkout checkout={reg}/team/checkout:v2.1.0"
-            )),
+            steps.contains("a tag you choose (v2.1.0, v2.1.1, v2.0.3)")
+                && steps.contains("kubectl pullfix fix deploy/checkout"),
+            "{f:#}"
+        );
+        assert!(
+            !steps.contains(&format!("checkout={reg}/team/checkout:v2.1.0")),
             "{f:#}"
         );
     });

@@ -51,6 +51,15 @@ pub enum Cause {
 }
 
 impl Cause {
+    /// A failure to authenticate: no credential, or one the registry
+    /// refuses (rejected, expired).
+    pub fn is_credential(self) -> bool {
+        matches!(
+            self,
+            Cause::CredentialsMissing | Cause::CredentialsRejected | Cause::CredentialsExpired
+        )
+    }
+
     /// The stable id (`image-not-found`).
     pub fn id(self) -> &'static str {
         match self {

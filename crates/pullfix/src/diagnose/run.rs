@@ -18,6 +18,7 @@ use k8s_openapi::api::core::v1::{Node, Pod, Secret, ServiceAccount};
 
 use crate::api::{self, ApiError, ListQuery};
 use crate::collect::{self, EventLite, Meta, PodLite, Scope};
+use crate::diagnose::Cause;
 use crate::diagnose::classify::{Classified, EventText, classify_container};
 use crate::diagnose::decide::{self, Facts};
 use crate::diagnose::finding::{self, Context, EcrCheck, Evidence, Finding};
@@ -262,14 +263,31 @@ pub async fn run(
         }
         findings.push(finding);
     }
-    // Credentials of the failing namespaces' secrets, to compare elsewhere.
-    let failing_creds = credential_digests(client, &secret_names).await;
+    // Credentials the registry refuses (rejected or expired), to find the
+    // same copies elsewhere: only those are "likely failing too". A secret
+    // of the wrong type, or a wrong tag, says nothing about other
+    // namespaces holding the same credential.
+    let stale_secrets: BTreeSet<(String, String)> = findings
+        .iter()
+        .filter(|f| {
+            matches!(
+                f.cause,
+                Cause::CredentialsRejected | Cause::CredentialsExpired
+            )
+        })
+        .flat_map(|f| {
+            f.secrets
+                .iter()
+                .map(|s| (f.namespace.clone(), s.name.clone()))
+        })
+        .collect();
+    let failing_creds = credential_digests(client, &stale_secrets).await;
     let refresh_jobs = refresh_jobs(client, &secret_names, &mut warnings).await;
     // A failing refresh job is evidence for the credential findings it feeds.
     add_refresh_evidence(&mut findings, &refresh_jobs);
     let other_namespaces = other_namespaces(
         client,
-        &secret_names,
+        &stale_secrets,
         &registries,
         &failing_creds,
         &mut warnings,
@@ -1011,10 +1029,12 @@ async fn other_namespaces(
             .iter_mut()
             .filter(|o| o.same_credential && o.namespace == ns)
         {
+            // Held back by the credential: failing to authenticate, not
+            // for a reason of their own (a wrong tag, say).
             o.failing_workloads = assessment
                 .groups
                 .iter()
-                .filter(|g| g.registry == o.registry)
+                .filter(|g| g.registry == o.registry && g.cause.is_credential())
                 .map(|g| g.workload.clone())
                 .collect();
             o.failing_workloads.dedup();
