@@ -382,11 +382,12 @@ impl<'a> Flow<'a> {
     ) -> anyhow::Result<Applied> {
         let mut applied = Applied::default();
         for f in &report.findings {
+            let attach_to = match self.opts.attach_to {
+                Some(a) => Some(a),
+                None => choose_attach(self.executor.prompter, f)?,
+            };
             let plan_opts = PlanOptions {
-                attach_to: self
-                    .opts
-                    .attach_to
-                    .or_else(|| choose_attach(self.executor.prompter, f)),
+                attach_to,
                 image: self.opts.image.clone(),
                 secret_name: self.opts.secret_name.clone(),
                 ..PlanOptions::for_finding(f)
@@ -788,22 +789,25 @@ fn failing_since(findings: &[Finding]) -> Option<chrono::DateTime<Utc>> {
 }
 
 /// Asks where to attach a new pull secret, when it matters and a person is there.
-fn choose_attach(prompter: &mut dyn Prompter, f: &Finding) -> Option<AttachTo> {
+/// Ctrl-C at the menu is an error (it stops the run); any other failure to
+/// ask leaves the choice to the plan's default.
+fn choose_attach(prompter: &mut dyn Prompter, f: &Finding) -> anyhow::Result<Option<AttachTo>> {
     let needs = f.cause == crate::diagnose::Cause::CredentialsMissing
         && (f.secrets.is_empty())
         && f.workload.is_some();
     if !needs || !prompter.interactive() {
-        return None;
+        return Ok(None);
     }
     let items = vec![
         "the workload's pod template (only this workload; rolls out new pods)".to_string(),
         "the ServiceAccount (every pod using it; needs a restart)".to_string(),
     ];
-    match prompter.select("Attach the pull secret to", &items) {
+    Ok(match prompter.select("Attach the pull secret to", &items) {
         Ok(Some(1)) => Some(AttachTo::ServiceAccount),
         Ok(Some(_)) => Some(AttachTo::Workload),
+        Err(e) if crate::terminal::is_interrupted(&e) => return Err(e),
         _ => None,
-    }
+    })
 }
 
 /// How ready a workload is now: a controller's ready and desired

@@ -375,6 +375,10 @@ pub(crate) fn follow_ups(findings: &[Finding], incident: &Incident) -> Vec<Strin
         ));
     } else if !incident.resolved
         && !incident.dry_run
+        && incident
+            .steps
+            .iter()
+            .any(|s| matches!(s.outcome, Outcome::Applied { .. }))
         // Steps the engineer declined or that were skipped say nothing
         // about the runbook.
         && !incident.steps.iter().any(|s| {
@@ -389,12 +393,17 @@ pub(crate) fn follow_ups(findings: &[Finding], incident: &Incident) -> Vec<Strin
 }
 
 /// One line for the report: "checkout: resolved in 3 steps (4m12s)",
-/// "checkout: not resolved after 2 steps", or a rehearsal's
+/// "checkout: not resolved, 0 of 2 steps applied", or a rehearsal's
 /// "checkout: rehearsed 2 steps (rehearsal: nothing was written)". Whether
 /// to page someone is the escalations' call, not this line's.
 pub(crate) fn summary_line(incident: &Incident) -> String {
     let name = workload_name(incident);
     let n = incident.steps.len();
+    let applied = incident
+        .steps
+        .iter()
+        .filter(|s| matches!(s.outcome, Outcome::Applied { .. }))
+        .count();
     let steps = format!("{n} step{}", if n == 1 { "" } else { "s" });
     let took = incident
         .finished
@@ -402,10 +411,12 @@ pub(crate) fn summary_line(incident: &Incident) -> String {
         .unwrap_or_default();
     if incident.dry_run {
         format!("{name}: rehearsed {steps}{took} (rehearsal: nothing was written)")
-    } else if incident.resolved {
+    } else if incident.resolved && applied == n {
         format!("{name}: resolved in {steps}{took}")
+    } else if incident.resolved {
+        format!("{name}: resolved, {applied} of {steps} applied{took}")
     } else {
-        format!("{name}: not resolved after {steps}{took}")
+        format!("{name}: not resolved, {applied} of {steps} applied{took}")
     }
 }
 
@@ -1612,9 +1623,20 @@ mod tests {
         let mut bad = incident(vec![f], false);
         bad.steps.truncate(2);
         bad.finished = None;
-        assert_eq!(summary_line(&bad), "checkout: not resolved after 2 steps");
+        assert_eq!(
+            summary_line(&bad),
+            "checkout: not resolved, 2 of 2 steps applied"
+        );
         bad.steps.truncate(1);
-        assert_eq!(summary_line(&bad), "checkout: not resolved after 1 step");
+        assert_eq!(
+            summary_line(&bad),
+            "checkout: not resolved, 1 of 1 step applied"
+        );
+        bad.steps[0].outcome = Outcome::Declined;
+        assert_eq!(
+            summary_line(&bad),
+            "checkout: not resolved, 0 of 1 step applied"
+        );
 
         inc.dry_run = true;
         inc.resolved = false;

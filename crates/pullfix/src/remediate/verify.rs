@@ -397,6 +397,21 @@ pub(crate) enum Readiness {
     Unknown,
 }
 
+/// Causes no change in the cluster fixes: the network, the registry, the
+/// rights the registry grants, the image's platforms.
+fn outside_the_cluster(cause: crate::diagnose::Cause) -> bool {
+    use crate::diagnose::Cause;
+    matches!(
+        cause,
+        Cause::RegistryUnreachable
+            | Cause::TlsError
+            | Cause::AccessDenied
+            | Cause::RepositoryNotFound
+            | Cause::PlatformMismatch
+            | Cause::RateLimited
+    )
+}
+
 /// The verdict for one workload the run diagnosed, flagged or changed:
 /// healthy only when none of its pods fails to pull (`failing`, from the
 /// re-diagnosis after the rollout), every replica is ready, and its
@@ -422,11 +437,25 @@ pub(crate) fn judge(
     } else if !failing.is_empty() {
         let mut causes: Vec<&str> = failing.iter().map(|f| f.cause.id()).collect();
         causes.dedup();
-        (
-            false,
-            format!("{ready}still failing ({})", causes.join(", ")),
-            Some(format!("kubectl pullfix fix {target}")),
-        )
+        // Fixed outside the cluster (network, registry, rights): nothing
+        // for `fix` to continue with; check again once that is done.
+        let outside = failing.iter().all(|f| outside_the_cluster(f.cause));
+        if outside {
+            (
+                false,
+                format!(
+                    "{ready}still failing ({}): fixed outside the cluster, see the escalation",
+                    causes.join(", ")
+                ),
+                Some(format!("kubectl pullfix diagnose {target}")),
+            )
+        } else {
+            (
+                false,
+                format!("{ready}still failing ({})", causes.join(", ")),
+                Some(format!("kubectl pullfix fix {target}")),
+            )
+        }
     } else {
         match readiness {
             Readiness::Gone => (
@@ -1189,6 +1218,19 @@ mod tests {
         let unknown = judge(&w, &[], &Readiness::Unknown, Some("forbidden"));
         assert!(!unknown.healthy);
         assert!(unknown.state.contains("not verified"), "{unknown:?}");
+
+        // An outage: `fix` has nothing to continue with.
+        let down = failing("shop", crate::diagnose::Cause::RegistryUnreachable);
+        let outage = judge(&w, &[&down], &Readiness::Counts(0, 1), None);
+        assert!(!outage.healthy);
+        assert_eq!(
+            outage.state,
+            "0/1 ready, still failing (registry-unreachable): fixed outside the cluster, see the escalation"
+        );
+        assert_eq!(
+            outage.next.as_deref(),
+            Some("kubectl pullfix diagnose deploy/checkout -n shop")
+        );
     }
 
     #[test]
