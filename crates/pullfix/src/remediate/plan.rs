@@ -502,7 +502,8 @@ fn attach_step(f: &Finding, secret: &str, opts: &PlanOptions) -> PlannedStep {
 /// (`outcomes[j]` for each earlier step `j`; `None` when it did not run).
 /// `None` when every step it needs was applied, rehearsed or already in
 /// place; otherwise the reason it is skipped, naming the first step in the
-/// way and what happened to it. Pure.
+/// way and what happened to it (through a chain of skipped steps, the one
+/// that started it). Pure.
 pub(crate) fn blocked(
     steps: &[PlannedStep],
     outcomes: &[Option<Outcome>],
@@ -517,6 +518,11 @@ pub(crate) fn blocked(
                 return None;
             }
             Some(Outcome::Declined) => "which you declined".to_string(),
+            // Skipped for a step of its own: name that one (the root), not
+            // the chain.
+            Some(Outcome::Skipped { .. }) if blocked(steps, outcomes, d).is_some() => {
+                return blocked(steps, outcomes, d);
+            }
             Some(Outcome::Skipped { reason }) => {
                 // The first clause is enough here; the step's own line has the rest.
                 let short = reason.split([';', '—']).next().unwrap_or(reason).trim();
@@ -1165,6 +1171,16 @@ mod tests {
             blocked(&steps, &o, 2)
                 .unwrap()
                 .contains("'create pull secret")
+        );
+        // A step that needs only the skipped attach names the write that
+        // started the chain, once.
+        let mut only_attach = steps.clone();
+        only_attach[2].needs = vec![1];
+        assert_eq!(
+            blocked(&only_attach, &o, 2).as_deref(),
+            Some(
+                "depends on 'create pull secret shop/regcred for reg.example.com', which was skipped (no terminal and no --yes: fix pending)"
+            )
         );
         let o = outcomes(&[
             Some(Outcome::Applied {
