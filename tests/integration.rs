@@ -25,6 +25,9 @@ mod registry_hosts;
 #[path = "integration/input.rs"]
 mod input;
 
+#[path = "integration/shell.rs"]
+mod shell;
+
 #[path = "integration/truthful.rs"]
 mod truthful;
 

@@ -5,88 +5,17 @@
 //! `-A`; `-A` wins over `-n`; `--no-probe` and `--dry-run=server` are
 //! accepted by the guided flow.
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_kubectl-pullfix");
-
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `sandbox SCENARIO --shell` and returns it with the environment
-/// its env file exports.
-fn shell(scenario: &str, dir: &Path) -> (KillOnDrop, Vec<(String, String)>) {
-    let env_file = dir.join("env");
-    let child = Command::new(BIN)
-        .args(["sandbox", scenario, "--shell", "--no-color", "--env-file"])
-        .arg(&env_file)
-        .arg("--dir")
-        .arg(dir.join("sb"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let guard = KillOnDrop(child);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::fs::read_to_string(&env_file).map_or(true, |s| s.is_empty()) {
-        assert!(Instant::now() < deadline, "no env file");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let env = std::fs::read_to_string(&env_file)
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.strip_prefix("export "))
-        .filter_map(|l| l.split_once('='))
-        .filter(|(k, _)| *k != "PATH")
-        .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
-        .collect();
-    (guard, env)
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}\n--- stderr ---\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// The secrets in the sandbox kubeconfig: the bearer token and the token
-/// in the server URL's path.
-fn kubeconfig_secrets(env: &[(String, String)]) -> Vec<String> {
-    let path = &env.iter().find(|(k, _)| k == "KUBECONFIG").unwrap().1;
-    let kc = std::fs::read_to_string(path).unwrap();
-    let mut secrets = Vec::new();
-    for line in kc.lines().map(str::trim) {
-        if let Some(t) = line.strip_prefix("token:") {
-            secrets.push(t.trim().trim_matches(['\'', '"']).to_string());
-        }
-        if let Some(url) = line.strip_prefix("server:") {
-            let url = url.trim().trim_matches(['\'', '"']);
-            let path = url.splitn(4, '/').nth(3).unwrap_or_default();
-            secrets.extend(
-                path.split('/')
-                    .filter(|s| s.len() >= 16)
-                    .map(str::to_string),
-            );
-        }
-    }
-    assert!(!secrets.is_empty(), "the sandbox kubeconfig has a token");
-    secrets
-}
+use crate::shell::{BIN, SandboxShell, text};
 
 #[test]
 fn conventions_and_scope_on_the_sandbox() {
     let dir = tempfile::tempdir().unwrap();
-    let (_sandbox, env) = shell("stale-secret-many-namespaces", dir.path());
+    let sandbox = SandboxShell::start("stale-secret-many-namespaces", &dir.path().join("sb"));
+    let env = sandbox.env.clone();
+    let secrets = sandbox.secrets();
+    assert!(!secrets.is_empty(), "the sandbox has tokens and passwords");
     let run = |args: &[&str]| {
         Command::new(BIN)
             .args(args)
@@ -103,9 +32,9 @@ fn conventions_and_scope_on_the_sandbox() {
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.lines().count() > 50, "a trace log: {log}");
     assert!(log.contains("[redacted]"), "the URL's token is masked");
-    for secret in kubeconfig_secrets(&env) {
+    for secret in &secrets {
         assert_eq!(
-            log.matches(&secret).count(),
+            log.matches(secret.as_str()).count(),
             0,
             "the kubeconfig token leaked into the log"
         );
@@ -117,8 +46,8 @@ fn conventions_and_scope_on_the_sandbox() {
     // kubectl's -v=N form logs the same way.
     let out = run(&["scan", "-A", "-v=6"]);
     assert!(out.status.code() == Some(1), "{}", text(&out));
-    for secret in kubeconfig_secrets(&env) {
-        assert!(!String::from_utf8_lossy(&out.stderr).contains(&secret));
+    for secret in &secrets {
+        assert!(!String::from_utf8_lossy(&out.stderr).contains(secret.as_str()));
     }
 
     // scan -A: the counts hold together, in text and in JSON.

@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_kubectl-pullfix");
+use crate::shell::{BIN, SandboxShell};
+
 /// Long enough for a slow CI machine to start a sandbox and run a fix.
 const WAIT: Duration = Duration::from_secs(90);
 const HIDE_CURSOR: &str = "\x1b[?25l";
@@ -362,52 +363,8 @@ fn declining_a_sibling_namespace_is_not_resolved() {
     pty.assert_restored();
 }
 
-/// `sandbox SCENARIO --shell`: the sandbox in the background, its
-/// environment, and the audit log's directory.
-struct Shell {
-    sandbox: Child,
-    env: Vec<(String, String)>,
-    dir: PathBuf,
-}
-
-impl Drop for Shell {
-    fn drop(&mut self) {
-        let _ = self.sandbox.kill();
-        let _ = self.sandbox.wait();
-    }
-}
-
-fn shell(scenario: &str, dir: &Path) -> Shell {
-    let env_file = dir.join("env");
-    let sandbox = Command::new(BIN)
-        .args(["sandbox", scenario, "--shell", "--no-color", "--env-file"])
-        .arg(&env_file)
-        .arg("--dir")
-        .arg(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut shell = Shell {
-        sandbox,
-        env: Vec::new(),
-        dir: dir.to_path_buf(),
-    };
-    let deadline = Instant::now() + WAIT;
-    while std::fs::read_to_string(&env_file).map_or(true, |t| t.is_empty()) {
-        assert!(Instant::now() < deadline, "the sandbox wrote no env file");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    shell.env = std::fs::read_to_string(&env_file)
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.strip_prefix("export "))
-        .filter_map(|l| l.split_once('='))
-        .filter(|(k, _)| *k != "PATH")
-        .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
-        .collect();
-    shell
+fn shell(scenario: &str, dir: &Path) -> SandboxShell {
+    SandboxShell::start(scenario, dir)
 }
 
 /// The password the registry team handed over (never printed).

@@ -6,61 +6,22 @@
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::KillOnDrop;
+use crate::shell::{SandboxShell, scenarios};
 
-/// Every scenario `sandbox --list` names.
-fn scenarios() -> Vec<String> {
-    let out = Command::new(env!("CARGO_BIN_EXE_kubectl-pullfix"))
-        .args(["sandbox", "--list"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once('\t').map(|(id, _)| id.to_string()))
-        .collect()
-}
-
-/// A scenario served in `--shell` mode, with its environment.
+/// A scenario served in `--shell` mode, with a state directory of its own
+/// for the backups (the sandbox stops before the directory goes).
 struct Served {
-    _guard: KillOnDrop,
-    env: Vec<(String, String)>,
+    shell: SandboxShell,
     dir: tempfile::TempDir,
 }
 
 fn serve(id: &str) -> Served {
     let dir = tempfile::tempdir().unwrap();
-    let env_file = dir.path().join("env");
-    let child = Command::new(env!("CARGO_BIN_EXE_kubectl-pullfix"))
-        .args(["sandbox", id, "--shell", "--no-color", "--env-file"])
-        .arg(&env_file)
-        .arg("--dir")
-        .arg(dir.path().join("sb"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let guard = KillOnDrop(Some(child));
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !env_file.exists() || std::fs::read_to_string(&env_file).unwrap().is_empty() {
-        assert!(Instant::now() < deadline, "{id}: no env file");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let env = std::fs::read_to_string(&env_file)
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.strip_prefix("export "))
-        .filter_map(|l| l.split_once('='))
-        .filter(|(k, _)| *k != "PATH")
-        .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
-        .collect();
     Served {
-        _guard: guard,
-        env,
+        shell: SandboxShell::start(id, &dir.path().join("sb")),
         dir,
     }
 }
@@ -69,7 +30,7 @@ fn pullfix(s: &Served, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kubectl-pullfix"))
         .args(args)
         .args(["--no-color", "--probe-timeout", "3s"])
-        .envs(s.env.iter().map(|(k, v)| (k, v)))
+        .envs(s.shell.env.iter().map(|(k, v)| (k, v)))
         .env("XDG_STATE_HOME", s.dir.path())
         .stdin(Stdio::null())
         .output()

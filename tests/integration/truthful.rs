@@ -5,152 +5,40 @@
 //! scenario's passwords or API tokens. The commands `diagnose` prints name
 //! the objects the rehearsed fix changes.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::Output;
 use std::time::{Duration, Instant};
 
-struct Shell {
-    child: Option<std::process::Child>,
-    env: Vec<(String, String)>,
-    dir: PathBuf,
+use crate::shell::{SandboxShell, scenarios, text};
+
+/// The tool, without colour, as "another terminal" runs it.
+fn run(shell: &SandboxShell, args: &[&str]) -> Output {
+    shell.tool(args).arg("--no-color").output().unwrap()
 }
 
-impl Drop for Shell {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.child {
-            let _ = c.kill();
-            let _ = c.wait();
+/// The first failing workload in `shop`, as `kind/name`, once the
+/// scenario's pods have failed.
+fn failing_target(shell: &SandboxShell, scenario: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let out = run(shell, &["scan", "-n", "shop", "-o", "json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if let Some(g) = v["groups"].as_array().and_then(|g| g.first()) {
+            let kind = g["workload"]["kind"].as_str().unwrap_or_default();
+            let name = g["workload"]["name"].as_str().unwrap_or_default();
+            let name = if kind == "Pod" {
+                g["pods"][0].as_str().unwrap_or(name)
+            } else {
+                name
+            };
+            return format!("{}/{name}", kind.to_lowercase());
         }
+        assert!(
+            Instant::now() < deadline,
+            "{scenario}: nothing failed in shop within 120 s"
+        );
+        std::thread::sleep(Duration::from_secs(1));
     }
-}
-
-fn exe() -> &'static str {
-    env!("CARGO_BIN_EXE_kubectl-pullfix")
-}
-
-fn scenarios() -> Vec<String> {
-    let out = Command::new(exe())
-        .args(["sandbox", "--list"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split('\t').next())
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
-fn start(scenario: &str, root: &Path) -> Shell {
-    let dir = root.join(scenario);
-    let env_file = root.join(format!("{scenario}.env"));
-    let child = Command::new(exe())
-        .args(["sandbox", scenario, "--shell", "--no-color", "--env-file"])
-        .arg(&env_file)
-        .arg("--dir")
-        .arg(&dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut shell = Shell {
-        child: Some(child),
-        env: Vec::new(),
-        dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while !env_file.exists() || std::fs::read_to_string(&env_file).unwrap().is_empty() {
-        assert!(Instant::now() < deadline, "{scenario}: no env file");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    shell.env = std::fs::read_to_string(&env_file)
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.strip_prefix("export "))
-        .filter_map(|l| l.split_once('='))
-        .filter(|(k, _)| *k != "PATH")
-        .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
-        .collect();
-    shell
-}
-
-impl Shell {
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(exe())
-            .args(args)
-            .arg("--no-color")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    /// Every value that must never be printed: the registries' passwords,
-    /// the handed-over one, and the API tokens in the kubeconfigs.
-    fn secrets(&self) -> Vec<String> {
-        let mut s: Vec<String> = self
-            .env
-            .iter()
-            .filter(|(k, _)| k.contains("PASSWORD") || k.contains("SECRET"))
-            .map(|(_, v)| v.clone())
-            .collect();
-        if let Ok(raw) = std::fs::read_to_string(self.dir.join("registry-team-docker-config.json"))
-            && let Ok(v) = serde_json::from_str::<serde_json::Value>(&raw)
-            && let Some(auths) = v["auths"].as_object()
-        {
-            for e in auths.values() {
-                for k in ["password", "auth"] {
-                    if let Some(p) = e[k].as_str() {
-                        s.push(p.to_string());
-                    }
-                }
-            }
-        }
-        for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
-            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-            for line in text.lines() {
-                if let Some(t) = line.trim().strip_prefix("token:") {
-                    s.push(t.trim().trim_matches('"').to_string());
-                }
-            }
-        }
-        s.retain(|v| v.len() >= 8);
-        s
-    }
-
-    /// The first failing workload in `shop`, as `kind/name`, once the
-    /// scenario's pods have failed.
-    fn failing_target(&self, scenario: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let out = self.run(&["scan", "-n", "shop", "-o", "json"]);
-            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-            if let Some(g) = v["groups"].as_array().and_then(|g| g.first()) {
-                let kind = g["workload"]["kind"].as_str().unwrap_or_default();
-                let name = g["workload"]["name"].as_str().unwrap_or_default();
-                let name = if kind == "Pod" {
-                    g["pods"][0].as_str().unwrap_or(name)
-                } else {
-                    name
-                };
-                return format!("{}/{name}", kind.to_lowercase());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{scenario}: nothing failed in shop within 120 s"
-            );
-            std::thread::sleep(Duration::from_secs(1));
-        }
-    }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}\n--- stderr ---\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// `<…>` placeholders other than the documented `<password>`.
@@ -181,14 +69,17 @@ fn placeholders(t: &str) -> Vec<String> {
 
 /// What `diagnose` prints for one scenario, and the rehearsal's plan.
 fn check_scenario(scenario: &str, root: &Path) -> Vec<String> {
-    let shell = start(scenario, root);
-    let target = shell.failing_target(scenario);
+    let shell = SandboxShell::start(scenario, &root.join(scenario));
+    let target = failing_target(&shell, scenario);
     let mut outputs = vec![
-        ("scan -A", shell.run(&["scan", "-A"])),
-        ("diagnose", shell.run(&["diagnose", &target, "-n", "shop"])),
+        ("scan -A", run(&shell, &["scan", "-A"])),
+        (
+            "diagnose",
+            run(&shell, &["diagnose", &target, "-n", "shop"]),
+        ),
         (
             "diagnose -o json",
-            shell.run(&["diagnose", &target, "-n", "shop", "-o", "json"]),
+            run(&shell, &["diagnose", &target, "-n", "shop", "-o", "json"]),
         ),
     ];
     let handover = shell.dir.join("registry-team-docker-config.json");
@@ -197,12 +88,12 @@ fn check_scenario(scenario: &str, root: &Path) -> Vec<String> {
     if handover.exists() {
         fix.extend(["--from-docker-config", handover_text.as_str()]);
     }
-    outputs.push(("fix --dry-run", shell.run(&fix)));
+    outputs.push(("fix --dry-run", run(&shell, &fix)));
     let secrets = shell.secrets();
     let mut problems = Vec::new();
     // The same image failing in several namespaces for the same reason
     // gets the same cause.
-    let all = shell.run(&["scan", "-A", "-o", "json"]);
+    let all = run(&shell, &["scan", "-A", "-o", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&all.stdout).unwrap_or_default();
     let mut causes: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for g in v["groups"].as_array().into_iter().flatten() {
