@@ -107,6 +107,48 @@ pub struct Finding {
     pub failing_for_seconds: Option<i64>,
 }
 
+#[cfg(test)]
+impl Finding {
+    /// A finding for tests: `deploy/checkout` in `namespace`, pod
+    /// `checkout-1` running as `default`, container `app`, nothing else
+    /// gathered; tests set what they need with `..Finding::sample(..)`.
+    pub(crate) fn sample(namespace: &str, cause: Cause, image: &str) -> Finding {
+        Finding {
+            cause,
+            detail: None,
+            confidence: Confidence::High,
+            severity: Severity::P1,
+            namespace: namespace.into(),
+            workload: Some(Workload {
+                kind: "Deployment".into(),
+                namespace: namespace.into(),
+                name: "checkout".into(),
+            }),
+            pod: "checkout-1".into(),
+            pods: vec!["checkout-1".into()],
+            service_account: "default".into(),
+            container: "app".into(),
+            init_container: false,
+            image: image.into(),
+            summary: String::new(),
+            decision: Decision {
+                rule: "registry-agrees",
+                because: String::new(),
+                readings: Vec::new(),
+            },
+            evidence: vec![],
+            next_steps: vec![],
+            secrets: vec![],
+            registry: None,
+            ecr: None,
+            suggested_tags: vec![],
+            replacement: None,
+            unused_matching_secrets: vec![],
+            failing_for_seconds: None,
+        }
+    }
+}
+
 fn ev(source: &str, text: impl Into<String>) -> Evidence {
     Evidence {
         source: source.into(),

@@ -437,6 +437,16 @@ impl RegistryClient {
     }
 
     /// Resolves an image the way a runtime does before pulling: manifest
+    /// `BASE/v2/REPOSITORY/manifests/TAG-OR-DIGEST`.
+    fn manifest_url(&self, image: &ImageRef) -> String {
+        format!(
+            "{}/v2/{}/manifests/{}",
+            self.base(image.api_host()),
+            image.repository,
+            image.manifest_reference()
+        )
+    }
+
     /// HEAD, the auth dance, platform selection.
     pub async fn resolve(
         &self,
@@ -444,12 +454,7 @@ impl RegistryClient {
         credential: Option<&Credential>,
         platform: &Platform,
     ) -> Result<Resolved, PullFailure> {
-        let base = self.base(image.api_host());
-        let url = format!(
-            "{base}/v2/{}/manifests/{}",
-            image.repository,
-            image.manifest_reference()
-        );
+        let url = self.manifest_url(image);
         let (auth, head) = self
             .authorized(Method::HEAD, &url, &image.repository, credential)
             .await?;
@@ -481,7 +486,11 @@ impl RegistryClient {
                 });
             };
             let child_digest = chosen["digest"].as_str().unwrap_or_default().to_string();
-            let child_url = format!("{base}/v2/{}/manifests/{child_digest}", image.repository);
+            let child_url = format!(
+                "{}/v2/{}/manifests/{child_digest}",
+                self.base(image.api_host()),
+                image.repository
+            );
             let child = self.send(Method::GET, &child_url, auth.as_deref()).await?;
             check_status(&child, "GET", &child_url)?;
             let child_manifest: Value = serde_json::from_slice(&child.body).unwrap_or(Value::Null);
@@ -503,12 +512,7 @@ impl RegistryClient {
         image: &ImageRef,
         credential: Option<&Credential>,
     ) -> Result<Option<RateLimit>, PullFailure> {
-        let url = format!(
-            "{}/v2/{}/manifests/{}",
-            self.base(image.api_host()),
-            image.repository,
-            image.manifest_reference()
-        );
+        let url = self.manifest_url(image);
         let (_, head) = self
             .authorized(Method::HEAD, &url, &image.repository, credential)
             .await?;
@@ -571,12 +575,7 @@ impl RegistryClient {
         image: &ImageRef,
         credential: Option<&Credential>,
     ) -> Result<TagInfo, PullFailure> {
-        let base = self.base(image.api_host());
-        let url = format!(
-            "{base}/v2/{}/manifests/{}",
-            image.repository,
-            image.manifest_reference()
-        );
+        let url = self.manifest_url(image);
         let (auth, head) = self
             .authorized(Method::HEAD, &url, &image.repository, credential)
             .await?;
@@ -595,7 +594,11 @@ impl RegistryClient {
         }
         let manifest: Value = serde_json::from_slice(&got.body).unwrap_or(Value::Null);
         if let Some(config) = manifest["config"]["digest"].as_str() {
-            let blob_url = format!("{base}/v2/{}/blobs/{config}", image.repository);
+            let blob_url = format!(
+                "{}/v2/{}/blobs/{config}",
+                self.base(image.api_host()),
+                image.repository
+            );
             if let Ok(blob) = self.send(Method::GET, &blob_url, auth.as_deref()).await
                 && blob.status.is_success()
             {

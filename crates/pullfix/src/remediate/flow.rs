@@ -423,18 +423,7 @@ impl<'a> Flow<'a> {
             ))
         )?;
         for (i, s) in steps.iter().enumerate() {
-            let after = if s.needs.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " (after {})",
-                    s.needs
-                        .iter()
-                        .map(|n| (n + 1).to_string())
-                        .collect::<Vec<_>>()
-                        .join(" and ")
-                )
-            };
+            let after = s.after("");
             writeln!(
                 out,
                 "  {}. {}{after}{}",

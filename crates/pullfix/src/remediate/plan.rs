@@ -94,6 +94,18 @@ pub(crate) struct PlannedStep {
     pub needs: Vec<usize>,
 }
 
+impl PlannedStep {
+    /// ` (after 1 and 2)` (numbered from 1, `word` before the numbers),
+    /// or nothing for a step that needs none.
+    pub(crate) fn after(&self, word: &str) -> String {
+        if self.needs.is_empty() {
+            return String::new();
+        }
+        let numbers: Vec<String> = self.needs.iter().map(|n| (n + 1).to_string()).collect();
+        format!(" (after {word}{})", numbers.join(" and "))
+    }
+}
+
 /// Choices that shape the plan.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PlanOptions {
@@ -711,18 +723,7 @@ pub(crate) fn advice(f: &Finding, others: &[OtherSecret]) -> Option<Vec<Step>> {
         .iter()
         .map(|s| {
             let cmds = commands(&s.action, &facts);
-            let after = if s.needs.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " (after step {})",
-                    s.needs
-                        .iter()
-                        .map(|n| (n + 1).to_string())
-                        .collect::<Vec<_>>()
-                        .join(" and ")
-                )
-            };
+            let after = s.after("step ");
             // A choice among several tags is not one command: the guided
             // fix offers them as a menu, with digests and build dates.
             if let Action::SetImage {
@@ -801,44 +802,12 @@ pub(crate) fn advice(f: &Finding, others: &[OtherSecret]) -> Option<Vec<Step>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diagnose::Confidence;
     use crate::diagnose::secrets::{Origin, SecretReport};
-    use crate::scan::Severity;
 
     fn finding(cause: Cause, image: &str) -> Finding {
-        Finding {
-            cause,
-            detail: None,
-            confidence: Confidence::High,
-            severity: Severity::P1,
-            namespace: "shop".into(),
-            workload: Some(Workload {
-                kind: "Deployment".into(),
-                namespace: "shop".into(),
-                name: "checkout".into(),
-            }),
-            pod: "checkout-1".into(),
-            pods: vec!["checkout-1".into()],
-            service_account: "default".into(),
-            container: "app".into(),
-            init_container: false,
-            image: image.into(),
-            summary: String::new(),
-            decision: crate::diagnose::decide::Decision {
-                rule: "node-text",
-                because: String::new(),
-                readings: Vec::new(),
-            },
-            evidence: vec![],
-            next_steps: vec![],
-            secrets: vec![],
-            registry: None,
-            ecr: None,
-            suggested_tags: vec![],
-            replacement: None,
-            unused_matching_secrets: vec![],
-            failing_for_seconds: None,
-        }
+        let mut f = Finding::sample("shop", cause, image);
+        f.decision.rule = "node-text";
+        f
     }
 
     fn report(name: &str, problems: Vec<Problem>) -> SecretReport {

@@ -1040,11 +1040,6 @@ mod tests {
 
     fn finding(ns: &str, name: &str, cause: Cause, image: &str) -> Finding {
         Finding {
-            cause,
-            detail: None,
-            confidence: Confidence::High,
-            severity: Severity::P1,
-            namespace: ns.into(),
             workload: Some(Workload {
                 kind: "Deployment".into(),
                 namespace: ns.into(),
@@ -1052,10 +1047,6 @@ mod tests {
             }),
             pod: format!("{name}-7d9f-abcde"),
             pods: vec![format!("{name}-7d9f-abcde"), format!("{name}-7d9f-fghij")],
-            service_account: "default".into(),
-            container: "app".into(),
-            init_container: false,
-            image: image.into(),
             summary: cause.summary().into(),
             decision: Decision {
                 rule: "registry-agrees",
@@ -1084,12 +1075,7 @@ mod tests {
                     basis: "token".into(),
                 }),
             }],
-            registry: None,
-            ecr: None,
-            suggested_tags: vec![],
-            replacement: None,
-            unused_matching_secrets: vec![],
-            failing_for_seconds: None,
+            ..Finding::sample(ns, cause, image)
         }
     }
 

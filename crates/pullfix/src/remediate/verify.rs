@@ -1152,35 +1152,7 @@ mod tests {
     }
 
     fn failing(ns: &str, cause: crate::diagnose::Cause) -> crate::diagnose::finding::Finding {
-        crate::diagnose::finding::Finding {
-            cause,
-            detail: None,
-            confidence: crate::diagnose::Confidence::High,
-            severity: crate::scan::Severity::P1,
-            namespace: ns.into(),
-            workload: Some(checkout_in(ns)),
-            pod: "checkout-1".into(),
-            pods: vec!["checkout-1".into()],
-            service_account: "default".into(),
-            container: "app".into(),
-            init_container: false,
-            image: "reg.example.com/team/app:v1".into(),
-            summary: String::new(),
-            decision: crate::diagnose::decide::Decision {
-                rule: "registry-agrees",
-                because: String::new(),
-                readings: Vec::new(),
-            },
-            evidence: vec![],
-            next_steps: vec![],
-            secrets: vec![],
-            registry: None,
-            ecr: None,
-            suggested_tags: vec![],
-            replacement: None,
-            unused_matching_secrets: vec![],
-            failing_for_seconds: None,
-        }
+        crate::diagnose::finding::Finding::sample(ns, cause, "reg.example.com/team/app:v1")
     }
 
     #[test]
