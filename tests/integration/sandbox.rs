@@ -7,7 +7,7 @@
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[path = "sandbox_plan.rs"]
 mod plan;
@@ -200,19 +200,7 @@ fn shell_mode_serves_kubectl_and_checks_the_goal_at_exit() {
         .unwrap();
     // A failed assertion must not leave the sandbox running.
     let mut guard = KillOnDrop(Some(child));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !env_file.exists() || std::fs::read_to_string(&env_file).unwrap().is_empty() {
-        assert!(Instant::now() < deadline, "no env file");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let env: Vec<(String, String)> = std::fs::read_to_string(&env_file)
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.strip_prefix("export "))
-        .filter_map(|l| l.split_once('='))
-        .filter(|(k, _)| *k != "PATH")
-        .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
-        .collect();
+    let env = crate::shell::wait_for_env(&env_file, Duration::from_secs(60));
     assert!(env.iter().any(|(k, _)| k == "KUBECONFIG"));
     {
         use std::os::unix::fs::PermissionsExt as _;

@@ -45,19 +45,7 @@ impl SandboxShell {
             env: Vec::new(),
             dir: dir.to_path_buf(),
         };
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while std::fs::read_to_string(&env_file).map_or(true, |t| t.is_empty()) {
-            assert!(Instant::now() < deadline, "{scenario}: no env file");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        shell.env = std::fs::read_to_string(&env_file)
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.strip_prefix("export "))
-            .filter_map(|l| l.split_once('='))
-            .filter(|(k, _)| *k != "PATH")
-            .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
-            .collect();
+        shell.env = wait_for_env(&env_file, Duration::from_secs(120));
         shell
     }
 
@@ -114,6 +102,28 @@ impl SandboxShell {
         s.dedup();
         s
     }
+}
+
+/// The variables an env file exports (`PATH` left out), once the sandbox
+/// has written it.
+pub fn wait_for_env(env_file: &Path, limit: Duration) -> Vec<(String, String)> {
+    let deadline = Instant::now() + limit;
+    while std::fs::read_to_string(env_file).map_or(true, |t| t.is_empty()) {
+        assert!(
+            Instant::now() < deadline,
+            "no env file at {}",
+            env_file.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::fs::read_to_string(env_file)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .filter(|(k, _)| *k != "PATH")
+        .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
+        .collect()
 }
 
 /// Every scenario `sandbox --list` names, id first on each line.
