@@ -518,7 +518,7 @@ pub fn error_text(e: &clap::Error) -> String {
                 )
             };
             // A positional (`[TARGET]`): the message names it already.
-            if arg.starts_with(['[', '<']) {
+            if arg.is_empty() || arg.starts_with(['[', '<']) {
                 format!("error: {source}\n")
             } else {
                 format!("error: {arg}: {source}\n")

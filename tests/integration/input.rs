@@ -79,6 +79,8 @@ fn bad(args: &[&str], home: &Path) -> String {
         "{args:?}: want `error:` + `help:`, got:\n{err}"
     );
     assert!(lines[0].starts_with("error: "), "{args:?}:\n{err}");
+    // No empty argument name (`error: : ...`).
+    assert!(!lines[0].starts_with("error: :"), "{args:?}:\n{err}");
     assert!(lines[1].starts_with("help: "), "{args:?}:\n{err}");
     assert!(
         lines[0].len() < 300,
