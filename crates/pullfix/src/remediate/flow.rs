@@ -479,6 +479,12 @@ impl<'a> Flow<'a> {
                     applied.workloads.push(w);
                 }
             }
+            // A write that failed (a conflict, most often) may mean someone
+            // else changed the object, perhaps fixing it: the verdict then
+            // comes from a fresh diagnosis, not the one before.
+            if let Outcome::Failed { .. } = &rec.outcome {
+                rounds.changed_since_diagnosis = true;
+            }
             outcomes[i] = Some(rec.outcome.clone());
             incident.steps.push(rec);
         }
