@@ -18,6 +18,8 @@
 //! - [`render`]: text and `-o wide|json|yaml|name`.
 //! - [`namespace`]: the namespace a command looks in exists (or the close
 //!   names there are); [`redact`]: credentials kept out of the logs.
+//! - [`sanitize`]: cluster and registry text made inert before it is
+//!   printed (escapes shown escaped, long values cut, Markdown escaped).
 //! - [`terminal`]: Ctrl-C (a typed [`terminal::Interrupted`]) and the
 //!   spinners shown while waiting.
 //!
@@ -39,6 +41,7 @@ pub mod redact;
 pub mod registry;
 pub mod remediate;
 pub mod render;
+pub mod sanitize;
 pub mod scan;
 pub mod target;
 pub mod terminal;
