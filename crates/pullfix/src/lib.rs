@@ -33,6 +33,8 @@ pub mod diagnose;
 pub mod duration;
 pub mod encoding;
 pub mod errors;
+#[cfg(test)]
+mod hostile_tests;
 pub mod input;
 pub mod kubeconfig;
 pub mod namespace;

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::diagnose::Confidence;
 use crate::diagnose::run::Report;
-use crate::sanitize::{block, line};
+use crate::sanitize::{indented, line};
 use crate::scan::{Assessment, Scanned, Severity, Workload};
 
 /// The schema version of `-o json` / `-o yaml`.
@@ -277,7 +277,7 @@ fn scan_table(out: &mut dyn Write, a: &Assessment, p: &Palette, wide: bool) -> a
         )?;
     }
     for n in &a.notes {
-        writeln!(out, "{} {}", p.warn.apply_to("note:"), block(n))?;
+        writeln!(out, "{} {}", p.warn.apply_to("note:"), indented(n, "  "))?;
     }
     let first = &a.groups[0];
     writeln!(
@@ -432,10 +432,10 @@ pub fn diagnose_text(out: &mut dyn Write, r: &Report, p: &Palette) -> anyhow::Re
         )?;
     }
     for n in &r.notes {
-        writeln!(out, "{} {}", p.warn.apply_to("note:"), block(n))?;
+        writeln!(out, "{} {}", p.warn.apply_to("note:"), indented(n, "  "))?;
     }
     for w in &r.warnings {
-        writeln!(out, "{} {}", p.warn.apply_to("warning:"), block(w))?;
+        writeln!(out, "{} {}", p.warn.apply_to("warning:"), indented(w, "  "))?;
     }
     if !r.findings.is_empty() {
         writeln!(

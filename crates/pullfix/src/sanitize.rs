@@ -77,8 +77,7 @@ fn cut_at(s: &str, max: usize) -> usize {
 
 fn clean(s: &str, keep_newlines: bool, max: usize) -> Cow<'_, str> {
     let needs = s.len() > max
-        || s
-            .chars()
+        || s.chars()
             .any(|c| is_unsafe(c) && !(keep_newlines && c == '\n'));
     if !needs {
         return Cow::Borrowed(s);
@@ -111,6 +110,12 @@ pub fn block(s: &str) -> Cow<'_, str> {
     clean(s, true, MAX_BLOCK)
 }
 
+/// [`block`] with every line after the first indented by `prefix`, so no
+/// line of the text starts at the margin where the tool's own lines do.
+pub fn indented(s: &str, prefix: &str) -> String {
+    block(s).replace('\n', &format!("\n{prefix}"))
+}
+
 /// [`line`] over a list joined with `sep`.
 pub fn join<S: AsRef<str>>(items: &[S], sep: &str) -> String {
     items
@@ -118,6 +123,39 @@ pub fn join<S: AsRef<str>>(items: &[S], sep: &str) -> String {
         .map(|s| line(s.as_ref()))
         .collect::<Vec<_>>()
         .join(sep)
+}
+
+/// A word for a printed shell command, as a shell reads it: bare when it
+/// is plain, single-quoted when it is printable, and ANSI-C quoted
+/// (`$'evil\x1b[2J\n'`, bash and zsh) when it holds a control or format
+/// character, so the command shown is inert on the terminal and still
+/// passes the same bytes when it is run.
+pub fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.@:/+=".contains(c))
+    {
+        return s.to_string();
+    }
+    if !s.chars().any(is_unsafe) {
+        return format!("'{}'", s.replace('\'', r"'\''"));
+    }
+    let mut out = String::from("$'");
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            c if is_unsafe(c) && u32::from(c) < 0x80 => {
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
+            }
+            c if is_unsafe(c) => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
 }
 
 // ---------------------------------------------------------------------------
@@ -148,14 +186,24 @@ fn md_escape_plain(s: &str, at_line_start: bool) -> String {
     out
 }
 
-/// Free text for Markdown (a sentence of the tool's with values quoted in
-/// backticks): control characters escaped as in [`block`]; outside code
-/// spans, Markdown syntax is escaped (`<` and `>` as entities, so a
-/// `<password>` placeholder shows); code spans are kept, as their content
-/// is literal in Markdown. With an odd number of backticks (a value that
-/// carried one), every backtick is escaped and nothing is a code span.
+/// Free text for Markdown on one line (a sentence of the tool's with values
+/// quoted in backticks): control characters escaped as in [`line`];
+/// outside code spans, Markdown syntax is escaped (`<` and `>` as
+/// entities, so a `<password>` placeholder shows); code spans are kept, as
+/// their content is literal in Markdown. With an odd number of backticks
+/// (a value that carried one), every backtick is escaped and nothing is a
+/// code span.
 pub fn md_text(s: &str) -> String {
-    let s = block(s);
+    md_escape(&line(s))
+}
+
+/// [`md_text`] for a text that may span lines (line feeds kept, as in
+/// [`block`]); the caller indents the lines after the first.
+pub fn md_block(s: &str) -> String {
+    md_escape(&block(s))
+}
+
+fn md_escape(s: &str) -> String {
     if s.matches('`').count() % 2 == 1 {
         return md_escape_plain(&s, true).replace('`', "\\`");
     }
@@ -287,7 +335,12 @@ mod tests {
             assert!(!has_raw_control(&line(&s)), "{s:.40}");
             assert!(!line(&s).contains('\n'));
             assert!(!has_raw_control(&block(&s)));
-            for md in [md_text(&s), md_code(&s), md_fenced(&s), md_cell(&md_text(&s))] {
+            for md in [
+                md_text(&s),
+                md_code(&s),
+                md_fenced(&s),
+                md_cell(&md_text(&s)),
+            ] {
                 assert!(!has_raw_control(&md));
                 assert!(md.len() < MAX_BLOCK + 64);
             }
@@ -295,12 +348,29 @@ mod tests {
     }
 
     #[test]
+    fn shell_words_stay_equivalent_and_inert() {
+        assert_eq!(shell_word("robot"), "robot");
+        assert_eq!(shell_word("robot$ci"), "'robot$ci'");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+        assert_eq!(
+            shell_word("evil\u{1b}[2J\nx'\\"),
+            r"$'evil\x1b[2J\x0ax\'\\'"
+        );
+        assert_eq!(shell_word("a\u{202e}b"), r"$'a\u202eb'");
+        assert!(!has_raw_control(&shell_word("\u{9b}\0\r")));
+    }
+
+    #[test]
     fn markdown_syntax_is_neutralised() {
-        assert_eq!(md_text("see <password> [x](http://e)"), "see &lt;password&gt; \\[x\\](http://e)");
+        assert_eq!(
+            md_text("see <password> [x](http://e)"),
+            "see &lt;password&gt; \\[x\\](http://e)"
+        );
         assert_eq!(md_text("# not a heading"), "\\# not a heading");
         assert_eq!(md_text("use `a<b>`"), "use `a<b>`");
         assert_eq!(md_text("odd ` tick"), "odd \\` tick");
         assert_eq!(md_text("`a\nb`"), "`a\\nb`");
+        assert_eq!(md_block("a\n# b"), "a\n\\# b");
         assert_eq!(md_code("a`b"), "``a`b``");
         assert_eq!(md_code("a\nb"), "`a\\nb`");
         assert_eq!(md_cell("a|b\nd"), "a\\|b<br>d");

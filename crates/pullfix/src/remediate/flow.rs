@@ -22,8 +22,8 @@ use crate::remediate::report;
 use crate::remediate::verify::{self, Progress, Readiness, RolloutState, wait_for_rollout};
 use crate::remediate::{Incident, Outcome};
 use crate::render::{self, Palette};
+use crate::sanitize::{indented, line};
 use crate::scan::{self, Workload};
-use crate::sanitize::{block, line};
 
 /// Everything `fix` can be told.
 #[derive(Debug, Clone)]
@@ -465,7 +465,7 @@ impl<'a> Flow<'a> {
                     self.executor.out,
                     "\n▶ {}\n  {}",
                     line(&s.title),
-                    block(&crate::remediate::apply::outcome_line(&rec.outcome))
+                    indented(&crate::remediate::apply::outcome_line(&rec.outcome), "  ")
                 )?;
                 rec
             } else {
@@ -621,7 +621,7 @@ impl<'a> Flow<'a> {
             palette.bad.apply_to("interrupted (Ctrl-C):")
         )?;
         for l in interrupted_lines(incident) {
-            writeln!(out, "  {}", block(&l))?;
+            writeln!(out, "  {}", indented(&l, "    "))?;
         }
         let diagnose = match &self.target {
             Target::Named { .. } => format!("kubectl pullfix diagnose {}", self.target_text),
@@ -700,7 +700,7 @@ pub(crate) fn summary_text(
             out,
             "  - {}: {}",
             line(&s.title),
-            block(&crate::remediate::apply::outcome_line(&s.outcome))
+            indented(&crate::remediate::apply::outcome_line(&s.outcome), "    ")
         )?;
         if let Some(r) = &s.restore_command {
             writeln!(out, "      undo: {}", line(r))?;
@@ -714,12 +714,12 @@ pub(crate) fn summary_text(
             line(&e.page),
             line(&e.reason)
         )?;
-        writeln!(out, "  message: {}", block(&e.message))?;
+        writeln!(out, "  message: {}", indented(&e.message, "    "))?;
     }
     if !follow_ups.is_empty() && !incident.findings.is_empty() {
         writeln!(out, "\n{}", palette.bold.apply_to("After the incident"))?;
         for f in follow_ups {
-            writeln!(out, "  - [ ] {}", block(f))?;
+            writeln!(out, "  - [ ] {}", indented(f, "        "))?;
         }
     }
     Ok(())

@@ -25,10 +25,10 @@ use super::{Incident, Outcome, StepRecord};
 use crate::diagnose::finding::{Evidence, Finding};
 use crate::diagnose::secrets::is_ecr_host;
 use crate::diagnose::{Cause, Confidence};
-use crate::sanitize;
 use crate::probe::Attempt;
 use crate::registry::client::PullFailure;
 use crate::registry::reference::ImageRef;
+use crate::sanitize;
 use crate::scan::Severity;
 
 /// The runbook's escalation timeout: page when the failure is not fixed
@@ -561,7 +561,10 @@ pub(crate) fn markdown(
     if !follow_ups.is_empty() {
         md.push_str("## Follow-ups\n\n");
         for f in follow_ups {
-            md.push_str(&format!("- [ ] {}\n", indent_rest(&text(f), "  ")));
+            md.push_str(&format!(
+                "- [ ] {}\n",
+                indent_rest(&sanitize::md_block(f), "  ")
+            ));
         }
         md.push('\n');
     }
@@ -872,7 +875,7 @@ fn with_detail(label: &str, detail: &str) -> String {
     if detail.trim().is_empty() {
         label.to_string()
     } else {
-        format!("{label}: {}", text(detail))
+        format!("{label}: {}", sanitize::md_block(detail))
     }
 }
 
