@@ -205,7 +205,7 @@ pub fn md_block(s: &str) -> String {
 
 fn md_escape(s: &str) -> String {
     if s.matches('`').count() % 2 == 1 {
-        return md_escape_plain(&s, true).replace('`', "\\`");
+        return md_escape_plain(s, true).replace('`', "\\`");
     }
     let mut at_start = true;
     s.split('`')

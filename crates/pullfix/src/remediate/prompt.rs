@@ -172,7 +172,7 @@ impl Prompter for Terminal {
         Select::with_theme(&ColorfulTheme::default())
             .with_prompt(prompt)
             .items(
-                &items
+                items
                     .iter()
                     .map(|i| crate::sanitize::line(i).into_owned())
                     .collect::<Vec<_>>(),
