@@ -116,6 +116,40 @@ pub fn indented(s: &str, prefix: &str) -> String {
     block(s).replace('\n', &format!("\n{prefix}"))
 }
 
+/// A log event for stderr: as [`block`] but not cut (a `-vvv` trace is
+/// asked for in full), and when the log is in colour the logger's own SGR
+/// sequences (`ESC [ digits ; m`, colour only: no cursor movement, no
+/// screen clear, no title) are kept.
+pub fn log_text(s: &str, color: bool) -> String {
+    let block = |s| clean(s, true, usize::MAX);
+    if !color {
+        return block(s).into_owned();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('\u{1b}') {
+        out.push_str(&block(&rest[..i]));
+        let after = &rest[i + 1..];
+        let sgr_len = after.strip_prefix('[').and_then(|p| {
+            let n = p.find(|c: char| !(c.is_ascii_digit() || c == ';'))?;
+            p[n..].starts_with('m').then_some(n + 2)
+        });
+        match sgr_len {
+            Some(n) => {
+                out.push('\u{1b}');
+                out.push_str(&after[..n]);
+                rest = &after[n..];
+            }
+            None => {
+                out.push_str("\\x1b");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(&block(rest));
+    out
+}
+
 /// [`line`] over a list joined with `sep`.
 pub fn join<S: AsRef<str>>(items: &[S], sep: &str) -> String {
     items
@@ -312,6 +346,16 @@ mod tests {
         assert_eq!(line("a\rb\tc\0d\u{7f}"), "a\\rb\\tc\\0d\\x7f");
         assert_eq!(line("rtl\u{202e}x"), "rtl\\u{202e}x");
         assert_eq!(line("ünïcode ✔"), "ünïcode ✔");
+    }
+
+    #[test]
+    fn logs_keep_their_own_colour_only() {
+        let l = "\u{1b}[2mDEBUG\u{1b}[0m get \u{1b}]0;T\u{7} \u{1b}[2J x\n";
+        assert_eq!(
+            log_text(l, true),
+            "\u{1b}[2mDEBUG\u{1b}[0m get \\x1b]0;T\\x07 \\x1b[2J x\n"
+        );
+        assert_eq!(log_text("a\u{1b}[31mb", false), "a\\x1b[31mb");
     }
 
     #[test]
