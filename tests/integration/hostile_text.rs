@@ -92,7 +92,7 @@ fn cluster_text_is_shown_escaped() {
             "auth": b64(&format!("{USER}:not-the-password")),
         }}),
     );
-    let near_key = format!("{}9{KEY_SUFFIX}", registry);
+    let near_key = format!("{registry}9{KEY_SUFFIX}");
     let key_secret = docker_secret(
         "evilkeys",
         &json!({ near_key: {"username": "u", "password": "p", "auth": b64("u:p")} }),
