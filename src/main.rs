@@ -54,7 +54,13 @@ fn main_entry(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             ExitCode::from(pullfix::EXIT_INTERRUPTED)
         }
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "error: {e:#}");
+            // An error can quote the API server or a registry: shown inert.
+            let text = format!("{e:#}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: {}",
+                pullfix::sanitize::block(&text)
+            );
             ExitCode::from(EXIT_ERROR)
         }
     }

@@ -153,14 +153,17 @@ fn interrupted() -> Outcome {
 }
 
 impl Executor<'_> {
+    /// Prints a line; control characters in it (from a value the cluster
+    /// or a registry supplied) are shown escaped, line feeds kept. Values
+    /// that must stay on one line go through [`crate::sanitize::line`] too.
     fn say(&mut self, line: impl AsRef<str>) {
-        let _ = writeln!(self.out, "{}", line.as_ref());
+        let _ = writeln!(self.out, "{}", crate::sanitize::block(line.as_ref()));
     }
 
     /// Runs one step and records what happened.
     pub(crate) async fn execute(&mut self, step: &PlannedStep, finding: &Finding) -> StepRecord {
-        self.say(format!("\n▶ {}", step.title));
-        self.say(format!("  why: {}", step.why));
+        self.say(format!("\n▶ {}", crate::sanitize::line(&step.title)));
+        self.say(format!("  why: {}", crate::sanitize::line(&step.why)));
         // Preparing only reads and probes: Ctrl-C may cut it short.
         let prepared = crate::terminal::until_interrupted(Box::pin(self.prepare(step, finding)))
             .await
@@ -196,10 +199,13 @@ impl Executor<'_> {
         // 2. What will change.
         self.say("  change:");
         for l in &change.diff {
-            self.say(format!("    {l}"));
+            self.say(format!("    {}", crate::sanitize::line(l)));
         }
         for k in &change.kubectl {
-            self.say(format!("  kubectl equivalent: {k}"));
+            self.say(format!(
+                "  kubectl equivalent: {}",
+                crate::sanitize::line(k)
+            ));
         }
         // 3. Server-side dry-run of exactly these requests.
         if let Err(stop) = self.rehearse(&change).await {
@@ -1043,7 +1049,8 @@ impl Executor<'_> {
             Some(a) if a.ok() => {
                 self.say(format!(
                     "  {source} (user `{}`): tested against {}: the image resolves",
-                    cred.username, image.domain
+                    crate::sanitize::line(&cred.username),
+                    crate::sanitize::line(&image.domain)
                 ));
                 Ok(())
             }
@@ -1057,8 +1064,8 @@ impl Executor<'_> {
                 );
                 let text = format!(
                     "{source} (user `{}`) does not work against {}: {}",
-                    cred.username,
-                    image.domain,
+                    crate::sanitize::line(&cred.username),
+                    crate::sanitize::line(&image.domain),
                     probe
                         .failure
                         .as_ref()
