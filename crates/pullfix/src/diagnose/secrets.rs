@@ -90,6 +90,9 @@ pub enum Problem {
     InvalidJson { detail: String },
     /// `.dockerconfigjson` without an `auths` object.
     NoAuths,
+    /// A value that must be a JSON object is not one (`what`:
+    /// `` `.dockerconfigjson` ``; `found`: `a JSON array`).
+    WrongShape { what: String, found: String },
     /// An entry's `auth` is not base64 of `user:password`.
     InvalidAuth { key: String },
     /// An entry has no credential at all.
@@ -129,6 +132,9 @@ impl Problem {
                 format!("secret `{secret}` is not valid JSON: {detail}")
             }
             Problem::NoAuths => format!("secret `{secret}` has no `auths` object"),
+            Problem::WrongShape { what, found } => {
+                format!("secret `{secret}`'s {what} is {found}, not an object")
+            }
             Problem::InvalidAuth { key } => {
                 format!("secret `{secret}` entry `{key}`: `auth` is not base64 of user:password")
             }
@@ -269,7 +275,19 @@ fn analyze_content(
                 .or_else(|_| parse_pull_secret(DOCKERCFG, &secret.data));
             match as_json {
                 Ok(entries) => (entries, false),
-                Err(_) => return,
+                Err(_) => {
+                    // Say so when a docker config key is there but of the
+                    // wrong shape (`[1,2]`): fixing the type alone would not do.
+                    if let Err(SecretProblem::NotAnObject { what, found }) =
+                        parse_pull_secret(DOCKERCONFIGJSON, &secret.data)
+                    {
+                        report.problems.push(Problem::WrongShape {
+                            what,
+                            found: found.to_string(),
+                        });
+                    }
+                    return;
+                }
             }
         }
         Err(e) => {
@@ -280,6 +298,10 @@ fn analyze_content(
                 },
                 SecretProblem::InvalidJson { detail } => Problem::InvalidJson { detail },
                 SecretProblem::NoAuths => Problem::NoAuths,
+                SecretProblem::NotAnObject { what, found } => Problem::WrongShape {
+                    what,
+                    found: found.to_string(),
+                },
                 SecretProblem::WrongType { found } => Problem::WrongType { found },
             });
             return;

@@ -88,8 +88,48 @@ pub enum SecretProblem {
     },
     /// The data is not valid JSON.
     InvalidJson { detail: String },
-    /// `.dockerconfigjson` without an `auths` object.
+    /// `.dockerconfigjson` without an `auths` key.
     NoAuths,
+    /// A value that must be a JSON object is something else: `what` names
+    /// it (`` `.dockerconfigjson` ``, `` `.dockerconfigjson`'s `auths` ``),
+    /// `found` says what it is (`a JSON array`).
+    NotAnObject { what: String, found: &'static str },
+}
+
+/// What a JSON value is, for messages: `a JSON array`, `a JSON string`, ...
+pub(crate) fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "JSON null",
+        Value::Bool(_) => "a JSON boolean",
+        Value::Number(_) => "a JSON number",
+        Value::String(_) => "a JSON string",
+        Value::Array(_) => "a JSON array",
+        Value::Object(_) => "a JSON object",
+    }
+}
+
+/// Why a parsed docker config cannot hold entries (`None` when it can):
+/// `.dockerconfigjson` must be an object whose `auths` is an object,
+/// `.dockercfg` an object. A `.dockerconfigjson` without `auths` is
+/// [`SecretProblem::NoAuths`].
+pub(crate) fn config_shape(key: &str, value: &Value) -> Option<SecretProblem> {
+    let Some(obj) = value.as_object() else {
+        return Some(SecretProblem::NotAnObject {
+            what: format!("`{key}`"),
+            found: json_kind(value),
+        });
+    };
+    if key != ".dockerconfigjson" {
+        return None;
+    }
+    match obj.get("auths") {
+        None => Some(SecretProblem::NoAuths),
+        Some(Value::Object(_)) => None,
+        Some(other) => Some(SecretProblem::NotAnObject {
+            what: format!("`{key}`'s `auths`"),
+            found: json_kind(other),
+        }),
+    }
 }
 
 impl fmt::Display for SecretProblem {
@@ -110,6 +150,9 @@ impl fmt::Display for SecretProblem {
             ),
             SecretProblem::InvalidJson { detail } => write!(f, "data is not valid JSON: {detail}"),
             SecretProblem::NoAuths => f.write_str("JSON has no `auths` object"),
+            SecretProblem::NotAnObject { what, found } => {
+                write!(f, "{what} is {found}, not an object")
+            }
         }
     }
 }
@@ -135,15 +178,16 @@ pub fn parse_pull_secret(
     let value: Value = serde_json::from_slice(raw).map_err(|e| SecretProblem::InvalidJson {
         detail: e.to_string(),
     })?;
-    let map = if nested {
-        value
-            .get("auths")
-            .and_then(Value::as_object)
-            .ok_or(SecretProblem::NoAuths)?
+    if let Some(problem) = config_shape(key, &value) {
+        return Err(problem);
+    }
+    let auths = if nested {
+        value.get("auths")
     } else {
-        value.as_object().ok_or(SecretProblem::InvalidJson {
-            detail: "expected a JSON object".into(),
-        })?
+        Some(&value)
+    };
+    let Some(map) = auths.and_then(Value::as_object) else {
+        return Err(SecretProblem::NoAuths);
     };
     Ok(map
         .iter()
@@ -471,6 +515,41 @@ mod tests {
             br#"{"reg.example.com":{"username":"u","password":"p"}}"#.to_vec(),
         )]);
         assert_eq!(parse_pull_secret(DOCKERCFG, &dockercfg).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn wrong_shapes_say_what_they_are() {
+        let err = |json: &str| {
+            parse_pull_secret(DOCKERCONFIGJSON, &secret(json))
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err("[1,2]"),
+            "`.dockerconfigjson` is a JSON array, not an object"
+        );
+        assert_eq!(
+            err(r#"{"auths":"x"}"#),
+            "`.dockerconfigjson`'s `auths` is a JSON string, not an object"
+        );
+        assert_eq!(
+            err("null"),
+            "`.dockerconfigjson` is JSON null, not an object"
+        );
+        let dockercfg = BTreeMap::from([(".dockercfg".to_string(), b"7".to_vec())]);
+        assert_eq!(
+            parse_pull_secret(DOCKERCFG, &dockercfg)
+                .unwrap_err()
+                .to_string(),
+            "`.dockercfg` is a JSON number, not an object"
+        );
+        // Entries of the wrong shape hold no credential; they are not an error.
+        let entries = parse_pull_secret(
+            DOCKERCONFIGJSON,
+            &secret(r#"{"auths":{"a":[1],"b":{"auth":7}}}"#),
+        )
+        .unwrap();
+        assert!(entries.iter().all(|e| e.credential.is_none()));
     }
 
     #[test]

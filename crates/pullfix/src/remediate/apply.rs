@@ -27,7 +27,9 @@ use crate::api::{self, ApiError, ListQuery, ObjectRef, Writable, Write};
 use crate::diagnose::finding::Finding;
 use crate::diagnose::secrets::Problem;
 use crate::probe::Prober;
-use crate::registry::keyring::{Credential, DOCKERCONFIGJSON, decode_auth, normalize_key};
+use crate::registry::keyring::{
+    Credential, DOCKERCONFIGJSON, SecretProblem, decode_auth, normalize_key,
+};
 use crate::registry::reference::ImageRef;
 use crate::remediate::plan::{self, Action, CommandFacts, PlannedStep};
 use crate::remediate::prompt::{Answer, Prompter};
@@ -1252,7 +1254,13 @@ fn workload_change(
     kubectl: String,
 ) -> Change {
     if pin {
-        body["metadata"] = json!({"resourceVersion": current["metadata"]["resourceVersion"]});
+        let rv = current
+            .pointer("/metadata/resourceVersion")
+            .cloned()
+            .unwrap_or(Value::Null);
+        if let Some(b) = body.as_object_mut() {
+            b.insert("metadata".into(), json!({ "resourceVersion": rv }));
+        }
     }
     Change {
         title: title.to_string(),
@@ -1358,9 +1366,10 @@ fn secret_change(
         auths,
         same,
         encoded,
+        rewritten,
     } = merged_config(current, server, cred, wrong_keys);
 
-    let diff = secret_diff(
+    let mut diff = secret_diff(
         current,
         &old_config,
         &auths,
@@ -1370,6 +1379,12 @@ fn secret_change(
         wrong_keys,
         &same,
     );
+    if let Some(why) = rewritten {
+        diff.insert(
+            0,
+            format!("~ .dockerconfigjson rewritten from scratch: {why} (nothing in it is kept)"),
+        );
+    }
     let kubectl = plan::commands(
         &Action::WriteSecret {
             namespace: ns.to_string(),
@@ -1389,9 +1404,17 @@ fn secret_change(
     match current {
         Some(cur) if !recreate => {
             let mut new = cur.clone();
-            new["data"][".dockerconfigjson"] = json!(encoded);
-            if let Some(m) = new["metadata"].as_object_mut() {
-                m.remove("managedFields");
+            if let Some(obj) = new.as_object_mut() {
+                let data = obj.entry("data").or_insert_with(|| json!({}));
+                if !data.is_object() {
+                    *data = json!({});
+                }
+                if let Some(d) = data.as_object_mut() {
+                    d.insert(".dockerconfigjson".into(), json!(encoded));
+                }
+                if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                    m.remove("managedFields");
+                }
             }
             requests.push(Request::new(
                 Writable::Secret,
@@ -1454,6 +1477,9 @@ struct MergedConfig {
     same: Vec<String>,
     /// The new config, base64 for the secret's data.
     encoded: String,
+    /// Why the old config was dropped and the new one written from
+    /// scratch (`` `weird`'s `.dockerconfigjson` is a JSON array, not an object ``).
+    rewritten: Option<String>,
 }
 
 /// Keeps other entries, drops the wrong keys and any key naming the same
@@ -1464,12 +1490,12 @@ fn merged_config(
     cred: &Credential,
     wrong_keys: &[String],
 ) -> MergedConfig {
-    let old_config: Value = current
-        .and_then(|c| c["data"][".dockerconfigjson"].as_str())
-        .and_then(|d| STANDARD.decode(d).ok())
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_else(|| json!({"auths": {}}));
-    let mut auths = old_config["auths"].as_object().cloned().unwrap_or_default();
+    let (old_config, rewritten) = old_docker_config(current);
+    let mut auths = old_config
+        .get("auths")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     for k in wrong_keys {
         auths.remove(k);
     }
@@ -1487,14 +1513,48 @@ fn merged_config(
         server.to_string(),
         json!({"username": cred.username, "password": cred.password(), "auth": auth}),
     );
-    let mut config = old_config.clone();
-    config["auths"] = Value::Object(auths.clone());
+    let mut config = old_config.as_object().cloned().unwrap_or_default();
+    config.insert("auths".into(), Value::Object(auths.clone()));
     let encoded = STANDARD.encode(serde_json::to_vec(&config).unwrap_or_default());
     MergedConfig {
         old_config,
         auths,
         same,
         encoded,
+        rewritten,
+    }
+}
+
+/// The secret's `.dockerconfigjson` as a JSON object to merge into, and,
+/// when it is there but cannot be merged into (not base64, not JSON, a
+/// JSON array, `auths` not an object), why: it is then rewritten from
+/// scratch (it is being replaced anyway). No secret or a secret without
+/// the key starts from `{"auths": {}}` with nothing to say.
+fn old_docker_config(current: Option<&Value>) -> (Value, Option<String>) {
+    let empty = || json!({"auths": {}});
+    let name = current
+        .and_then(|c| c.pointer("/metadata/name"))
+        .and_then(Value::as_str)
+        .unwrap_or("the secret");
+    let Some(raw) = current.and_then(|c| c.pointer("/data/.dockerconfigjson")) else {
+        return (empty(), None);
+    };
+    let why = |what: String| Some(format!("`{name}`'s `.dockerconfigjson` {what}"));
+    let Some(text) = raw.as_str() else {
+        let kind = crate::registry::keyring::json_kind(raw);
+        return (empty(), why(format!("is stored as {kind}, not a string")));
+    };
+    let Ok(bytes) = STANDARD.decode(text) else {
+        return (empty(), why("is not valid base64".into()));
+    };
+    let value: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(_) => return (empty(), why("is not valid JSON".into())),
+    };
+    match crate::registry::keyring::config_shape(".dockerconfigjson", &value) {
+        // Keep what is there (credHelpers, ...): `auths` is added.
+        None | Some(SecretProblem::NoAuths) => (value, None),
+        Some(problem) => (empty(), Some(format!("`{name}`'s {problem}"))),
     }
 }
 
