@@ -323,7 +323,9 @@ fn analyze_content(
         if is_ecr_host(&image.domain) {
             report.ecr = Some(ecr_expiry(cred.password(), written, now));
         }
-    } else {
+    } else if !entries.iter().any(|e| key_matches(&e.key, image)) {
+        // (An entry for the registry that holds no usable credential has
+        // its own line already: `auth` not base64, or no credential.)
         let keys: Vec<&str> = entries.iter().map(|e| e.key.as_str()).collect();
         report.problems.push(Problem::NoMatchingEntry {
             registry: image.domain.clone(),
@@ -554,6 +556,66 @@ mod tests {
         assert_eq!(a.reports[0].username.as_deref(), Some("u"));
         assert_eq!(a.reports[0].age_seconds, Some(14 * 3600));
         assert_eq!(a.credentials.len(), 1);
+    }
+
+    #[test]
+    fn an_entry_without_a_usable_credential_is_one_line() {
+        let img = ImageRef::parse("reg.example.com:5000/team/app:v1").unwrap();
+        for (json, expect) in [
+            (
+                r#"{"auths":{"reg.example.com:5000":{"auth":"not base64!!"}}}"#,
+                "secret `s` entry `reg.example.com:5000`: `auth` is not base64 of user:password",
+            ),
+            (
+                // base64, but of no `user:password`
+                r#"{"auths":{"reg.example.com:5000":{"auth":"dXNlcm5vY29sb24="}}}"#,
+                "secret `s` entry `reg.example.com:5000`: `auth` is not base64 of user:password",
+            ),
+            (
+                r#"{"auths":{"reg.example.com:5000":{"auth":7}}}"#,
+                "secret `s` entry `reg.example.com:5000` holds no credential",
+            ),
+        ] {
+            let refs = [found(view("s", DOCKERCONFIGJSON, json), Origin::PodSpec)];
+            let a = analyze(&refs, &img, now());
+            let lines: Vec<String> = a.reports[0]
+                .problems
+                .iter()
+                .map(|p| p.describe("s"))
+                .collect();
+            assert_eq!(lines, [expect], "{json}");
+            assert!(a.credentials.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_docker_config_of_the_wrong_shape_is_named() {
+        let img = ImageRef::parse("reg.example.com:5000/team/app:v1").unwrap();
+        let refs = [found(view("weird", "Opaque", "[1,2]"), Origin::PodSpec)];
+        let a = analyze(&refs, &img, now());
+        let lines: Vec<String> = a.reports[0]
+            .problems
+            .iter()
+            .map(|p| p.describe("weird"))
+            .collect();
+        assert!(
+            lines.contains(
+                &"secret `weird`'s `.dockerconfigjson` is a JSON array, not an object".to_string()
+            ),
+            "{lines:?}"
+        );
+        let refs = [found(
+            view("weird", DOCKERCONFIGJSON, r#"{"auths":[]}"#),
+            Origin::PodSpec,
+        )];
+        let a = analyze(&refs, &img, now());
+        assert_eq!(
+            a.reports[0].problems,
+            [Problem::WrongShape {
+                what: "`.dockerconfigjson`'s `auths`".into(),
+                found: "a JSON array".into()
+            }]
+        );
     }
 
     #[test]
