@@ -993,6 +993,17 @@ fn other_secret_entries(
     out
 }
 
+/// [`other_secret_entries`] both ways, for the property tests.
+#[cfg(test)]
+pub(crate) fn other_secret_entries_for_tests(
+    v: &SecretView,
+    registries: &BTreeSet<String>,
+) -> Vec<OtherSecret> {
+    let mut out = other_secret_entries(v, registries, false);
+    out.extend(other_secret_entries(v, registries, true));
+    out
+}
+
 async fn other_namespaces(
     client: &Client,
     secrets: &BTreeSet<(String, String)>,

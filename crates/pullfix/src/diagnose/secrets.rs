@@ -820,3 +820,163 @@ mod tests {
         assert_eq!(closest_key("x", &[]), None);
     }
 }
+
+/// Property tests: any bytes or JSON shape in a pull secret, through
+/// parsing, the analysis, the other-namespace match and fix's planning,
+/// gives findings, never a panic.
+#[cfg(test)]
+pub(crate) mod props {
+    use super::*;
+    use crate::diagnose::Cause;
+    use crate::diagnose::finding::Finding;
+    use crate::remediate::plan::{PlanOptions, advice, plan};
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    /// Strings that stress parsers: base64-ish, keys, unicode, control
+    /// characters, long values.
+    pub(crate) fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-zA-Z0-9+/=:]{0,24}",
+            "(https?://)?[a-z0-9.-]{0,20}(:[0-9]{1,6})?(/v[12]/)?",
+            any::<String>(),
+            "\\PC{0,12}",
+            "[\\x00-\\x1f\\x7f]{0,8}",
+            (0usize..20_000).prop_map(|n| "A".repeat(n)),
+            Just("reg.example.com:5000".to_string()),
+            Just(STANDARD.encode("u:p")),
+            Just(STANDARD.encode("no colon")),
+            Just(STANDARD.encode([0xff, 0xfe, b':', 0x80])),
+        ]
+    }
+
+    pub(crate) fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| json!(f)),
+            text().prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+                prop::collection::btree_map(text(), inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// An `auths` entry: right-looking fields with values of any shape.
+    fn entry() -> impl Strategy<Value = Value> {
+        (
+            prop::option::of(json_value()),
+            prop::option::of(prop_oneof![text().prop_map(Value::from), json_value()]),
+            prop::option::of(json_value()),
+            prop::option::of(prop_oneof![text().prop_map(Value::from), json_value()]),
+        )
+            .prop_map(|(u, a, p, e)| {
+                let mut m = serde_json::Map::new();
+                for (k, v) in [("username", u), ("auth", a), ("password", p), ("email", e)] {
+                    if let Some(v) = v {
+                        m.insert(k.into(), v);
+                    }
+                }
+                Value::Object(m)
+            })
+    }
+
+    /// A docker config: well-formed, with odd entries, or any JSON at all.
+    pub(crate) fn config() -> impl Strategy<Value = Vec<u8>> {
+        let entries = || {
+            prop::collection::btree_map(text(), prop_oneof![entry(), json_value()], 0..5)
+                .prop_map(|m| Value::Object(m.into_iter().collect()))
+        };
+        prop_oneof![
+            entries().prop_map(|a| json!({ "auths": a }).to_string().into_bytes()),
+            entries().prop_map(|a| a.to_string().into_bytes()),
+            json_value().prop_map(|v| json!({ "auths": v }).to_string().into_bytes()),
+            json_value().prop_map(|v| v.to_string().into_bytes()),
+            prop::collection::vec(any::<u8>(), 0..64),
+        ]
+    }
+
+    fn secret() -> impl Strategy<Value = SecretView> {
+        (
+            prop_oneof![
+                Just(DOCKERCONFIGJSON.to_string()),
+                Just(DOCKERCFG.to_string()),
+                Just("Opaque".to_string()),
+                text(),
+            ],
+            prop_oneof![
+                Just(".dockerconfigjson".to_string()),
+                Just(".dockercfg".to_string()),
+                text(),
+            ],
+            config(),
+        )
+            .prop_map(|(type_, key, bytes)| SecretView {
+                name: "s".into(),
+                namespace: "shop".into(),
+                type_,
+                data: BTreeMap::from([(key, bytes)]),
+                ..SecretView::default()
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_secret_is_diagnosed_and_planned_without_panic(
+            secrets in prop::collection::vec(secret(), 1..3),
+            image in prop_oneof![
+                Just("reg.example.com:5000/team/app:v1"),
+                Just("nginx"),
+                Just("123456789012.dkr.ecr.us-east-1.amazonaws.com/app:v1"),
+            ],
+        ) {
+            let img = ImageRef::parse(image).unwrap();
+            for s in &secrets {
+                let _ = parse_pull_secret(&s.type_, &s.data);
+                let _ = parse_pull_secret(DOCKERCONFIGJSON, &s.data);
+                let _ = parse_pull_secret(DOCKERCFG, &s.data);
+            }
+            let refs: Vec<SecretRef> = secrets
+                .iter()
+                .map(|s| SecretRef {
+                    name: s.name.clone(),
+                    origin: Origin::PodSpec,
+                    lookup: Lookup::Found(s.clone()),
+                })
+                .collect();
+            let a = analyze(&refs, &img, Utc::now());
+            for r in &a.reports {
+                for p in &r.problems {
+                    prop_assert!(!p.describe(&r.name).is_empty());
+                }
+            }
+            let regs = std::collections::BTreeSet::from([img.domain.clone()]);
+            let others: Vec<_> = secrets
+                .iter()
+                .flat_map(|s| crate::diagnose::run::other_secret_entries_for_tests(s, &regs))
+                .collect();
+            for cause in [
+                Cause::CredentialsMissing,
+                Cause::CredentialsRejected,
+                Cause::CredentialsExpired,
+                Cause::AccessDenied,
+                Cause::Unknown,
+            ] {
+                let f = Finding {
+                    secrets: a.reports.clone(),
+                    ..Finding::sample("shop", cause, image)
+                };
+                let opts = PlanOptions { service_account: "default".into(), ..PlanOptions::default() };
+                let _ = plan(&f, &others, &opts);
+                let _ = advice(&f, &others);
+            }
+        }
+    }
+}

@@ -1786,6 +1786,125 @@ mod tests {
     }
 
     #[test]
+    fn a_docker_config_of_the_wrong_shape_is_rewritten_and_the_diff_says_why() {
+        let with_data = |data: Value, type_: &str| {
+            json!({"apiVersion": "v1", "kind": "Secret", "type": type_,
+                   "metadata": {"name": "weird", "namespace": "shop", "resourceVersion": "7"},
+                   "data": data})
+        };
+        let b64 = |t: &str| json!({ ".dockerconfigjson": STANDARD.encode(t) });
+        for (cur, why) in [
+            (
+                with_data(b64("[1,2]"), "Opaque"),
+                "`weird`'s `.dockerconfigjson` is a JSON array, not an object",
+            ),
+            (
+                with_data(b64(r#"{"auths":"x"}"#), DOCKERCONFIGJSON),
+                "`weird`'s `.dockerconfigjson`'s `auths` is a JSON string, not an object",
+            ),
+            (
+                with_data(b64("{not json"), DOCKERCONFIGJSON),
+                "`weird`'s `.dockerconfigjson` is not valid JSON",
+            ),
+            (
+                with_data(json!({".dockerconfigjson": "%%%"}), DOCKERCONFIGJSON),
+                "`weird`'s `.dockerconfigjson` is not valid base64",
+            ),
+            (
+                with_data(json!({".dockerconfigjson": [1]}), DOCKERCONFIGJSON),
+                "`weird`'s `.dockerconfigjson` is stored as a JSON array, not a string",
+            ),
+        ] {
+            for recreate in [false, true] {
+                let c = secret_change(
+                    "shop",
+                    "weird",
+                    "reg:5000",
+                    &cred("n3w"),
+                    Some(&cur),
+                    recreate,
+                    &[],
+                    "t",
+                );
+                assert!(
+                    c.diff
+                        .first()
+                        .is_some_and(|l| l.contains(why) && l.contains("rewritten from scratch")),
+                    "{:?}",
+                    c.diff
+                );
+                let cfg = decoded(c.requests.last().unwrap());
+                assert_eq!(cfg["auths"]["reg:5000"]["password"], "n3w");
+                assert_eq!(cfg["auths"].as_object().unwrap().len(), 1);
+            }
+        }
+        // `data` itself of the wrong shape: replaced, no panic.
+        let c = secret_change(
+            "shop",
+            "weird",
+            "reg:5000",
+            &cred("n3w"),
+            Some(&with_data(json!("x"), DOCKERCONFIGJSON)),
+            false,
+            &[],
+            "t",
+        );
+        assert_eq!(
+            decoded(&c.requests[0])["auths"]["reg:5000"]["password"],
+            "n3w"
+        );
+        // A config without `auths` keeps its other keys, silently.
+        let c = secret_change(
+            "shop",
+            "weird",
+            "reg:5000",
+            &cred("n3w"),
+            Some(&with_data(b64(r#"{"credHelpers":{}}"#), DOCKERCONFIGJSON)),
+            false,
+            &[],
+            "t",
+        );
+        assert!(
+            !format!("{:?}", c.diff).contains("rewritten"),
+            "{:?}",
+            c.diff
+        );
+        assert!(decoded(&c.requests[0]).get("credHelpers").is_some());
+    }
+
+    mod props {
+        use super::*;
+        use crate::diagnose::secrets::props::{config, json_value, text};
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Whatever the secret holds, the change is built, puts the
+            /// credential in, and never shows the password.
+            #[test]
+            fn any_current_secret_gives_a_change(
+                data in prop_oneof![
+                    config().prop_map(|b| json!({".dockerconfigjson": STANDARD.encode(b)})),
+                    json_value().prop_map(|v| json!({".dockerconfigjson": v})),
+                    json_value(),
+                ],
+                type_ in prop_oneof![Just(DOCKERCONFIGJSON.to_string()), text()],
+                metadata in prop_oneof![json_value(), Just(json!({"name": "s", "namespace": "shop"}))],
+                recreate in any::<bool>(),
+                wrong in prop::collection::vec(text(), 0..3),
+            ) {
+                let cur = json!({"kind": "Secret", "type": type_, "metadata": metadata, "data": data});
+                let c = secret_change("shop", "s", "reg:5000", &cred("pa55-w0rd-x"), Some(&cur), recreate, &wrong, "t");
+                let cfg = decoded(c.requests.last().unwrap());
+                prop_assert_eq!(&cfg["auths"]["reg:5000"]["password"], "pa55-w0rd-x");
+                let shown = format!("{:?}{:?}", c.diff, c.kubectl);
+                prop_assert!(!shown.contains("pa55-w0rd-x"));
+            }
+        }
+    }
+
+    #[test]
     fn wrong_key_is_replaced_and_opaque_is_recreated() {
         let cur = secret(json!({"reg": {"username": "u", "password": "p"}}), "Opaque");
         let c = secret_change(
