@@ -5,6 +5,9 @@
 //!
 //! Pure code: the caller fetches the secrets (and says which it could not).
 
+// Secret data is untrusted input: no indexing that could panic.
+#![deny(clippy::indexing_slicing)]
+
 use std::collections::BTreeMap;
 
 use base64::Engine;
@@ -480,14 +483,18 @@ pub(crate) fn levenshtein(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
+        let mut cur = Vec::with_capacity(prev.len());
+        let mut left = i + 1;
+        cur.push(left);
+        // `diag` is prev[j], `up` is prev[j + 1], `left` is cur[j].
+        for (cb, (diag, up)) in b.iter().zip(prev.iter().zip(prev.iter().skip(1))) {
             let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+            left = (diag + cost).min(up + 1).min(left + 1);
+            cur.push(left);
         }
         prev = cur;
     }
-    prev[b.len()]
+    prev.last().copied().unwrap_or_default()
 }
 
 /// True when a key (as written in a secret) matches a registry host under

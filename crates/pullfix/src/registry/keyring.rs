@@ -10,6 +10,9 @@
 //!
 //! Pure code: the caller fetches the secrets.
 
+// Secret data is untrusted input: no indexing that could panic.
+#![deny(clippy::indexing_slicing)]
+
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -361,44 +364,41 @@ enum GlobToken {
 /// which `filepath.Match` rejects and the kubelet then treats as no match.
 fn compile_glob(pattern: &[u8]) -> Option<Vec<GlobToken>> {
     let mut out = Vec::new();
-    let mut i = 0;
-    while i < pattern.len() {
-        match pattern[i] {
+    let mut rest = pattern;
+    while let Some((&b, after)) = rest.split_first() {
+        rest = after;
+        match b {
             b'*' => {
                 if out.last() != Some(&GlobToken::Star) {
                     out.push(GlobToken::Star);
                 }
-                i += 1;
             }
-            b'?' => {
-                out.push(GlobToken::Any);
-                i += 1;
-            }
+            b'?' => out.push(GlobToken::Any),
             b'[' => {
-                let end = i + 1 + pattern[i + 1..].iter().position(|&b| b == b']')?;
-                let mut class = &pattern[i + 1..end];
+                let end = rest.iter().position(|&b| b == b']')?;
+                let (mut class, after) = rest.split_at(end);
+                rest = after.get(1..).unwrap_or_default();
                 let negate = class.first() == Some(&b'^');
                 if negate {
-                    class = &class[1..];
+                    class = class.get(1..).unwrap_or_default();
                 }
                 let mut items = Vec::new();
-                let mut j = 0;
-                while j < class.len() {
-                    if j + 2 < class.len() && class[j + 1] == b'-' {
-                        items.push((class[j], class[j + 2]));
-                        j += 3;
-                    } else {
-                        items.push((class[j], class[j]));
-                        j += 1;
+                loop {
+                    match class {
+                        [lo, b'-', hi, tail @ ..] => {
+                            items.push((*lo, *hi));
+                            class = tail;
+                        }
+                        [c, tail @ ..] => {
+                            items.push((*c, *c));
+                            class = tail;
+                        }
+                        [] => break,
                     }
                 }
                 out.push(GlobToken::Class { negate, items });
-                i = end + 1;
             }
-            b => {
-                out.push(GlobToken::Lit(b));
-                i += 1;
-            }
+            b => out.push(GlobToken::Lit(b)),
         }
     }
     Some(out)
@@ -424,11 +424,12 @@ fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
     };
     let (mut p, mut t) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        if p < toks.len() && toks[p] == GlobToken::Star {
+    while let Some(&c) = text.get(t) {
+        let tok = toks.get(p);
+        if tok == Some(&GlobToken::Star) {
             star = Some((p, t));
             p += 1;
-        } else if p < toks.len() && token_matches(&toks[p], text[t]) {
+        } else if tok.is_some_and(|tok| token_matches(tok, c)) {
             p += 1;
             t += 1;
         } else if let Some((sp, st)) = star {
@@ -439,7 +440,7 @@ fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
             return false;
         }
     }
-    while p < toks.len() && toks[p] == GlobToken::Star {
+    while toks.get(p) == Some(&GlobToken::Star) {
         p += 1;
     }
     p == toks.len()
