@@ -1,5 +1,8 @@
 //! `kubectl-pullfix`: found by kubectl on PATH and run as `kubectl pullfix`.
 
+// No unwrap/expect/panic in the product; tests may (clippy.toml). Issue 16.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod cli;
 
 use std::ffi::OsString;

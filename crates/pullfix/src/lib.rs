@@ -27,6 +27,11 @@
 //! root); the practice sandbox and the lab are crates of their own that use
 //! this one.
 
+// Objects from the API server and answers from registries are untrusted
+// input: any shape is a finding, never a panic. Tests may unwrap
+// (clippy.toml). Issue 16.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 pub mod api;
 pub mod collect;
 pub mod diagnose;
