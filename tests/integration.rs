@@ -39,3 +39,6 @@ mod pty;
 
 #[path = "integration/hostile_text.rs"]
 mod hostile_text;
+
+#[path = "integration/bounded.rs"]
+mod bounded;

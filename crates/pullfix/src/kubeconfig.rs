@@ -32,6 +32,12 @@ pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// stuck load balancer cannot hang the on-call engineer's terminal.
 pub(crate) const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// When `--request-timeout` is 0, an exec credential plugin (the
+/// kubeconfig user's `exec`, e.g. `aws eks get-token`) that has not
+/// answered after this long is killed. kubectl would wait forever; a plugin
+/// waiting on an SSO login nobody will complete must not hang the terminal.
+pub(crate) const DEFAULT_EXEC_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The kubectl flags that select a cluster and identity.
 #[derive(Debug, Clone, Default, clap::Args)]
 #[command(next_help_heading = "Kubeconfig options")]
@@ -48,9 +54,10 @@ pub struct KubeFlags {
     /// The name of the kubeconfig user to use
     #[arg(long, global = true, value_name = "NAME")]
     pub user: Option<String>,
-    /// How long to wait for a single API request (e.g. 30s, 1m). 0: no
-    /// overall limit, but connecting gives up after 30s and a server silent
-    /// for 60s is dropped
+    /// How long to wait for a single API request, and for the kubeconfig's
+    /// exec credential plugin (e.g. 30s, 1m). 0: no overall limit, but
+    /// connecting gives up after 30s, a server silent for 60s is dropped and
+    /// a credential plugin is killed after 60s
     #[arg(long, global = true, value_name = "DURATION", default_value = "0", value_parser = crate::duration::parse, allow_hyphen_values = true)]
     pub request_timeout: Duration,
 }
@@ -275,7 +282,12 @@ impl KubeFlags {
             config.reset_reader_on_write = true;
         }
         if let Some(exec) = config.auth_info.exec.take() {
-            let creds = run_exec(&exec).await?;
+            let bound = if self.request_timeout.is_zero() {
+                DEFAULT_EXEC_TIMEOUT
+            } else {
+                self.request_timeout
+            };
+            let creds = run_exec(&exec, bound).await?;
             if let Some(token) = creds.token {
                 config.auth_info.token = Some(token.into());
             }
@@ -347,8 +359,10 @@ struct ExecCreds {
     key: Option<String>,
 }
 
-/// Runs an exec credential plugin once and reads its ExecCredential.
-async fn run_exec(exec: &ExecConfig) -> anyhow::Result<ExecCreds> {
+/// Runs an exec credential plugin once and reads its ExecCredential. The
+/// plugin is killed if it has not answered within `bound`
+/// (`--request-timeout`, or [`DEFAULT_EXEC_TIMEOUT`]).
+async fn run_exec(exec: &ExecConfig, bound: Duration) -> anyhow::Result<ExecCreds> {
     let command = exec
         .command
         .clone()
@@ -371,7 +385,16 @@ async fn run_exec(exec: &ExecConfig) -> anyhow::Result<ExecCreds> {
             .to_string(),
     );
     cmd.stdin(std::process::Stdio::null());
-    let out = cmd.output().await.map_err(|e| {
+    // Dropping the unfinished `output()` future on timeout kills the plugin.
+    cmd.kill_on_drop(true);
+    let Ok(out) = tokio::time::timeout(bound, cmd.output()).await else {
+        anyhow::bail!(
+            "the kubeconfig's exec credential plugin `{}` did not answer within {} (killed)\nhelp: run it by hand to see what it waits for (an SSO login? `aws sso login`), or allow it longer with --request-timeout",
+            crate::input::shown(&command),
+            crate::duration::format(bound),
+        );
+    };
+    let out = out.map_err(|e| {
         anyhow::anyhow!(
             "run the kubeconfig's credential plugin `{command}`: {e}{}",
             exec.install_hint

@@ -589,6 +589,12 @@ pub(crate) async fn collect_failing(
         collect::list_pods_filtered(client, scope, &not_running, extract_failing).await?;
     let mut namespaces: BTreeSet<String> = BTreeSet::new();
     let mut pull_events: BTreeMap<ContainerKey, Vec<TimedEvent>> = BTreeMap::new();
+    // (namespace, name) of the pods found so far: one lookup per event, not a
+    // scan of every failing pod (thousands of events × thousands of pods).
+    let known_pods: BTreeSet<(String, String)> = failing
+        .iter()
+        .map(|p| (p.namespace.clone(), p.name.clone()))
+        .collect();
     for reason in ["BackOff", "Failed"] {
         let query = ListQuery::fields(&format!("reason={reason},involvedObject.kind=Pod")).cached();
         let events: Vec<collect::EventLite> =
@@ -619,10 +625,10 @@ pub(crate) async fn collect_failing(
                     .or_default()
                     .push((at, e.reason.clone(), e.message.clone()));
             }
-            let known = failing
-                .iter()
-                .any(|p| p.namespace == e.metadata.namespace && p.name == e.involved_object.name);
-            if pull && !known {
+            if pull
+                && !known_pods
+                    .contains(&(e.metadata.namespace.clone(), e.involved_object.name.clone()))
+            {
                 namespaces.insert(e.metadata.namespace.clone());
             }
         }

@@ -310,8 +310,15 @@ fn analyze_content(
             return;
         }
     };
+    // The raw `auths` map, parsed once for every entry's checks (parsing
+    // it per entry made a 10,000-entry secret cost minutes).
+    let raw = raw_auths(secret);
     for entry in &entries {
-        entry_problems(entry, secret, report);
+        let raw_entry = raw
+            .as_ref()
+            .and_then(|m| m.as_object())
+            .and_then(|m| m.get(&entry.key));
+        entry_problems(entry, raw_entry, report);
     }
     if readable_type {
         keyring.add(&secret.name, &entries);
@@ -337,12 +344,8 @@ fn analyze_content(
     }
 }
 
-fn entry_problems(entry: &AuthEntry, secret: &SecretView, report: &mut SecretReport) {
-    let raw = raw_entry(secret, &entry.key);
-    let auth = raw
-        .as_ref()
-        .and_then(|v| v.get("auth"))
-        .and_then(|a| a.as_str());
+fn entry_problems(entry: &AuthEntry, raw: Option<&serde_json::Value>, report: &mut SecretReport) {
+    let auth = raw.and_then(|v| v.get("auth")).and_then(|a| a.as_str());
     if let Some(auth) = auth
         && !auth.is_empty()
         && crate::registry::keyring::decode_auth(auth).is_none()
@@ -363,14 +366,19 @@ fn entry_problems(entry: &AuthEntry, secret: &SecretView, report: &mut SecretRep
     }
 }
 
-fn raw_entry(secret: &SecretView, key: &str) -> Option<serde_json::Value> {
+/// The secret's raw entry map (`auths` of `.dockerconfigjson`, or the bare
+/// `.dockercfg` map), parsed once.
+fn raw_auths(secret: &SecretView) -> Option<serde_json::Value> {
     let (data, nested) = match secret.data.get(".dockerconfigjson") {
         Some(d) => (d, true),
         None => (secret.data.get(".dockercfg")?, false),
     };
-    let v: serde_json::Value = serde_json::from_slice(data).ok()?;
-    let map = if nested { v.get("auths")? } else { &v };
-    map.get(key).cloned()
+    let mut v: serde_json::Value = serde_json::from_slice(data).ok()?;
+    if nested {
+        v.get_mut("auths").map(serde_json::Value::take)
+    } else {
+        Some(v)
+    }
 }
 
 /// Private ECR hosts and their region, every form (`registry::ecr`).
@@ -467,15 +475,34 @@ pub(crate) fn detect_manager(s: &SecretView) -> Option<Manager> {
 }
 
 /// The `auths` key nearest to the image's registry (for "did you mean").
+/// Hosts longer than a DNS name can be are never the closest key (and an
+/// edit distance to a hostile 1 MB key would cost seconds).
+const CLOSEST_KEY_MAX_HOST: usize = 255;
+
+/// The key whose host is nearest `registry` by edit distance (the smallest
+/// key on a tie). Linear in the keys: a key whose host length alone
+/// puts it farther than the best so far is skipped without computing the
+/// distance, as is one whose host is longer than [`CLOSEST_KEY_MAX_HOST`].
 pub(crate) fn closest_key(registry: &str, keys: &[&str]) -> Option<String> {
-    keys.iter()
-        .filter_map(|k| {
-            let n = normalize_key(k)?;
-            let host = n.split('/').next().unwrap_or(&n).to_string();
-            Some((levenshtein(&host, registry), k.to_string()))
-        })
-        .min()
-        .map(|(_, k)| k)
+    let wanted = registry.chars().count();
+    let mut best: Option<(usize, &str)> = None;
+    for k in keys {
+        let Some(n) = normalize_key(k) else { continue };
+        let host = n.split('/').next().unwrap_or(&n);
+        let len = host.chars().count();
+        if len > CLOSEST_KEY_MAX_HOST {
+            continue;
+        }
+        // |len(a) - len(b)| is a lower bound of the edit distance.
+        if best.is_some_and(|(d, _)| len.abs_diff(wanted) > d) {
+            continue;
+        }
+        let d = levenshtein(host, registry);
+        if best.is_none_or(|(bd, bk)| (d, *k) < (bd, bk)) {
+            best = Some((d, k));
+        }
+    }
+    best.map(|(_, k)| k.to_string())
 }
 
 /// Edit distance between two strings (for "did you mean").
@@ -825,6 +852,56 @@ mod tests {
             Some("registry.exmple.com")
         );
         assert_eq!(closest_key("x", &[]), None);
+    }
+
+    /// A pull secret with `n` `auths` entries, none for the image's registry
+    /// (the worst case: every entry is checked, and a closest key is sought).
+    fn large_secret(n: usize) -> SecretRef {
+        let mut auths = serde_json::Map::new();
+        for i in 0..n {
+            let auth = STANDARD.encode(format!("user{i}:pass{i}"));
+            auths.insert(
+                format!("https://reg{i}.example.com/v1/"),
+                serde_json::json!({"username": format!("user{i}"), "password": format!("pass{i}"), "auth": auth}),
+            );
+        }
+        let json = serde_json::json!({ "auths": auths }).to_string();
+        found(view("huge", DOCKERCONFIGJSON, &json), Origin::PodSpec)
+    }
+
+    /// The secrets benchmark (docs/performance.md, `scripts/bench-secrets`):
+    /// the pure analysis of one pull secret with 1k–10k entries. Not a
+    /// timed test: it prints the numbers and asserts nothing about them.
+    #[test]
+    #[ignore = "benchmark: scripts/bench-secrets"]
+    fn bench_large_secret() {
+        let img = ImageRef::parse("other.example.org/team/app:v1").unwrap();
+        // PULLFIX_BENCH_SIZES=1000,2000 measures other sizes.
+        let sizes: Vec<usize> = std::env::var("PULLFIX_BENCH_SIZES")
+            .unwrap_or_else(|_| "1000,2000,4000,10000".into())
+            .split(',')
+            .filter_map(|n| n.trim().parse().ok())
+            .collect();
+        for n in sizes {
+            let refs = [large_secret(n)];
+            let bytes = match &refs[0].lookup {
+                Lookup::Found(v) => v.data.values().map(Vec::len).sum::<usize>(),
+                _ => 0,
+            };
+            let runs = 3;
+            let mut best = std::time::Duration::MAX;
+            for _ in 0..runs {
+                let start = std::time::Instant::now();
+                let a = analyze(&refs, &img, now());
+                best = best.min(start.elapsed());
+                assert_eq!(a.reports.len(), 1);
+            }
+            println!(
+                "bench-secrets: {n} entries ({} KB): analyze {:.3} s (best of {runs})",
+                bytes / 1000,
+                best.as_secs_f64()
+            );
+        }
     }
 }
 

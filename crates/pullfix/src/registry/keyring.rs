@@ -247,8 +247,9 @@ pub struct Source {
 /// The kubelet's `BasicDockerKeyring`.
 #[derive(Debug, Default, Clone)]
 pub struct Keyring {
-    /// (normalized key, credentials in insertion order), reverse-sorted by key.
-    index: Vec<(String, Vec<(Credential, Source)>)>,
+    /// Normalized key → credentials in insertion order; read in reverse
+    /// key order (a map, so adding n entries is n·log n, not n²).
+    index: BTreeMap<String, Vec<(Credential, Source)>>,
 }
 
 impl Keyring {
@@ -265,26 +266,25 @@ impl Keyring {
                 secret: secret.to_string(),
                 key: entry.key.clone(),
             };
-            match self.index.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, creds)) => creds.push((cred.clone(), source)),
-                None => self.index.push((key, vec![(cred.clone(), source)])),
-            }
+            self.index
+                .entry(key)
+                .or_default()
+                .push((cred.clone(), source));
         }
-        self.index.sort_by(|a, b| b.0.cmp(&a.0));
     }
 
     /// Credentials for an image name (`domain/repository`, normalized), most
     /// specific first. Empty when nothing matches.
     pub fn lookup(&self, image_name: &str) -> Vec<(&Credential, &Source)> {
         let mut out: Vec<(&Credential, &Source)> = Vec::new();
-        for (key, creds) in &self.index {
+        for (key, creds) in self.index.iter().rev() {
             if urls_match(key, image_name) {
                 out.extend(creds.iter().map(|(c, s)| (c, s)));
             }
         }
         if out.is_empty()
             && is_default_registry_match(image_name)
-            && let Some((_, creds)) = self.index.iter().find(|(k, _)| k == "index.docker.io")
+            && let Some(creds) = self.index.get("index.docker.io")
         {
             out.extend(creds.iter().map(|(c, s)| (c, s)));
         }
