@@ -36,3 +36,6 @@ mod conventions;
 
 #[path = "integration/pty.rs"]
 mod pty;
+
+#[path = "integration/undo.rs"]
+mod undo;

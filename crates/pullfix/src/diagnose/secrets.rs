@@ -180,6 +180,10 @@ pub struct SecretReport {
     pub age_seconds: Option<i64>,
     pub manager: Option<Manager>,
     pub ecr: Option<EcrExpiry>,
+    /// The `auths` entries for other registries, which a fix keeps (and a
+    /// `kubectl create secret docker-registry` would drop).
+    #[serde(skip)]
+    pub other_entries: usize,
 }
 
 /// Everything about the pull secrets that apply to one image.
@@ -209,6 +213,7 @@ pub(crate) fn analyze(refs: &[SecretRef], image: &ImageRef, now: DateTime<Utc>) 
             age_seconds: None,
             manager: None,
             ecr: None,
+            other_entries: 0,
         };
         match &r.lookup {
             Lookup::NotFound => report.problems.push(Problem::Missing),
@@ -308,6 +313,19 @@ fn analyze_content(
             closest: closest_key(&image.domain, &keys),
         });
     }
+    // What a fix keeps: entries for other registries, less a wrong key it replaces.
+    let replaced = report.problems.iter().find_map(|p| match p {
+        Problem::NoMatchingEntry { closest, .. } => closest.clone(),
+        _ => None,
+    });
+    report.other_entries = entries
+        .iter()
+        .filter(|e| {
+            crate::registry::keyring::normalize_key(&e.key).as_deref()
+                != Some(image.domain.as_str())
+                && replaced.as_deref() != Some(e.key.as_str())
+        })
+        .count();
 }
 
 fn entry_problems(entry: &AuthEntry, secret: &SecretView, report: &mut SecretReport) {

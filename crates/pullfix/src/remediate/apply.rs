@@ -305,7 +305,11 @@ impl Executor<'_> {
             match b.finish(last.as_ref()) {
                 Ok(mode) => {
                     paths.push(b.path.display().to_string());
-                    restores.push(restore::restore_command(mode, &b.path));
+                    restores.push(restore::restore_command(
+                        mode,
+                        b.before.get("kind").and_then(Value::as_str).unwrap_or_default(),
+                        &b.path,
+                    ));
                 }
                 Err(e) => self.say(format!(
                     "  ⚠ could not record the object as written in the backup ({e:#}): {} restores the object as it was read, and `kubectl replace` of it will conflict",
@@ -410,10 +414,11 @@ impl Executor<'_> {
 
     /// The whole new secret in a 0600 file, for the kubectl equivalent of
     /// a write that keeps other `auths` entries (a `kubectl create secret`
-    /// would drop them). Not in a rehearsal: nothing is written then, and
-    /// the printed command says it is not equivalent.
+    /// would drop them). Written in a rehearsal too: the command printed
+    /// there is the one a person runs instead, and it carries the
+    /// resourceVersion the rehearsal was based on.
     fn object_file(&self, change: &Change) -> Result<Option<String>, Outcome> {
-        if self.dry_run || change.kept == 0 {
+        if change.kept == 0 {
             return Ok(None);
         }
         let Some(body) = change.requests.iter().rev().find_map(|r| match &r.write {

@@ -746,7 +746,22 @@ pub(crate) fn advice(f: &Finding, others: &[OtherSecret]) -> Option<Vec<Step>> {
     let mut out: Vec<Step> = steps
         .iter()
         .map(|s| {
-            let cmds = commands(&s.action, &facts);
+            // The entries the written secret keeps, as diagnosed.
+            let kept = match &s.action {
+                Action::WriteSecret { name, .. } => f
+                    .secrets
+                    .iter()
+                    .find(|r| r.name == *name)
+                    .map_or(0, |r| r.other_entries),
+                _ => 0,
+            };
+            let cmds = commands(
+                &s.action,
+                &CommandFacts {
+                    other_entries: kept,
+                    ..facts
+                },
+            );
             let after = s.after("step ");
             // A choice among several tags is not one command: the guided
             // fix offers them as a menu, with digests and build dates.
@@ -844,6 +859,7 @@ mod tests {
             age_seconds: None,
             manager: None,
             ecr: None,
+            other_entries: 0,
         }
     }
 

@@ -1074,6 +1074,7 @@ mod tests {
                     expired: true,
                     basis: "token".into(),
                 }),
+                other_entries: 0,
             }],
             ..Finding::sample(ns, cause, image)
         }

@@ -37,6 +37,13 @@ use sha2::Digest as _;
 use crate::api::{self, ObjectRef, Writable, Write};
 use crate::remediate::prompt::{Answer, Prompter};
 
+/// Annotations the workload controllers keep up to date themselves: their
+/// changes are not someone else's edit.
+const CONTROLLER_ANNOTATIONS: &[&str] = &[
+    "deployment.kubernetes.io/revision",
+    "deprecated.daemonset.template.generation",
+];
+
 /// The header line that carries the machine-readable record.
 const MARK: &str = "# pullfix-restore: ";
 
@@ -77,13 +84,17 @@ pub(crate) struct Record {
 /// The command printed as "restore with". `replace` and `create` are
 /// conditional as kubectl runs them; a recreate is not expressible in
 /// kubectl conditionally (`kubectl replace --force` deletes whatever is
-/// there), so it is pullfix's own `restore`.
-pub(crate) fn restore_command(mode: Mode, path: &Path) -> String {
+/// there), so it is pullfix's own `restore`. So is a workload's: its
+/// controller updates its status (and resourceVersion) after every change,
+/// so a `kubectl replace` pinned to the version pullfix left would always
+/// conflict; `restore` compares the fields instead (status left out).
+pub(crate) fn restore_command(mode: Mode, kind: &str, path: &Path) -> String {
     let p = crate::remediate::plan::shell_word(&path.display().to_string());
+    let has_status = Writable::workload(kind).is_some();
     match mode {
-        Mode::Replace => format!("kubectl replace -f {p}"),
+        Mode::Replace if !has_status => format!("kubectl replace -f {p}"),
         Mode::Create => format!("kubectl create -f {p}"),
-        Mode::Recreate => format!("kubectl pullfix restore {p}"),
+        Mode::Replace | Mode::Recreate => format!("kubectl pullfix restore {p}"),
     }
 }
 
@@ -128,8 +139,11 @@ pub(crate) fn render(record: &Record, body: &Value, path: &Path, title: &str) ->
         record.namespace,
         record.name
     );
-    let cmd = restore_command(record.mode, path);
+    let cmd = restore_command(record.mode, &record.kind, path);
     let condition = match (record.mode, &record.resource_version) {
+        (Mode::Replace, Some(_)) if cmd.starts_with("kubectl pullfix") => {
+            "refuses if anything but the status changed since pullfix wrote it".into()
+        }
         (Mode::Replace, Some(rv)) => format!(
             "carries resourceVersion {rv}: a Conflict, not an overwrite, if it changed since pullfix wrote it"
         ),
@@ -210,6 +224,11 @@ pub(crate) fn view(obj: &Value, salt: &str) -> BTreeMap<String, String> {
                     ] {
                         m.remove(skip);
                     }
+                    if let Some(a) = m.get_mut("annotations").and_then(Value::as_object_mut) {
+                        for owned in CONTROLLER_ANNOTATIONS {
+                            a.remove(*owned);
+                        }
+                    }
                 }
                 flatten(&mut out, "metadata", &meta);
             }
@@ -236,6 +255,8 @@ fn flatten(out: &mut BTreeMap<String, String>, path: &str, v: &Value) {
                 flatten(out, &format!("{path}[{key}]"), v);
             }
         }
+        // `{}`, `[]` and absent say the same.
+        Value::Object(_) | Value::Array(_) => {}
         Value::String(s) => {
             out.insert(path.to_string(), s.clone());
         }
@@ -546,22 +567,17 @@ pub(crate) fn check(record: &Record, current: Option<&Value>) -> Result<(), Refu
                     uid.unwrap_or_default()
                 )));
             }
-            if rv != record.resource_version {
+            let lines = diff(&record.left, &view(c, &record.salt));
+            // Only the status moved on (a controller's update): nothing to lose.
+            if rv != record.resource_version && !lines.is_empty() {
                 let mut text = format!(
                     "{what} changed since pullfix wrote it (resourceVersion {} → {}): restoring would overwrite that change",
                     record.resource_version.as_deref().unwrap_or("?"),
                     rv.unwrap_or_default()
                 );
-                let lines = diff(&record.left, &view(c, &record.salt));
-                if lines.is_empty() {
-                    text.push_str(
-                        "\n  (no field pullfix compares changed: only its metadata moved on)",
-                    );
-                } else {
-                    text.push_str("\n  changed since:");
-                    for l in lines {
-                        text.push_str(&format!("\n    {}", escaped(&l)));
-                    }
+                text.push_str("\n  changed since:");
+                for l in lines {
+                    text.push_str(&format!("\n    {}", escaped(&l)));
                 }
                 return Err(Refused(text));
             }
@@ -630,6 +646,16 @@ pub async fn run(
     }
     for l in lines {
         writeln!(out, "  {}", escaped(&l))?;
+    }
+    // Pinned to the version just compared: a change in between is a Conflict.
+    let mut body = body;
+    if let (Some(c), Some(m)) = (
+        current.as_ref(),
+        body.get_mut("metadata").and_then(Value::as_object_mut),
+    ) && record.mode == Mode::Replace
+        && let Some(rv) = c.get("metadata").and_then(|m| m.get("resourceVersion"))
+    {
+        m.insert("resourceVersion".into(), rv.clone());
     }
     let writes: Vec<Write> = match record.mode {
         Mode::Replace => vec![Write::Replace(body.clone())],
