@@ -1303,6 +1303,21 @@ mod tests {
     }
 
     #[test]
+    fn advice_says_when_create_secret_would_drop_other_entries() {
+        let mut f = finding(Cause::CredentialsRejected, "reg.example.com/team/app:v1");
+        f.secrets = vec![SecretReport {
+            other_entries: 1,
+            ..report("regcred", vec![])
+        }];
+        let steps = advice(&f, &[]).unwrap();
+        let cmd = steps[0].command.as_deref().unwrap();
+        assert!(
+            cmd.ends_with("# not equivalent: this secret has 1 other auths entry which this command drops; `kubectl pullfix fix` keeps them"),
+            "{cmd}"
+        );
+    }
+
+    #[test]
     fn advice_for_a_rejected_secret_fills_the_username_and_every_namespace() {
         let mut f = finding(Cause::CredentialsRejected, "reg.example.com/team/app:v1");
         f.secrets = vec![report("regcred", vec![])];
