@@ -615,15 +615,16 @@ pub fn init_tracing(verbosity: u8, color: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(|| RedactedStderr(Vec::new()))
+        .with_writer(move || RedactedStderr(Vec::new(), color))
         .with_ansi(color)
         .without_time()
         .try_init();
 }
 
-/// One log event, held until it is complete, then redacted and written to
-/// stderr in one piece.
-struct RedactedStderr(Vec<u8>);
+/// One log event, held until it is complete, then redacted, made inert
+/// (cluster text in a log line shown escaped; the logger's own colour kept
+/// when on) and written to stderr in one piece.
+struct RedactedStderr(Vec<u8>, bool);
 
 impl std::io::Write for RedactedStderr {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -636,7 +637,7 @@ impl std::io::Write for RedactedStderr {
             return Ok(());
         }
         let text = String::from_utf8_lossy(&self.0);
-        let clean = pullfix::redact::redact(&text);
+        let clean = pullfix::sanitize::log_text(&pullfix::redact::redact(&text), self.1);
         self.0.clear();
         std::io::stderr().lock().write_all(clean.as_bytes())
     }

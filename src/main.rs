@@ -1,5 +1,8 @@
 //! `kubectl-pullfix`: found by kubectl on PATH and run as `kubectl pullfix`.
 
+// No unwrap/expect/panic in the product; tests may (clippy.toml). Issue 16.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod cli;
 
 use std::ffi::OsString;
@@ -54,7 +57,13 @@ fn main_entry(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             ExitCode::from(pullfix::EXIT_INTERRUPTED)
         }
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "error: {e:#}");
+            // An error can quote the API server or a registry: shown inert.
+            let text = format!("{e:#}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: {}",
+                pullfix::sanitize::block(&text)
+            );
             ExitCode::from(EXIT_ERROR)
         }
     }

@@ -37,5 +37,8 @@ mod conventions;
 #[path = "integration/pty.rs"]
 mod pty;
 
+#[path = "integration/hostile_text.rs"]
+mod hostile_text;
+
 #[path = "integration/undo.rs"]
 mod undo;

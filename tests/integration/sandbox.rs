@@ -12,6 +12,9 @@ use std::time::Duration;
 #[path = "sandbox_plan.rs"]
 mod plan;
 
+#[path = "sandbox_hostile.rs"]
+mod hostile;
+
 struct KillOnDrop(Option<std::process::Child>);
 
 impl Drop for KillOnDrop {

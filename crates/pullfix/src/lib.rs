@@ -18,6 +18,8 @@
 //! - [`render`]: text and `-o wide|json|yaml|name`.
 //! - [`namespace`]: the namespace a command looks in exists (or the close
 //!   names there are); [`redact`]: credentials kept out of the logs.
+//! - [`sanitize`]: cluster and registry text made inert before it is
+//!   printed (escapes shown escaped, long values cut, Markdown escaped).
 //! - [`terminal`]: Ctrl-C (a typed [`terminal::Interrupted`]) and the
 //!   spinners shown while waiting.
 //!
@@ -25,12 +27,19 @@
 //! root); the practice sandbox and the lab are crates of their own that use
 //! this one.
 
+// Objects from the API server and answers from registries are untrusted
+// input: any shape is a finding, never a panic. Tests may unwrap
+// (clippy.toml). Issue 16.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 pub mod api;
 pub mod collect;
 pub mod diagnose;
 pub mod duration;
 pub mod encoding;
 pub mod errors;
+#[cfg(test)]
+mod hostile_tests;
 pub mod input;
 pub mod kubeconfig;
 pub mod namespace;
@@ -39,6 +48,7 @@ pub mod redact;
 pub mod registry;
 pub mod remediate;
 pub mod render;
+pub mod sanitize;
 pub mod scan;
 pub mod target;
 pub mod terminal;

@@ -180,7 +180,8 @@ impl Prober {
         let cell = self
             .cache
             .lock()
-            .expect("probe cache lock")
+            // A poisoned lock only means a probe panicked; the cells are whole.
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .entry(key)
             .or_default()
             .clone();

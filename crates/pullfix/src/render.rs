@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::diagnose::Confidence;
 use crate::diagnose::run::Report;
+use crate::sanitize::{indented, line};
 use crate::scan::{Assessment, Scanned, Severity, Workload};
 
 /// The schema version of `-o json` / `-o yaml`.
@@ -121,7 +122,7 @@ pub fn names<'a>(
     let mut seen = std::collections::BTreeSet::new();
     for w in workloads {
         if seen.insert(w) {
-            writeln!(out, "{}", w.kubectl_name())?;
+            writeln!(out, "{}", line(&w.kubectl_name()))?;
         }
     }
     Ok(())
@@ -133,7 +134,7 @@ fn scanned_text(s: &Scanned) -> String {
         "{} pod{} scanned in {}",
         s.pods_seen,
         if s.pods_seen == 1 { "" } else { "s" },
-        s.scope.describe()
+        line(&s.scope.describe())
     )
 }
 
@@ -150,7 +151,7 @@ fn nothing_failing(out: &mut dyn Write, s: &Scanned, p: &Palette) -> anyhow::Res
             out,
             "{} {} has no pods at all: is it the right one? -A looks in every namespace",
             p.dim.apply_to("hint:"),
-            s.scope.describe()
+            line(&s.scope.describe())
         )?;
     }
     Ok(())
@@ -168,7 +169,7 @@ fn scan_summary(s: &Scanned) -> String {
         line.push_str(&format!(
             "; failures in {} namespace(s): {}",
             s.namespaces.len(),
-            s.namespaces.join(", ")
+            crate::sanitize::join(&s.namespaces, ", ")
         ));
     }
     line
@@ -193,7 +194,7 @@ fn scan_table(out: &mut dyn Write, a: &Assessment, p: &Palette, wide: bool) -> a
         if v.is_empty() {
             "-".to_string()
         } else {
-            v.join(",")
+            crate::sanitize::join(v, ",")
         }
     };
     let rows: Vec<Vec<String>> = a
@@ -202,20 +203,20 @@ fn scan_table(out: &mut dyn Write, a: &Assessment, p: &Palette, wide: bool) -> a
         .map(|g| {
             let mut row = vec![
                 format!("{:?}", g.severity),
-                g.workload.target(),
-                g.workload.namespace.clone(),
+                line(&g.workload.target()).into_owned(),
+                line(&g.workload.namespace).into_owned(),
                 format!("{}/{}", g.ready, g.desired),
                 if g.confidence == Confidence::Low {
                     format!("{}?", g.cause.id())
                 } else {
                     g.cause.id().to_string()
                 },
-                g.image.clone(),
+                line(&g.image).into_owned(),
                 age(g.oldest_failure_seconds),
             ];
             if wide {
                 row.extend([
-                    g.reason.clone(),
+                    line(&g.reason).into_owned(),
                     g.failing_pods.to_string(),
                     list(&g.nodes),
                     if g.pull_secrets.is_empty() {
@@ -247,7 +248,7 @@ fn scan_table(out: &mut dyn Write, a: &Assessment, p: &Palette, wide: bool) -> a
             *w = (*w).max(c.chars().count());
         }
     }
-    let line = |cells: &[String]| {
+    let cells_line = |cells: &[String]| {
         cells
             .iter()
             .zip(&widths)
@@ -258,9 +259,9 @@ fn scan_table(out: &mut dyn Write, a: &Assessment, p: &Palette, wide: bool) -> a
             .to_string()
     };
     let header: Vec<String> = header.into_iter().map(String::from).collect();
-    writeln!(out, "{}", p.bold.apply_to(line(&header)))?;
+    writeln!(out, "{}", p.bold.apply_to(cells_line(&header)))?;
     for (r, g) in rows.iter().zip(&a.groups) {
-        let text = line(r);
+        let text = cells_line(r);
         let styled = match g.severity {
             Severity::P1 => p.bad.apply_to(text).to_string(),
             Severity::P2 => p.warn.apply_to(text).to_string(),
@@ -276,15 +277,15 @@ fn scan_table(out: &mut dyn Write, a: &Assessment, p: &Palette, wide: bool) -> a
         )?;
     }
     for n in &a.notes {
-        writeln!(out, "{} {n}", p.warn.apply_to("note:"))?;
+        writeln!(out, "{} {}", p.warn.apply_to("note:"), indented(n, "  "))?;
     }
     let first = &a.groups[0];
     writeln!(
         out,
         "{} kubectl pullfix diagnose {} -n {}",
         p.dim.apply_to("next:"),
-        first.workload.target(),
-        first.workload.namespace
+        line(&first.workload.target()),
+        line(&first.workload.namespace)
     )?;
     Ok(())
 }
@@ -306,7 +307,7 @@ pub fn diagnose_text(out: &mut dyn Write, r: &Report, p: &Palette) -> anyhow::Re
                     .scope
                     .namespace
                     .as_ref()
-                    .map_or_else(|| "-A".to_string(), |ns| format!("-n {ns}"))
+                    .map_or_else(|| "-A".to_string(), |ns| format!("-n {}", line(ns)))
             )?;
         }
     }
@@ -318,8 +319,11 @@ pub fn diagnose_text(out: &mut dyn Write, r: &Report, p: &Palette) -> anyhow::Re
         writeln!(
             out,
             "{} {} {}",
-            p.bold
-                .apply_to(format!("{what} (namespace {})", f.namespace)),
+            p.bold.apply_to(format!(
+                "{} (namespace {})",
+                line(&what),
+                line(&f.namespace)
+            )),
             match f.severity {
                 Severity::P1 => p.bad.apply_to("P1").to_string(),
                 Severity::P2 => p.warn.apply_to("P2").to_string(),
@@ -340,26 +344,36 @@ pub fn diagnose_text(out: &mut dyn Write, r: &Report, p: &Palette) -> anyhow::Re
                         .unwrap_or_default()
                 ))
                 .unwrap_or_default(),
-            f.summary,
+            line(&f.summary),
             f.confidence
         )?;
-        writeln!(out, "  {} {}", p.bold.apply_to("why:"), f.decision.because)?;
+        writeln!(
+            out,
+            "  {} {}",
+            p.bold.apply_to("why:"),
+            line(&f.decision.because)
+        )?;
         writeln!(
             out,
             "  image: {}  container: {}{}",
-            f.image,
-            f.container,
+            line(&f.image),
+            line(&f.container),
             if f.init_container { " (init)" } else { "" }
         )?;
         writeln!(out, "  evidence:")?;
         for e in &f.evidence {
-            writeln!(out, "    {:<8} {}", p.dim.apply_to(&e.source), e.text)?;
+            writeln!(
+                out,
+                "    {:<8} {}",
+                p.dim.apply_to(line(&e.source)),
+                line(&e.text)
+            )?;
         }
         writeln!(out, "  next steps:")?;
         for (i, s) in f.next_steps.iter().enumerate() {
-            writeln!(out, "    {}. {}", i + 1, s.text)?;
+            writeln!(out, "    {}. {}", i + 1, line(&s.text))?;
             if let Some(c) = &s.command {
-                writeln!(out, "       {} {c}", p.dim.apply_to("$"))?;
+                writeln!(out, "       {} {}", p.dim.apply_to("$"), line(c))?;
             }
         }
         writeln!(out)?;
@@ -369,19 +383,22 @@ pub fn diagnose_text(out: &mut dyn Write, r: &Report, p: &Palette) -> anyhow::Re
             out,
             "{} cronjob/{} in {} (schedule `{}`): last scheduled {}, last success {}{}",
             p.bold.apply_to("refresh automation:"),
-            j.name,
-            j.namespace,
-            j.schedule,
-            j.last_schedule.as_deref().unwrap_or("never"),
-            j.last_successful.as_deref().unwrap_or("unknown"),
+            line(&j.name),
+            line(&j.namespace),
+            line(&j.schedule),
+            line(j.last_schedule.as_deref().unwrap_or("never")),
+            line(j.last_successful.as_deref().unwrap_or("unknown")),
             if j.failed_jobs.is_empty() {
                 String::new()
             } else {
-                format!(", failed jobs: {}", j.failed_jobs.join(", "))
+                format!(
+                    ", failed jobs: {}",
+                    crate::sanitize::join(&j.failed_jobs, ", ")
+                )
             }
         )?;
         if let Some(t) = &j.failure_tail {
-            writeln!(out, "  last failure: {t}")?;
+            writeln!(out, "  last failure: {}", line(t))?;
         }
     }
     let same: Vec<_> = r
@@ -398,7 +415,13 @@ pub fn diagnose_text(out: &mut dyn Write, r: &Report, p: &Palette) -> anyhow::Re
                 .apply_to("same credential, other namespaces (likely failing too):")
         )?;
         for o in &same {
-            writeln!(out, "  {}/{} ({})", o.namespace, o.name, o.registry)?;
+            writeln!(
+                out,
+                "  {}/{} ({})",
+                line(&o.namespace),
+                line(&o.name),
+                line(&o.registry)
+            )?;
         }
     }
     if different > 0 {
@@ -409,10 +432,10 @@ pub fn diagnose_text(out: &mut dyn Write, r: &Report, p: &Palette) -> anyhow::Re
         )?;
     }
     for n in &r.notes {
-        writeln!(out, "{} {n}", p.warn.apply_to("note:"))?;
+        writeln!(out, "{} {}", p.warn.apply_to("note:"), indented(n, "  "))?;
     }
     for w in &r.warnings {
-        writeln!(out, "{} {w}", p.warn.apply_to("warning:"))?;
+        writeln!(out, "{} {}", p.warn.apply_to("warning:"), indented(w, "  "))?;
     }
     if !r.findings.is_empty() {
         writeln!(

@@ -954,6 +954,56 @@ async fn failure_tail(client: &Client, ns: &str, job: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The entries of one pull secret elsewhere that name a failing registry,
+/// one per registry. An entry with no usable credential is no "different
+/// credential" and is left out, unless the secret is a copy of the failing
+/// one (`same_credential`: it is stale and is fixed with it). Pure.
+fn other_secret_entries(
+    v: &SecretView,
+    registries: &BTreeSet<String>,
+    same_credential: bool,
+) -> Vec<OtherSecret> {
+    let Ok(entries) = crate::registry::keyring::parse_pull_secret(
+        crate::registry::keyring::DOCKERCONFIGJSON,
+        &v.data,
+    ) else {
+        return Vec::new();
+    };
+    let mut hosts = BTreeSet::new();
+    let mut out = Vec::new();
+    for e in entries {
+        if e.credential.is_none() && !same_credential {
+            continue;
+        }
+        let Some(k) = crate::registry::keyring::normalize_key(&e.key) else {
+            continue;
+        };
+        let host = k.split('/').next().unwrap_or(&k).to_string();
+        // `reg` and `https://reg/v1/` in one secret are one secret.
+        if registries.contains(&host) && hosts.insert(host.clone()) {
+            out.push(OtherSecret {
+                namespace: v.namespace.clone(),
+                name: v.name.clone(),
+                registry: host,
+                same_credential,
+                failing_workloads: Vec::new(),
+            });
+        }
+    }
+    out
+}
+
+/// [`other_secret_entries`] both ways, for the property tests.
+#[cfg(test)]
+pub(crate) fn other_secret_entries_for_tests(
+    v: &SecretView,
+    registries: &BTreeSet<String>,
+) -> Vec<OtherSecret> {
+    let mut out = other_secret_entries(v, registries, false);
+    out.extend(other_secret_entries(v, registries, true));
+    out
+}
+
 async fn other_namespaces(
     client: &Client,
     secrets: &BTreeSet<(String, String)>,
@@ -991,27 +1041,8 @@ async fn other_namespaces(
         let Some(raw) = v.data.get(".dockerconfigjson") else {
             continue;
         };
-        let Ok(entries) = crate::registry::keyring::parse_pull_secret(
-            crate::registry::keyring::DOCKERCONFIGJSON,
-            &v.data,
-        ) else {
-            continue;
-        };
-        for e in entries {
-            let Some(k) = crate::registry::keyring::normalize_key(&e.key) else {
-                continue;
-            };
-            let host = k.split('/').next().unwrap_or(&k).to_string();
-            if registries.contains(&host) {
-                out.push(OtherSecret {
-                    namespace: v.namespace.clone(),
-                    name: v.name.clone(),
-                    registry: host,
-                    same_credential: failing_digests.contains(&digest(raw)),
-                    failing_workloads: Vec::new(),
-                });
-            }
-        }
+        let same_credential = failing_digests.contains(&digest(raw));
+        out.extend(other_secret_entries(&v, registries, same_credential));
     }
     // The workloads the stale copies hold back, so the fix can restart
     // them too (one assessment per namespace; a failure leaves them out).
@@ -1046,6 +1077,38 @@ async fn other_namespaces(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn other_secrets_without_a_usable_credential_are_not_a_different_credential() {
+        let secret = |name: &str, json: &str| SecretView {
+            name: name.into(),
+            namespace: "other".into(),
+            type_: crate::registry::keyring::DOCKERCONFIGJSON.into(),
+            data: BTreeMap::from([(".dockerconfigjson".into(), json.as_bytes().to_vec())]),
+            ..SecretView::default()
+        };
+        let regs = BTreeSet::from(["reg.io".to_string()]);
+        // usable (two keys for one registry: one line)
+        let good = secret(
+            "good",
+            r#"{"auths":{"reg.io":{"username":"u","password":"p"},"https://reg.io/v1/":{"username":"u","password":"p"}}}"#,
+        );
+        assert_eq!(other_secret_entries(&good, &regs, false).len(), 1);
+        // not base64, no credential at all: not counted
+        for json in [
+            r#"{"auths":{"reg.io":{"auth":"not base64!!"}}}"#,
+            r#"{"auths":{"reg.io":{}}}"#,
+        ] {
+            assert!(other_secret_entries(&secret("bad", json), &regs, false).is_empty());
+        }
+        // a copy of the failing secret is stale whatever it holds
+        let copy = secret("copy", r#"{"auths":{"reg.io":{}}}"#);
+        assert_eq!(other_secret_entries(&copy, &regs, true).len(), 1);
+        // wrong shapes: nothing, no panic
+        for json in ["[1,2]", r#"{"auths":7}"#, "null"] {
+            assert!(other_secret_entries(&secret("x", json), &regs, false).is_empty());
+        }
+    }
 
     #[test]
     fn targets() {

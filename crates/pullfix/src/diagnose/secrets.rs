@@ -5,6 +5,9 @@
 //!
 //! Pure code: the caller fetches the secrets (and says which it could not).
 
+// Secret data is untrusted input: no indexing that could panic.
+#![deny(clippy::indexing_slicing)]
+
 use std::collections::BTreeMap;
 
 use base64::Engine;
@@ -90,6 +93,9 @@ pub enum Problem {
     InvalidJson { detail: String },
     /// `.dockerconfigjson` without an `auths` object.
     NoAuths,
+    /// A value that must be a JSON object is not one (`what`:
+    /// `` `.dockerconfigjson` ``; `found`: `a JSON array`).
+    WrongShape { what: String, found: String },
     /// An entry's `auth` is not base64 of `user:password`.
     InvalidAuth { key: String },
     /// An entry has no credential at all.
@@ -129,6 +135,9 @@ impl Problem {
                 format!("secret `{secret}` is not valid JSON: {detail}")
             }
             Problem::NoAuths => format!("secret `{secret}` has no `auths` object"),
+            Problem::WrongShape { what, found } => {
+                format!("secret `{secret}`'s {what} is {found}, not an object")
+            }
             Problem::InvalidAuth { key } => {
                 format!("secret `{secret}` entry `{key}`: `auth` is not base64 of user:password")
             }
@@ -274,7 +283,19 @@ fn analyze_content(
                 .or_else(|_| parse_pull_secret(DOCKERCFG, &secret.data));
             match as_json {
                 Ok(entries) => (entries, false),
-                Err(_) => return,
+                Err(_) => {
+                    // Say so when a docker config key is there but of the
+                    // wrong shape (`[1,2]`): fixing the type alone would not do.
+                    if let Err(SecretProblem::NotAnObject { what, found }) =
+                        parse_pull_secret(DOCKERCONFIGJSON, &secret.data)
+                    {
+                        report.problems.push(Problem::WrongShape {
+                            what,
+                            found: found.to_string(),
+                        });
+                    }
+                    return;
+                }
             }
         }
         Err(e) => {
@@ -285,6 +306,10 @@ fn analyze_content(
                 },
                 SecretProblem::InvalidJson { detail } => Problem::InvalidJson { detail },
                 SecretProblem::NoAuths => Problem::NoAuths,
+                SecretProblem::NotAnObject { what, found } => Problem::WrongShape {
+                    what,
+                    found: found.to_string(),
+                },
                 SecretProblem::WrongType { found } => Problem::WrongType { found },
             });
             return;
@@ -306,7 +331,9 @@ fn analyze_content(
         if is_ecr_host(&image.domain) {
             report.ecr = Some(ecr_expiry(cred.password(), written, now));
         }
-    } else {
+    } else if !entries.iter().any(|e| key_matches(&e.key, image)) {
+        // (An entry for the registry that holds no usable credential has
+        // its own line already: `auth` not base64, or no credential.)
         let keys: Vec<&str> = entries.iter().map(|e| e.key.as_str()).collect();
         report.problems.push(Problem::NoMatchingEntry {
             registry: image.domain.clone(),
@@ -474,14 +501,18 @@ pub(crate) fn levenshtein(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
+        let mut cur = Vec::with_capacity(prev.len());
+        let mut left = i + 1;
+        cur.push(left);
+        // `diag` is prev[j], `up` is prev[j + 1], `left` is cur[j].
+        for (cb, (diag, up)) in b.iter().zip(prev.iter().zip(prev.iter().skip(1))) {
             let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+            left = (diag + cost).min(up + 1).min(left + 1);
+            cur.push(left);
         }
         prev = cur;
     }
-    prev[b.len()]
+    prev.last().copied().unwrap_or_default()
 }
 
 /// True when a key (as written in a secret) matches a registry host under
@@ -550,6 +581,66 @@ mod tests {
         assert_eq!(a.reports[0].username.as_deref(), Some("u"));
         assert_eq!(a.reports[0].age_seconds, Some(14 * 3600));
         assert_eq!(a.credentials.len(), 1);
+    }
+
+    #[test]
+    fn an_entry_without_a_usable_credential_is_one_line() {
+        let img = ImageRef::parse("reg.example.com:5000/team/app:v1").unwrap();
+        for (json, expect) in [
+            (
+                r#"{"auths":{"reg.example.com:5000":{"auth":"not base64!!"}}}"#,
+                "secret `s` entry `reg.example.com:5000`: `auth` is not base64 of user:password",
+            ),
+            (
+                // base64, but of no `user:password`
+                r#"{"auths":{"reg.example.com:5000":{"auth":"dXNlcm5vY29sb24="}}}"#,
+                "secret `s` entry `reg.example.com:5000`: `auth` is not base64 of user:password",
+            ),
+            (
+                r#"{"auths":{"reg.example.com:5000":{"auth":7}}}"#,
+                "secret `s` entry `reg.example.com:5000` holds no credential",
+            ),
+        ] {
+            let refs = [found(view("s", DOCKERCONFIGJSON, json), Origin::PodSpec)];
+            let a = analyze(&refs, &img, now());
+            let lines: Vec<String> = a.reports[0]
+                .problems
+                .iter()
+                .map(|p| p.describe("s"))
+                .collect();
+            assert_eq!(lines, [expect], "{json}");
+            assert!(a.credentials.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_docker_config_of_the_wrong_shape_is_named() {
+        let img = ImageRef::parse("reg.example.com:5000/team/app:v1").unwrap();
+        let refs = [found(view("weird", "Opaque", "[1,2]"), Origin::PodSpec)];
+        let a = analyze(&refs, &img, now());
+        let lines: Vec<String> = a.reports[0]
+            .problems
+            .iter()
+            .map(|p| p.describe("weird"))
+            .collect();
+        assert!(
+            lines.contains(
+                &"secret `weird`'s `.dockerconfigjson` is a JSON array, not an object".to_string()
+            ),
+            "{lines:?}"
+        );
+        let refs = [found(
+            view("weird", DOCKERCONFIGJSON, r#"{"auths":[]}"#),
+            Origin::PodSpec,
+        )];
+        let a = analyze(&refs, &img, now());
+        assert_eq!(
+            a.reports[0].problems,
+            [Problem::WrongShape {
+                what: "`.dockerconfigjson`'s `auths`".into(),
+                found: "a JSON array".into()
+            }]
+        );
     }
 
     #[test]
@@ -752,5 +843,165 @@ mod tests {
             Some("registry.exmple.com")
         );
         assert_eq!(closest_key("x", &[]), None);
+    }
+}
+
+/// Property tests: any bytes or JSON shape in a pull secret, through
+/// parsing, the analysis, the other-namespace match and fix's planning,
+/// gives findings, never a panic.
+#[cfg(test)]
+pub(crate) mod props {
+    use super::*;
+    use crate::diagnose::Cause;
+    use crate::diagnose::finding::Finding;
+    use crate::remediate::plan::{PlanOptions, advice, plan};
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    /// Strings that stress parsers: base64-ish, keys, unicode, control
+    /// characters, long values.
+    pub(crate) fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-zA-Z0-9+/=:]{0,24}",
+            "(https?://)?[a-z0-9.-]{0,20}(:[0-9]{1,6})?(/v[12]/)?",
+            any::<String>(),
+            "\\PC{0,12}",
+            "[\\x00-\\x1f\\x7f]{0,8}",
+            (0usize..20_000).prop_map(|n| "A".repeat(n)),
+            Just("reg.example.com:5000".to_string()),
+            Just(STANDARD.encode("u:p")),
+            Just(STANDARD.encode("no colon")),
+            Just(STANDARD.encode([0xff, 0xfe, b':', 0x80])),
+        ]
+    }
+
+    pub(crate) fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| json!(f)),
+            text().prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+                prop::collection::btree_map(text(), inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// An `auths` entry: right-looking fields with values of any shape.
+    fn entry() -> impl Strategy<Value = Value> {
+        (
+            prop::option::of(json_value()),
+            prop::option::of(prop_oneof![text().prop_map(Value::from), json_value()]),
+            prop::option::of(json_value()),
+            prop::option::of(prop_oneof![text().prop_map(Value::from), json_value()]),
+        )
+            .prop_map(|(u, a, p, e)| {
+                let mut m = serde_json::Map::new();
+                for (k, v) in [("username", u), ("auth", a), ("password", p), ("email", e)] {
+                    if let Some(v) = v {
+                        m.insert(k.into(), v);
+                    }
+                }
+                Value::Object(m)
+            })
+    }
+
+    /// A docker config: well-formed, with odd entries, or any JSON at all.
+    pub(crate) fn config() -> impl Strategy<Value = Vec<u8>> {
+        let entries = || {
+            prop::collection::btree_map(text(), prop_oneof![entry(), json_value()], 0..5)
+                .prop_map(|m| Value::Object(m.into_iter().collect()))
+        };
+        prop_oneof![
+            entries().prop_map(|a| json!({ "auths": a }).to_string().into_bytes()),
+            entries().prop_map(|a| a.to_string().into_bytes()),
+            json_value().prop_map(|v| json!({ "auths": v }).to_string().into_bytes()),
+            json_value().prop_map(|v| v.to_string().into_bytes()),
+            prop::collection::vec(any::<u8>(), 0..64),
+        ]
+    }
+
+    fn secret() -> impl Strategy<Value = SecretView> {
+        (
+            prop_oneof![
+                Just(DOCKERCONFIGJSON.to_string()),
+                Just(DOCKERCFG.to_string()),
+                Just("Opaque".to_string()),
+                text(),
+            ],
+            prop_oneof![
+                Just(".dockerconfigjson".to_string()),
+                Just(".dockercfg".to_string()),
+                text(),
+            ],
+            config(),
+        )
+            .prop_map(|(type_, key, bytes)| SecretView {
+                name: "s".into(),
+                namespace: "shop".into(),
+                type_,
+                data: BTreeMap::from([(key, bytes)]),
+                ..SecretView::default()
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_secret_is_diagnosed_and_planned_without_panic(
+            secrets in prop::collection::vec(secret(), 1..3),
+            image in prop_oneof![
+                Just("reg.example.com:5000/team/app:v1"),
+                Just("nginx"),
+                Just("123456789012.dkr.ecr.us-east-1.amazonaws.com/app:v1"),
+            ],
+        ) {
+            let img = ImageRef::parse(image).unwrap();
+            for s in &secrets {
+                let _ = parse_pull_secret(&s.type_, &s.data);
+                let _ = parse_pull_secret(DOCKERCONFIGJSON, &s.data);
+                let _ = parse_pull_secret(DOCKERCFG, &s.data);
+            }
+            let refs: Vec<SecretRef> = secrets
+                .iter()
+                .map(|s| SecretRef {
+                    name: s.name.clone(),
+                    origin: Origin::PodSpec,
+                    lookup: Lookup::Found(s.clone()),
+                })
+                .collect();
+            let a = analyze(&refs, &img, Utc::now());
+            for r in &a.reports {
+                for p in &r.problems {
+                    prop_assert!(!p.describe(&r.name).is_empty());
+                }
+            }
+            let regs = std::collections::BTreeSet::from([img.domain.clone()]);
+            let others: Vec<_> = secrets
+                .iter()
+                .flat_map(|s| crate::diagnose::run::other_secret_entries_for_tests(s, &regs))
+                .collect();
+            for cause in [
+                Cause::CredentialsMissing,
+                Cause::CredentialsRejected,
+                Cause::CredentialsExpired,
+                Cause::AccessDenied,
+                Cause::Unknown,
+            ] {
+                let f = Finding {
+                    secrets: a.reports.clone(),
+                    ..Finding::sample("shop", cause, image)
+                };
+                let opts = PlanOptions { service_account: "default".into(), ..PlanOptions::default() };
+                let _ = plan(&f, &others, &opts);
+                let _ = advice(&f, &others);
+            }
+        }
     }
 }

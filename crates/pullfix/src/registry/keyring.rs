@@ -10,6 +10,9 @@
 //!
 //! Pure code: the caller fetches the secrets.
 
+// Secret data is untrusted input: no indexing that could panic.
+#![deny(clippy::indexing_slicing)]
+
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -88,8 +91,48 @@ pub enum SecretProblem {
     },
     /// The data is not valid JSON.
     InvalidJson { detail: String },
-    /// `.dockerconfigjson` without an `auths` object.
+    /// `.dockerconfigjson` without an `auths` key.
     NoAuths,
+    /// A value that must be a JSON object is something else: `what` names
+    /// it (`` `.dockerconfigjson` ``, `` `.dockerconfigjson`'s `auths` ``),
+    /// `found` says what it is (`a JSON array`).
+    NotAnObject { what: String, found: &'static str },
+}
+
+/// What a JSON value is, for messages: `a JSON array`, `a JSON string`, ...
+pub(crate) fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "JSON null",
+        Value::Bool(_) => "a JSON boolean",
+        Value::Number(_) => "a JSON number",
+        Value::String(_) => "a JSON string",
+        Value::Array(_) => "a JSON array",
+        Value::Object(_) => "a JSON object",
+    }
+}
+
+/// Why a parsed docker config cannot hold entries (`None` when it can):
+/// `.dockerconfigjson` must be an object whose `auths` is an object,
+/// `.dockercfg` an object. A `.dockerconfigjson` without `auths` is
+/// [`SecretProblem::NoAuths`].
+pub(crate) fn config_shape(key: &str, value: &Value) -> Option<SecretProblem> {
+    let Some(obj) = value.as_object() else {
+        return Some(SecretProblem::NotAnObject {
+            what: format!("`{key}`"),
+            found: json_kind(value),
+        });
+    };
+    if key != ".dockerconfigjson" {
+        return None;
+    }
+    match obj.get("auths") {
+        None => Some(SecretProblem::NoAuths),
+        Some(Value::Object(_)) => None,
+        Some(other) => Some(SecretProblem::NotAnObject {
+            what: format!("`{key}`'s `auths`"),
+            found: json_kind(other),
+        }),
+    }
 }
 
 impl fmt::Display for SecretProblem {
@@ -110,6 +153,9 @@ impl fmt::Display for SecretProblem {
             ),
             SecretProblem::InvalidJson { detail } => write!(f, "data is not valid JSON: {detail}"),
             SecretProblem::NoAuths => f.write_str("JSON has no `auths` object"),
+            SecretProblem::NotAnObject { what, found } => {
+                write!(f, "{what} is {found}, not an object")
+            }
         }
     }
 }
@@ -135,15 +181,16 @@ pub fn parse_pull_secret(
     let value: Value = serde_json::from_slice(raw).map_err(|e| SecretProblem::InvalidJson {
         detail: e.to_string(),
     })?;
-    let map = if nested {
-        value
-            .get("auths")
-            .and_then(Value::as_object)
-            .ok_or(SecretProblem::NoAuths)?
+    if let Some(problem) = config_shape(key, &value) {
+        return Err(problem);
+    }
+    let auths = if nested {
+        value.get("auths")
     } else {
-        value.as_object().ok_or(SecretProblem::InvalidJson {
-            detail: "expected a JSON object".into(),
-        })?
+        Some(&value)
+    };
+    let Some(map) = auths.and_then(Value::as_object) else {
+        return Err(SecretProblem::NoAuths);
     };
     Ok(map
         .iter()
@@ -317,44 +364,41 @@ enum GlobToken {
 /// which `filepath.Match` rejects and the kubelet then treats as no match.
 fn compile_glob(pattern: &[u8]) -> Option<Vec<GlobToken>> {
     let mut out = Vec::new();
-    let mut i = 0;
-    while i < pattern.len() {
-        match pattern[i] {
+    let mut rest = pattern;
+    while let Some((&b, after)) = rest.split_first() {
+        rest = after;
+        match b {
             b'*' => {
                 if out.last() != Some(&GlobToken::Star) {
                     out.push(GlobToken::Star);
                 }
-                i += 1;
             }
-            b'?' => {
-                out.push(GlobToken::Any);
-                i += 1;
-            }
+            b'?' => out.push(GlobToken::Any),
             b'[' => {
-                let end = i + 1 + pattern[i + 1..].iter().position(|&b| b == b']')?;
-                let mut class = &pattern[i + 1..end];
+                let end = rest.iter().position(|&b| b == b']')?;
+                let (mut class, after) = rest.split_at(end);
+                rest = after.get(1..).unwrap_or_default();
                 let negate = class.first() == Some(&b'^');
                 if negate {
-                    class = &class[1..];
+                    class = class.get(1..).unwrap_or_default();
                 }
                 let mut items = Vec::new();
-                let mut j = 0;
-                while j < class.len() {
-                    if j + 2 < class.len() && class[j + 1] == b'-' {
-                        items.push((class[j], class[j + 2]));
-                        j += 3;
-                    } else {
-                        items.push((class[j], class[j]));
-                        j += 1;
+                loop {
+                    match class {
+                        [lo, b'-', hi, tail @ ..] => {
+                            items.push((*lo, *hi));
+                            class = tail;
+                        }
+                        [c, tail @ ..] => {
+                            items.push((*c, *c));
+                            class = tail;
+                        }
+                        [] => break,
                     }
                 }
                 out.push(GlobToken::Class { negate, items });
-                i = end + 1;
             }
-            b => {
-                out.push(GlobToken::Lit(b));
-                i += 1;
-            }
+            b => out.push(GlobToken::Lit(b)),
         }
     }
     Some(out)
@@ -380,11 +424,12 @@ fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
     };
     let (mut p, mut t) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        if p < toks.len() && toks[p] == GlobToken::Star {
+    while let Some(&c) = text.get(t) {
+        let tok = toks.get(p);
+        if tok == Some(&GlobToken::Star) {
             star = Some((p, t));
             p += 1;
-        } else if p < toks.len() && token_matches(&toks[p], text[t]) {
+        } else if tok.is_some_and(|tok| token_matches(tok, c)) {
             p += 1;
             t += 1;
         } else if let Some((sp, st)) = star {
@@ -395,7 +440,7 @@ fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
             return false;
         }
     }
-    while p < toks.len() && toks[p] == GlobToken::Star {
+    while toks.get(p) == Some(&GlobToken::Star) {
         p += 1;
     }
     p == toks.len()
@@ -471,6 +516,41 @@ mod tests {
             br#"{"reg.example.com":{"username":"u","password":"p"}}"#.to_vec(),
         )]);
         assert_eq!(parse_pull_secret(DOCKERCFG, &dockercfg).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn wrong_shapes_say_what_they_are() {
+        let err = |json: &str| {
+            parse_pull_secret(DOCKERCONFIGJSON, &secret(json))
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err("[1,2]"),
+            "`.dockerconfigjson` is a JSON array, not an object"
+        );
+        assert_eq!(
+            err(r#"{"auths":"x"}"#),
+            "`.dockerconfigjson`'s `auths` is a JSON string, not an object"
+        );
+        assert_eq!(
+            err("null"),
+            "`.dockerconfigjson` is JSON null, not an object"
+        );
+        let dockercfg = BTreeMap::from([(".dockercfg".to_string(), b"7".to_vec())]);
+        assert_eq!(
+            parse_pull_secret(DOCKERCFG, &dockercfg)
+                .unwrap_err()
+                .to_string(),
+            "`.dockercfg` is a JSON number, not an object"
+        );
+        // Entries of the wrong shape hold no credential; they are not an error.
+        let entries = parse_pull_secret(
+            DOCKERCONFIGJSON,
+            &secret(r#"{"auths":{"a":[1],"b":{"auth":7}}}"#),
+        )
+        .unwrap();
+        assert!(entries.iter().all(|e| e.credential.is_none()));
     }
 
     #[test]

@@ -31,7 +31,9 @@ use crate::api::{self, ApiError, ListQuery, ObjectRef, Writable, Write};
 use crate::diagnose::finding::Finding;
 use crate::diagnose::secrets::Problem;
 use crate::probe::Prober;
-use crate::registry::keyring::{Credential, DOCKERCONFIGJSON, decode_auth, normalize_key};
+use crate::registry::keyring::{
+    Credential, DOCKERCONFIGJSON, SecretProblem, decode_auth, normalize_key,
+};
 use crate::registry::reference::ImageRef;
 use crate::remediate::plan::{self, Action, CommandFacts, PlannedStep};
 use crate::remediate::prompt::{Answer, Prompter};
@@ -165,14 +167,17 @@ fn interrupted() -> Outcome {
 }
 
 impl Executor<'_> {
+    /// Prints a line; control characters in it (from a value the cluster
+    /// or a registry supplied) are shown escaped, line feeds kept. Values
+    /// that must stay on one line go through [`crate::sanitize::line`] too.
     fn say(&mut self, line: impl AsRef<str>) {
-        let _ = writeln!(self.out, "{}", line.as_ref());
+        let _ = writeln!(self.out, "{}", crate::sanitize::block(line.as_ref()));
     }
 
     /// Runs one step and records what happened.
     pub(crate) async fn execute(&mut self, step: &PlannedStep, finding: &Finding) -> StepRecord {
-        self.say(format!("\n▶ {}", step.title));
-        self.say(format!("  why: {}", step.why));
+        self.say(format!("\n▶ {}", crate::sanitize::line(&step.title)));
+        self.say(format!("  why: {}", crate::sanitize::line(&step.why)));
         // Preparing only reads and probes: Ctrl-C may cut it short.
         let prepared = crate::terminal::until_interrupted(Box::pin(self.prepare(step, finding)))
             .await
@@ -208,10 +213,13 @@ impl Executor<'_> {
         // 2. What will change.
         self.say("  change:");
         for l in &change.diff {
-            self.say(format!("    {l}"));
+            self.say(format!("    {}", crate::sanitize::line(l)));
         }
         for k in &change.kubectl {
-            self.say(format!("  kubectl equivalent: {k}"));
+            self.say(format!(
+                "  kubectl equivalent: {}",
+                crate::sanitize::line(k)
+            ));
         }
         for n in &change.notes {
             self.say(format!("  {n}"));
@@ -1171,7 +1179,8 @@ impl Executor<'_> {
             Some(a) if a.ok() => {
                 self.say(format!(
                     "  {source} (user `{}`): tested against {}: the image resolves",
-                    cred.username, image.domain
+                    crate::sanitize::line(&cred.username),
+                    crate::sanitize::line(&image.domain)
                 ));
                 Ok(())
             }
@@ -1185,8 +1194,8 @@ impl Executor<'_> {
                 );
                 let text = format!(
                     "{source} (user `{}`) does not work against {}: {}",
-                    cred.username,
-                    image.domain,
+                    crate::sanitize::line(&cred.username),
+                    crate::sanitize::line(&image.domain),
                     probe
                         .failure
                         .as_ref()
@@ -1380,7 +1389,13 @@ fn workload_change(
     kubectl: String,
 ) -> Change {
     if pin {
-        body["metadata"] = json!({"resourceVersion": current["metadata"]["resourceVersion"]});
+        let rv = current
+            .pointer("/metadata/resourceVersion")
+            .cloned()
+            .unwrap_or(Value::Null);
+        if let Some(b) = body.as_object_mut() {
+            b.insert("metadata".into(), json!({ "resourceVersion": rv }));
+        }
     }
     Change {
         title: title.to_string(),
@@ -1502,9 +1517,10 @@ fn secret_change(
         auths,
         same,
         encoded,
+        rewritten,
     } = merged_config(current, server, cred, wrong_keys);
 
-    let diff = secret_diff(
+    let mut diff = secret_diff(
         current,
         &old_config,
         &auths,
@@ -1514,6 +1530,12 @@ fn secret_change(
         wrong_keys,
         &same,
     );
+    if let Some(why) = rewritten {
+        diff.insert(
+            0,
+            format!("~ .dockerconfigjson rewritten from scratch: {why} (nothing in it is kept)"),
+        );
+    }
     let kept = auths.keys().filter(|k| k.as_str() != server).count();
     let kubectl = plan::commands(
         &Action::WriteSecret {
@@ -1536,9 +1558,17 @@ fn secret_change(
     match current {
         Some(cur) if !recreate => {
             let mut new = cur.clone();
-            new["data"][".dockerconfigjson"] = json!(encoded);
-            if let Some(m) = new["metadata"].as_object_mut() {
-                m.remove("managedFields");
+            if let Some(obj) = new.as_object_mut() {
+                let data = obj.entry("data").or_insert_with(|| json!({}));
+                if !data.is_object() {
+                    *data = json!({});
+                }
+                if let Some(d) = data.as_object_mut() {
+                    d.insert(".dockerconfigjson".into(), json!(encoded));
+                }
+                if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                    m.remove("managedFields");
+                }
             }
             requests.push(Request::new(
                 Writable::Secret,
@@ -1611,6 +1641,9 @@ struct MergedConfig {
     same: Vec<String>,
     /// The new config, base64 for the secret's data.
     encoded: String,
+    /// Why the old config was dropped and the new one written from
+    /// scratch (`` `weird`'s `.dockerconfigjson` is a JSON array, not an object ``).
+    rewritten: Option<String>,
 }
 
 /// Keeps other entries, drops the wrong keys and any key naming the same
@@ -1621,12 +1654,12 @@ fn merged_config(
     cred: &Credential,
     wrong_keys: &[String],
 ) -> MergedConfig {
-    let old_config: Value = current
-        .and_then(|c| c["data"][".dockerconfigjson"].as_str())
-        .and_then(|d| STANDARD.decode(d).ok())
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_else(|| json!({"auths": {}}));
-    let mut auths = old_config["auths"].as_object().cloned().unwrap_or_default();
+    let (old_config, rewritten) = old_docker_config(current);
+    let mut auths = old_config
+        .get("auths")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     for k in wrong_keys {
         auths.remove(k);
     }
@@ -1644,14 +1677,48 @@ fn merged_config(
         server.to_string(),
         json!({"username": cred.username, "password": cred.password(), "auth": auth}),
     );
-    let mut config = old_config.clone();
-    config["auths"] = Value::Object(auths.clone());
+    let mut config = old_config.as_object().cloned().unwrap_or_default();
+    config.insert("auths".into(), Value::Object(auths.clone()));
     let encoded = STANDARD.encode(serde_json::to_vec(&config).unwrap_or_default());
     MergedConfig {
         old_config,
         auths,
         same,
         encoded,
+        rewritten,
+    }
+}
+
+/// The secret's `.dockerconfigjson` as a JSON object to merge into, and,
+/// when it is there but cannot be merged into (not base64, not JSON, a
+/// JSON array, `auths` not an object), why: it is then rewritten from
+/// scratch (it is being replaced anyway). No secret or a secret without
+/// the key starts from `{"auths": {}}` with nothing to say.
+fn old_docker_config(current: Option<&Value>) -> (Value, Option<String>) {
+    let empty = || json!({"auths": {}});
+    let name = current
+        .and_then(|c| c.pointer("/metadata/name"))
+        .and_then(Value::as_str)
+        .unwrap_or("the secret");
+    let Some(raw) = current.and_then(|c| c.pointer("/data/.dockerconfigjson")) else {
+        return (empty(), None);
+    };
+    let why = |what: String| Some(format!("`{name}`'s `.dockerconfigjson` {what}"));
+    let Some(text) = raw.as_str() else {
+        let kind = crate::registry::keyring::json_kind(raw);
+        return (empty(), why(format!("is stored as {kind}, not a string")));
+    };
+    let Ok(bytes) = STANDARD.decode(text) else {
+        return (empty(), why("is not valid base64".into()));
+    };
+    let value: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(_) => return (empty(), why("is not valid JSON".into())),
+    };
+    match crate::registry::keyring::config_shape(".dockerconfigjson", &value) {
+        // Keep what is there (credHelpers, ...): `auths` is added.
+        None | Some(SecretProblem::NoAuths) => (value, None),
+        Some(problem) => (empty(), Some(format!("`{name}`'s {problem}"))),
     }
 }
 
@@ -1838,6 +1905,128 @@ mod tests {
             renamed.diff
         );
         assert!(c.kubectl[0].contains("--docker-password=<password>"));
+    }
+
+    #[test]
+    fn a_docker_config_of_the_wrong_shape_is_rewritten_and_the_diff_says_why() {
+        let with_data = |data: Value, type_: &str| {
+            json!({"apiVersion": "v1", "kind": "Secret", "type": type_,
+                   "metadata": {"name": "weird", "namespace": "shop", "resourceVersion": "7"},
+                   "data": data})
+        };
+        let b64 = |t: &str| json!({ ".dockerconfigjson": STANDARD.encode(t) });
+        for (cur, why) in [
+            (
+                with_data(b64("[1,2]"), "Opaque"),
+                "`weird`'s `.dockerconfigjson` is a JSON array, not an object",
+            ),
+            (
+                with_data(b64(r#"{"auths":"x"}"#), DOCKERCONFIGJSON),
+                "`weird`'s `.dockerconfigjson`'s `auths` is a JSON string, not an object",
+            ),
+            (
+                with_data(b64("{not json"), DOCKERCONFIGJSON),
+                "`weird`'s `.dockerconfigjson` is not valid JSON",
+            ),
+            (
+                with_data(json!({".dockerconfigjson": "%%%"}), DOCKERCONFIGJSON),
+                "`weird`'s `.dockerconfigjson` is not valid base64",
+            ),
+            (
+                with_data(json!({".dockerconfigjson": [1]}), DOCKERCONFIGJSON),
+                "`weird`'s `.dockerconfigjson` is stored as a JSON array, not a string",
+            ),
+        ] {
+            for recreate in [false, true] {
+                let c = secret_change(
+                    "shop",
+                    "weird",
+                    "reg:5000",
+                    &cred("n3w"),
+                    Some(&cur),
+                    recreate,
+                    &[],
+                    "t",
+                    None,
+                );
+                assert!(
+                    c.diff
+                        .first()
+                        .is_some_and(|l| l.contains(why) && l.contains("rewritten from scratch")),
+                    "{:?}",
+                    c.diff
+                );
+                let cfg = decoded(c.requests.last().unwrap());
+                assert_eq!(cfg["auths"]["reg:5000"]["password"], "n3w");
+                assert_eq!(cfg["auths"].as_object().unwrap().len(), 1);
+            }
+        }
+        // `data` itself of the wrong shape: replaced, no panic.
+        let c = secret_change(
+            "shop",
+            "weird",
+            "reg:5000",
+            &cred("n3w"),
+            Some(&with_data(json!("x"), DOCKERCONFIGJSON)),
+            false,
+            &[],
+            "t",
+            None,
+        );
+        assert_eq!(
+            decoded(&c.requests[0])["auths"]["reg:5000"]["password"],
+            "n3w"
+        );
+        // A config without `auths` keeps its other keys, silently.
+        let c = secret_change(
+            "shop",
+            "weird",
+            "reg:5000",
+            &cred("n3w"),
+            Some(&with_data(b64(r#"{"credHelpers":{}}"#), DOCKERCONFIGJSON)),
+            false,
+            &[],
+            "t",
+            None,
+        );
+        assert!(
+            !format!("{:?}", c.diff).contains("rewritten"),
+            "{:?}",
+            c.diff
+        );
+        assert!(decoded(&c.requests[0]).get("credHelpers").is_some());
+    }
+
+    mod props {
+        use super::*;
+        use crate::diagnose::secrets::props::{config, json_value, text};
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Whatever the secret holds, the change is built, puts the
+            /// credential in, and never shows the password.
+            #[test]
+            fn any_current_secret_gives_a_change(
+                data in prop_oneof![
+                    config().prop_map(|b| json!({".dockerconfigjson": STANDARD.encode(b)})),
+                    json_value().prop_map(|v| json!({".dockerconfigjson": v})),
+                    json_value(),
+                ],
+                type_ in prop_oneof![Just(DOCKERCONFIGJSON.to_string()), text()],
+                metadata in prop_oneof![json_value(), Just(json!({"name": "s", "namespace": "shop"}))],
+                recreate in any::<bool>(),
+                wrong in prop::collection::vec(text(), 0..3),
+            ) {
+                let cur = json!({"kind": "Secret", "type": type_, "metadata": metadata, "data": data});
+                let c = secret_change("shop", "s", "reg:5000", &cred("pa55-w0rd-x"), Some(&cur), recreate, &wrong, "t", None);
+                let cfg = decoded(c.requests.last().unwrap());
+                prop_assert_eq!(&cfg["auths"]["reg:5000"]["password"], "pa55-w0rd-x");
+                let shown = format!("{:?}{:?}", c.diff, c.kubectl);
+                prop_assert!(!shown.contains("pa55-w0rd-x"));
+            }
+        }
     }
 
     #[test]

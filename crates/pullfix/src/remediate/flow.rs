@@ -22,6 +22,7 @@ use crate::remediate::report;
 use crate::remediate::verify::{self, Progress, Readiness, RolloutState, wait_for_rollout};
 use crate::remediate::{Incident, Outcome};
 use crate::render::{self, Palette};
+use crate::sanitize::{indented, line};
 use crate::scan::{self, Workload};
 
 /// Everything `fix` can be told.
@@ -151,8 +152,8 @@ async fn pick_target(
                 format!(
                     "{:?} {} -n {} ({}, {}/{} ready)",
                     g.severity,
-                    g.workload.target(),
-                    g.workload.namespace,
+                    line(&g.workload.target()),
+                    line(&g.workload.namespace),
                     g.cause.id(),
                     g.ready,
                     g.desired
@@ -335,7 +336,7 @@ impl<'a> Flow<'a> {
             "\n{}",
             palette.bold.apply_to(format!(
                 "Diagnosis of {}{}",
-                self.target_text,
+                line(&self.target_text),
                 if round > 1 {
                     format!(" (round {round})")
                 } else {
@@ -361,7 +362,7 @@ impl<'a> Flow<'a> {
                 if round == 1 {
                     format!(
                         "nothing in {} is failing to pull its image",
-                        self.target_text
+                        line(&self.target_text)
                     )
                 } else {
                     "no pod fails to pull its image any more".to_string()
@@ -416,9 +417,11 @@ impl<'a> Flow<'a> {
             "{}",
             self.palette.bold.apply_to(format!(
                 "Plan for {} ({})",
-                f.workload
-                    .as_ref()
-                    .map_or_else(|| format!("pod/{}", f.pod), Workload::target),
+                line(
+                    &f.workload
+                        .as_ref()
+                        .map_or_else(|| format!("pod/{}", f.pod), Workload::target)
+                ),
                 f.cause.id()
             ))
         )?;
@@ -426,9 +429,10 @@ impl<'a> Flow<'a> {
             let after = s.after("");
             writeln!(
                 out,
-                "  {}. {}{after}{}",
+                "  {}. {}{}{}",
                 i + 1,
-                s.title,
+                line(&s.title),
+                line(&after),
                 if s.destructive { " [destructive]" } else { "" }
             )?;
         }
@@ -460,8 +464,8 @@ impl<'a> Flow<'a> {
                 writeln!(
                     self.executor.out,
                     "\n▶ {}\n  {}",
-                    s.title,
-                    crate::remediate::apply::outcome_line(&rec.outcome)
+                    line(&s.title),
+                    indented(&crate::remediate::apply::outcome_line(&rec.outcome), "  ")
                 )?;
                 rec
             } else {
@@ -478,6 +482,12 @@ impl<'a> Flow<'a> {
                     rounds.track_workload(w.clone());
                     applied.workloads.push(w);
                 }
+            }
+            // A write that failed (a conflict, most often) may mean someone
+            // else changed the object, perhaps fixing it: the verdict then
+            // comes from a fresh diagnosis, not the one before.
+            if let Outcome::Failed { .. } = &rec.outcome {
+                rounds.changed_since_diagnosis = true;
             }
             outcomes[i] = Some(rec.outcome.clone());
             incident.steps.push(rec);
@@ -496,20 +506,25 @@ impl<'a> Flow<'a> {
                 "\n{}",
                 palette.bold.apply_to(format!(
                     "Verify: kubectl rollout status {} -n {}",
-                    w.target(),
-                    w.namespace
+                    line(&w.target()),
+                    line(&w.namespace)
                 ))
             )?;
             let progress = Progress::new(&w.target(), tty);
             match wait_for_rollout(self.client, w, self.opts.timeout, &progress).await? {
-                RolloutState::Done(m) => writeln!(out, "  {} {m}", palette.good.apply_to("✔"))?,
+                RolloutState::Done(m) => {
+                    writeln!(out, "  {} {}", palette.good.apply_to("✔"), line(&m))?;
+                }
                 RolloutState::Waiting(m) => writeln!(
                     out,
-                    "  {} still waiting after {:?}: {m}",
+                    "  {} still waiting after {:?}: {}",
                     palette.warn.apply_to("…"),
-                    self.opts.timeout
+                    self.opts.timeout,
+                    line(&m)
                 )?,
-                RolloutState::Failed(m) => writeln!(out, "  {} {m}", palette.bad.apply_to("✘"))?,
+                RolloutState::Failed(m) => {
+                    writeln!(out, "  {} {}", palette.bad.apply_to("✘"), line(&m))?;
+                }
             }
         }
         Ok(())
@@ -611,8 +626,8 @@ impl<'a> Flow<'a> {
             "\n{} stopped; nothing more is asked or written",
             palette.bad.apply_to("interrupted (Ctrl-C):")
         )?;
-        for line in interrupted_lines(incident) {
-            writeln!(out, "  {line}")?;
+        for l in interrupted_lines(incident) {
+            writeln!(out, "  {}", indented(&l, "    "))?;
         }
         let diagnose = match &self.target {
             Target::Named { .. } => format!("kubectl pullfix diagnose {}", self.target_text),
@@ -620,8 +635,9 @@ impl<'a> Flow<'a> {
         };
         writeln!(
             out,
-            "  nothing was verified: see where it stands with `{diagnose}`, or run `kubectl pullfix -n {}` again to continue",
-            self.ns
+            "  nothing was verified: see where it stands with `{}`, or run `kubectl pullfix -n {}` again to continue",
+            line(&diagnose),
+            line(&self.ns)
         )?;
         if let Some(path) = &self.opts.report {
             let md = report::markdown(incident, &[], &[]);
@@ -636,62 +652,9 @@ impl<'a> Flow<'a> {
     /// The summary: verdict, steps, escalations, follow-ups, the report.
     fn summary(&mut self, incident: &Incident, scan_notes: &[String]) -> anyhow::Result<()> {
         let (palette, out) = (&self.palette, &mut *self.executor.out);
-        writeln!(out, "\n{}", palette.bold.apply_to("Summary"))?;
-        writeln!(out, "  {}", incident.verdict)?;
-        for w in &incident.workloads {
-            let mark = if w.healthy {
-                palette.good.apply_to("✔")
-            } else {
-                palette.bad.apply_to("✘")
-            };
-            writeln!(
-                out,
-                "    {mark} {} -n {}: {}{}",
-                w.workload.target(),
-                w.workload.namespace,
-                w.state,
-                w.next
-                    .as_ref()
-                    .map(|n| if incident.dry_run {
-                        format!(" — to apply: {n}")
-                    } else {
-                        format!(" — continue: {n}")
-                    })
-                    .unwrap_or_default()
-            )?;
-        }
-        if !incident.steps.is_empty() {
-            writeln!(out, "  steps:")?;
-        }
-        for s in &incident.steps {
-            writeln!(
-                out,
-                "  - {}: {}",
-                s.title,
-                crate::remediate::apply::outcome_line(&s.outcome)
-            )?;
-            if let Some(r) = &s.restore_command {
-                writeln!(out, "      undo: {r}")?;
-            }
-        }
         let escalations = report::escalations_with_notes(incident, scan_notes, Utc::now());
-        for e in &escalations {
-            writeln!(
-                out,
-                "\n{} page {} — {}",
-                palette.bad.apply_to("escalate:"),
-                e.page,
-                e.reason
-            )?;
-            writeln!(out, "  message: {}", e.message)?;
-        }
         let follow_ups = report::follow_ups(&incident.findings, incident);
-        if !follow_ups.is_empty() && !incident.findings.is_empty() {
-            writeln!(out, "\n{}", palette.bold.apply_to("After the incident"))?;
-            for f in &follow_ups {
-                writeln!(out, "  - [ ] {f}")?;
-            }
-        }
+        summary_text(out, palette, incident, &escalations, &follow_ups)?;
         if let Some(path) = &self.opts.report {
             let md = report::markdown(incident, &escalations, &follow_ups);
             crate::write_private(path, &md)
@@ -700,6 +663,72 @@ impl<'a> Flow<'a> {
         }
         Ok(())
     }
+}
+
+/// The summary as text (pure): verdict, workloads, steps with their undo,
+/// escalations and follow-ups; every value from the cluster sanitized.
+pub(crate) fn summary_text(
+    out: &mut dyn std::io::Write,
+    palette: &Palette,
+    incident: &Incident,
+    escalations: &[report::Escalation],
+    follow_ups: &[String],
+) -> anyhow::Result<()> {
+    writeln!(out, "\n{}", palette.bold.apply_to("Summary"))?;
+    writeln!(out, "  {}", line(&incident.verdict))?;
+    for w in &incident.workloads {
+        let mark = if w.healthy {
+            palette.good.apply_to("✔")
+        } else {
+            palette.bad.apply_to("✘")
+        };
+        writeln!(
+            out,
+            "    {mark} {} -n {}: {}{}",
+            line(&w.workload.target()),
+            line(&w.workload.namespace),
+            line(&w.state),
+            w.next
+                .as_ref()
+                .map(|n| if incident.dry_run {
+                    format!(" — to apply: {}", line(n))
+                } else {
+                    format!(" — continue: {}", line(n))
+                })
+                .unwrap_or_default()
+        )?;
+    }
+    if !incident.steps.is_empty() {
+        writeln!(out, "  steps:")?;
+    }
+    for s in &incident.steps {
+        writeln!(
+            out,
+            "  - {}: {}",
+            line(&s.title),
+            indented(&crate::remediate::apply::outcome_line(&s.outcome), "    ")
+        )?;
+        if let Some(r) = &s.restore_command {
+            writeln!(out, "      undo: {}", line(r))?;
+        }
+    }
+    for e in escalations {
+        writeln!(
+            out,
+            "\n{} page {} — {}",
+            palette.bad.apply_to("escalate:"),
+            line(&e.page),
+            line(&e.reason)
+        )?;
+        writeln!(out, "  message: {}", indented(&e.message, "    "))?;
+    }
+    if !follow_ups.is_empty() && !incident.findings.is_empty() {
+        writeln!(out, "\n{}", palette.bold.apply_to("After the incident"))?;
+        for f in follow_ups {
+            writeln!(out, "  - [ ] {}", indented(f, "        "))?;
+        }
+    }
+    Ok(())
 }
 
 /// Ctrl-C during the steps: records the step it stopped at and the steps

@@ -696,16 +696,10 @@ fn secret_commands(
     out
 }
 
-/// A word as a shell reads it: bare when it is plain, else single-quoted.
+/// A word as a shell reads it ([`crate::sanitize::shell_word`]): bare,
+/// single-quoted, or `$'…'` when it holds control characters.
 pub(crate) fn shell_word(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.@:/+=".contains(c))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
+    crate::sanitize::shell_word(s)
 }
 
 /// The facts `diagnose` knows for a finding's commands: the username in

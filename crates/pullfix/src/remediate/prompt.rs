@@ -142,6 +142,8 @@ fn ask_yes_no(question: &str, default: bool) -> anyhow::Result<Answer> {
 
 impl Prompter for Terminal {
     fn confirm(&mut self, question: &str, default: bool) -> anyhow::Result<Answer> {
+        // A question quotes names from the cluster: shown inert.
+        let question: &str = &crate::sanitize::line(question);
         terminal::check()?;
         if self.yes {
             eprintln!("{question} yes (--yes)");
@@ -151,6 +153,8 @@ impl Prompter for Terminal {
     }
 
     fn confirm_extra(&mut self, question: &str) -> anyhow::Result<Answer> {
+        // A question quotes names from the cluster: shown inert.
+        let question: &str = &crate::sanitize::line(question);
         terminal::check()?;
         if self.allow_managed {
             eprintln!("{question} yes (--allow-managed)");
@@ -160,19 +164,26 @@ impl Prompter for Terminal {
     }
 
     fn select(&mut self, prompt: &str, items: &[String]) -> anyhow::Result<Option<usize>> {
+        let prompt: &str = &crate::sanitize::line(prompt);
         terminal::check()?;
         if self.yes {
             return Ok(Some(0));
         }
         Select::with_theme(&ColorfulTheme::default())
             .with_prompt(prompt)
-            .items(items)
+            .items(
+                items
+                    .iter()
+                    .map(|i| crate::sanitize::line(i).into_owned())
+                    .collect::<Vec<_>>(),
+            )
             .default(0)
             .interact_opt()
             .map_err(prompt_error)
     }
 
     fn text(&mut self, prompt: &str, default: Option<&str>) -> anyhow::Result<Option<String>> {
+        let prompt: &str = &crate::sanitize::line(prompt);
         terminal::check()?;
         let theme = ColorfulTheme::default();
         let mut input = dialoguer::Input::<String>::with_theme(&theme).with_prompt(prompt);
@@ -183,6 +194,7 @@ impl Prompter for Terminal {
     }
 
     fn secret(&mut self, prompt: &str) -> anyhow::Result<Option<String>> {
+        let prompt: &str = &crate::sanitize::line(prompt);
         terminal::check()?;
         read_hidden(prompt).map(Some)
     }
@@ -204,6 +216,8 @@ pub(crate) struct Unattended {
 
 impl Prompter for Unattended {
     fn confirm(&mut self, question: &str, _default: bool) -> anyhow::Result<Answer> {
+        // A question quotes names from the cluster: shown inert.
+        let question: &str = &crate::sanitize::line(question);
         terminal::check()?;
         if self.yes {
             eprintln!("{question} yes (--yes)");
@@ -215,6 +229,8 @@ impl Prompter for Unattended {
     }
 
     fn confirm_extra(&mut self, question: &str) -> anyhow::Result<Answer> {
+        // A question quotes names from the cluster: shown inert.
+        let question: &str = &crate::sanitize::line(question);
         terminal::check()?;
         if self.allow_managed {
             eprintln!("{question} yes (--allow-managed)");

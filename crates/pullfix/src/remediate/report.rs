@@ -28,6 +28,7 @@ use crate::diagnose::{Cause, Confidence};
 use crate::probe::Attempt;
 use crate::registry::client::PullFailure;
 use crate::registry::reference::ImageRef;
+use crate::sanitize;
 use crate::scan::Severity;
 
 /// The runbook's escalation timeout: page when the failure is not fixed
@@ -560,7 +561,10 @@ pub(crate) fn markdown(
     if !follow_ups.is_empty() {
         md.push_str("## Follow-ups\n\n");
         for f in follow_ups {
-            md.push_str(&format!("- [ ] {}\n", indent_rest(&text(f), "  ")));
+            md.push_str(&format!(
+                "- [ ] {}\n",
+                indent_rest(&sanitize::md_block(f), "  ")
+            ));
         }
         md.push('\n');
     }
@@ -871,7 +875,7 @@ fn with_detail(label: &str, detail: &str) -> String {
     if detail.trim().is_empty() {
         label.to_string()
     } else {
-        format!("{label}: {}", text(detail))
+        format!("{label}: {}", sanitize::md_block(detail))
     }
 }
 
@@ -932,68 +936,24 @@ fn evidence_line(e: &Evidence) -> String {
     )
 }
 
-/// Free text for Markdown: `<` and `>` outside code spans become entities
-/// (so `<password>` placeholders show instead of vanishing as HTML tags);
-/// code spans (between backticks) are kept as they are.
+/// Free text for Markdown ([`crate::sanitize::md_text`]).
 fn text(s: &str) -> String {
-    if s.matches('`').count() % 2 == 1 {
-        return escape_angles(s);
-    }
-    s.split('`')
-        .enumerate()
-        .map(|(i, part)| {
-            if i % 2 == 1 {
-                part.to_string()
-            } else {
-                escape_angles(part)
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("`")
+    sanitize::md_text(s)
 }
 
-fn escape_angles(s: &str) -> String {
-    s.replace('<', "&lt;").replace('>', "&gt;")
-}
-
-/// An inline code span that survives backticks in its content.
+/// An inline code span holding a value ([`crate::sanitize::md_code`]).
 fn code(s: &str) -> String {
-    let longest = longest_backtick_run(s);
-    let fence = "`".repeat(longest + 1);
-    let pad = if s.starts_with('`') || s.ends_with('`') {
-        " "
-    } else {
-        ""
-    };
-    format!("{fence}{pad}{s}{pad}{fence}")
+    sanitize::md_code(s)
 }
 
-/// A fenced code block that survives backtick runs in its content.
+/// A fenced code block ([`crate::sanitize::md_fenced`]).
 fn fenced(s: &str) -> String {
-    let fence = "`".repeat(longest_backtick_run(s).max(2) + 1);
-    format!("{fence}text\n{s}\n{fence}")
+    sanitize::md_fenced(s)
 }
 
-fn longest_backtick_run(s: &str) -> usize {
-    let mut longest = 0;
-    let mut run = 0;
-    for c in s.chars() {
-        if c == '`' {
-            run += 1;
-            longest = longest.max(run);
-        } else {
-            run = 0;
-        }
-    }
-    longest
-}
-
-/// A table cell: `|` escaped (also inside code spans, as GFM requires) and
-/// line breaks kept as `<br>`.
+/// A table cell ([`crate::sanitize::md_cell`]).
 fn cell(s: &str) -> String {
-    s.replace('|', "\\|")
-        .replace("\r\n", "<br>")
-        .replace('\n', "<br>")
+    sanitize::md_cell(s)
 }
 
 fn indent(s: &str, prefix: &str) -> String {
@@ -1849,7 +1809,7 @@ mod tests {
     #[test]
     fn markdown_text_escapes_only_outside_code_spans() {
         assert_eq!(text("a <b> `<c>` d"), "a &lt;b&gt; `<c>` d");
-        assert_eq!(text("odd ` <x>"), "odd ` &lt;x&gt;");
+        assert_eq!(text("odd ` <x>"), "odd \\` &lt;x&gt;");
         assert_eq!(code("plain"), "`plain`");
         assert_eq!(code("has `tick`"), "`` has `tick` ``");
         assert_eq!(fenced("x"), "```text\nx\n```");

@@ -238,6 +238,7 @@ impl Progress {
     /// `label` names the workload (`deploy/checkout`); `tty` says whether
     /// stderr is a terminal (a spinner) or not (plain lines).
     pub fn new(label: &str, tty: bool) -> Self {
+        let label: &str = &crate::sanitize::line(label);
         if tty {
             let bar = ProgressBar::with_draw_target(None, crate::terminal::spinner_target());
             if let Ok(style) =
@@ -262,6 +263,7 @@ impl Progress {
 
     /// Plain-line mode writing to `out` (stderr in [`Progress::new`]).
     fn plain_to(label: &str, out: Box<dyn Write + Send>) -> Self {
+        let label: &str = &crate::sanitize::line(label);
         Self {
             label: label.to_string(),
             bar: None,
@@ -283,7 +285,9 @@ impl Progress {
     /// Shows the current state (a line only when it changed, without a terminal).
     pub(crate) fn update(&self, msg: &str) {
         match &self.bar {
-            Some(bar) => bar.set_message(msg.to_string()),
+            Some(bar) => bar.set_message(
+                crate::sanitize::line(&console::strip_ansi_codes(msg.trim_end())).into_owned(),
+            ),
             None => self.line(msg),
         }
     }
@@ -299,7 +303,8 @@ impl Progress {
     }
 
     fn line(&self, msg: &str) {
-        let msg = console::strip_ansi_codes(msg.trim_end()).into_owned();
+        // Rollout messages quote the cluster: shown inert, on one line.
+        let msg = crate::sanitize::line(&console::strip_ansi_codes(msg.trim_end())).into_owned();
         let mut plain = self.plain.lock().unwrap_or_else(|p| p.into_inner());
         if plain.last.as_deref() == Some(msg.as_str()) {
             return;
