@@ -161,18 +161,10 @@ pub(crate) fn render(record: &Record, body: &Value, path: &Path, title: &str) ->
     )
 }
 
-/// A line with control characters shown escaped (`\x1b`): keys and
-/// usernames come from the cluster.
+/// A line as the terminal may show it ([`crate::sanitize::line`]): keys
+/// and usernames come from the cluster.
 fn escaped(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                format!("\\x{:02x}", u32::from(c))
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    crate::sanitize::line(s).into_owned()
 }
 
 /// A header value on one line.
