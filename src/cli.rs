@@ -319,6 +319,9 @@ pub enum Command {
     /// Guided fix for TARGET (or the failing workloads in scope): diagnose,
     /// plan, and apply each step with confirmation, then verify
     Fix(FixCommand),
+    /// Put an object back from a backup `fix` wrote, only if it is still as
+    /// fix left it; when it changed since, refuse and show what changed
+    Restore(RestoreArgs),
     /// Practise on an embedded cluster with nothing to install: start it,
     /// load a scenario from the runbook (default: the expired ECR token),
     /// and run the guided fix against it
@@ -332,6 +335,20 @@ pub struct FixCommand {
     pub target: Option<Target>,
     #[command(flatten)]
     pub fix: FixArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RestoreArgs {
+    /// A backup file that `fix` wrote (its path is printed after "backup:")
+    #[arg(value_name = "BACKUP")]
+    pub backup: std::path::PathBuf,
+    /// Restore without asking
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// Rehearse: the write is sent only as a server-side dry-run
+    /// (`--dry-run` = `--dry-run=server`)
+    #[arg(long, value_name = "STRATEGY", num_args = 0..=1, require_equals = true, default_value = "none", default_missing_value = "server", value_parser = dry_run, hide_default_value = true)]
+    pub dry_run: DryRun,
 }
 
 #[derive(Debug, clap::Args)]
@@ -638,6 +655,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         None => run_fix(&cli.kube, &cli.globals, None, cli.fix).await,
         Some(Command::Fix(cmd)) => run_fix(&cli.kube, &cli.globals, cmd.target, cmd.fix).await,
         Some(Command::Sandbox(args)) => run_sandbox(&cli.globals, args).await,
+        Some(Command::Restore(args)) => run_restore(&cli.kube, args).await,
         Some(Command::Scan) => run_scan(&cli.kube, &cli.globals).await,
         Some(Command::Diagnose(args)) => run_diagnose(&cli.kube, &cli.globals, args).await,
     }
@@ -785,6 +803,26 @@ async fn run_fix(
             render::structured(&mut out, g.output, "Incident", &incident)?;
         }
     }
+    Ok(code)
+}
+
+/// `kubectl pullfix restore BACKUP`: the namespace is the backup's.
+async fn run_restore(kube: &KubeFlags, args: RestoreArgs) -> anyhow::Result<u8> {
+    use pullfix::remediate::restore::{RestoreOptions, run};
+    let (client, _) = kube.client_and_namespace().await?;
+    let mut prompter = pullfix::remediate::prompt::for_run(args.yes, false);
+    let mut out = std::io::stdout();
+    let code = run(
+        &client,
+        &RestoreOptions {
+            backup: args.backup,
+            dry_run: args.dry_run.rehearse(),
+        },
+        prompter.as_mut(),
+        &mut out,
+    )
+    .await?;
+    out.flush()?;
     Ok(code)
 }
 

@@ -42,3 +42,6 @@ mod hostile_text;
 
 #[path = "integration/bounded.rs"]
 mod bounded;
+
+#[path = "integration/undo.rs"]
+mod undo;

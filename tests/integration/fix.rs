@@ -558,6 +558,10 @@ fn a_concurrent_change_is_reported_not_overwritten() {
         t.contains("conflict: the object changed since pullfix read it"),
         "{t}"
     );
+    assert!(
+        !t.contains("restore with:"),
+        "a restore for a write that did not happen: {t}"
+    );
     let s = json(&["get", "secret", "regcred", "-n", &ns]);
     assert_eq!(
         s["metadata"]["annotations"]["touched-by"], "someone-else",

@@ -637,12 +637,14 @@ impl Write {
 
 /// Sends a write, with field manager `kubectl-pullfix`; `dry_run` makes it
 /// a server-side rehearsal (`dryRun=All`: checked, admitted, not stored).
+/// Returns the object as the server left it (none for a delete): its
+/// `resourceVersion` is what a backup's restore is conditional on.
 pub(crate) async fn write(
     client: &Client,
     target: &ObjectRef,
     change: &Write,
     dry_run: bool,
-) -> Result<(), ApiError> {
+) -> Result<Option<Value>, ApiError> {
     let api = target.api(client);
     let name = escape(&target.name);
     let verb = change.verb();
@@ -659,13 +661,13 @@ pub(crate) async fn write(
         serde_json::from_value::<DynamicObject>(v.clone()).map_err(|e| target.decode_error(verb, e))
     };
     let sent = match change {
-        Write::MergePatch(b) => api.patch(&name, &patch, &Patch::Merge(b)).await.map(drop),
+        Write::MergePatch(b) => api.patch(&name, &patch, &Patch::Merge(b)).await.map(Some),
         Write::StrategicPatch(b) => api
             .patch(&name, &patch, &Patch::Strategic(b))
             .await
-            .map(drop),
-        Write::Replace(b) => api.replace(&name, &post, &object(b)?).await.map(drop),
-        Write::Create(b) => api.create(&post, &object(b)?).await.map(drop),
+            .map(Some),
+        Write::Replace(b) => api.replace(&name, &post, &object(b)?).await.map(Some),
+        Write::Create(b) => api.create(&post, &object(b)?).await.map(Some),
         Write::Delete {
             uid,
             resource_version,
@@ -678,10 +680,12 @@ pub(crate) async fn write(
                 }),
                 ..DeleteParams::default()
             };
-            delete(client, target, &name, &dp).await
+            delete(client, target, &name, &dp).await.map(|()| None)
         }
     };
-    sent.map_err(|e| ApiError::new(target.op(verb), &e))
+    let sent = sent.map_err(|e| ApiError::new(target.op(verb), &e))?;
+    sent.map(|o| serde_json::to_value(o).map_err(|e| target.decode_error(verb, e)))
+        .transpose()
 }
 
 /// A delete with its DeleteOptions in the body, and `dryRun=All` in the

@@ -1076,6 +1076,7 @@ mod tests {
             age_seconds: None,
             manager: None,
             ecr: None,
+            other_entries: 0,
         }
     }
 

@@ -189,6 +189,10 @@ pub struct SecretReport {
     pub age_seconds: Option<i64>,
     pub manager: Option<Manager>,
     pub ecr: Option<EcrExpiry>,
+    /// The `auths` entries for other registries, which a fix keeps (and a
+    /// `kubectl create secret docker-registry` would drop).
+    #[serde(skip)]
+    pub other_entries: usize,
 }
 
 /// Everything about the pull secrets that apply to one image.
@@ -218,6 +222,7 @@ pub(crate) fn analyze(refs: &[SecretRef], image: &ImageRef, now: DateTime<Utc>) 
             age_seconds: None,
             manager: None,
             ecr: None,
+            other_entries: 0,
         };
         match &r.lookup {
             Lookup::NotFound => report.problems.push(Problem::Missing),
@@ -342,6 +347,19 @@ fn analyze_content(
             closest: closest_key(&image.domain, &keys),
         });
     }
+    // What a fix keeps: entries for other registries, less a wrong key it replaces.
+    let replaced = report.problems.iter().find_map(|p| match p {
+        Problem::NoMatchingEntry { closest, .. } => closest.clone(),
+        _ => None,
+    });
+    report.other_entries = entries
+        .iter()
+        .filter(|e| {
+            crate::registry::keyring::normalize_key(&e.key).as_deref()
+                != Some(image.domain.as_str())
+                && replaced.as_deref() != Some(e.key.as_str())
+        })
+        .count();
 }
 
 fn entry_problems(entry: &AuthEntry, raw: Option<&serde_json::Value>, report: &mut SecretReport) {

@@ -6,12 +6,16 @@
 //! 3. a server-side dry-run (`dryRun=All`) of exactly the request;
 //! 4. confirmation (default No for destructive steps; an extra one for
 //!    secrets another tool manages);
-//! 5. a backup of the object (0600) and the command that restores it;
+//! 5. a backup of the object (0600);
 //! 6. the request, carrying the `resourceVersion` it was based on, with field
-//!    manager `kubectl-pullfix`; a conflict is reported, never overwritten.
+//!    manager `kubectl-pullfix`; a conflict is reported, never overwritten;
+//! 7. the backup records the object as the write left it, so the printed
+//!    restore is conditional on nothing having changed since
+//!    ([`crate::remediate::restore`]); a write that did not happen offers
+//!    no restore.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -33,6 +37,7 @@ use crate::registry::keyring::{
 use crate::registry::reference::ImageRef;
 use crate::remediate::plan::{self, Action, CommandFacts, PlannedStep};
 use crate::remediate::prompt::{Answer, Prompter};
+use crate::remediate::restore::{self, Backup, Mode};
 use crate::remediate::{Outcome, StepRecord};
 use crate::scan::Workload;
 
@@ -110,17 +115,24 @@ struct Change {
     kubectl: Vec<String>,
     requests: Vec<Request>,
     /// Objects to back up before applying (with how to restore each).
-    backups: Vec<(Value, RestoreKind)>,
+    backups: Vec<Backed>,
     destructive: bool,
     /// Set when another tool manages the object: (tool, source of truth).
     managed: Option<String>,
+    /// Other `auths` entries a secret write keeps (the kubectl equivalent
+    /// must keep them too).
+    kept: usize,
+    /// Said after the kubectl equivalent (a file it reads).
+    notes: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy)]
-enum RestoreKind {
-    Replace,
-    ReplaceForce,
-    Create,
+/// An object to back up, how to put it back, and the requests that change
+/// it (`requests.end - 1` leaves it as pullfix leaves it).
+#[derive(Debug, Clone)]
+struct Backed {
+    object: Value,
+    mode: Mode,
+    requests: Range<usize>,
 }
 
 /// What a failed write says: a conflict is explained, anything else is the
@@ -209,6 +221,9 @@ impl Executor<'_> {
                 crate::sanitize::line(k)
             ));
         }
+        for n in &change.notes {
+            self.say(format!("  {n}"));
+        }
         // 3. Server-side dry-run of exactly these requests.
         if let Err(stop) = self.rehearse(&change).await {
             return (stop, None, None);
@@ -226,8 +241,8 @@ impl Executor<'_> {
         if let Err(stop) = self.confirm(&change) {
             return (stop, None, None);
         }
-        // 5. Backups.
-        let (backup, restore) = match self.back_up(&change) {
+        // 5. Backups, of the objects as read.
+        let backups = match self.back_up(&change) {
             Ok(saved) => saved,
             Err(stop) => return (stop, None, None),
         };
@@ -239,31 +254,80 @@ impl Executor<'_> {
         }
         // 6. The writes.
         let mut done = Vec::new();
+        let mut left: Vec<Option<Value>> = Vec::new();
+        let mut failure = None;
         for r in &change.requests {
             match api::write(self.client, &r.target, &r.write, false).await {
-                Ok(()) => done.push(r.describe()),
+                Ok(obj) => {
+                    done.push(r.describe());
+                    left.push(obj);
+                }
                 Err(e) => {
-                    let error = if done.is_empty() {
-                        api_failure(&e)
-                    } else {
-                        crate::terminal::record_write(
-                            &format!("{} (partly: {})", change.title, done.join(", ")),
-                            restore.as_deref(),
-                        );
-                        format!("{} (after {} succeeded)", api_failure(&e), done.join(", "))
-                    };
-                    return (Outcome::Failed { error }, backup, restore);
+                    failure = Some(e);
+                    break;
                 }
             }
         }
-        crate::terminal::record_write(&change.title, restore.as_deref());
-        (
-            Outcome::Applied {
-                detail: done.join(", "),
-            },
-            backup,
-            restore,
-        )
+        // 7. Each backup records the object as the writes left it; one
+        // whose writes did not happen is removed, with no restore offered.
+        let (backup, restore) = self.finish_backups(&backups, &left);
+        let Some(e) = failure else {
+            crate::terminal::record_write(&change.title, restore.as_deref());
+            return (
+                Outcome::Applied {
+                    detail: done.join(", "),
+                },
+                backup,
+                restore,
+            );
+        };
+        let error = if done.is_empty() {
+            api_failure(&e)
+        } else {
+            crate::terminal::record_write(
+                &format!("{} (partly: {})", change.title, done.join(", ")),
+                restore.as_deref(),
+            );
+            format!("{} (after {} succeeded)", api_failure(&e), done.join(", "))
+        };
+        (Outcome::Failed { error }, backup, restore)
+    }
+
+    /// Records, in each backup, the object as the writes left it; removes
+    /// the backups of objects no write changed. The backups' paths and the
+    /// commands that restore them.
+    fn finish_backups(
+        &mut self,
+        backups: &[(Backup, Range<usize>)],
+        left: &[Option<Value>],
+    ) -> (Option<String>, Option<String>) {
+        let mut paths = Vec::new();
+        let mut restores = Vec::new();
+        for (b, range) in backups {
+            let written = range.end.min(left.len());
+            if written <= range.start {
+                b.discard();
+                continue;
+            }
+            let last = left.get(written - 1).cloned().flatten();
+            match b.finish(last.as_ref()) {
+                Ok(mode) => {
+                    paths.push(b.path.display().to_string());
+                    restores.push(restore::restore_command(
+                        mode,
+                        b.before.get("kind").and_then(Value::as_str).unwrap_or_default(),
+                        &b.path,
+                    ));
+                }
+                Err(e) => self.say(format!(
+                    "  ⚠ could not record the object as written in the backup ({e:#}): {} restores the object as it was read, and `kubectl replace` of it will conflict",
+                    b.path.display()
+                )),
+            }
+        }
+        let backup = (!paths.is_empty()).then(|| paths.join(", "));
+        let restore = (!restores.is_empty()).then(|| restores.join(" && "));
+        (backup, restore)
     }
 
     /// A SelfSubjectAccessReview for each request.
@@ -290,7 +354,7 @@ impl Executor<'_> {
     async fn rehearse(&mut self, change: &Change) -> Result<(), Outcome> {
         for r in &change.requests {
             match api::write(self.client, &r.target, &r.write, true).await {
-                Ok(()) => self.say(format!("  server-side dry-run ({}): ok", r.describe())),
+                Ok(_) => self.say(format!("  server-side dry-run ({}): ok", r.describe())),
                 Err(e) if e.is_forbidden() => {
                     return Err(Outcome::NotPermitted {
                         missing: format!("{}: {}", r.missing(), e.message),
@@ -336,32 +400,52 @@ impl Executor<'_> {
         }
     }
 
-    /// Saves each object before it changes: the backups' paths and the
-    /// commands that restore them.
-    fn back_up(&self, change: &Change) -> Result<(Option<String>, Option<String>), Outcome> {
-        let mut backup_paths = Vec::new();
-        let mut restores = Vec::new();
-        for (obj, kind) in &change.backups {
-            match write_backup(&self.backup_dir, obj) {
-                Ok(path) => {
-                    let p = path.display().to_string();
-                    restores.push(match kind {
-                        RestoreKind::Replace => format!("kubectl replace -f {p}"),
-                        RestoreKind::ReplaceForce => format!("kubectl replace --force -f {p}"),
-                        RestoreKind::Create => format!("kubectl create -f {p}"),
-                    });
-                    backup_paths.push(p);
-                }
+    /// Saves each object before it changes (0600); each backup with the
+    /// requests that change its object.
+    fn back_up(&self, change: &Change) -> Result<Vec<(Backup, Range<usize>)>, Outcome> {
+        let mut saved: Vec<(Backup, Range<usize>)> = Vec::new();
+        for b in &change.backups {
+            match Backup::save(&self.backup_dir, &b.object, b.mode, &change.title) {
+                Ok(backup) => saved.push((backup, b.requests.clone())),
                 Err(e) => {
+                    for (s, _) in &saved {
+                        s.discard();
+                    }
                     return Err(Outcome::Failed {
                         error: format!("could not save a backup, so nothing was changed: {e:#}"),
                     });
                 }
             }
         }
-        let backup = (!backup_paths.is_empty()).then(|| backup_paths.join(", "));
-        let restore = (!restores.is_empty()).then(|| restores.join(" && "));
-        Ok((backup, restore))
+        Ok(saved)
+    }
+
+    /// The whole new secret in a 0600 file, for the kubectl equivalent of
+    /// a write that keeps other `auths` entries (a `kubectl create secret`
+    /// would drop them). Written in a rehearsal too: the command printed
+    /// there is the one a person runs instead, and it carries the
+    /// resourceVersion the rehearsal was based on.
+    fn object_file(&self, change: &Change) -> Result<Option<String>, Outcome> {
+        if change.kept == 0 {
+            return Ok(None);
+        }
+        let Some(body) = change.requests.iter().rev().find_map(|r| match &r.write {
+            Write::Replace(b) | Write::Create(b) => Some(b),
+            _ => None,
+        }) else {
+            return Ok(None);
+        };
+        let path = restore::backup_path(&self.backup_dir, body, ".new");
+        let yaml = serde_saphyr::to_string(body)
+            .context("render the new secret")
+            .map_err(failed)?;
+        restore::write_private(
+            &path,
+            &format!("# kubectl-pullfix: the secret as pullfix writes it (holds the new credential)\n{yaml}"),
+        )
+        .context("save the new secret for its kubectl equivalent")
+        .map_err(failed)?;
+        Ok(Some(path.display().to_string()))
     }
 
     /// Builds the change for a step, or says why there is none (an
@@ -471,16 +555,24 @@ impl Executor<'_> {
             })
             .collect();
         self.written = Some(cred.clone());
-        Ok(secret_change(
-            namespace,
-            name,
-            server,
-            &cred,
-            current.as_ref(),
-            recreate,
-            &wrong_keys,
-            title,
-        ))
+        let change = |file: Option<&str>| {
+            secret_change(
+                namespace,
+                name,
+                server,
+                &cred,
+                current.as_ref(),
+                recreate,
+                &wrong_keys,
+                title,
+                file,
+            )
+        };
+        let first = change(None);
+        Ok(match self.object_file(&first)? {
+            Some(file) => with_file_note(change(Some(&file)), &file),
+            None => first,
+        })
     }
 
     /// The same credential in the other namespaces' stale copies.
@@ -506,6 +598,8 @@ impl Executor<'_> {
             backups: Vec::new(),
             destructive: false,
             managed: None,
+            kept: 0,
+            notes: Vec::new(),
         };
         for (ns, name) in secrets {
             let Some(current) = self
@@ -515,14 +609,36 @@ impl Executor<'_> {
             else {
                 continue;
             };
-            let c = secret_change(ns, name, server, &cred, Some(&current), false, &[], title);
+            let build = |file: Option<&str>| {
+                secret_change(
+                    ns,
+                    name,
+                    server,
+                    &cred,
+                    Some(&current),
+                    false,
+                    &[],
+                    title,
+                    file,
+                )
+            };
+            let first = build(None);
+            let c = match self.object_file(&first)? {
+                Some(file) => with_file_note(build(Some(&file)), &file),
+                None => first,
+            };
+            let offset = change.requests.len();
             change.diff.push(format!("{ns}/{name}:"));
             change
                 .diff
                 .extend(c.diff.into_iter().map(|l| format!("  {l}")));
             change.kubectl.extend(c.kubectl);
+            change.notes.extend(c.notes);
             change.requests.extend(c.requests);
-            change.backups.extend(c.backups);
+            change.backups.extend(c.backups.into_iter().map(|b| Backed {
+                requests: b.requests.start + offset..b.requests.end + offset,
+                ..b
+            }));
             if change.managed.is_none() {
                 change.managed = c.managed;
             }
@@ -567,8 +683,8 @@ impl Executor<'_> {
                 secret: secret.to_string(),
             },
             &CommandFacts {
-                username: None,
                 service_account_secrets: &before,
+                ..CommandFacts::default()
             },
         );
         Ok(Change {
@@ -590,9 +706,15 @@ impl Executor<'_> {
                     json!({"metadata": {"resourceVersion": current["metadata"]["resourceVersion"]}, "imagePullSecrets": list}),
                 ),
             }],
-            backups: vec![(current, RestoreKind::Replace)],
+            backups: vec![Backed {
+                object: current,
+                mode: Mode::Replace,
+                requests: 0..1,
+            }],
             destructive: false,
             managed: None,
+            kept: 0,
+            notes: Vec::new(),
         })
     }
 
@@ -855,9 +977,15 @@ impl Executor<'_> {
                 target,
                 write: preconditioned_delete(&current),
             }],
-            backups: vec![(current, RestoreKind::Create)],
+            backups: vec![Backed {
+                object: current,
+                mode: Mode::Create,
+                requests: 0..1,
+            }],
             destructive: true,
             managed: None,
+            kept: 0,
+            notes: Vec::new(),
         })
     }
 
@@ -1277,10 +1405,25 @@ fn workload_change(
             target,
             write: Write::StrategicPatch(body),
         }],
-        backups: vec![(current, RestoreKind::Replace)],
+        backups: vec![Backed {
+            object: current,
+            mode: Mode::Replace,
+            requests: 0..1,
+        }],
         destructive: false,
         managed: None,
+        kept: 0,
+        notes: Vec::new(),
     }
+}
+
+/// The change, saying that its kubectl equivalent reads a file holding the
+/// new credential.
+fn with_file_note(mut change: Change, file: &str) -> Change {
+    change.notes.push(format!(
+        "{file} holds the whole new secret, the new credential included (mode 0600): the kubectl equivalent reads it; delete it once it is no longer needed"
+    ));
+    change
 }
 
 fn record(
@@ -1367,6 +1510,7 @@ fn secret_change(
     recreate: bool,
     wrong_keys: &[String],
     title: &str,
+    object_file: Option<&str>,
 ) -> Change {
     let MergedConfig {
         old_config,
@@ -1392,6 +1536,7 @@ fn secret_change(
             format!("~ .dockerconfigjson rewritten from scratch: {why} (nothing in it is kept)"),
         );
     }
+    let kept = auths.keys().filter(|k| k.as_str() != server).count();
     let kubectl = plan::commands(
         &Action::WriteSecret {
             namespace: ns.to_string(),
@@ -1402,7 +1547,9 @@ fn secret_change(
         },
         &CommandFacts {
             username: Some(&cred.username),
-            service_account_secrets: &[],
+            other_entries: kept,
+            object_file,
+            ..CommandFacts::default()
         },
     );
     let managed = current.and_then(|c| managed_note(c, ns, name));
@@ -1429,7 +1576,11 @@ fn secret_change(
                 name,
                 Write::Replace(new),
             ));
-            backups.push((cur.clone(), RestoreKind::Replace));
+            backups.push(Backed {
+                object: cur.clone(),
+                mode: Mode::Replace,
+                requests: 0..1,
+            });
         }
         Some(cur) => {
             requests.push(Request::new(
@@ -1448,7 +1599,11 @@ fn secret_change(
                     "type": DOCKERCONFIGJSON, "data": {".dockerconfigjson": encoded},
                 })),
             ));
-            backups.push((cur.clone(), RestoreKind::ReplaceForce));
+            backups.push(Backed {
+                object: cur.clone(),
+                mode: Mode::Recreate,
+                requests: 0..2,
+            });
         }
         None => {
             requests.push(Request::new(
@@ -1471,6 +1626,8 @@ fn secret_change(
         backups,
         destructive: recreate,
         managed,
+        kept,
+        notes: Vec::new(),
     }
 }
 
@@ -1661,50 +1818,6 @@ fn secret_diff(
     lines
 }
 
-/// Saves an object before it changes: YAML, mode 0600, in a 0700 directory,
-/// without the fields that would stop `kubectl replace/create` from
-/// restoring it (resourceVersion, uid, managedFields, status).
-fn write_backup(dir: &Path, obj: &Value) -> anyhow::Result<PathBuf> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("create backup directory {}", dir.display()))?;
-    let mut clean = obj.clone();
-    if let Some(m) = clean["metadata"].as_object_mut() {
-        for k in [
-            "resourceVersion",
-            "uid",
-            "managedFields",
-            "creationTimestamp",
-            "generation",
-            "selfLink",
-        ] {
-            m.remove(k);
-        }
-    }
-    if let Some(o) = clean.as_object_mut() {
-        o.remove("status");
-    }
-    let kind = obj["kind"]
-        .as_str()
-        .unwrap_or("object")
-        .to_ascii_lowercase();
-    let ns = obj["metadata"]["namespace"].as_str().unwrap_or("cluster");
-    let name = obj["metadata"]["name"].as_str().unwrap_or("unnamed");
-    let stamp = Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
-    let path = dir.join(format!("{stamp}-{ns}-{kind}-{name}.yaml"));
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("create backup file {}", path.display()))?;
-    file.write_all(serde_saphyr::to_string(&clean)?.as_bytes())?;
-    Ok(path)
-}
-
 /// The default backup directory: `$XDG_STATE_HOME/kubectl-pullfix/backups`
 /// or `~/.local/state/kubectl-pullfix/backups`.
 pub fn default_backup_dir() -> PathBuf {
@@ -1751,6 +1864,7 @@ mod tests {
             false,
             &[],
             "t",
+            None,
         );
         assert_eq!(c.requests.len(), 1);
         assert!(matches!(c.requests[0].write, Write::Replace(_)));
@@ -1780,6 +1894,7 @@ mod tests {
             false,
             &[],
             "t",
+            None,
         );
         assert!(
             renamed
@@ -1832,6 +1947,7 @@ mod tests {
                     recreate,
                     &[],
                     "t",
+                    None,
                 );
                 assert!(
                     c.diff
@@ -1855,6 +1971,7 @@ mod tests {
             false,
             &[],
             "t",
+            None,
         );
         assert_eq!(
             decoded(&c.requests[0])["auths"]["reg:5000"]["password"],
@@ -1870,6 +1987,7 @@ mod tests {
             false,
             &[],
             "t",
+            None,
         );
         assert!(
             !format!("{:?}", c.diff).contains("rewritten"),
@@ -1902,7 +2020,7 @@ mod tests {
                 wrong in prop::collection::vec(text(), 0..3),
             ) {
                 let cur = json!({"kind": "Secret", "type": type_, "metadata": metadata, "data": data});
-                let c = secret_change("shop", "s", "reg:5000", &cred("pa55-w0rd-x"), Some(&cur), recreate, &wrong, "t");
+                let c = secret_change("shop", "s", "reg:5000", &cred("pa55-w0rd-x"), Some(&cur), recreate, &wrong, "t", None);
                 let cfg = decoded(c.requests.last().unwrap());
                 prop_assert_eq!(&cfg["auths"]["reg:5000"]["password"], "pa55-w0rd-x");
                 let shown = format!("{:?}{:?}", c.diff, c.kubectl);
@@ -1923,6 +2041,7 @@ mod tests {
             true,
             &["reg".into()],
             "t",
+            None,
         );
         assert_eq!(
             c.requests[0].write,
@@ -1961,34 +2080,9 @@ mod tests {
             false,
             &[],
             "t",
+            None,
         );
         assert!(c.managed.unwrap().contains("external-secrets"));
-    }
-
-    #[test]
-    fn backups_are_private_and_restorable() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let cur = secret(json!({}), DOCKERCONFIGJSON);
-        let p = write_backup(&dir.path().join("b"), &cur).unwrap();
-        assert_eq!(
-            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        assert_eq!(
-            std::fs::metadata(dir.path().join("b"))
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o777,
-            0o700
-        );
-        let text = std::fs::read_to_string(&p).unwrap();
-        assert!(
-            !text.contains("resourceVersion") && !text.contains("uid:"),
-            "{text}"
-        );
-        assert!(text.contains("name: regcred"));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod flow;
 pub mod plan;
 pub mod prompt;
 pub mod report;
+pub mod restore;
 pub mod verify;
 
 use chrono::{DateTime, Utc};

@@ -558,6 +558,12 @@ pub(crate) struct CommandFacts<'a> {
     /// The ServiceAccount's `imagePullSecrets` before the change (a merge
     /// patch replaces the whole list, so the command names them all).
     pub service_account_secrets: &'a [String],
+    /// The other `auths` entries the secret keeps: a `kubectl create secret
+    /// docker-registry` would drop them.
+    pub other_entries: usize,
+    /// A file (0600) holding the whole new secret, which `kubectl replace
+    /// -f` (or `create -f`) writes as pullfix does, other entries included.
+    pub object_file: Option<&'a str>,
 }
 
 /// The kubectl commands that do what `action` does (redacted: the password
@@ -572,16 +578,10 @@ pub(crate) fn commands(action: &Action, facts: &CommandFacts<'_>) -> Vec<String>
             server,
             exists,
             recreate,
-        } => secret_commands(
-            namespace,
-            name,
-            server,
-            facts.username,
-            *exists && *recreate,
-        ),
+        } => secret_commands(namespace, name, server, facts, *exists && *recreate),
         Action::UpdateOtherNamespaces { server, secrets } => secrets
             .iter()
-            .flat_map(|(ns, name)| secret_commands(ns, name, server, facts.username, false))
+            .flat_map(|(ns, name)| secret_commands(ns, name, server, facts, false))
             .collect(),
         Action::AttachToServiceAccount {
             namespace,
@@ -646,13 +646,33 @@ pub(crate) fn commands(action: &Action, facts: &CommandFacts<'_>) -> Vec<String>
 /// delete when the type must change). An ECR registry's password is a
 /// fresh token from the AWS CLI; elsewhere it is `<password>`, and the
 /// username is the known one or `$REGISTRY_USERNAME`.
+///
+/// That command writes a secret with one `auths` entry. When the secret
+/// keeps others, the equivalent is `kubectl replace -f FILE` of the whole
+/// new object pullfix wrote to a 0600 file (carrying the resourceVersion it
+/// was based on, as pullfix's own write does); without such a file the
+/// command says that it is not equivalent.
 fn secret_commands(
     ns: &str,
     name: &str,
     server: &str,
-    username: Option<&str>,
+    facts: &CommandFacts<'_>,
     delete_first: bool,
 ) -> Vec<String> {
+    let mut out = Vec::new();
+    if delete_first {
+        out.push(format!("kubectl delete secret {name} -n {ns}"));
+    }
+    if let Some(file) = facts.object_file {
+        let file = shell_word(file);
+        out.push(if delete_first {
+            format!("kubectl create -f {file}")
+        } else {
+            format!("kubectl replace -f {file}")
+        });
+        return out;
+    }
+    let username = facts.username;
     let (user, password) = match crate::diagnose::secrets::ecr_region(server) {
         Some(region) if crate::diagnose::secrets::is_ecr_host(server) => (
             "AWS".to_string(),
@@ -663,19 +683,22 @@ fn secret_commands(
             "<password>".to_string(),
         ),
     };
-    let mut out = Vec::new();
-    if delete_first {
-        out.push(format!("kubectl delete secret {name} -n {ns}"));
-    }
+    let caveat = match facts.other_entries {
+        0 => String::new(),
+        n => format!(
+            " # not equivalent: this secret has {n} other auths entr{} which this command drops; `kubectl pullfix fix` keeps them",
+            if n == 1 { "y" } else { "ies" }
+        ),
+    };
     out.push(format!(
-        "kubectl create secret docker-registry {name} --docker-server={server} --docker-username={user} --docker-password={password} -n {ns} --dry-run=client -o yaml | kubectl apply -f -"
+        "kubectl create secret docker-registry {name} --docker-server={server} --docker-username={user} --docker-password={password} -n {ns} --dry-run=client -o yaml | kubectl apply -f -{caveat}"
     ));
     out
 }
 
 /// A word as a shell reads it ([`crate::sanitize::shell_word`]): bare,
 /// single-quoted, or `$'…'` when it holds control characters.
-fn shell_word(s: &str) -> String {
+pub(crate) fn shell_word(s: &str) -> String {
     crate::sanitize::shell_word(s)
 }
 
@@ -712,11 +735,27 @@ pub(crate) fn advice(f: &Finding, others: &[OtherSecret]) -> Option<Vec<Step>> {
     let facts = CommandFacts {
         username,
         service_account_secrets: &sa_secrets,
+        ..CommandFacts::default()
     };
     let mut out: Vec<Step> = steps
         .iter()
         .map(|s| {
-            let cmds = commands(&s.action, &facts);
+            // The entries the written secret keeps, as diagnosed.
+            let kept = match &s.action {
+                Action::WriteSecret { name, .. } => f
+                    .secrets
+                    .iter()
+                    .find(|r| r.name == *name)
+                    .map_or(0, |r| r.other_entries),
+                _ => 0,
+            };
+            let cmds = commands(
+                &s.action,
+                &CommandFacts {
+                    other_entries: kept,
+                    ..facts
+                },
+            );
             let after = s.after("step ");
             // A choice among several tags is not one command: the guided
             // fix offers them as a menu, with digests and build dates.
@@ -814,6 +853,7 @@ mod tests {
             age_seconds: None,
             manager: None,
             ecr: None,
+            other_entries: 0,
         }
     }
 
@@ -1251,9 +1291,24 @@ mod tests {
             &s.action,
             &CommandFacts {
                 username,
-                service_account_secrets: &[],
+                ..CommandFacts::default()
             },
         )
+    }
+
+    #[test]
+    fn advice_says_when_create_secret_would_drop_other_entries() {
+        let mut f = finding(Cause::CredentialsRejected, "reg.example.com/team/app:v1");
+        f.secrets = vec![SecretReport {
+            other_entries: 1,
+            ..report("regcred", vec![])
+        }];
+        let steps = advice(&f, &[]).unwrap();
+        let cmd = steps[0].command.as_deref().unwrap();
+        assert!(
+            cmd.ends_with("# not equivalent: this secret has 1 other auths entry which this command drops; `kubectl pullfix fix` keeps them"),
+            "{cmd}"
+        );
     }
 
     #[test]
@@ -1329,6 +1384,46 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_with_other_entries_is_replaced_whole_or_says_it_is_not_equivalent() {
+        let write = |recreate| Action::WriteSecret {
+            namespace: "shop".into(),
+            name: "regcred".into(),
+            server: "reg.example.com".into(),
+            exists: true,
+            recreate,
+        };
+        let kept = CommandFacts {
+            username: Some("u"),
+            other_entries: 2,
+            ..CommandFacts::default()
+        };
+        let c = commands(&write(false), &kept);
+        assert_eq!(c.len(), 1);
+        assert!(
+            c[0].ends_with(" # not equivalent: this secret has 2 other auths entries which this command drops; `kubectl pullfix fix` keeps them"),
+            "{c:?}"
+        );
+        let file = CommandFacts {
+            object_file: Some("/b/20260101-shop-secret-regcred.new.yaml"),
+            ..kept
+        };
+        assert_eq!(
+            commands(&write(false), &file),
+            ["kubectl replace -f /b/20260101-shop-secret-regcred.new.yaml"]
+        );
+        assert_eq!(
+            commands(&write(true), &file),
+            [
+                "kubectl delete secret regcred -n shop",
+                "kubectl create -f /b/20260101-shop-secret-regcred.new.yaml"
+            ]
+        );
+        // One entry: the create | apply is the equivalent, with no caveat.
+        let one = commands(&write(false), &CommandFacts::default());
+        assert!(!one[0].contains('#'), "{one:?}");
+    }
+
+    #[test]
     fn the_service_account_patch_keeps_its_other_secrets() {
         let attach = Action::AttachToServiceAccount {
             namespace: "shop".into(),
@@ -1339,8 +1434,8 @@ mod tests {
         let c = commands(
             &attach,
             &CommandFacts {
-                username: None,
                 service_account_secrets: &before,
+                ..CommandFacts::default()
             },
         );
         assert_eq!(

@@ -1034,6 +1034,7 @@ mod tests {
                     expired: true,
                     basis: "token".into(),
                 }),
+                other_entries: 0,
             }],
             ..Finding::sample(ns, cause, image)
         }
