@@ -3,12 +3,8 @@
 //! plugin is still killed after 60 s. No cluster needed: the plugin never
 //! answers, so no request is ever sent.
 
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_kubectl-pullfix");
+use std::time::Duration;
 
 /// A kubeconfig whose user gets its token from `plugin` (exec, v1beta1).
 fn exec_kubeconfig(dir: &Path, plugin: &Path) -> PathBuf {
@@ -51,41 +47,6 @@ fn sleeping_plugin(dir: &Path) -> PathBuf {
     p
 }
 
-/// Runs the plugin, killing it past `limit`; returns exit code, stderr and
-/// wall time.
-fn run(args: &[&str], home: &Path, limit: Duration) -> (Option<i32>, String, Duration) {
-    let start = Instant::now();
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .env_remove("RUST_LOG")
-        .env("HOME", home)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start kubectl-pullfix");
-    let mut stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let code = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status.code();
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (code, reader.join().unwrap(), start.elapsed())
-}
-
 #[test]
 fn request_timeout_bounds_the_exec_credential_plugin() {
     let home = tempfile::tempdir().unwrap();
@@ -99,7 +60,11 @@ fn request_timeout_bounds_the_exec_credential_plugin() {
     ] {
         let mut args = vec!["--kubeconfig", kc, "--request-timeout", "2s"];
         args.extend(command.iter().copied());
-        let (code, err, elapsed) = run(&args, home.path(), Duration::from_secs(30));
+        let crate::input::Outcome {
+            code,
+            stderr: err,
+            elapsed,
+        } = crate::input::run_with(&args, home.path(), Duration::from_secs(30));
         assert!(!err.contains("panicked"), "{args:?} panicked:\n{err}");
         assert!(
             elapsed < Duration::from_secs(10),

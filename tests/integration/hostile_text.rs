@@ -6,8 +6,6 @@
 //! C1 CSI, a bare carriage return, a bidi override and a newline; `scan`,
 //! `diagnose`, `fix --dry-run --yes --report` must show them escaped.
 
-use std::process::{Command, Stdio};
-
 use base64::Engine as _;
 use serde_json::json;
 
@@ -23,25 +21,7 @@ fn b64(s: &str) -> String {
 }
 
 fn kubectl(sandbox: &SandboxShell, args: &[&str], stdin: Option<String>) {
-    let mut c = Command::new("kubectl");
-    c.args(args)
-        .envs(sandbox.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().expect("kubectl on PATH");
-    if let Some(input) = stdin {
-        use std::io::Write as _;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    } else {
-        drop(child.stdin.take());
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = sandbox.kubectl(args, stdin.as_deref().unwrap_or_default());
     assert!(out.status.success(), "kubectl {args:?}: {}", text(&out));
 }
 

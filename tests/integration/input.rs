@@ -12,15 +12,15 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kubectl-pullfix");
 
-struct Outcome {
-    code: Option<i32>,
-    stderr: String,
-    elapsed: Duration,
+pub(crate) struct Outcome {
+    pub(crate) code: Option<i32>,
+    pub(crate) stderr: String,
+    pub(crate) elapsed: Duration,
 }
 
 /// Runs the plugin with no ambient kubeconfig or AWS settings and a hard
 /// limit on wall time (the child is killed past it).
-fn run_with(args: &[&str], home: &Path, limit: Duration) -> Outcome {
+pub(crate) fn run_with(args: &[&str], home: &Path, limit: Duration) -> Outcome {
     run_env(args, home, limit, None)
 }
 

@@ -4,30 +4,10 @@
 //! secret from scratch, saying so; neither panics (exit 101). Issue 16,
 //! observation 1.
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use crate::shell::{SandboxShell, text};
-
-/// kubectl with the sandbox's environment, `stdin` piped in.
-fn kubectl(shell: &SandboxShell, args: &[&str], stdin: &str) -> Output {
-    use std::io::Write as _;
-    let mut child = Command::new("kubectl")
-        .args(args)
-        .envs(shell.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl on PATH (the sandbox tests drive it from another terminal)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
 
 /// Exit 0 or 1 (a finding), never 101 (a panic) or 2; no panic text.
 fn assert_no_panic(o: &Output, what: &str) {
@@ -46,12 +26,12 @@ fn a_pull_secret_holding_a_json_array_is_a_finding_not_a_panic() {
     let shell = SandboxShell::start("rotated-password", &dir.path().join("sb"));
     // The pods' own pull secret becomes the odd one (a rollout to a new
     // secret name would take a while on a busy machine).
-    let o = kubectl(&shell, &["delete", "secret", "regcred", "-n", "shop"], "");
+    let o = shell.kubectl(&["delete", "secret", "regcred", "-n", "shop"], "");
     assert!(o.status.success(), "{}", text(&o));
     let secret = r#"{"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
         "metadata": {"name": "regcred", "namespace": "shop"},
         "stringData": {".dockerconfigjson": "[1,2]"}}"#;
-    let o = kubectl(&shell, &["apply", "-f", "-"], secret);
+    let o = shell.kubectl(&["apply", "-f", "-"], secret);
     assert!(o.status.success(), "{}", text(&o));
 
     let tool = |args: &[&str]| {
@@ -110,8 +90,7 @@ fn a_pull_secret_holding_a_json_array_is_a_finding_not_a_panic() {
         assert!(!all.contains(&s), "a secret value was printed");
     }
     // The secret now holds a docker config of the right type.
-    let o = kubectl(
-        &shell,
+    let o = shell.kubectl(
         &[
             "get",
             "secret",

@@ -58,6 +58,24 @@ impl SandboxShell {
         c
     }
 
+    /// kubectl with the sandbox's environment, `stdin` fed to it (empty:
+    /// nothing to read).
+    pub fn kubectl(&self, args: &[&str], stdin: &str) -> Output {
+        use std::io::Write as _;
+        let mut child = Command::new("kubectl")
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl on PATH (the sandbox tests drive it from another terminal)");
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.as_bytes()).unwrap();
+        drop(input);
+        child.wait_with_output().unwrap()
+    }
+
     /// Every value that must never be printed: the registries' passwords,
     /// the handed-over credential, and the API tokens of the kubeconfigs
     /// (the bearer token and the token in the server URL's path).

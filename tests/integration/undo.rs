@@ -12,14 +12,6 @@ use serde_json::Value;
 use crate::shell::{SandboxShell, text};
 
 /// `kubectl ARGS` against the sandbox.
-fn kubectl(shell: &SandboxShell, args: &[&str]) -> std::process::Output {
-    Command::new("kubectl")
-        .args(args)
-        .envs(shell.env.iter().map(|(k, v)| (k, v)))
-        .output()
-        .unwrap()
-}
-
 /// A shell command line against the sandbox, as a person would paste it.
 fn sh(shell: &SandboxShell, line: &str) -> std::process::Output {
     Command::new("sh")
@@ -30,9 +22,9 @@ fn sh(shell: &SandboxShell, line: &str) -> std::process::Output {
 }
 
 fn secret(shell: &SandboxShell) -> Value {
-    let out = kubectl(
-        shell,
+    let out = shell.kubectl(
         &["get", "secret", "regcred", "-n", "shop", "-o", "json"],
+        "",
     );
     assert!(out.status.success(), "{}", text(&out));
     serde_json::from_slice(&out.stdout).unwrap()
@@ -110,8 +102,7 @@ fn restore_refuses_when_the_object_moved_on_and_restores_otherwise() {
     );
 
     // Someone changes the secret: the printed restore and `restore` refuse.
-    let a = kubectl(
-        &shell,
+    let a = shell.kubectl(
         &[
             "annotate",
             "secret",
@@ -120,9 +111,10 @@ fn restore_refuses_when_the_object_moved_on_and_restores_otherwise() {
             "shop",
             "team=payments",
         ],
+        "",
     );
     assert!(a.status.success(), "{}", text(&a));
-    let r = kubectl(&shell, &["replace", "-f", &backup]);
+    let r = shell.kubectl(&["replace", "-f", &backup], "");
     assert!(!r.status.success(), "kubectl replace overwrote a change");
     assert!(text(&r).contains("Conflict"), "{}", text(&r));
     let out = shell.tool(&["restore", &backup, "--yes"]).output().unwrap();
@@ -142,9 +134,9 @@ fn restore_refuses_when_the_object_moved_on_and_restores_otherwise() {
     );
 
     // Without a change since, it restores (after a rehearsal that writes nothing).
-    let a = kubectl(
-        &shell,
+    let a = shell.kubectl(
         &["annotate", "secret", "regcred", "-n", "shop", "team-"],
+        "",
     );
     assert!(a.status.success(), "{}", text(&a));
     let out = shell
@@ -223,8 +215,7 @@ fn the_kubectl_equivalent_keeps_the_other_registry_entry() {
     });
     let patch = serde_json::json!([{"op": "replace", "path": "/data/.dockerconfigjson",
         "value": STANDARD.encode(cfg.to_string())}]);
-    let p = kubectl(
-        &shell,
+    let p = shell.kubectl(
         &[
             "patch",
             "secret",
@@ -235,6 +226,7 @@ fn the_kubectl_equivalent_keeps_the_other_registry_entry() {
             "-p",
             &patch.to_string(),
         ],
+        "",
     );
     assert!(p.status.success(), "{}", text(&p));
 
