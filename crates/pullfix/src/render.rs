@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::diagnose::Confidence;
 use crate::diagnose::run::Report;
-use crate::sanitize::{indented, line};
+use crate::sanitize::{self, indented, line};
 use crate::scan::{Assessment, Scanned, Severity, Workload};
 
 /// The schema version of `-o json` / `-o yaml`.
@@ -93,13 +93,27 @@ pub fn structured<T: Serialize>(
     };
     match format {
         Format::Json => {
-            // Through io::Error, so a closed pipe stays recognisable.
-            serde_json::to_writer_pretty(&mut *out, &env).map_err(std::io::Error::from)?;
+            let text = serde_json::to_string_pretty(&env)?;
+            out.write_all(sanitize::json_document(&text).as_bytes())?;
             writeln!(out)?;
         }
         Format::Yaml => {
             let text = serde_saphyr::to_string(&env)?;
-            out.write_all(text.as_bytes())?;
+            if sanitize::has_raw_control(&text) {
+                // The emitter escapes control characters but leaves bidi
+                // and other format characters raw, in scalars where an
+                // escape would not read back. JSON is YAML too: the same
+                // values, every character escaped.
+                let json = serde_json::to_string_pretty(&env)?;
+                writeln!(
+                    out,
+                    "# JSON style: values hold characters a terminal would act on, shown escaped"
+                )?;
+                out.write_all(sanitize::json_document(&json).as_bytes())?;
+                writeln!(out)?;
+            } else {
+                out.write_all(text.as_bytes())?;
+            }
         }
         Format::Text | Format::Wide | Format::Name => {
             unreachable!("text, wide and name output have their own renderers")

@@ -17,8 +17,10 @@
 //!   variants for the incident report, which also neutralise Markdown
 //!   syntax where a value is interpolated.
 //!
-//! JSON and YAML output does not use this module: serde escapes control
-//! characters, and a document for tools should carry the values unchanged.
+//! - [`json_document`]: a JSON document for tools keeps every value
+//!   unchanged, but the characters serde leaves raw (DEL, C1 controls,
+//!   bidi and other format characters) are written as `\uXXXX` escapes,
+//!   so `pullfix … -o json` read in a terminal is as inert as text output.
 //!
 //! All functions are pure.
 
@@ -302,9 +304,33 @@ fn longest_backtick_run(s: &str) -> usize {
     longest
 }
 
+/// A serialized JSON or YAML document with every character serde leaves
+/// raw but a terminal acts on (DEL, C1 controls, bidi and other invisible
+/// format characters) written as a `\uXXXX` escape. Such a character can
+/// only stand inside a string of a JSON document (serde_json writes C0
+/// controls escaped), where `\uXXXX` reads back as the same character, so
+/// the values a tool parses are unchanged. For JSON only: a YAML emitter
+/// may leave such a character in a plain or block scalar, where an escape
+/// is not read back (see [`crate::render::structured`]).
+pub fn json_document(doc: &str) -> Cow<'_, str> {
+    if !doc.chars().any(|c| c != '\n' && c != '\t' && is_unsafe(c)) {
+        return Cow::Borrowed(doc);
+    }
+    let mut out = String::with_capacity(doc.len() + 16);
+    for c in doc.chars() {
+        if c != '\n' && c != '\t' && is_unsafe(c) {
+            // Every unsafe character is in the basic multilingual plane.
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// Whether `s` holds a byte a terminal would act on: any control character
 /// other than a line feed, or an invisible format character. For tests of
-/// the renderers (colour off).
+/// the renderers (colour off), and for the YAML renderer's fallback.
 pub fn has_raw_control(s: &str) -> bool {
     s.chars().any(|c| c != '\n' && is_unsafe(c))
 }
@@ -371,6 +397,48 @@ mod tests {
         assert!(s.len() < MAX_LINE + 32);
         let big = "x".repeat(100 * 1024);
         assert!(block(&big).len() < MAX_BLOCK + 32);
+    }
+
+    #[test]
+    fn json_and_yaml_documents_are_inert_and_read_back_unchanged() {
+        use crate::render::{Format, structured};
+        let mut samples = hostile_samples();
+        samples.extend([
+            "del\u{7f}".into(),
+            "zw\u{200b}j\u{feff}".into(),
+            "a\nb\u{202e}c".into(),
+        ]);
+        for s in samples {
+            let body = serde_json::json!({ s.clone(): [s.clone()], "plain": "ok" });
+            for format in [Format::Json, Format::Yaml] {
+                let mut out = Vec::new();
+                structured(&mut out, format, "Probe", &body).unwrap();
+                let doc = String::from_utf8(out).unwrap();
+                assert!(!has_raw_control(&doc), "{format:?}: {doc:.200}");
+                let mut back: serde_json::Value = match format {
+                    Format::Json => serde_json::from_str(&doc).unwrap(),
+                    _ => serde_saphyr::from_str(&doc).unwrap(),
+                };
+                let back = back.as_object_mut().unwrap();
+                assert_eq!(back.remove("kind"), Some("Probe".into()));
+                back.remove("apiVersion").unwrap();
+                assert_eq!(
+                    serde_json::Value::from(back.clone()),
+                    body,
+                    "{format:?}: {doc:.200}"
+                );
+            }
+        }
+        // Plain values keep the emitter's own YAML.
+        let mut out = Vec::new();
+        structured(
+            &mut out,
+            Format::Yaml,
+            "Probe",
+            &serde_json::json!({"a": "b"}),
+        )
+        .unwrap();
+        assert!(String::from_utf8(out).unwrap().contains("a: b"));
     }
 
     #[test]
