@@ -38,11 +38,16 @@ contexts:
 }
 
 /// A credential plugin named `aws` that waits 60 s (an SSO login nobody
-/// completes), in a shell that keeps running while `sleep` does.
+/// completes), in a shell that keeps running while its child `sleep` does;
+/// the child's pid goes to `aws.pid`.
 fn sleeping_plugin(dir: &Path) -> PathBuf {
     use std::os::unix::fs::PermissionsExt as _;
     let p = dir.join("aws");
-    std::fs::write(&p, "#!/bin/sh\nsleep 60\necho '{}'\n").unwrap();
+    std::fs::write(
+        &p,
+        "#!/bin/sh\nsleep 60 &\necho $! > \"$0.pid\"\nwait\necho '{}'\n",
+    )
+    .unwrap();
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
     p
 }
@@ -81,6 +86,29 @@ fn request_timeout_bounds_the_exec_credential_plugin() {
             err.lines()
                 .any(|l| l.starts_with("help: ") && l.contains("--request-timeout")),
             "{args:?}: no advice:\n{err}"
+        );
+        // What the plugin started was killed with it, not left running.
+        let pid_file = home.path().join("aws.pid");
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        std::fs::remove_file(&pid_file).unwrap();
+        let alive = || {
+            std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).is_ok_and(|stat| {
+                !stat
+                    .rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while alive() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            !alive(),
+            "{args:?}: the plugin's child `sleep` (pid {}) outlived it",
+            pid.trim()
         );
     }
 }

@@ -359,6 +359,109 @@ struct ExecCreds {
     key: Option<String>,
 }
 
+/// Runs `cmd` to completion and collects its output, or, when `bound`
+/// passes first, kills it and everything it started (`aws` runs helpers, a
+/// shell script its commands; they would otherwise be left running) and
+/// answers `None`. The plugin stays in pullfix's process group, so a
+/// Ctrl-C at the terminal reaches it and its children as under kubectl.
+async fn output_within(
+    mut cmd: tokio::process::Command,
+    bound: Duration,
+) -> Option<std::io::Result<std::process::Output>> {
+    use tokio::io::AsyncReadExt as _;
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return Some(Err(e)),
+    };
+    let (mut stdout, mut stderr) = (child.stdout.take(), child.stderr.take());
+    let run = async {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let read_out = async {
+            match stdout.as_mut() {
+                Some(p) => p.read_to_end(&mut out).await.map(drop),
+                None => Ok(()),
+            }
+        };
+        let read_err = async {
+            match stderr.as_mut() {
+                Some(p) => p.read_to_end(&mut err).await.map(drop),
+                None => Ok(()),
+            }
+        };
+        let (o, e, status) = tokio::join!(read_out, read_err, child.wait());
+        o?;
+        e?;
+        Ok(std::process::Output {
+            status: status?,
+            stdout: out,
+            stderr: err,
+        })
+    };
+    if let Ok(done) = tokio::time::timeout(bound, run).await {
+        // It answered: what it left running on purpose (a credential cache
+        // daemon) is not ours to stop.
+        return Some(done);
+    }
+    // Its children first, while they are still known as its children (once
+    // it dies they are adopted by init and lost from view).
+    #[cfg(target_os = "linux")]
+    if let Some(root) = child.id() {
+        for pid in descendants(root) {
+            if let Some(pid) = i32::try_from(pid)
+                .ok()
+                .and_then(rustix::process::Pid::from_raw)
+            {
+                // Already gone is fine: nothing is left to stop.
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+        }
+    }
+    let _ = child.start_kill();
+    None
+}
+
+/// The processes below `root` (children, their children, ...), from
+/// `/proc/PID/stat`'s parent field.
+#[cfg(target_os = "linux")]
+fn descendants(root: u32) -> Vec<u32> {
+    let mut parent_of = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        if let Some(ppid) = parent_in_stat(&stat) {
+            parent_of.push((pid, ppid));
+        }
+    }
+    let mut found = vec![root];
+    let mut i = 0;
+    while let Some(&p) = found.get(i) {
+        for &(pid, ppid) in &parent_of {
+            if ppid == p && !found.contains(&pid) {
+                found.push(pid);
+            }
+        }
+        i += 1;
+    }
+    found.retain(|&p| p != root);
+    found
+}
+
+/// The parent pid in a `/proc/PID/stat` line: `PID (COMM) STATE PPID …`,
+/// where COMM may hold spaces and parentheses (so: after the last `)`).
+#[cfg(any(target_os = "linux", test))]
+fn parent_in_stat(stat: &str) -> Option<u32> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Runs an exec credential plugin once and reads its ExecCredential. The
 /// plugin is killed if it has not answered within `bound`
 /// (`--request-timeout`, or [`DEFAULT_EXEC_TIMEOUT`]).
@@ -384,10 +487,14 @@ async fn run_exec(exec: &ExecConfig, bound: Duration) -> anyhow::Result<ExecCred
         serde_json::json!({"apiVersion": api_version, "kind": "ExecCredential", "spec": {"interactive": false}})
             .to_string(),
     );
-    cmd.stdin(std::process::Stdio::null());
-    // Dropping the unfinished `output()` future on timeout kills the plugin.
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    // Dropping the unfinished wait on timeout kills the plugin; the guard
+    // kills what it started too (`aws` runs helpers, a shell script its
+    // commands), which would otherwise be left running.
     cmd.kill_on_drop(true);
-    let Ok(out) = tokio::time::timeout(bound, cmd.output()).await else {
+    let Some(out) = output_within(cmd, bound).await else {
         anyhow::bail!(
             "the kubeconfig's exec credential plugin `{}` did not answer within {} (killed)\nhelp: run it by hand to see what it waits for (an SSO login? `aws sso login`), or allow it longer with --request-timeout",
             crate::input::shown(&command),
@@ -450,6 +557,14 @@ contexts:
 - name: prod
   context: {cluster: c1, user: u1}
 ";
+
+    #[test]
+    fn a_parent_pid_is_read_past_the_command_name() {
+        assert_eq!(parent_in_stat("42 (sleep) S 7 42 1 0"), Some(7));
+        assert_eq!(parent_in_stat("42 (a) b) (c) S 9 1"), Some(9));
+        assert_eq!(parent_in_stat("42 (trunc"), None);
+        assert_eq!(parent_in_stat(""), None);
+    }
 
     fn one_error_line(e: &anyhow::Error) -> String {
         let text = format!("{e:#}");
