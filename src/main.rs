@@ -1,7 +1,13 @@
 //! `kubectl-pullfix`: found by kubectl on PATH and run as `kubectl pullfix`.
 
-// No unwrap/expect/panic in the product; tests may (clippy.toml). Issue 16.
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// No unwrap/expect/panic or indexing that could panic in the product;
+// tests may (clippy.toml). Issue 16.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod cli;
 

@@ -348,17 +348,17 @@ fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(hex) = std::str::from_utf8(&bytes[i + 1..i + 3])
+    while let Some(&c) = bytes.get(i) {
+        if c == b'%'
+            && let Some(hex) = bytes.get(i + 1..i + 3)
+            && let Ok(hex) = std::str::from_utf8(hex)
             && let Ok(b) = u8::from_str_radix(hex, 16)
         {
             out.push(b);
             i += 3;
             continue;
         }
-        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        out.push(if c == b'+' { b' ' } else { c });
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()

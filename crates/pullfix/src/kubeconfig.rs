@@ -523,8 +523,12 @@ async fn run_exec(exec: &ExecConfig, bound: Duration) -> anyhow::Result<ExecCred
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).with_context(|| {
         format!("the credential plugin `{command}` printed something that is not an ExecCredential")
     })?;
-    let s = &v["status"];
-    let get = |k: &str| s[k].as_str().map(str::to_string);
+    let get = |k: &str| {
+        v.get("status")
+            .and_then(|s| s.get(k))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string)
+    };
     Ok(ExecCreds {
         token: get("token"),
         cert: get("clientCertificateData"),

@@ -28,9 +28,14 @@
 //! this one.
 
 // Objects from the API server and answers from registries are untrusted
-// input: any shape is a finding, never a panic. Tests may unwrap
-// (clippy.toml). Issue 16.
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// input: any shape is a finding, never a panic (no unwrap, no indexing
+// that could panic). Tests may unwrap and index (clippy.toml). Issue 16.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 pub mod api;
 pub mod collect;

@@ -152,11 +152,11 @@ fn mask_authorization(text: &str) -> String {
         while bytes.get(j) == Some(&b' ') {
             j += 1;
         }
-        if j >= bytes.len() {
+        let Some(&c) = bytes.get(j) else {
             break;
-        }
-        if matches!(bytes[j], b'"' | b'\'') {
-            quote = Some(bytes[j]);
+        };
+        if matches!(c, b'"' | b'\'') {
+            quote = Some(c);
             j += 1;
         }
         out.push_str(&text[i..j]);
@@ -192,14 +192,13 @@ fn mask_keyed_values(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
     let mut k = 0;
-    while k < bytes.len() {
+    while let Some(c) = bytes.get(k) {
         // A key starts after a boundary.
-        let boundary = k == 0
-            || matches!(
-                bytes[k - 1],
-                b'?' | b'&' | b';' | b' ' | b'"' | b'{' | b',' | b'\''
-            );
-        if !boundary || !bytes[k].is_ascii_alphabetic() {
+        let boundary = k
+            .checked_sub(1)
+            .and_then(|p| bytes.get(p))
+            .is_none_or(|&b| matches!(b, b'?' | b'&' | b';' | b' ' | b'"' | b'{' | b',' | b'\''));
+        if !boundary || !c.is_ascii_alphabetic() {
             k += 1;
             continue;
         }
@@ -218,25 +217,28 @@ fn mask_keyed_values(text: &str) -> String {
             j += 1;
         }
         let sep = j;
-        while j < bytes.len() && matches!(bytes[j], b'=' | b':' | b' ') {
+        while matches!(bytes.get(j), Some(b'=' | b':' | b' ')) {
             j += 1;
         }
-        if j == sep || j >= bytes.len() {
-            k = j.max(k + 1);
-            continue;
-        }
-        let quoted = matches!(bytes[j], b'"' | b'\'');
+        let first = match bytes.get(j) {
+            Some(&c) if j != sep => c,
+            _ => {
+                k = j.max(k + 1);
+                continue;
+            }
+        };
+        let quoted = matches!(first, b'"' | b'\'');
         if quoted {
             j += 1;
         }
         let end = if quoted {
-            let q = bytes[j - 1] as char;
+            let q = first as char;
             text[j..].find([q, '\n']).map_or(text.len(), |e| j + e)
         } else {
             text[j..].find(value_end).map_or(text.len(), |e| j + e)
         };
         // `"auth": {` or `token=` with nothing: not a value to hide.
-        if end > j && !matches!(bytes[j], b'{' | b'[') {
+        if end > j && !matches!(bytes.get(j), Some(b'{' | b'[')) {
             out.push_str(&text[i..j]);
             out.push_str(MASK);
             i = end;

@@ -201,9 +201,9 @@ pub fn scan_wide(out: &mut dyn Write, a: &Assessment, p: &Palette) -> anyhow::Re
 }
 
 fn scan_table(out: &mut dyn Write, a: &Assessment, p: &Palette, wide: bool) -> anyhow::Result<()> {
-    if a.groups.is_empty() {
+    let Some(first) = a.groups.first() else {
         return nothing_failing(out, &a.scanned, p);
-    }
+    };
     let list = |v: &[String]| {
         if v.is_empty() {
             "-".to_string()
@@ -293,7 +293,6 @@ fn scan_table(out: &mut dyn Write, a: &Assessment, p: &Palette, wide: bool) -> a
     for n in &a.notes {
         writeln!(out, "{} {}", p.warn.apply_to("note:"), indented(n, "  "))?;
     }
-    let first = &a.groups[0];
     writeln!(
         out,
         "{} kubectl pullfix diagnose {} -n {}",

@@ -412,7 +412,10 @@ pub(crate) fn group(
                 cause,
                 confidence,
                 network,
-                reason: members[0].1.reason.clone(),
+                reason: members
+                    .first()
+                    .map(|(_, c)| c.reason.clone())
+                    .unwrap_or_default(),
                 failing_pods: pods.len(),
                 oldest_failure_seconds: oldest,
                 pods: pods.into_iter().collect(),
@@ -508,9 +511,14 @@ pub(crate) fn assess(
 fn replicas_of(kind: &str, w: &WorkloadLite) -> Replicas {
     let int = |v: &serde_json::Value| v.as_i64().unwrap_or(0);
     let s = &w.status;
+    let spec_replicas = w
+        .spec
+        .get("replicas")
+        .and_then(serde_json::Value::as_i64)
+        .unwrap_or(1);
     match kind {
         "Deployment" => {
-            let desired = w.spec["replicas"].as_i64().unwrap_or(1);
+            let desired = spec_replicas;
             let progressing_failed = s["conditions"].as_array().is_some_and(|cs| {
                 cs.iter()
                     .any(|c| c["type"] == "Progressing" && c["status"] == "False")
@@ -528,7 +536,7 @@ fn replicas_of(kind: &str, w: &WorkloadLite) -> Replicas {
         }
         "StatefulSet" | "ReplicaSet" => Replicas {
             ready: int(&s["readyReplicas"]),
-            desired: w.spec["replicas"].as_i64().unwrap_or(1),
+            desired: spec_replicas,
             rollout_blocked: false,
         },
         "DaemonSet" => Replicas {

@@ -1085,11 +1085,11 @@ const STATUS_REASONS: &[(u16, &str)] = &[
 fn extract_status(lower: &str) -> Option<u16> {
     let b = lower.as_bytes();
     let mut i = 0;
-    while i + 3 <= b.len() {
-        let is_num = b[i..i + 3].iter().all(u8::is_ascii_digit);
-        let before_ok = i == 0
-            || !(b[i - 1].is_ascii_alphanumeric()
-                || matches!(b[i - 1], b'.' | b':' | b'-' | b'_' | b'/'));
+    while let Some(digits) = b.get(i..i + 3) {
+        let is_num = digits.iter().all(u8::is_ascii_digit);
+        let before_ok = i.checked_sub(1).and_then(|p| b.get(p)).is_none_or(|&c| {
+            !(c.is_ascii_alphanumeric() || matches!(c, b'.' | b':' | b'-' | b'_' | b'/'))
+        });
         let after_ok = b.get(i + 3).is_none_or(|c| !c.is_ascii_alphanumeric());
         if is_num && before_ok && after_ok {
             // Three ASCII digits: a valid number and char boundaries.

@@ -12,6 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use chrono::Utc;
 use kube::Client;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Node, Pod, Secret, ServiceAccount};
@@ -743,8 +744,11 @@ fn node_facts(
         let wanted = img.to_string();
         for n in nodes {
             if n.metadata.name == node_name {
-                arch = n.status.node_info["architecture"]
-                    .as_str()
+                arch = n
+                    .status
+                    .node_info
+                    .get("architecture")
+                    .and_then(Value::as_str)
                     .unwrap_or("amd64")
                     .to_string();
             }
@@ -888,7 +892,12 @@ async fn refresh_jobs(
             continue;
         };
         for cj in cronjobs {
-            let template = cj.spec["jobTemplate"].to_string();
+            // No template: looked at as the text `null`.
+            let template = cj
+                .spec
+                .get("jobTemplate")
+                .unwrap_or(&Value::Null)
+                .to_string();
             let looks = cj.metadata.name.contains("refresh")
                 || cj.metadata.name.contains("ecr")
                 || template.contains("get-login-password")
@@ -909,7 +918,7 @@ async fn refresh_jobs(
                         .iter()
                         .any(|o| o.kind == "CronJob" && o.name == cj.metadata.name)
                 })
-                .filter(|j| j.status["failed"].as_i64().unwrap_or(0) > 0)
+                .filter(|j| j.status.get("failed").and_then(Value::as_i64).unwrap_or(0) > 0)
                 .collect();
             failed.sort_by(|a, b| {
                 b.metadata
@@ -923,9 +932,22 @@ async fn refresh_jobs(
             out.push(RefreshJob {
                 namespace: ns.clone(),
                 name: cj.metadata.name.clone(),
-                schedule: cj.spec["schedule"].as_str().unwrap_or_default().to_string(),
-                last_schedule: cj.status["lastScheduleTime"].as_str().map(str::to_string),
-                last_successful: cj.status["lastSuccessfulTime"].as_str().map(str::to_string),
+                schedule: cj
+                    .spec
+                    .get("schedule")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                last_schedule: cj
+                    .status
+                    .get("lastScheduleTime")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                last_successful: cj
+                    .status
+                    .get("lastSuccessfulTime")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
                 failed_jobs: failed.iter().map(|j| j.metadata.name.clone()).collect(),
                 failure_tail,
             });
@@ -943,14 +965,16 @@ async fn failure_tail(client: &Client, ns: &str, job: &str) -> Option<String> {
     .await
     .ok()?;
     let pod = pods.first()?;
-    let name = pod["metadata"]["name"].as_str()?;
+    let name = pod.pointer("/metadata/name").and_then(Value::as_str)?;
     if let Ok(text) = api::pod_log_tail(client, ns, name, 5).await
         && !text.trim().is_empty()
     {
         return Some(text.trim().to_string());
     }
-    pod["status"]["containerStatuses"][0]["state"]["terminated"]["message"]
-        .as_str()
+    pod.pointer("/status/containerStatuses")
+        .and_then(|cs| cs.get(0))
+        .and_then(|c| c.pointer("/state/terminated/message"))
+        .and_then(Value::as_str)
         .map(str::to_string)
 }
 

@@ -545,8 +545,8 @@ impl RegistryClient {
             check_status(&resp, "GET", &url)?;
             let body: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
             tags.extend(
-                body["tags"]
-                    .as_array()
+                body.get("tags")
+                    .and_then(Value::as_array)
                     .into_iter()
                     .flatten()
                     .filter_map(Value::as_str)
@@ -593,7 +593,7 @@ impl RegistryClient {
                 Some(header_digest(&got.headers).unwrap_or_else(|| sha256_digest(&got.body)));
         }
         let manifest: Value = serde_json::from_slice(&got.body).unwrap_or(Value::Null);
-        if let Some(config) = manifest["config"]["digest"].as_str() {
+        if let Some(config) = manifest.pointer("/config/digest").and_then(Value::as_str) {
             let blob_url = format!(
                 "{}/v2/{}/blobs/{config}",
                 self.base(image.api_host()),
@@ -603,7 +603,10 @@ impl RegistryClient {
                 && blob.status.is_success()
             {
                 let config: Value = serde_json::from_slice(&blob.body).unwrap_or(Value::Null);
-                info.created = config["created"].as_str().map(str::to_string);
+                info.created = config
+                    .get("created")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
             }
         }
         Ok(info)
@@ -728,8 +731,11 @@ fn check_status(resp: &Response, method: &'static str, url: &str) -> Result<(), 
         }),
         429 => {
             let body: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
-            let message = body["errors"][0]["message"]
-                .as_str()
+            let message = body
+                .get("errors")
+                .and_then(|e| e.get(0))
+                .and_then(|e| e.get("message"))
+                .and_then(Value::as_str)
                 .unwrap_or("too many requests")
                 .to_string();
             Err(PullFailure::RateLimited {
@@ -755,10 +761,14 @@ fn header_digest(headers: &HeaderMap) -> Option<String> {
 use crate::encoding::sha256_digest;
 
 fn manifest_size(m: &Value) -> u64 {
-    let config = m["config"]["size"].as_u64().unwrap_or(0);
-    let layers: u64 = m["layers"]
-        .as_array()
-        .map(|l| l.iter().filter_map(|x| x["size"].as_u64()).sum())
+    let config = m
+        .pointer("/config/size")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let layers: u64 = m
+        .get("layers")
+        .and_then(Value::as_array)
+        .map(|l| l.iter().filter_map(|x| x.get("size")?.as_u64()).sum())
         .unwrap_or(0);
     config + layers
 }

@@ -219,17 +219,17 @@ fn split_domain(name: &str) -> (String, &str, bool) {
 fn valid_component(c: &str) -> bool {
     // [a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*
     let b = c.as_bytes();
-    if b.is_empty() || !is_alnum(b[0]) || !is_alnum(b[b.len() - 1]) {
+    if !(b.first().is_some_and(|&x| is_alnum(x)) && b.last().is_some_and(|&x| is_alnum(x))) {
         return false;
     }
     let mut i = 0;
-    while i < b.len() {
-        if is_alnum(b[i]) {
+    while let Some(&x) = b.get(i) {
+        if is_alnum(x) {
             i += 1;
             continue;
         }
         let start = i;
-        while i < b.len() && !is_alnum(b[i]) {
+        while b.get(i).is_some_and(|&x| !is_alnum(x)) {
             i += 1;
         }
         let sep = &c[start..i];
@@ -266,9 +266,8 @@ fn valid_domain(d: &str) -> bool {
     !host.is_empty()
         && host.split('.').all(|label| {
             let b = label.as_bytes();
-            !b.is_empty()
-                && b[0].is_ascii_alphanumeric()
-                && b[b.len() - 1].is_ascii_alphanumeric()
+            b.first().is_some_and(u8::is_ascii_alphanumeric)
+                && b.last().is_some_and(u8::is_ascii_alphanumeric)
                 && b.iter().all(|x| x.is_ascii_alphanumeric() || *x == b'-')
         })
 }
@@ -276,9 +275,9 @@ fn valid_domain(d: &str) -> bool {
 fn valid_tag(t: &str) -> bool {
     // [\w][\w.-]{0,127}
     let b = t.as_bytes();
-    !b.is_empty()
-        && b.len() <= 128
-        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+    b.len() <= 128
+        && b.first()
+            .is_some_and(|x| x.is_ascii_alphanumeric() || *x == b'_')
         && b.iter()
             .all(|x| x.is_ascii_alphanumeric() || matches!(x, b'_' | b'.' | b'-'))
 }
@@ -286,8 +285,7 @@ fn valid_tag(t: &str) -> bool {
 fn valid_digest(d: &str) -> bool {
     match d.split_once(':') {
         Some((alg, hex)) => {
-            !alg.is_empty()
-                && alg.as_bytes()[0].is_ascii_alphabetic()
+            alg.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
                 && alg
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'+' | b'.'))

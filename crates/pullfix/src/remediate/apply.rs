@@ -662,8 +662,9 @@ impl Executor<'_> {
                 c.with_context(|| format!("ServiceAccount {namespace}/{service_account} not found"))
             })
             .map_err(failed)?;
-        let mut list: Vec<Value> = current["imagePullSecrets"]
-            .as_array()
+        let mut list: Vec<Value> = current
+            .get("imagePullSecrets")
+            .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
         if list.iter().any(|s| s["name"] == secret) {
@@ -703,7 +704,7 @@ impl Executor<'_> {
             requests: vec![Request {
                 target,
                 write: Write::MergePatch(
-                    json!({"metadata": {"resourceVersion": current["metadata"]["resourceVersion"]}, "imagePullSecrets": list}),
+                    json!({"metadata": {"resourceVersion": current.pointer("/metadata/resourceVersion").unwrap_or(&Value::Null)}, "imagePullSecrets": list}),
                 ),
             }],
             backups: vec![Backed {
@@ -726,8 +727,9 @@ impl Executor<'_> {
         secret: &String,
     ) -> Result<Change, Outcome> {
         let (target, current) = self.workload(workload).await.map_err(failed)?;
-        let existing: Vec<String> = current["spec"]["template"]["spec"]["imagePullSecrets"]
-            .as_array()
+        let existing: Vec<String> = current
+            .pointer("/spec/template/spec/imagePullSecrets")
+            .and_then(Value::as_array)
             .into_iter()
             .flatten()
             .filter_map(|s| s["name"].as_str().map(str::to_string))
@@ -772,7 +774,10 @@ impl Executor<'_> {
             .iter()
             .map(|c| c.rsplit_once(':').map_or(c.as_str(), |(_, t)| t))
             .collect();
-        let repo = ImageRef::parse(&candidates[0]).map_err(|e| failed(anyhow::anyhow!("{e}")))?;
+        let Some(first) = candidates.first() else {
+            return Err(failed(anyhow::anyhow!("no tag to choose from")));
+        };
+        let repo = ImageRef::parse(first).map_err(|e| failed(anyhow::anyhow!("{e}")))?;
         if !self.prompter.chooses() {
             return Err(Outcome::Skipped {
                 reason: format!(
@@ -815,7 +820,10 @@ impl Executor<'_> {
         let question = format!("  `{}` does not exist: run which tag instead?", f.image);
         for _ in 0..5 {
             match self.prompter.select(&question, &items).map_err(failed)? {
-                Some(i) if i < another => return Ok(candidates[i].clone()),
+                // `another` is `candidates.len()`: the tags come first.
+                Some(i) if i < another => {
+                    return candidates.get(i).cloned().ok_or(Outcome::Declined);
+                }
                 Some(i) if i == another => {
                     let Some(typed) = self
                         .prompter
@@ -899,8 +907,10 @@ impl Executor<'_> {
         } else {
             "containers"
         };
-        let old = current["spec"]["template"]["spec"][key]
-            .as_array()
+        let old = current
+            .pointer("/spec/template/spec")
+            .and_then(|s| s.get(key))
+            .and_then(Value::as_array)
             .and_then(|cs| cs.iter().find(|c| c["name"] == container))
             .and_then(|c| c["image"].as_str())
             .unwrap_or_default()
@@ -926,7 +936,7 @@ impl Executor<'_> {
         workload: &Workload,
     ) -> Result<Change, Outcome> {
         let (target, current) = self.workload(workload).await.map_err(failed)?;
-        if current["spec"]["paused"].as_bool() == Some(true) {
+        if current.pointer("/spec/paused").and_then(Value::as_bool) == Some(true) {
             return Err(Outcome::Skipped {
                 reason: format!(
                     "{} is paused: resume it first (kubectl rollout resume {} -n {})",
@@ -1258,8 +1268,12 @@ impl Executor<'_> {
         let mut out = Vec::new();
         for v in all {
             let (sns, sname) = (
-                v["metadata"]["namespace"].as_str().unwrap_or_default(),
-                v["metadata"]["name"].as_str().unwrap_or_default(),
+                v.pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+                v.pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
             );
             if sns == ns && sname == secret {
                 continue;
@@ -1355,7 +1369,13 @@ fn pull_secrets() -> ListQuery {
 
 /// A delete that only happens if the object is still the one read.
 fn preconditioned_delete(current: &Value) -> Write {
-    let field = |k: &str| current["metadata"][k].as_str().map(str::to_string);
+    let field = |k: &str| {
+        current
+            .get("metadata")
+            .and_then(|m| m.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
     Write::Delete {
         uid: field("uid"),
         resource_version: field("resourceVersion"),
@@ -1595,7 +1615,7 @@ fn secret_change(
                 name,
                 Write::Create(json!({
                     "apiVersion": "v1", "kind": "Secret",
-                    "metadata": {"name": name, "namespace": ns, "labels": cur["metadata"]["labels"], "annotations": cur["metadata"]["annotations"]},
+                    "metadata": {"name": name, "namespace": ns, "labels": cur.pointer("/metadata/labels").unwrap_or(&Value::Null), "annotations": cur.pointer("/metadata/annotations").unwrap_or(&Value::Null)},
                     "type": DOCKERCONFIGJSON, "data": {".dockerconfigjson": encoded},
                 })),
             ));
@@ -1728,11 +1748,17 @@ fn managed_note(c: &Value, ns: &str, name: &str) -> Option<String> {
     let view = crate::diagnose::secrets::SecretView {
         name: name.into(),
         namespace: ns.into(),
-        labels: serde_json::from_value(c["metadata"]["labels"].clone()).unwrap_or_default(),
-        annotations: serde_json::from_value(c["metadata"]["annotations"].clone())
+        labels: serde_json::from_value(c.pointer("/metadata/labels").cloned().unwrap_or_default())
             .unwrap_or_default(),
-        owners: c["metadata"]["ownerReferences"]
-            .as_array()
+        annotations: serde_json::from_value(
+            c.pointer("/metadata/annotations")
+                .cloned()
+                .unwrap_or_default(),
+        )
+        .unwrap_or_default(),
+        owners: c
+            .pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
             .into_iter()
             .flatten()
             .map(|o| {

@@ -162,20 +162,20 @@ async fn pick_target(
             .collect();
         prompter.select("Which workload first?", &items)?
     };
-    let Some(i) = chosen else {
+    let Some(g) = chosen.and_then(|i| assessment.groups.get(i)) else {
         writeln!(
             out,
             "several workloads fail: name one (kubectl pullfix fix TARGET -n NAMESPACE) or run in a terminal"
         )?;
         return Ok(Picked::Exit(crate::EXIT_FAILURES));
     };
-    let g = &assessment.groups[i];
     Ok(Picked::Target(
         g.workload.namespace.clone(),
         Target::Named {
             kind: g.workload.kind.clone(),
+            // A bare pod's group holds that pod (its own workload).
             name: if g.workload.kind == "Pod" {
-                g.pods[0].clone()
+                g.pods.first().unwrap_or(&g.workload.name).clone()
             } else {
                 g.workload.name.clone()
             },
@@ -489,7 +489,9 @@ impl<'a> Flow<'a> {
             if let Outcome::Failed { .. } = &rec.outcome {
                 rounds.changed_since_diagnosis = true;
             }
-            outcomes[i] = Some(rec.outcome.clone());
+            if let Some(o) = outcomes.get_mut(i) {
+                *o = Some(rec.outcome.clone());
+            }
             incident.steps.push(rec);
         }
         Ok(())
@@ -837,8 +839,9 @@ async fn readiness(client: &Client, w: &Workload) -> Readiness {
             .await;
         return match pod {
             Ok(Some(p)) => {
-                let statuses = p["status"]["containerStatuses"]
-                    .as_array()
+                let statuses = p
+                    .pointer("/status/containerStatuses")
+                    .and_then(serde_json::Value::as_array)
                     .cloned()
                     .unwrap_or_default();
                 let ready = statuses.iter().filter(|c| c["ready"] == true).count();
@@ -862,16 +865,16 @@ async fn readiness(client: &Client, w: &Workload) -> Readiness {
         Ok(None) => return Readiness::Gone,
         Err(_) => return Readiness::Unknown,
     };
-    let s = &obj["status"];
+    let int = |pointer: &str| obj.pointer(pointer).and_then(serde_json::Value::as_i64);
     if w.kind == "DaemonSet" {
         Readiness::Counts(
-            s["numberReady"].as_i64().unwrap_or(0),
-            s["desiredNumberScheduled"].as_i64().unwrap_or(0),
+            int("/status/numberReady").unwrap_or(0),
+            int("/status/desiredNumberScheduled").unwrap_or(0),
         )
     } else {
         Readiness::Counts(
-            s["readyReplicas"].as_i64().unwrap_or(0),
-            obj["spec"]["replicas"].as_i64().unwrap_or(1),
+            int("/status/readyReplicas").unwrap_or(0),
+            int("/spec/replicas").unwrap_or(1),
         )
     }
 }
