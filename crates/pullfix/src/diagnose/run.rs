@@ -892,17 +892,16 @@ async fn refresh_jobs(
             continue;
         };
         for cj in cronjobs {
-            // No template: looked at as the text `null`.
             let template = cj
                 .spec
                 .get("jobTemplate")
-                .unwrap_or(&Value::Null)
-                .to_string();
+                .map(Value::to_string)
+                .unwrap_or_default();
             let looks = cj.metadata.name.contains("refresh")
                 || cj.metadata.name.contains("ecr")
                 || template.contains("get-login-password")
                 || template.contains("ecr")
-                || names.iter().any(|n| template.contains(n.as_str()));
+                || names.iter().any(|n| mentions_name(&template, n));
             if !looks {
                 continue;
             }
@@ -1098,6 +1097,18 @@ async fn other_namespaces(
     out
 }
 
+/// Whether `text` holds `name` as a whole object name: not inside a
+/// longer name (`regcred` is not in `regcred-old`, `a` is not in `image`).
+fn mentions_name(text: &str, name: &str) -> bool {
+    let part = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
+    !name.is_empty()
+        && text.match_indices(name).any(|(at, _)| {
+            let before = text.get(..at).and_then(|t| t.chars().next_back());
+            let after = text.get(at + name.len()..).and_then(|t| t.chars().next());
+            !before.is_some_and(part) && !after.is_some_and(part)
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1132,6 +1143,18 @@ mod tests {
         for json in ["[1,2]", r#"{"auths":7}"#, "null"] {
             assert!(other_secret_entries(&secret("x", json), &regs, false).is_empty());
         }
+    }
+
+    #[test]
+    fn a_refresh_job_names_the_secret_as_a_whole_name() {
+        assert!(mentions_name(
+            r#"{"args":["create secret docker-registry regcred --x"]}"#,
+            "regcred"
+        ));
+        assert!(mentions_name(r#"{"name":"regcred"}"#, "regcred"));
+        assert!(!mentions_name(r#"{"name":"regcred-old"}"#, "regcred"));
+        assert!(!mentions_name("null", "l"));
+        assert!(!mentions_name("", ""));
     }
 
     #[test]
