@@ -27,7 +27,7 @@ use tokio::sync::watch;
 
 use crate::profile::Profile;
 use pullfix::registry::client::{Platform, PullFailure, RegistryClient, RegistryConfig};
-use pullfix::registry::keyring::{Credential, Keyring, parse_pull_secret};
+use pullfix::registry::keyring::{Credential, Keyring, kubelet_refusal, parse_pull_secret};
 use pullfix::registry::reference::ImageRef;
 
 /// Annotation on a Node listing images (comma-separated) the node already
@@ -575,13 +575,24 @@ async fn finish_deletion(shared: &Shared, pod: &Pod) {
     }
 }
 
+/// What the pod's pull secrets give the kubelet for one image.
+struct PullSecrets {
+    /// The credentials it would try, in order.
+    creds: Vec<Credential>,
+    /// Pull secrets that could not be read.
+    missing: Vec<String>,
+    /// The decoder's error when a secret does not decode: the kubelet then
+    /// fails the pull with it, before any request (`MakeDockerKeyring`).
+    refusal: Option<String>,
+}
+
 /// The credentials the kubelet would try for an image, in order; the names
 /// of pull secrets that could not be read.
 async fn pull_credentials(
     shared: &Shared,
     pod: &Pod,
     image: &ImageRef,
-) -> anyhow::Result<(Vec<Credential>, Vec<String>)> {
+) -> anyhow::Result<PullSecrets> {
     let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
     let spec = pod.spec.as_ref().context("pod has no spec")?;
     let mut names: Vec<String> = spec
@@ -602,6 +613,7 @@ async fn pull_credentials(
     let secrets: Api<Secret> = Api::namespaced(shared.client.clone(), ns);
     let mut keyring = Keyring::default();
     let mut missing = Vec::new();
+    let mut refusal = None;
     for name in &names {
         match secrets.get_opt(name).await? {
             Some(secret) => {
@@ -612,7 +624,9 @@ async fn pull_credentials(
                     .map(|(k, v)| (k, v.0))
                     .collect();
                 let kind = secret.type_.as_deref().unwrap_or("Opaque");
-                if let Ok(entries) = parse_pull_secret(kind, &data) {
+                if let Some(r) = kubelet_refusal(kind, &data) {
+                    refusal.get_or_insert(r.error);
+                } else if let Ok(entries) = parse_pull_secret(kind, &data) {
                     keyring.add(name, &entries);
                 }
             }
@@ -624,7 +638,11 @@ async fn pull_credentials(
         .into_iter()
         .map(|(c, _)| c.clone())
         .collect();
-    Ok((creds, missing))
+    Ok(PullSecrets {
+        creds,
+        missing,
+        refusal,
+    })
 }
 
 fn effective_policy(c: &Container, image: &ImageRef) -> String {
@@ -796,7 +814,11 @@ async fn sync_container(
                 &format!("Pulling image \"{spec_image}\""),
             )
             .await;
-        let (creds, missing) = pull_credentials(shared, pod, &image).await?;
+        let PullSecrets {
+            creds,
+            missing,
+            refusal,
+        } = pull_credentials(shared, pod, &image).await?;
         if !missing.is_empty()
             && node.profile.reports_missing_pull_secrets()
             && !run.warned_missing_secrets
@@ -821,7 +843,18 @@ async fn sync_container(
             arch: node.arch.clone(),
         };
         let started = Instant::now();
-        let result = pull_with(shared, &image, &creds, &platform).await;
+        let result = match refusal {
+            Some(error) => Err(error),
+            None => pull_with(shared, &image, &creds, &platform)
+                .await
+                .map_err(|failures| {
+                    let texts: Vec<String> = failures
+                        .iter()
+                        .map(|f| node.profile.pull_error(&image, f))
+                        .collect();
+                    aggregate(&texts)
+                }),
+        };
         let entry = run.containers.get_mut(&c.name).expect("entry exists");
         match result {
             Ok((digest, size)) => {
@@ -835,12 +868,7 @@ async fn sync_container(
                 entry.retry_at = None;
                 format!("{}@{digest}", image.name())
             }
-            Err(failures) => {
-                let texts: Vec<String> = failures
-                    .iter()
-                    .map(|f| node.profile.pull_error(&image, f))
-                    .collect();
-                let err = aggregate(&texts);
+            Err(err) => {
                 entry.backoff = if entry.backoff.is_zero() {
                     BACKOFF_START
                 } else {

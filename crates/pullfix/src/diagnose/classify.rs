@@ -15,7 +15,9 @@
 //! from first to last:
 //!
 //! 1. the reference itself (`invalid reference format`), pull policy Never,
-//!    and platform selection: these end a pull before any request;
+//!    platform selection, and a pull secret the kubelet cannot decode (Go's
+//!    `illegal base64 data`, `json: cannot unmarshal`): these end a pull
+//!    before any request;
 //! 2. the network (DNS, timeouts, refused and reset connections) and TLS:
 //!    they explain why no registry answer exists, even when the text also
 //!    names the auth step they interrupted (`failed to fetch oauth token:
@@ -327,6 +329,10 @@ const TEXT_RULES: &[TextRule] = &[
         id: "platform",
         test: |t| platform_texts(t.lower),
     },
+    TextRule {
+        id: "secret-undecodable",
+        test: |t| secret_undecodable_texts(t.lower, t.grpc),
+    },
     // 2. The network and TLS.
     TextRule {
         id: "dns",
@@ -455,6 +461,39 @@ fn reference_texts(lower: &str) -> Option<Verdict> {
         ],
     )?;
     Some(verdict(Cause::InvalidImageName, None, High, n))
+}
+
+/// The kubelet could not decode one of the pod's pull secrets: Go's JSON
+/// or base64 decoder's own words, with no runtime (gRPC) envelope, since the
+/// pull fails in the kubelet before the runtime is asked. No credential is
+/// sent for any image of the pod.
+fn secret_undecodable_texts(lower: &str, grpc: Option<&str>) -> Option<Verdict> {
+    if grpc.is_some() {
+        return None;
+    }
+    let decoder = find_any(
+        lower,
+        &[
+            "illegal base64 data at input byte",
+            "unable to parse auth field",
+            "into go value of type credentialprovider.",
+            "into go struct field dockerconfigjson.",
+            "into go struct field dockerconfigentrywithauth.",
+        ],
+    )
+    .or_else(|| {
+        let t = lower.trim();
+        (t == "unexpected end of json input"
+            || (t.starts_with("invalid character '")
+                && t.ends_with("looking for beginning of value")))
+        .then_some("invalid JSON")
+    })?;
+    Some(verdict(
+        Cause::CredentialsMissing,
+        None,
+        Medium,
+        format!("the kubelet could not decode a pull secret ({decoder})"),
+    ))
 }
 
 /// `imagePullPolicy: Never` and the image is not on the node.
@@ -1297,6 +1336,36 @@ mod tests {
     use super::*;
 
     use Cause::*;
+
+    #[test]
+    fn a_pull_secret_the_kubelet_cannot_decode_is_read_from_go_s_words() {
+        let c = classify_container("ErrImagePull", "illegal base64 data at input byte 3", &[]);
+        assert_eq!(
+            (c.cause, c.rule),
+            (CredentialsMissing, "secret-undecodable")
+        );
+        let msg = "Failed to pull image \"reg.example.com/a:1\": json: cannot unmarshal array into Go value of type credentialprovider.DockerConfigJSON";
+        let events = [EventText {
+            reason: "Failed",
+            message: msg,
+            count: 4,
+        }];
+        let c = classify_container(
+            "ImagePullBackOff",
+            "Back-off pulling image \"reg.example.com/a:1\"",
+            &events,
+        );
+        assert_eq!(
+            (c.cause, c.rule),
+            (CredentialsMissing, "secret-undecodable")
+        );
+        let c = classify_error("invalid character 'n' looking for beginning of value");
+        assert_eq!(c.rule, "secret-undecodable");
+        // From the runtime, the same words are about something else.
+        let c =
+            classify_error("rpc error: code = Unknown desc = illegal base64 data at input byte 3");
+        assert_ne!(c.rule, "secret-undecodable");
+    }
 
     #[test]
     fn newest_failed_event_wins_and_host_falls_back_to_the_spec_image() {

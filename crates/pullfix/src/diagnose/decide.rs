@@ -116,6 +116,11 @@ pub(crate) static RULES: &[Rule] = &[
         apply: never_pull,
     },
     Rule {
+        id: "secret-undecodable",
+        proves: "one of the pod's pull secrets does not decode for the kubelet (`auth` not base64, an entry or `auths` of the wrong JSON type): it fails every pull of the pod before sending anything; the secret found so, or the node's text in Go's words (`illegal base64 data`, `json: cannot unmarshal`)",
+        apply: secret_undecodable,
+    },
+    Rule {
         id: "wrong-registry",
         proves: "an image without registry prefix (Docker Hub) fails as missing or unauthorized while the namespace's pull secrets are for a private registry",
         apply: wrong_registry,
@@ -596,6 +601,60 @@ fn never_pull(s: &Signals<'_>) -> Option<Ruling> {
     })
 }
 
+fn secret_undecodable(s: &Signals<'_>) -> Option<Ruling> {
+    let node_agrees = s.node.rule == "secret-undecodable";
+    let consequence = "so the kubelet sends no credential and fails every pull of this pod, whatever the registry; the entry must be fixed or removed";
+    match s.facts.secrets {
+        Secrets::Read(a) => {
+            let Some((secret, r)) = &a.refused else {
+                return node_agrees.then(|| {
+                    ruling(
+                        Cause::CredentialsMissing,
+                        Low,
+                        format!(
+                            "{}, yet every pull secret of the pod decodes now: it was likely repaired since, and the pods retry after their back-off",
+                            s.node_says()
+                        ),
+                    )
+                });
+            };
+            let entry = r
+                .entry
+                .as_ref()
+                .map(|k| format!(" (entry `{k}`)"))
+                .unwrap_or_default();
+            let (confidence, node) = if node_agrees {
+                (High, format!("; {}", s.node_says()))
+            } else if s.node_is_silent() {
+                (High, String::new())
+            } else {
+                (
+                    Medium,
+                    format!(
+                        "; {} (written before the secret changed, or by a kubelet that reads it differently)",
+                        s.node_says()
+                    ),
+                )
+            };
+            Some(ruling(
+                Cause::CredentialsMissing,
+                confidence,
+                format!(
+                    "the kubelet cannot decode pull secret `{secret}`{entry}: {}{node}, {consequence}",
+                    r.error
+                ),
+            ))
+        }
+        Secrets::Unread { .. } => node_agrees.then(|| {
+            ruling(
+                Cause::CredentialsMissing,
+                Medium,
+                format!("{}, {consequence}", s.node_says()),
+            )
+        }),
+    }
+}
+
 fn wrong_registry(s: &Signals<'_>) -> Option<Ruling> {
     let image = s.facts.image?;
     let fits = image.implicit_domain
@@ -1064,6 +1123,8 @@ mod tests {
         EcrToken { expired: bool },
         /// Not read (scan), named or not.
         Unread { named: bool },
+        /// `regcred` holds an entry the kubelet cannot decode.
+        Refused,
     }
 
     fn report(problems: Vec<crate::diagnose::secrets::Problem>) -> SecretReport {
@@ -1094,6 +1155,7 @@ mod tests {
                 reports: vec![report(Vec::new())],
                 credentials: usable(),
                 incomplete: false,
+                refused: None,
             },
             S::Unusable => Analysis {
                 reports: vec![report(vec![Problem::WrongType {
@@ -1101,16 +1163,19 @@ mod tests {
                 }])],
                 credentials: Vec::new(),
                 incomplete: false,
+                refused: None,
             },
             S::NoSecrets => Analysis {
                 reports: Vec::new(),
                 credentials: Vec::new(),
                 incomplete: false,
+                refused: None,
             },
             S::Unreadable => Analysis {
                 reports: vec![report(vec![Problem::Unreadable])],
                 credentials: Vec::new(),
                 incomplete: true,
+                refused: None,
             },
             S::EcrToken { expired } => Analysis {
                 reports: vec![SecretReport {
@@ -1128,6 +1193,22 @@ mod tests {
                     ECR.to_string(),
                 )],
                 incomplete: false,
+                refused: None,
+            },
+            S::Refused => Analysis {
+                reports: vec![report(vec![Problem::KubeletRefuses {
+                    entry: Some("other.io".into()),
+                    error: "illegal base64 data at input byte 3".into(),
+                }])],
+                credentials: Vec::new(),
+                incomplete: false,
+                refused: Some((
+                    "regcred".into(),
+                    crate::registry::keyring::Refusal {
+                        entry: Some("other.io".into()),
+                        error: "illegal base64 data at input byte 3".into(),
+                    },
+                )),
             },
             S::Unread { .. } => return None,
         })
@@ -1284,6 +1365,63 @@ mod tests {
                 cause: NeverPull,
                 confidence: High,
                 says: &["Never"],
+            },
+            Row {
+                name: "a pull secret the kubelet cannot decode, in its words",
+                image: img,
+                node: text("illegal base64 data at input byte 3"),
+                secrets: S::Refused,
+                probe: P::Resolves,
+                ecr: None,
+                private: &[],
+                rule: "secret-undecodable",
+                cause: CredentialsMissing,
+                confidence: High,
+                says: &[
+                    "cannot decode pull secret `regcred` (entry `other.io`)",
+                    "every pull of this pod",
+                ],
+            },
+            Row {
+                name: "an undecodable pull secret outweighs an older node text",
+                image: img,
+                node: text(node::CONTAINERD_401),
+                secrets: S::Refused,
+                probe: P::None,
+                ecr: None,
+                private: &[],
+                rule: "secret-undecodable",
+                cause: CredentialsMissing,
+                confidence: Medium,
+                says: &["written before the secret changed"],
+            },
+            Row {
+                name: "the node's decoder error without the secrets (scan)",
+                image: img,
+                node: text(
+                    "json: cannot unmarshal array into Go value of type credentialprovider.DockerConfigJSON",
+                ),
+                secrets: S::Unread { named: true },
+                probe: P::None,
+                ecr: None,
+                private: &[],
+                rule: "secret-undecodable",
+                cause: CredentialsMissing,
+                confidence: Medium,
+                says: &["could not decode a pull secret"],
+            },
+            Row {
+                name: "the node's decoder error, every secret decodes now",
+                image: img,
+                node: text("illegal base64 data at input byte 3"),
+                secrets: S::Usable,
+                probe: P::None,
+                ecr: None,
+                private: &[],
+                rule: "secret-undecodable",
+                cause: CredentialsMissing,
+                confidence: Low,
+                says: &["repaired since"],
             },
             Row {
                 name: "no registry prefix, secrets for a private registry",

@@ -13,8 +13,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use crate::registry::keyring::{
-    AuthEntry, Credential, DOCKERCFG, DOCKERCONFIGJSON, Keyring, SecretProblem, normalize_key,
-    parse_pull_secret, urls_match,
+    AuthEntry, Credential, DOCKERCFG, DOCKERCONFIGJSON, Keyring, Refusal, SecretProblem,
+    kubelet_refusal, normalize_key, parse_pull_secret, urls_match,
 };
 use crate::registry::reference::ImageRef;
 
@@ -93,6 +93,13 @@ pub enum Problem {
     /// A value that must be a JSON object is not one (`what`:
     /// `` `.dockerconfigjson` ``; `found`: `a JSON array`).
     WrongShape { what: String, found: String },
+    /// The kubelet cannot decode the secret, and then fails every image
+    /// pull of the pod, whichever registry, before any request. `error` is
+    /// its decoder's error; `entry` the `auths` key it is about, if one.
+    KubeletRefuses {
+        entry: Option<String>,
+        error: String,
+    },
     /// An entry's `auth` is not base64 of `user:password`.
     InvalidAuth { key: String },
     /// An entry has no credential at all.
@@ -135,6 +142,13 @@ impl Problem {
             Problem::WrongShape { what, found } => {
                 format!("secret `{secret}`'s {what} is {found}, not an object")
             }
+            Problem::KubeletRefuses { entry, error } => format!(
+                "the kubelet cannot decode secret `{secret}`{} ({error}), so it fails every image pull of this pod, for any registry",
+                entry
+                    .as_ref()
+                    .map(|k| format!(" because of entry `{k}`"))
+                    .unwrap_or_default()
+            ),
             Problem::InvalidAuth { key } => {
                 format!("secret `{secret}` entry `{key}`: `auth` is not base64 of user:password")
             }
@@ -201,6 +215,9 @@ pub(crate) struct Analysis {
     pub credentials: Vec<(Credential, String, String)>,
     /// True when some referenced secret could not be read.
     pub incomplete: bool,
+    /// The first referenced secret the kubelet cannot decode, with why:
+    /// it then sends no credential at all (`credentials` is empty).
+    pub refused: Option<(String, Refusal)>,
 }
 
 /// Analyzes the secrets that apply to `image`, at time `now`.
@@ -250,15 +267,27 @@ pub(crate) fn analyze(refs: &[SecretRef], image: &ImageRef, now: DateTime<Utc>) 
         }
         reports.push(report);
     }
-    let credentials = keyring
-        .lookup(&target)
-        .into_iter()
-        .map(|(c, s)| (c.clone(), s.secret.clone(), s.key.clone()))
-        .collect();
+    let refused = refs.iter().find_map(|r| match &r.lookup {
+        Lookup::Found(secret) => {
+            kubelet_refusal(&secret.type_, &secret.data).map(|refusal| (r.name.clone(), refusal))
+        }
+        _ => None,
+    });
+    // A secret the kubelet cannot decode ends the pull before any lookup.
+    let credentials = if refused.is_some() {
+        Vec::new()
+    } else {
+        keyring
+            .lookup(&target)
+            .into_iter()
+            .map(|(c, s)| (c.clone(), s.secret.clone(), s.key.clone()))
+            .collect()
+    };
     Analysis {
         reports,
         credentials,
         incomplete,
+        refused,
     }
 }
 
@@ -271,6 +300,13 @@ fn analyze_content(
     report: &mut SecretReport,
     keyring: &mut Keyring,
 ) {
+    let refusal = kubelet_refusal(&secret.type_, &secret.data);
+    if let Some(r) = &refusal {
+        report.problems.push(Problem::KubeletRefuses {
+            entry: r.entry.clone(),
+            error: r.error.clone(),
+        });
+    }
     let (entries, readable_type) = match parse_pull_secret(&secret.type_, &secret.data) {
         Ok(entries) => (entries, true),
         Err(SecretProblem::WrongType { found }) => {
@@ -320,8 +356,16 @@ fn analyze_content(
             .as_ref()
             .and_then(|m| m.as_object())
             .and_then(|m| m.get(&entry.key));
+        // The refusal says it of its entry already, with the kubelet's words.
+        if refusal
+            .as_ref()
+            .is_some_and(|r| r.entry.as_deref() == Some(entry.key.as_str()))
+        {
+            continue;
+        }
         entry_problems(entry, raw_entry, report);
     }
+
     if readable_type {
         keyring.add(&secret.name, &entries);
     }
@@ -610,19 +654,33 @@ mod tests {
     #[test]
     fn an_entry_without_a_usable_credential_is_one_line() {
         let img = ImageRef::parse("reg.example.com:5000/team/app:v1").unwrap();
+        let refused = |error: &str| {
+            format!(
+                "the kubelet cannot decode secret `s` because of entry `reg.example.com:5000` ({error}), so it fails every image pull of this pod, for any registry"
+            )
+        };
         for (json, expect) in [
             (
                 r#"{"auths":{"reg.example.com:5000":{"auth":"not base64!!"}}}"#,
-                "secret `s` entry `reg.example.com:5000`: `auth` is not base64 of user:password",
+                refused("illegal base64 data at input byte 3"),
             ),
             (
                 // base64, but of no `user:password`
                 r#"{"auths":{"reg.example.com:5000":{"auth":"dXNlcm5vY29sb24="}}}"#,
-                "secret `s` entry `reg.example.com:5000`: `auth` is not base64 of user:password",
+                refused(
+                    "unable to parse auth field, must be formatted as base64(username:password)",
+                ),
             ),
             (
                 r#"{"auths":{"reg.example.com:5000":{"auth":7}}}"#,
-                "secret `s` entry `reg.example.com:5000` holds no credential",
+                refused(
+                    "json: cannot unmarshal number into Go struct field dockerConfigEntryWithAuth.auth of type string",
+                ),
+            ),
+            (
+                // An empty entry decodes: nothing refused, nothing sent.
+                r#"{"auths":{"reg.example.com:5000":{}}}"#,
+                "secret `s` entry `reg.example.com:5000` holds no credential".to_string(),
             ),
         ] {
             let refs = [found(view("s", DOCKERCONFIGJSON, json), Origin::PodSpec)];
@@ -660,10 +718,16 @@ mod tests {
         let a = analyze(&refs, &img, now());
         assert_eq!(
             a.reports[0].problems,
-            [Problem::WrongShape {
-                what: "`.dockerconfigjson`'s `auths`".into(),
-                found: "a JSON array".into()
-            }]
+            [
+                Problem::KubeletRefuses {
+                    entry: None,
+                    error: "json: cannot unmarshal array into Go struct field DockerConfigJSON.auths of type credentialprovider.DockerConfig".into()
+                },
+                Problem::WrongShape {
+                    what: "`.dockerconfigjson`'s `auths`".into(),
+                    found: "a JSON array".into()
+                }
+            ]
         );
     }
 
@@ -762,18 +826,25 @@ mod tests {
         assert_eq!(a.reports[0].problems, [Problem::Missing]);
         assert_eq!(a.reports[1].problems, [Problem::Unreadable]);
         assert!(a.incomplete);
-        assert!(a.reports[2].problems.contains(&Problem::InvalidAuth {
-            key: "reg.example.com".into()
+        assert!(a.reports[2].problems.contains(&Problem::KubeletRefuses {
+            entry: Some("reg.example.com".into()),
+            error: "illegal base64 data at input byte 0".into(),
         }));
+        // The first secret the kubelet cannot decode: it sends nothing.
+        assert_eq!(a.refused.as_ref().map(|(s, _)| s.as_str()), Some("badauth"));
+        assert!(a.credentials.is_empty());
         assert!(a.reports[3].problems.contains(&Problem::AuthDisagrees {
             key: "reg.example.com".into()
         }));
-        assert!(matches!(
+        assert_eq!(
             a.reports[4].problems[0],
-            Problem::InvalidJson { .. }
-        ));
+            Problem::KubeletRefuses {
+                entry: None,
+                error: "unexpected end of JSON input".into()
+            }
+        );
         assert!(
-            a.reports[4].problems[0]
+            a.reports[4].problems[1]
                 .describe("nojson")
                 .starts_with("secret `nojson` is not valid JSON")
         );

@@ -211,6 +211,142 @@ fn parse_entry(key: &str, entry: &Value) -> AuthEntry {
     }
 }
 
+/// A pull secret the kubelet refuses as a whole: decoding it fails, and the
+/// kubelet then fails every image pull of the pod (whichever registry, even
+/// images that need no credential) with the decoder's error, before any
+/// request. `error` is that error as the kubelet words it (Go's
+/// `encoding/json` and `encoding/base64`); `entry` is the `auths` key it is
+/// about, when it is about one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub entry: Option<String>,
+    pub error: String,
+}
+
+/// Go's name for a JSON value's kind in `json: cannot unmarshal KIND into …`.
+fn go_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// A struct field as Go's `encoding/json` finds it: the exact key, else the
+/// first key equal to it ignoring ASCII case (`Auths`, `USERNAME`).
+fn go_field<'a>(obj: &'a serde_json::Map<String, Value>, name: &str) -> Option<&'a Value> {
+    obj.get(name).or_else(|| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    })
+}
+
+/// Whether the kubelet refuses this secret as a whole (see [`Refusal`]):
+/// only secrets of a type it reads, with the key present and not empty.
+/// `None` also when pullfix cannot tell (JSON nested deeper than it
+/// parses, which Go reads): it never claims a refusal that does not happen.
+pub fn kubelet_refusal(secret_type: &str, data: &BTreeMap<String, Vec<u8>>) -> Option<Refusal> {
+    let (key, go_type) = match secret_type {
+        DOCKERCONFIGJSON => (".dockerconfigjson", "credentialprovider.DockerConfigJSON"),
+        DOCKERCFG => (".dockercfg", "credentialprovider.DockerConfig"),
+        _ => return None,
+    };
+    let raw = data.get(key).filter(|r| !r.is_empty())?;
+    let whole = |error: String| Some(Refusal { entry: None, error });
+    // Go reads invalid UTF-8 inside strings as U+FFFD; serde would refuse it.
+    let text = String::from_utf8_lossy(raw);
+    let value: Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) if e.is_eof() => return whole("unexpected end of JSON input".into()),
+        Err(e) if e.is_syntax() && !e.to_string().contains("recursion limit") => {
+            let c = text.trim_start().chars().next().unwrap_or(' ');
+            return whole(format!(
+                "invalid character {c:?} looking for beginning of value"
+            ));
+        }
+        Err(_) => return None,
+    };
+    let entries = match (&value, secret_type) {
+        (Value::Null, _) => return None,
+        (Value::Object(obj), DOCKERCONFIGJSON) => match go_field(obj, "auths") {
+            None | Some(Value::Null) => return None,
+            Some(Value::Object(auths)) => auths,
+            Some(other) => {
+                return whole(format!(
+                    "json: cannot unmarshal {} into Go struct field DockerConfigJSON.auths of type credentialprovider.DockerConfig",
+                    go_kind(other)
+                ));
+            }
+        },
+        (Value::Object(obj), _) => obj,
+        (other, _) => {
+            return whole(format!(
+                "json: cannot unmarshal {} into Go value of type {go_type}",
+                go_kind(other)
+            ));
+        }
+    };
+    entries.iter().find_map(|(k, v)| {
+        entry_refusal(v).map(|error| Refusal {
+            entry: Some(k.clone()),
+            error,
+        })
+    })
+}
+
+/// Why the kubelet's decoder fails on one `auths` entry, if it does (its
+/// words, as in [`Refusal::error`]).
+pub fn entry_refusal(entry: &Value) -> Option<String> {
+    let obj = match entry {
+        Value::Null => return None,
+        Value::Object(o) => o,
+        other => {
+            return Some(format!(
+                "json: cannot unmarshal {} into Go value of type credentialprovider.dockerConfigEntryWithAuth",
+                go_kind(other)
+            ));
+        }
+    };
+    for field in ["username", "password", "email", "auth"] {
+        if let Some(v) = go_field(obj, field).filter(|v| !v.is_null() && !v.is_string()) {
+            return Some(format!(
+                "json: cannot unmarshal {} into Go struct field dockerConfigEntryWithAuth.{field} of type string",
+                go_kind(v)
+            ));
+        }
+    }
+    let auth = go_field(obj, "auth")
+        .and_then(Value::as_str)
+        .filter(|a| !a.is_empty())?;
+    // Go's StdEncoding: padding required, line breaks skipped, nothing trimmed.
+    let stripped: String = auth.chars().filter(|c| !matches!(c, '\r' | '\n')).collect();
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireCanonical),
+    );
+    match engine.decode(stripped.as_bytes()) {
+        Err(e) => {
+            let at = match e {
+                base64::DecodeError::InvalidByte(i, _)
+                | base64::DecodeError::InvalidLastSymbol(i, _) => i,
+                base64::DecodeError::InvalidLength(n) => n,
+                base64::DecodeError::InvalidPadding => stripped.len(),
+            };
+            Some(format!("illegal base64 data at input byte {at}"))
+        }
+        Ok(bytes) if !bytes.contains(&b':') => Some(
+            "unable to parse auth field, must be formatted as base64(username:password)".into(),
+        ),
+        Ok(_) => None,
+    }
+}
+
 /// Decodes a docker config `auth` value (base64 of `user:password`).
 pub fn decode_auth(auth: &str) -> Option<Credential> {
     let bytes = STANDARD.decode(auth.trim()).ok()?;
@@ -465,6 +601,75 @@ mod tests {
 
     fn secret(json: &str) -> BTreeMap<String, Vec<u8>> {
         BTreeMap::from([(".dockerconfigjson".to_string(), json.as_bytes().to_vec())])
+    }
+
+    #[test]
+    fn the_kubelet_refuses_what_its_decoder_fails_on() {
+        let refusal = |json: &str| kubelet_refusal(DOCKERCONFIGJSON, &secret(json));
+        let on_entry = |json: &str| {
+            let r = refusal(json).expect(json);
+            (r.entry.unwrap_or_default(), r.error)
+        };
+        assert_eq!(
+            on_entry(r#"{"auths":{"a.io":{"auth":"not base64!!"}}}"#),
+            ("a.io".into(), "illegal base64 data at input byte 3".into())
+        );
+        assert_eq!(
+            on_entry(r#"{"auths":{"a.io":{"auth":"bm9jb2xvbg=="}}}"#).1,
+            "unable to parse auth field, must be formatted as base64(username:password)"
+        );
+        assert_eq!(
+            on_entry(r#"{"auths":{"a.io":"str"}}"#).1,
+            "json: cannot unmarshal string into Go value of type credentialprovider.dockerConfigEntryWithAuth"
+        );
+        assert_eq!(
+            on_entry(r#"{"auths":{"a.io":{"username":5}}}"#).1,
+            "json: cannot unmarshal number into Go struct field dockerConfigEntryWithAuth.username of type string"
+        );
+        // Go matches field names ignoring case.
+        assert!(refusal(r#"{"Auths":{"a.io":{"AUTH":"!!"}}}"#).is_some());
+        let whole = |json: &str| refusal(json).expect(json).error;
+        assert_eq!(
+            whole("[1,2]"),
+            "json: cannot unmarshal array into Go value of type credentialprovider.DockerConfigJSON"
+        );
+        assert_eq!(
+            whole(r#"{"auths":[]}"#),
+            "json: cannot unmarshal array into Go struct field DockerConfigJSON.auths of type credentialprovider.DockerConfig"
+        );
+        assert_eq!(
+            whole("not json"),
+            "invalid character 'n' looking for beginning of value"
+        );
+        assert_eq!(whole(r#"{"auths":"#), "unexpected end of JSON input");
+        // What Go reads without complaint.
+        for fine in [
+            r#"{"auths":{"a.io":{"auth":"dTpw"}}}"#,
+            r#"{"auths":{"a.io":{"username":"u","password":"p"}}}"#,
+            r#"{"auths":{"a.io":null,"b.io":{}}}"#,
+            r#"{"auths":null}"#,
+            "{}",
+            "null",
+            "",
+        ] {
+            assert_eq!(refusal(fine), None, "{fine}");
+        }
+        // Invalid UTF-8 inside a string: Go reads it as U+FFFD.
+        let mut bytes = br#"{"auths":{"a.io":{"username":"u"#.to_vec();
+        bytes.extend([0xff, b'"', b'}', b'}', b'}']);
+        let data = BTreeMap::from([(".dockerconfigjson".to_string(), bytes)]);
+        assert_eq!(kubelet_refusal(DOCKERCONFIGJSON, &data), None);
+        // Deeper than serde parses, which Go reads: not claimed.
+        let deep = format!(
+            r#"{{"auths":{{}},"x":{}{}}}"#,
+            "[".repeat(300),
+            "]".repeat(300)
+        );
+        assert_eq!(refusal(&deep), None);
+        // A type the kubelet does not read is ignored, not refused.
+        assert_eq!(kubelet_refusal("Opaque", &secret("[1,2]")), None);
+        let cfg = BTreeMap::from([(".dockercfg".to_string(), br#"{"a.io":5}"#.to_vec())]);
+        assert!(kubelet_refusal(DOCKERCFG, &cfg).is_some());
     }
 
     fn cred(u: &str, p: &str) -> Credential {

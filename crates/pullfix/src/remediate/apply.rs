@@ -32,7 +32,7 @@ use crate::diagnose::finding::Finding;
 use crate::diagnose::secrets::Problem;
 use crate::probe::Prober;
 use crate::registry::keyring::{
-    Credential, DOCKERCONFIGJSON, SecretProblem, decode_auth, normalize_key,
+    Credential, DOCKERCONFIGJSON, SecretProblem, decode_auth, entry_refusal, normalize_key,
 };
 use crate::registry::reference::ImageRef;
 use crate::remediate::plan::{self, Action, CommandFacts, PlannedStep};
@@ -1538,6 +1538,7 @@ fn secret_change(
         same,
         encoded,
         rewritten,
+        undecodable,
     } = merged_config(current, server, cred, wrong_keys);
 
     let mut diff = secret_diff(
@@ -1554,6 +1555,14 @@ fn secret_change(
         diff.insert(
             0,
             format!("~ .dockerconfigjson rewritten from scratch: {why} (nothing in it is kept)"),
+        );
+    }
+    for (key, error) in &undecodable {
+        diff.insert(
+            0,
+            format!(
+                "- auths[{key}]: dropped, the kubelet cannot decode it ({error}) and then refuses the whole secret"
+            ),
         );
     }
     let kept = auths.keys().filter(|k| k.as_str() != server).count();
@@ -1664,6 +1673,10 @@ struct MergedConfig {
     /// Why the old config was dropped and the new one written from
     /// scratch (`` `weird`'s `.dockerconfigjson` is a JSON array, not an object ``).
     rewritten: Option<String>,
+    /// Entries for other registries the kubelet cannot decode (`auth` not
+    /// base64, not an object, ...), with its error: dropped, since one of
+    /// them makes it refuse the whole secret and every pull of the pod.
+    undecodable: Vec<(String, String)>,
 }
 
 /// Keeps other entries, drops the wrong keys and any key naming the same
@@ -1692,6 +1705,13 @@ fn merged_config(
     for k in &same {
         auths.remove(k);
     }
+    let undecodable: Vec<(String, String)> = auths
+        .iter()
+        .filter_map(|(k, v)| entry_refusal(v).map(|e| (k.clone(), e)))
+        .collect();
+    for (k, _) in &undecodable {
+        auths.remove(k);
+    }
     let auth = STANDARD.encode(format!("{}:{}", cred.username, cred.password()));
     auths.insert(
         server.to_string(),
@@ -1706,6 +1726,7 @@ fn merged_config(
         same,
         encoded,
         rewritten,
+        undecodable,
     }
 }
 
