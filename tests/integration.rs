@@ -45,3 +45,6 @@ mod bounded;
 
 #[path = "integration/undo.rs"]
 mod undo;
+
+#[path = "integration/hostile.rs"]
+mod hostile;
