@@ -212,6 +212,27 @@ fn missing_credentials_and_each_secret_problem() {
 }
 
 #[test]
+fn a_secret_the_kubelet_cannot_decode_is_named_with_its_entry() {
+    each_profile("secret-undecodable", "checkout", |node, _, f| {
+        assert_eq!(f["cause"], "credentials-missing", "{node}: {f:#}");
+        assert_eq!(f["decision"]["rule"], "secret-undecodable", "{node}: {f:#}");
+        assert_eq!(f["confidence"], "high", "{node}: {f:#}");
+        let p = &f["secrets"][0]["problems"][0];
+        assert_eq!(p["problem"], "kubelet-refuses", "{node}: {f:#}");
+        assert_eq!(p["entry"], "mirror.internal.example", "{node}: {f:#}");
+        assert_eq!(
+            p["error"], "illegal base64 data at input byte 4",
+            "{node}: {f:#}"
+        );
+        // The advice rewrites regcred, never attaches another secret.
+        assert!(
+            steps_text(f).contains("kubectl create secret docker-registry regcred"),
+            "{node}: {f:#}"
+        );
+    });
+}
+
+#[test]
 fn rejected_credentials_and_the_same_secret_elsewhere() {
     each_profile("rotated-password", "checkout", |node, _, f| {
         assert_eq!(f["cause"], "credentials-rejected", "{node}: {f:#}");

@@ -180,6 +180,35 @@ fn fixes_credentials_with_a_tested_secret_and_restart() {
 }
 
 #[test]
+fn a_secret_the_kubelet_cannot_decode_is_repaired_from_its_own_credential() {
+    // No credential given: regcred's own entry for the registry is tested
+    // (the kubelet never sent it), and the entry it cannot decode is dropped.
+    let ns = scenario("secret-undecodable", Some(NODE));
+    wait_pull_error(&ns, "checkout", false);
+    let t = fix_ok(&ns, "deploy/checkout", &[]);
+    for want in [
+        "the kubelet cannot decode its entry `mirror.internal.example`",
+        "- auths[mirror.internal.example]: dropped, the kubelet cannot decode it (illegal base64 data at input byte 4)",
+        "the credential already in",
+        "tested against",
+    ] {
+        assert!(t.contains(want), "missing {want:?}:\n{t}");
+    }
+    let s = json(&["get", "secret", "regcred", "-n", &ns]);
+    let config = s["data"][".dockerconfigjson"].as_str().unwrap();
+    use base64::Engine as _;
+    let config: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(config)
+            .unwrap(),
+    )
+    .unwrap();
+    let keys: Vec<&String> = config["auths"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, [&env("PULLFIX_LAB_REGISTRY")], "{config:#}");
+    delete_ns(&ns);
+}
+
+#[test]
 fn a_bad_new_credential_is_refused_before_it_is_written() {
     let ns = scenario("rotated-password", Some(NODE));
     wait_pull_error(&ns, "checkout", false);

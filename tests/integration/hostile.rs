@@ -754,6 +754,8 @@ fn a_hostile_cluster_is_diagnosed_and_fixed_inertly_within_scope() {
     assert!(r.stdout.contains(ns.as_str()), "{}", r.all());
 
     let mut diagnosed = String::new();
+    // Everything every run printed.
+    let mut seen = String::new();
     for (name, extra) in [
         ("diagnose", vec![]),
         ("diagnose -o json", vec!["-o", "json"]),
@@ -781,10 +783,10 @@ fn a_hostile_cluster_is_diagnosed_and_fixed_inertly_within_scope() {
         if name == "diagnose" {
             diagnosed = r.all();
         }
+        seen.push_str(&r.all());
     }
     // The hostile text did reach the tool, and is shown escaped.
     for shown in [
-        r"evil\x1b[2J\x1b[31mFAKE-OK\nline2",
         r"évil\x1b]0;TITLE\x07:v1",
         r"\x1b]0;PWNED\x07 \u{9b}31m bare\rCR \u{202e}RTL",
         "(x10000)",
@@ -831,6 +833,7 @@ fn a_hostile_cluster_is_diagnosed_and_fixed_inertly_within_scope() {
             ],
             &password,
         );
+        seen.push_str(&r.all());
         check_run(&r, BOUND, ns, &never_printed);
         assert_only_this_namespace(&r, ns);
         assert_no_real_write(&r);
@@ -845,6 +848,15 @@ fn a_hostile_cluster_is_diagnosed_and_fixed_inertly_within_scope() {
         assert_file_inert(&format!("{name}: report"), &report, &never_printed);
         assert_backups_inert(name, &backups);
     }
+
+    // The 253-character secret's username reached some run's output,
+    // escaped: as text (`\x1b`), or in a JSON document (`\u001b`).
+    let as_text = r"evil\x1b[2J\x1b[31mFAKE-OK\nline2";
+    let as_json = r"evil\u001b[2J\u001b[31mFAKE-OK\nline2";
+    assert!(
+        seen.contains(as_text) || seen.contains(as_json),
+        "no run shows the hostile username:\n{seen}"
+    );
 
     // The real fix, of checkout only.
     let report = dir.path().join("fix.md");

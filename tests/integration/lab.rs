@@ -555,6 +555,20 @@ fn credentials_the_kubelet_ignores_then_fixes() {
 }
 
 #[test]
+fn a_secret_the_kubelet_cannot_decode_fails_every_pull_then_fixes() {
+    // Its credential for the registry is right: the kubelet never sends
+    // it, and says so in Go's base64 decoder's words, with no runtime
+    // envelope (the runtime is never asked).
+    for node in ["lab-k133-cd21", "lab-k127-docker"] {
+        let ns = scenario("secret-undecodable", Some(node));
+        let (_, msg) = wait_pull_error(&ns, "checkout", false);
+        assert_eq!(msg, "illegal base64 data at input byte 4", "{node}");
+        fix("secret-undecodable", &ns);
+        delete_ns(&ns);
+    }
+}
+
+#[test]
 fn stale_secret_in_three_namespaces() {
     let ns = scenario("stale-secret-many-namespaces", Some("lab-k133-cd21"));
     for target in [ns.clone(), format!("{ns}-b"), format!("{ns}-c")] {

@@ -75,9 +75,8 @@ pub fn catalog() -> Vec<Practice> {
         .into_iter()
         .filter_map(|scenario| {
             let (goal, handover, auto_args): (Goal, bool, AutoArgs) = match scenario.id {
-                "missing-prefix" | "sa-secret-only" | "ecr-expired" | "init-container" => {
-                    (ready.clone(), false, none)
-                }
+                "missing-prefix" | "sa-secret-only" | "ecr-expired" | "init-container"
+                | "secret-undecodable" => (ready.clone(), false, none),
                 // Three tags are close to the missing one: the guided fix
                 // asks which; unattended, it is told (it never guesses).
                 "wrong-tag" => (ready.clone(), false, |env| {

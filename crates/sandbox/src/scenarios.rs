@@ -169,6 +169,13 @@ fn recreate_secret(env: &LabEnv, ns: &str, name: &str) -> String {
     )
 }
 
+/// The seeds' fix for a broken regcred: recreate it, restart checkout.
+fn recreate_regcred_and_restart(env: &LabEnv, ns: &str) -> Vec<String> {
+    let mut c = vec![recreate_secret(env, ns, "regcred")];
+    c.extend(restart(ns, "checkout"));
+    c
+}
+
 fn restart(ns: &str, deploy: &str) -> Vec<String> {
     vec![
         format!("kubectl rollout restart deployment/{deploy} -n {ns}"),
@@ -291,11 +298,7 @@ fn missing_or_broken_secrets() -> Vec<Scenario> {
                     &["regcred"],
                 )]
             },
-            fix: Some(|env, ns| {
-                let mut c = vec![recreate_secret(env, ns, "regcred")];
-                c.extend(restart(ns, "checkout"));
-                c
-            }),
+            fix: Some(recreate_regcred_and_restart),
         },
         Scenario {
             id: "secret-opaque",
@@ -332,11 +335,27 @@ fn missing_or_broken_secrets() -> Vec<Scenario> {
                     deployment("checkout", &checkout(env, "v2.1.0"), 1, &["regcred"]),
                 ]
             },
-            fix: Some(|env, ns| {
-                let mut c = vec![recreate_secret(env, ns, "regcred")];
-                c.extend(restart(ns, "checkout"));
-                c
-            }),
+            fix: Some(recreate_regcred_and_restart),
+        },
+        Scenario {
+            id: "secret-undecodable",
+            story: "someone added a mirror to regcred by hand and pasted its password into `auth` unencoded: the kubelet cannot decode regcred and fails every pull, though its credential for the registry is right",
+            workload: "deploy/checkout",
+            build: |env, _| {
+                let mut config: Value =
+                    serde_json::from_str(&dockerconfigjson(&env.registry, &env.good()))
+                        .unwrap_or_default();
+                if let Some(auths) = config.get_mut("auths").and_then(Value::as_object_mut) {
+                    auths.insert("mirror.internal.example".into(), json!({"auth": "hunter2"}));
+                }
+                let mut s = pull_secret("regcred", &env.registry, &env.good());
+                s["data"][".dockerconfigjson"] = json!(STANDARD.encode(config.to_string()));
+                vec![
+                    s,
+                    deployment("checkout", &checkout(env, "v2.1.0"), 1, &["regcred"]),
+                ]
+            },
+            fix: Some(recreate_regcred_and_restart),
         },
     ]
 }
@@ -354,11 +373,7 @@ fn stale_credentials() -> Vec<Scenario> {
                     deployment("checkout", &checkout(env, "v2.1.0"), 2, &["regcred"]),
                 ]
             },
-            fix: Some(|env, ns| {
-                let mut c = vec![recreate_secret(env, ns, "regcred")];
-                c.extend(restart(ns, "checkout"));
-                c
-            }),
+            fix: Some(recreate_regcred_and_restart),
         },
         Scenario {
             id: "stale-secret-many-namespaces",
@@ -693,11 +708,7 @@ fn node_and_pod() -> Vec<Scenario> {
                     d,
                 ]
             },
-            fix: Some(|env, ns| {
-                let mut c = vec![recreate_secret(env, ns, "regcred")];
-                c.extend(restart(ns, "checkout"));
-                c
-            }),
+            fix: Some(recreate_regcred_and_restart),
         },
     ]
 }

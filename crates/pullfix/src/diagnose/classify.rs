@@ -471,6 +471,7 @@ fn secret_undecodable_texts(lower: &str, grpc: Option<&str>) -> Option<Verdict> 
     if grpc.is_some() {
         return None;
     }
+    let t = lower.trim();
     let decoder = find_any(
         lower,
         &[
@@ -481,19 +482,17 @@ fn secret_undecodable_texts(lower: &str, grpc: Option<&str>) -> Option<Verdict> 
             "into go struct field dockerconfigentrywithauth.",
         ],
     )
-    .or_else(|| {
-        let t = lower.trim();
-        (t == "unexpected end of json input"
-            || (t.starts_with("invalid character '")
-                && t.ends_with("looking for beginning of value")))
-        .then_some("invalid JSON")
-    })?;
-    Some(verdict(
-        Cause::CredentialsMissing,
-        None,
-        Medium,
-        format!("the kubelet could not decode a pull secret ({decoder})"),
-    ))
+    .is_some()
+        || t == "unexpected end of json input"
+        || (t.starts_with("invalid character '") && t.ends_with("looking for beginning of value"));
+    decoder.then(|| {
+        verdict(
+            Cause::CredentialsMissing,
+            None,
+            Medium,
+            "the kubelet could not decode a pull secret",
+        )
+    })
 }
 
 /// `imagePullPolicy: Never` and the image is not on the node.

@@ -603,7 +603,12 @@ fn never_pull(s: &Signals<'_>) -> Option<Ruling> {
 
 fn secret_undecodable(s: &Signals<'_>) -> Option<Ruling> {
     let node_agrees = s.node.rule == "secret-undecodable";
-    let consequence = "so the kubelet sends no credential and fails every pull of this pod, whatever the registry; the entry must be fixed or removed";
+    let consequence = |entry: bool| {
+        format!(
+            "so the kubelet sends no credential and fails every pull of this pod, whatever the registry; {} must be fixed",
+            if entry { "that entry" } else { "the secret" }
+        )
+    };
     match s.facts.secrets {
         Secrets::Read(a) => {
             let Some((secret, r)) = &a.refused else {
@@ -640,8 +645,9 @@ fn secret_undecodable(s: &Signals<'_>) -> Option<Ruling> {
                 Cause::CredentialsMissing,
                 confidence,
                 format!(
-                    "the kubelet cannot decode pull secret `{secret}`{entry}: {}{node}, {consequence}",
-                    r.error
+                    "the kubelet cannot decode pull secret `{secret}`{entry}: {}{node}, {}",
+                    r.error,
+                    consequence(r.entry.is_some())
                 ),
             ))
         }
@@ -649,7 +655,7 @@ fn secret_undecodable(s: &Signals<'_>) -> Option<Ruling> {
             ruling(
                 Cause::CredentialsMissing,
                 Medium,
-                format!("{}, {consequence}", s.node_says()),
+                format!("{}, {}", s.node_says(), consequence(false)),
             )
         }),
     }

@@ -335,8 +335,10 @@ pub fn entry_refusal(entry: &Value) -> Option<String> {
             let at = match e {
                 base64::DecodeError::InvalidByte(i, _)
                 | base64::DecodeError::InvalidLastSymbol(i, _) => i,
-                base64::DecodeError::InvalidLength(n) => n,
-                base64::DecodeError::InvalidPadding => stripped.len(),
+                // Go stops at the start of the incomplete last quantum.
+                base64::DecodeError::InvalidLength(_) | base64::DecodeError::InvalidPadding => {
+                    stripped.len() - stripped.len() % 4
+                }
             };
             Some(format!("illegal base64 data at input byte {at}"))
         }
@@ -613,6 +615,11 @@ mod tests {
         assert_eq!(
             on_entry(r#"{"auths":{"a.io":{"auth":"not base64!!"}}}"#),
             ("a.io".into(), "illegal base64 data at input byte 3".into())
+        );
+        // A raw password: Go stops at its last, incomplete quantum.
+        assert_eq!(
+            on_entry(r#"{"auths":{"a.io":{"auth":"hunter2"}}}"#).1,
+            "illegal base64 data at input byte 4"
         );
         assert_eq!(
             on_entry(r#"{"auths":{"a.io":{"auth":"bm9jb2xvbg=="}}}"#).1,

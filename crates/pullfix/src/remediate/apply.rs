@@ -366,7 +366,7 @@ impl Executor<'_> {
                         && e.code == Some(409) =>
                 {
                     // Recreate: the create cannot be rehearsed while the old object exists.
-                    self.say("  server-side dry-run of the create: skipped (the object exists until the delete is applied)");
+                    self.say("  server-side dry-run of the create: sent, answered 409 AlreadyExists, as expected while the old object exists (the delete is only rehearsed); the create itself is checked when applied");
                 }
                 Err(e) => {
                     return Err(Outcome::Failed {
@@ -1048,6 +1048,28 @@ impl Executor<'_> {
                 },
                 None if self.creds.from_ecr => return Err(Outcome::Failed { error: "--from-ecr: no AWS credentials are configured (AWS_PROFILE, AWS_ACCESS_KEY_ID, SSO...)".into() }),
                 None => {}
+            }
+        }
+        let undecodable = f.secrets.iter().any(|r| {
+            r.name == secret
+                && r.problems
+                    .iter()
+                    .any(|p| matches!(p, crate::diagnose::secrets::Problem::KubeletRefuses { .. }))
+        });
+        if candidates.is_empty() && undecodable {
+            // The secret's own credential for the registry: the kubelet never
+            // sent it (it could not decode the secret), so it may well work.
+            let own = self
+                .get(&ObjectRef::new(Writable::Secret, ns, secret))
+                .await
+                .ok()
+                .flatten()
+                .and_then(|v| secret_credential(&v, image));
+            if let Some(c) = own {
+                candidates.push((
+                    c,
+                    format!("the credential already in {ns}/{secret} for {} (never sent: the kubelet could not decode the secret)", image.domain),
+                ));
             }
         }
         if candidates.is_empty() {

@@ -336,11 +336,32 @@ pub(crate) fn plan(f: &Finding, others: &[OtherSecret], opts: &PlanOptions) -> V
                 changed_template = true;
             }
         } else {
-            // Which secret to write: the referenced one that should match.
+            // Which secret to write: one the kubelet cannot decode (it
+            // fails every pull until it is repaired), else the referenced
+            // one that should match.
+            let refused = |s: &&&crate::diagnose::secrets::SecretReport| {
+                s.problems
+                    .iter()
+                    .any(|p| matches!(p, Problem::KubeletRefuses { .. }))
+            };
             let target = referenced
                 .iter()
-                .find(|s| s.matched_key.is_some() || !s.problems.is_empty())
+                .find(refused)
+                .or_else(|| {
+                    referenced
+                        .iter()
+                        .find(|s| s.matched_key.is_some() || !s.problems.is_empty())
+                })
                 .or(referenced.first());
+            let undecodable = target.and_then(|s| {
+                s.problems.iter().find_map(|p| match p {
+                    Problem::KubeletRefuses { entry, error } => Some(match entry {
+                        Some(k) => format!("the kubelet cannot decode its entry `{k}` ({error}) and so fails every pull of the pod; it is rewritten without the entries it cannot decode, with a credential tested against the registry first"),
+                        None => format!("the kubelet cannot decode it ({error}) and so fails every pull of the pod; it is rewritten from scratch with a credential tested against the registry first"),
+                    }),
+                    _ => None,
+                })
+            });
             let (name, exists, recreate) = match target {
                 Some(s) => (
                     s.name.clone(),
@@ -372,11 +393,11 @@ pub(crate) fn plan(f: &Finding, others: &[OtherSecret], opts: &PlanOptions) -> V
                         recreate,
                     },
                     format!("{verb} pull secret {ns}/{name} for {server}"),
-                    match f.cause {
-                        Cause::CredentialsExpired => "the token in it has expired; a fresh one is tested against the registry before it is written",
-                        Cause::CredentialsRejected => "the registry rejects the credential in it; the new one is tested before it is written",
-                        _ => "no usable credential reaches the registry; the new one is tested before it is written",
-                    },
+                    undecodable.unwrap_or_else(|| match f.cause {
+                        Cause::CredentialsExpired => "the token in it has expired; a fresh one is tested against the registry before it is written".into(),
+                        Cause::CredentialsRejected => "the registry rejects the credential in it; the new one is tested before it is written".into(),
+                        _ => "no usable credential reaches the registry; the new one is tested before it is written".into(),
+                    }),
                     recreate,
                 ),
                 &[],
@@ -740,19 +761,22 @@ pub(crate) fn advice(f: &Finding, others: &[OtherSecret]) -> Option<Vec<Step>> {
     let mut out: Vec<Step> = steps
         .iter()
         .map(|s| {
-            // The entries the written secret keeps, as diagnosed.
-            let kept = match &s.action {
+            // The entries the written secret keeps, and the user its entry
+            // for the registry names (another secret's user is no guess
+            // for this one: a placeholder then), as diagnosed.
+            let (kept, username) = match &s.action {
                 Action::WriteSecret { name, .. } => f
                     .secrets
                     .iter()
                     .find(|r| r.name == *name)
-                    .map_or(0, |r| r.other_entries),
-                _ => 0,
+                    .map_or((0, None), |r| (r.other_entries, r.username.as_deref())),
+                _ => (0, facts.username),
             };
             let cmds = commands(
                 &s.action,
                 &CommandFacts {
                     other_entries: kept,
+                    username,
                     ..facts
                 },
             );
