@@ -8,7 +8,7 @@
 
 : "${PULLFIX_LAB_DIR:=/tmp/pullfix-lab}"
 : "${PULLFIX_CACHE:=${HOME:-/root}/.cache/kubectl-pullfix}"
-: "${PULLFIX_LAB_PORT_BASE:=36400}"
+: "${PULLFIX_LAB_PORT_BASE:=26400}"
 export PULLFIX_LAB_DIR PULLFIX_CACHE PULLFIX_LAB_PORT_BASE
 
 # lab_port OFFSET: echo PULLFIX_LAB_PORT_BASE + OFFSET.

@@ -560,26 +560,24 @@ fn without_a_terminal_or_yes_nothing_is_written_and_fixes_are_pending() {
     delete_ns(&ns);
 }
 
-#[test]
-fn a_concurrent_change_is_reported_not_overwritten() {
-    let ns = scenario("rotated-password", Some(NODE));
-    wait_pull_error(&ns, "checkout", false);
-    let hook = format!(
-        "kubectl annotate secret regcred -n {ns} touched-by=someone-else --overwrite >/dev/null"
-    );
+/// `fix --yes` with the right password while `hook` changes regcred just
+/// before the write: the write loses the conflict (exit 1, said so).
+fn fix_losing_a_conflict(ns: &str, hook: &str) -> String {
     let out = pullfix_in(
         &[
             "fix",
             "deploy/checkout",
             "-n",
-            &ns,
+            ns,
             "--yes",
             "--username",
             "pullfix",
             "--password-stdin",
+            "--timeout",
+            "90s",
         ],
         &password(),
-        &[("PULLFIX_TEST_BEFORE_WRITE", &hook)],
+        &[("PULLFIX_TEST_BEFORE_WRITE", hook)],
     );
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
@@ -587,6 +585,17 @@ fn a_concurrent_change_is_reported_not_overwritten() {
         t.contains("conflict: the object changed since pullfix read it"),
         "{t}"
     );
+    t
+}
+
+#[test]
+fn a_concurrent_change_is_reported_not_overwritten() {
+    let ns = scenario("rotated-password", Some(NODE));
+    wait_pull_error(&ns, "checkout", false);
+    let hook = format!(
+        "kubectl annotate secret regcred -n {ns} touched-by=someone-else --overwrite >/dev/null"
+    );
+    let t = fix_losing_a_conflict(&ns, &hook);
     assert!(
         !t.contains("restore with:"),
         "a restore for a write that did not happen: {t}"
@@ -596,6 +605,40 @@ fn a_concurrent_change_is_reported_not_overwritten() {
         s["metadata"]["annotations"]["touched-by"], "someone-else",
         "the other change survives"
     );
+    delete_ns(&ns);
+}
+
+#[test]
+fn a_conflict_lost_to_a_concurrent_fix_is_diagnosed_again_not_escalated() {
+    // Someone else writes the right password into regcred between pullfix's
+    // read and its write: the write loses the conflict, nothing is
+    // overwritten, and the fresh diagnosis says what is left (a restart),
+    // without paging anyone for a failure that is not one.
+    let ns = scenario("rotated-password", Some(NODE));
+    wait_pull_error(&ns, "checkout", false);
+    let hook = format!(
+        "kubectl create secret docker-registry regcred -n {ns} --docker-server={} --docker-username={} --docker-password={} --dry-run=client -o yaml | kubectl replace -f - >/dev/null",
+        env("PULLFIX_LAB_REGISTRY"),
+        env("PULLFIX_LAB_REGISTRY_USER"),
+        env("PULLFIX_LAB_REGISTRY_PASSWORD"),
+    );
+    let t = fix_losing_a_conflict(&ns, &hook);
+    assert!(
+        !t.contains("escalate:"),
+        "a lost conflict paged someone: {t}"
+    );
+    assert!(
+        t.contains(&format!(
+            "still failing (credentials-rejected), but the pull secret's credential now works against the registry: the pods only need a restart — continue: kubectl pullfix fix deploy/checkout -n {ns}"
+        )),
+        "{t}"
+    );
+    // The continue command, as printed: a restart only, and resolved.
+    let out = pullfix_in(&["fix", "deploy/checkout", "-n", &ns, "--yes"], "", &[]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("1. rollout restart deploy/checkout"), "{t}");
+    assert!(!t.contains("update pull secret"), "{t}");
     delete_ns(&ns);
 }
 

@@ -107,6 +107,20 @@ pub struct Finding {
     pub failing_for_seconds: Option<i64>,
 }
 
+impl Finding {
+    /// A credential failure whose pull secret's credential works against
+    /// the registry now (fixed a moment ago, or by someone else): the pods
+    /// in backoff only need a restart.
+    pub(crate) fn credential_works_now(&self) -> bool {
+        self.cause.is_credential()
+            && self
+                .registry
+                .as_ref()
+                .and_then(|p| p.with_credential.as_ref())
+                .is_some_and(crate::probe::Attempt::ok)
+    }
+}
+
 #[cfg(test)]
 impl Finding {
     /// A finding for tests: `deploy/checkout` in `namespace`, pod

@@ -135,12 +135,16 @@ struct Backed {
     requests: Range<usize>,
 }
 
+/// How a write that lost to a concurrent change begins its error: someone
+/// else wrote the object in between ([`Outcome::is_conflict`]).
+pub(crate) const CONFLICT: &str = "conflict: the object changed since pullfix read it";
+
 /// What a failed write says: a conflict is explained, anything else is the
 /// server's message and code (or what happened to the connection).
 fn api_failure(e: &ApiError) -> String {
     match e.code {
         Some(409) if e.reason == "Conflict" => format!(
-            "conflict: the object changed since pullfix read it ({}); nothing was overwritten — run pullfix again to work from the current version",
+            "{CONFLICT} ({}); nothing was overwritten — run pullfix again to work from the current version",
             e.message
         ),
         Some(code) => format!("{} ({code})", e.message),

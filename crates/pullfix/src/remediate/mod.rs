@@ -43,6 +43,15 @@ pub enum Outcome {
     Failed { error: String },
 }
 
+impl Outcome {
+    /// A write that lost to a concurrent change: someone else wrote the
+    /// object in between, perhaps fixing it. Not a failure to escalate:
+    /// the fresh diagnosis after it says what is left.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Outcome::Failed { error } if error.starts_with(crate::remediate::apply::CONFLICT))
+    }
+}
+
 /// One step of the incident, as it went.
 #[derive(Debug, Clone, Serialize)]
 pub struct StepRecord {

@@ -301,12 +301,7 @@ pub(crate) fn plan(f: &Finding, others: &[OtherSecret], opts: &PlanOptions) -> V
     // The credential the pods use already works from here (fixed a moment
     // ago, or by someone else): pods in backoff only need a restart, and
     // nothing else is rewritten.
-    let works_now = f
-        .registry
-        .as_ref()
-        .and_then(|p| p.with_credential.as_ref())
-        .is_some_and(crate::probe::Attempt::ok);
-    if credential_cause && works_now {
+    if f.credential_works_now() {
         if let Some(w) = workload.as_ref().filter(|w| restartable(w)) {
             b.push(
                 step(

@@ -102,10 +102,12 @@ pub(crate) fn escalations_with_notes(
     let since = incident.failing_since.unwrap_or(incident.started);
     let elapsed = now - since;
     let timed_out = elapsed >= Duration::minutes(ESCALATION_TIMEOUT_MINUTES);
+    // A write that lost a conflict is someone else's change, not an
+    // outage: what is left is in the verdict's `continue:` line.
     let failed: Vec<&StepRecord> = incident
         .steps
         .iter()
-        .filter(|s| matches!(s.outcome, Outcome::Failed { .. }))
+        .filter(|s| matches!(s.outcome, Outcome::Failed { .. }) && !s.outcome.is_conflict())
         .collect();
     if timed_out || !failed.is_empty() {
         let mut reasons = Vec::new();
@@ -366,7 +368,7 @@ pub(crate) fn follow_ups(findings: &[Finding], incident: &Incident) -> Vec<Strin
     let failed: Vec<&str> = incident
         .steps
         .iter()
-        .filter(|s| matches!(s.outcome, Outcome::Failed { .. }))
+        .filter(|s| matches!(s.outcome, Outcome::Failed { .. }) && !s.outcome.is_conflict())
         .map(|s| s.title.as_str())
         .collect();
     if !failed.is_empty() {

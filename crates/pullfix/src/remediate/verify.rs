@@ -454,6 +454,17 @@ pub(crate) fn judge(
                 ),
                 Some(format!("kubectl pullfix diagnose {target}")),
             )
+        } else if failing.iter().all(|f| f.credential_works_now()) {
+            // The secret changed under the pods (a concurrent fix, or one
+            // whose restart did not happen): no credential to look for.
+            (
+                false,
+                format!(
+                    "{ready}still failing ({}), but the pull secret's credential now works against the registry: the pods only need a restart",
+                    causes.join(", ")
+                ),
+                Some(format!("kubectl pullfix fix {target}")),
+            )
         } else {
             (
                 false,
