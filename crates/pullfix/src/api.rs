@@ -39,6 +39,10 @@ pub(crate) const FIELD_MANAGER: &str = "kubectl-pullfix";
 /// Page size for list calls (kubectl uses 500 too).
 pub(crate) const PAGE_SIZE: u32 = 500;
 
+/// The most pages one list reads (10 million objects at [`PAGE_SIZE`]):
+/// past it, the server's pagination is taken to be broken.
+const MAX_PAGES: usize = 20_000;
+
 static SERVER: OnceLock<String> = OnceLock::new();
 
 /// Records the API server's address (from the kubeconfig), so an
@@ -249,7 +253,7 @@ async fn list_path<T: DeserializeOwned, U>(
     let mut kept = Vec::new();
     let mut seen = 0usize;
     let mut cont: Option<String> = None;
-    loop {
+    for page_number in 1.. {
         let req = query
             .request(url_path, PAGE_SIZE, cont.as_deref())
             .map_err(|e| ApiError::new(op.clone(), &e))?;
@@ -259,7 +263,24 @@ async fn list_path<T: DeserializeOwned, U>(
             .map_err(|e| ApiError::new(op.clone(), &e))?;
         seen += page.items.len();
         kept.extend(page.items.into_iter().filter_map(&mut keep));
+        // A server whose pagination never ends (the same token again, or
+        // pages without end) must not hold the on-call's terminal forever.
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(c) if cont.as_deref() == Some(c.as_str()) => {
+                return Err(ApiError::odd(
+                    op,
+                    "the API server answered the same `continue` token twice: its list never ends"
+                        .into(),
+                ));
+            }
+            Some(_) if page_number >= MAX_PAGES => {
+                return Err(ApiError::odd(
+                    op,
+                    format!(
+                        "the API server was still paginating after {MAX_PAGES} pages of {PAGE_SIZE}: stopped there"
+                    ),
+                ));
+            }
             Some(c) => cont = Some(c),
             None => break,
         }
@@ -822,6 +843,22 @@ mod tests {
         let client =
             Client::try_from(kube::Config::new(format!("http://{addr}").parse().unwrap())).unwrap();
         (client, seen)
+    }
+
+    #[tokio::test]
+    async fn a_list_that_never_ends_is_an_error_not_a_hang() {
+        // Every page: one pod, and the same continue token.
+        let page = r#"{"kind":"PodList","apiVersion":"v1","metadata":{"continue":"again"},"items":[{"metadata":{"name":"p"}}]}"#;
+        let (client, seen) = recording_server(page).await;
+        let err = list_all_as::<k8s_openapi::api::core::v1::Pod, serde_json::Value>(
+            &client,
+            Some("shop"),
+            &ListQuery::default(),
+        )
+        .await
+        .unwrap_err();
+        assert!(err.message.contains("same `continue` token twice"), "{err}");
+        assert_eq!(seen.lock().unwrap().len(), 2, "stopped at the repeat");
     }
 
     #[tokio::test]

@@ -161,6 +161,19 @@ pub struct Failure {
 }
 
 impl ApiError {
+    /// An answer that made no sense for `op` (a server that misbehaves),
+    /// in pullfix's words.
+    pub(crate) fn odd(op: Op, message: String) -> ApiError {
+        ApiError(Box::new(Failure {
+            op,
+            kind: Kind::Other,
+            code: None,
+            reason: String::new(),
+            message,
+            server: crate::api::server(),
+        }))
+    }
+
     /// Classifies a kube error for `op`.
     pub fn new(op: Op, err: &kube::Error) -> ApiError {
         let (kind, code, reason, message) = classify(&op, err);
