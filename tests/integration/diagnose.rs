@@ -224,11 +224,14 @@ fn a_secret_the_kubelet_cannot_decode_is_named_with_its_entry() {
             p["error"], "illegal base64 data at input byte 4",
             "{node}: {f:#}"
         );
-        // The advice rewrites regcred, never attaches another secret.
+        // The advice rewrites regcred, never attaches another secret; its
+        // create | apply is equivalent (the only other entry is dropped).
+        let steps = steps_text(f);
         assert!(
-            steps_text(f).contains("kubectl create secret docker-registry regcred"),
+            steps.contains("kubectl create secret docker-registry regcred"),
             "{node}: {f:#}"
         );
+        assert!(!steps.contains("not equivalent"), "{node}: {f:#}");
     });
 }
 

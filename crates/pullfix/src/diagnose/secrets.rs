@@ -388,17 +388,25 @@ fn analyze_content(
             closest: closest_key(&image.domain, &keys),
         });
     }
-    // What a fix keeps: entries for other registries, less a wrong key it replaces.
+    // What a fix keeps: entries for other registries, less a wrong key it
+    // replaces and the entries the kubelet cannot decode (it drops them).
     let replaced = report.problems.iter().find_map(|p| match p {
         Problem::NoMatchingEntry { closest, .. } => closest.clone(),
         _ => None,
     });
+    let undecodable = |key: &str| {
+        raw.as_ref()
+            .and_then(|m| m.as_object())
+            .and_then(|m| m.get(key))
+            .is_some_and(|v| crate::registry::keyring::entry_refusal(v).is_some())
+    };
     report.other_entries = entries
         .iter()
         .filter(|e| {
             crate::registry::keyring::normalize_key(&e.key).as_deref()
                 != Some(image.domain.as_str())
                 && replaced.as_deref() != Some(e.key.as_str())
+                && !undecodable(&e.key)
         })
         .count();
 }
