@@ -189,6 +189,10 @@ pub struct FixArgs {
     /// Use a fresh ECR token from your AWS identity (default for ECR images)
     #[arg(long)]
     pub from_ecr: bool,
+    /// Write a credential this machine could not test (it does not trust or
+    /// cannot reach the registry) without asking; --yes alone does not
+    #[arg(long)]
+    pub allow_untested: bool,
     /// Set this image (verified against the registry first)
     #[arg(long, value_name = "IMAGE", value_parser = image_ref)]
     pub image: Option<String>,
@@ -268,6 +272,15 @@ pub struct Globals {
         help_heading = "Registry options"
     )]
     pub registry_hosts: Option<std::path::PathBuf>,
+    /// Trust this CA certificate (PEM) for every registry, as the nodes do
+    /// (repeatable): a company CA this machine's trust store lacks
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        help_heading = "Registry options"
+    )]
+    pub registry_ca: Vec<std::path::PathBuf>,
 }
 
 impl Globals {
@@ -280,6 +293,29 @@ impl Globals {
         let hosts = RegistryHosts::load(dir)?;
         eprintln!("note: {hosts}");
         Ok(Some(hosts))
+    }
+
+    /// The `--registry-ca` certificates, read and checked (PEM).
+    fn registry_ca(&self) -> anyhow::Result<Vec<Vec<u8>>> {
+        self.registry_ca
+            .iter()
+            .map(|path| {
+                let pem = std::fs::read(path).map_err(|e| {
+                    anyhow::anyhow!(
+                        "--registry-ca {}: {}\nhelp: give the path of the registry's CA certificate in PEM form (-----BEGIN CERTIFICATE-----)",
+                        path.display(),
+                        pullfix::input::io_reason(&e)
+                    )
+                })?;
+                if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+                    anyhow::bail!(
+                        "--registry-ca {}: not a PEM certificate\nhelp: give the CA certificate in PEM form (-----BEGIN CERTIFICATE-----); convert a DER file with `openssl x509 -inform der -in FILE -out FILE.pem`",
+                        path.display()
+                    );
+                }
+                Ok(pem)
+            })
+            .collect()
     }
 
     /// The namespace from `-n`, if one was given; `-n ""` is none, as kubectl
@@ -753,6 +789,7 @@ async fn run_fix(
         None
     };
     let registry_hosts = g.registry_hosts()?;
+    let registry_ca = g.registry_ca()?;
     let (client, scope) = scope(kube, g).await?;
     let options = FixOptions {
         dry_run: args.dry_run.rehearse(),
@@ -765,6 +802,7 @@ async fn run_fix(
             docker_config: args.from_docker_config,
             from_secret: args.from_secret,
             from_ecr: args.from_ecr,
+            allow_untested: args.allow_untested,
         },
         image: args.image,
         attach_to: args.attach_to,
@@ -775,6 +813,7 @@ async fn run_fix(
         color: g.color(),
         before_write_hook: test_hook(),
         registry_hosts,
+        registry_ca,
     };
     // With -o json|yaml|name the narrative goes to stderr and stdout carries
     // the incident (or the names of the workloads it worked on).
@@ -842,11 +881,13 @@ fn test_hook() -> Option<String> {
 async fn run_diagnose(kube: &KubeFlags, g: &Globals, args: DiagnoseArgs) -> anyhow::Result<u8> {
     let target = args.target.clone().unwrap_or(Target::All);
     let registry_hosts = g.registry_hosts()?;
+    let registry_ca = g.registry_ca()?;
     let (client, scope) = scope(kube, g).await?;
     let options = pullfix::diagnose::run::Options {
         probe: !args.no_probe,
         probe_timeout: args.probe_timeout,
         registry_hosts,
+        registry_ca,
     };
     let report = pullfix::diagnose::run::run(&client, &scope, &target, &options).await?;
     let mut out = std::io::stdout().lock();

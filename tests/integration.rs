@@ -48,3 +48,6 @@ mod undo;
 
 #[path = "integration/hostile.rs"]
 mod hostile;
+
+#[path = "integration/untested.rs"]
+mod untested;

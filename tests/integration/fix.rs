@@ -560,22 +560,28 @@ fn without_a_terminal_or_yes_nothing_is_written_and_fixes_are_pending() {
     delete_ns(&ns);
 }
 
+/// `fix deploy/checkout -n ns --yes` with the lab's user and the password
+/// on stdin, 90 s for the rollout.
+pub(crate) fn fix_checkout_args(ns: &str) -> [&str; 10] {
+    [
+        "fix",
+        "deploy/checkout",
+        "-n",
+        ns,
+        "--yes",
+        "--username",
+        "pullfix",
+        "--password-stdin",
+        "--timeout",
+        "90s",
+    ]
+}
+
 /// `fix --yes` with the right password while `hook` changes regcred just
 /// before the write: the write loses the conflict (exit 1, said so).
 fn fix_losing_a_conflict(ns: &str, hook: &str) -> String {
     let out = pullfix_in(
-        &[
-            "fix",
-            "deploy/checkout",
-            "-n",
-            ns,
-            "--yes",
-            "--username",
-            "pullfix",
-            "--password-stdin",
-            "--timeout",
-            "90s",
-        ],
+        &fix_checkout_args(ns),
         &password(),
         &[("PULLFIX_TEST_BEFORE_WRITE", hook)],
     );

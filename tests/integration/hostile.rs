@@ -861,26 +861,16 @@ fn a_hostile_cluster_is_diagnosed_and_fixed_inertly_within_scope() {
     // The real fix, of checkout only.
     let report = dir.path().join("fix.md");
     let backups = dir.path().join("fix-backups");
-    let r = h.run(
-        "fix checkout --yes",
-        &[
-            "fix",
-            "deploy/checkout",
-            "-n",
-            ns,
-            "--yes",
-            "--username",
-            &user,
-            "--password-stdin",
-            "--report",
-            report.to_str().unwrap(),
-            "--backup-dir",
-            backups.to_str().unwrap(),
-            "--timeout",
-            "90s",
-        ],
-        &password,
-    );
+    // (The lab's user is `pullfix`, which the shared arguments name.)
+    assert_eq!(user, "pullfix");
+    let mut args = crate::fix::fix_checkout_args(ns).to_vec();
+    args.extend([
+        "--report",
+        report.to_str().unwrap(),
+        "--backup-dir",
+        backups.to_str().unwrap(),
+    ]);
+    let r = h.run("fix checkout --yes", &args, &password);
     check_run(&r, FIX_BOUND, ns, &never_printed);
     assert_only_this_namespace(&r, ns);
     assert_eq!(r.code, Some(0), "the real fix:\n{}", r.all());

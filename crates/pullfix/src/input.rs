@@ -32,6 +32,15 @@ impl fmt::Display for Invalid {
 
 impl std::error::Error for Invalid {}
 
+/// Why a file could not be read, in a few words.
+pub fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
 /// A value as it is quoted in an error: control characters escaped (so the
 /// message stays on one line) and long values cut to 60 characters.
 pub fn shown(s: &str) -> String {

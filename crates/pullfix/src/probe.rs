@@ -20,13 +20,47 @@ use crate::registry::keyring::Credential;
 use crate::registry::reference::ImageRef;
 
 /// The registry configuration for probes from this machine: the system's
-/// trust store, plus what `--registry-hosts` says about mirrors, plain HTTP
-/// and extra CAs (as the nodes' containerd is configured).
-pub(crate) fn config(timeout: Duration, hosts: Option<&RegistryHosts>) -> RegistryConfig {
+/// trust store and the `--registry-ca` certificates (`ca_pem`), plus what
+/// `--registry-hosts` says about mirrors, plain HTTP and extra CAs (as the
+/// nodes' containerd is configured).
+pub(crate) fn config(
+    timeout: Duration,
+    hosts: Option<&RegistryHosts>,
+    ca_pem: &[Vec<u8>],
+) -> RegistryConfig {
     RegistryConfig {
         hosts: hosts.cloned(),
+        ca_pem: ca_pem.to_vec(),
         timeout: Some(timeout),
         ..RegistryConfig::default()
+    }
+}
+
+/// Why a probe from this machine says nothing about the credential, with
+/// what to do about it: the failure is this machine's (it does not trust
+/// the registry's CA, cannot resolve or reach it), which the nodes may not
+/// share.
+pub(crate) fn local_failure(
+    host: &str,
+    failure: Option<&crate::registry::client::PullFailure>,
+) -> String {
+    use crate::registry::client::PullFailure;
+    let host = crate::sanitize::line(host).into_owned();
+    match failure {
+        Some(PullFailure::Tls { detail, .. }) => format!(
+            "this machine does not trust {host}'s certificate ({}): pass its CA with --registry-ca FILE, or the nodes' certs.d with --registry-hosts DIR",
+            crate::sanitize::line(detail)
+        ),
+        Some(PullFailure::Dns { .. }) => format!(
+            "{host} does not resolve from this machine (the nodes may resolve it: internal DNS, a VPC endpoint); --registry-hosts DIR can say where the nodes reach it"
+        ),
+        Some(PullFailure::Refused { addr, .. }) => format!(
+            "this machine cannot connect to {host} ({}: connection refused; the nodes may reach it through their own network or proxy)",
+            crate::sanitize::line(addr)
+        ),
+        _ => format!(
+            "this machine gets no answer from {host} in time (the nodes may reach it through their own network or proxy)"
+        ),
     }
 }
 

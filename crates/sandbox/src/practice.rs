@@ -512,6 +512,7 @@ async fn diagnosed_cause(client: &Client, ns: &str) -> Option<&'static str> {
         probe: false,
         probe_timeout: Duration::from_secs(1),
         registry_hosts: None,
+        registry_ca: Vec::new(),
     };
     let report = pullfix::diagnose::run::run(
         client,

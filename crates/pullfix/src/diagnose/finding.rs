@@ -309,6 +309,18 @@ fn ecr_api_evidence(e: &EcrCheck) -> Vec<Evidence> {
 /// What the probe did: where it ran from, each attempt's outcome, the rate limit.
 fn probe_evidence(p: &ProbeResult) -> Vec<Evidence> {
     let mut evidence = vec![ev("registry", format!("probed from {}", p.from))];
+    if p.unreachable_here {
+        evidence.push(ev(
+            "registry",
+            format!(
+                "not a verdict on the pull: {}",
+                crate::probe::local_failure(
+                    &p.registry,
+                    p.failure.as_ref().or(p.anonymous_failure.as_ref())
+                )
+            ),
+        ));
+    }
     if let Some(a) = &p.with_credential {
         evidence.push(ev(
             "registry",

@@ -39,6 +39,9 @@ pub struct Options {
     /// `--registry-hosts`: where the nodes' containerd sends each registry's
     /// requests.
     pub registry_hosts: Option<crate::registry::hosts::RegistryHosts>,
+    /// `--registry-ca`: CA certificates (PEM) this machine trusts for every
+    /// registry, as the nodes do.
+    pub registry_ca: Vec<Vec<u8>>,
 }
 
 /// The result of `diagnose`.
@@ -219,7 +222,11 @@ pub async fn run(
         });
     }
     let prober = if opts.probe {
-        let config = crate::probe::config(opts.probe_timeout, opts.registry_hosts.as_ref());
+        let config = crate::probe::config(
+            opts.probe_timeout,
+            opts.registry_hosts.as_ref(),
+            &opts.registry_ca,
+        );
         Some(Prober::new(&config, opts.probe_timeout)?)
     } else {
         None

@@ -307,13 +307,7 @@ fn split_url(url: &str) -> Result<(bool, String), String> {
     Ok((plain, authority.to_ascii_lowercase()))
 }
 
-fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file or directory".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        _ => e.to_string(),
-    }
-}
+use crate::input::io_reason;
 
 #[cfg(test)]
 mod tests {

@@ -53,6 +53,9 @@ pub struct CredentialFlags {
     /// Use a fresh ECR token (`--from-ecr`; the default for ECR images when
     /// AWS credentials are available).
     pub from_ecr: bool,
+    /// `--allow-untested`: write a credential that could not be tested from
+    /// this machine (TLS trust, DNS, network), without asking.
+    pub allow_untested: bool,
 }
 
 /// Everything a step needs.
@@ -69,7 +72,14 @@ pub(crate) struct Executor<'a> {
     pub written: Option<Credential>,
     /// Internal test seam: a shell command run just before each real write.
     pub before_write_hook: Option<String>,
+    /// Why the credential about to be written could not be tested from
+    /// this machine, when the user chose to write it untested.
+    pub untested: Option<String>,
 }
+
+/// How a change's note begins when its credential was written untested
+/// (the summary marks the step).
+const UNTESTED: &str = "credential untested:";
 
 /// One write to the API server, through [`crate::api`].
 #[derive(Debug, Clone)]
@@ -277,9 +287,14 @@ impl Executor<'_> {
         let (backup, restore) = self.finish_backups(&backups, &left);
         let Some(e) = failure else {
             crate::terminal::record_write(&change.title, restore.as_deref());
+            let untested = if change.notes.iter().any(|n| n.starts_with(UNTESTED)) {
+                "; the credential was written untested"
+            } else {
+                ""
+            };
             return (
                 Outcome::Applied {
-                    detail: done.join(", "),
+                    detail: format!("{}{untested}", done.join(", ")),
                 },
                 backup,
                 restore,
@@ -573,10 +588,16 @@ impl Executor<'_> {
             )
         };
         let first = change(None);
-        Ok(match self.object_file(&first)? {
+        let mut change = match self.object_file(&first)? {
             Some(file) => with_file_note(change(Some(&file)), &file),
             None => first,
-        })
+        };
+        if let Some(why) = &self.untested {
+            change.notes.push(format!(
+                "{UNTESTED} {why}; pullfix could not check it before writing"
+            ));
+        }
+        Ok(change)
     }
 
     /// The same credential in the other namespaces' stale copies.
@@ -1193,6 +1214,9 @@ impl Executor<'_> {
                         ),
                     });
                 }
+                Err(Untested {
+                    local: Some(why), ..
+                }) => return self.untested(cred, why),
                 Err(r) => {
                     return Err(Outcome::Failed {
                         error: format!("{}; the secret was not changed", r.text),
@@ -1220,6 +1244,18 @@ impl Executor<'_> {
                 ));
                 Ok(())
             }
+            _ if probe.unreachable_here => {
+                let why = crate::probe::local_failure(&image.domain, probe.failure.as_ref());
+                self.say(format!(
+                    "  ? {source} (user `{}`): could not be tested from here: {why}",
+                    crate::sanitize::line(&cred.username),
+                ));
+                Err(Untested {
+                    rejected: false,
+                    local: Some(why),
+                    text: String::new(),
+                })
+            }
             a => {
                 let rejected = matches!(
                     a,
@@ -1239,7 +1275,11 @@ impl Executor<'_> {
                         .unwrap_or_else(|| "no answer".into())
                 );
                 self.say(format!("  ✘ {text}"));
-                Err(Untested { rejected, text })
+                Err(Untested {
+                    rejected,
+                    local: None,
+                    text,
+                })
             }
         }
     }
@@ -1253,11 +1293,21 @@ impl Executor<'_> {
         candidates: Vec<(Credential, String)>,
     ) -> Result<Credential, Outcome> {
         let mut last = None;
+        let mut untestable = None;
         for (cred, source) in candidates {
             match self.test_credential(image, &cred, &source).await {
                 Ok(()) => return Ok(cred),
+                Err(Untested {
+                    local: Some(why), ..
+                }) => {
+                    untestable.get_or_insert((cred, why));
+                }
                 Err(r) => last = Some(r),
             }
+        }
+        let rejected = last.as_ref().is_some_and(|r| r.rejected);
+        if let (Some((cred, why)), false) = (untestable, rejected) {
+            return self.untested(cred, why);
         }
         Err(match last {
             Some(r) if r.rejected => Outcome::Skipped {
@@ -1269,6 +1319,33 @@ impl Executor<'_> {
             None => Outcome::Skipped {
                 reason: "no new credential; the secret was not changed".into(),
             },
+        })
+    }
+
+    /// A credential this machine could not test: written only on purpose.
+    /// `--allow-untested` writes it; a person at a terminal is asked, with
+    /// no as the default; `--yes` alone does not cover it.
+    fn untested(&mut self, cred: Credential, why: String) -> Result<Credential, Outcome> {
+        let question = "  write it untested? the nodes may reach and trust the registry where this machine does not";
+        let yes = if self.creds.allow_untested {
+            self.say(format!("{question} yes (--allow-untested)"));
+            true
+        } else if self.prompter.chooses() {
+            matches!(
+                self.prompter.confirm(question, false).map_err(failed)?,
+                Answer::Yes
+            )
+        } else {
+            false
+        };
+        if yes {
+            self.untested = Some(why);
+            return Ok(cred);
+        }
+        Err(Outcome::Skipped {
+            reason: format!(
+                "the credential could not be tested from here ({why}); the secret was not changed — to write it untested, pass --allow-untested (--yes alone does not)"
+            ),
         })
     }
 
@@ -1328,6 +1405,9 @@ const TYPING_TRIES: usize = 3;
 /// the registry answered with a rejection (401/403) rather than not at all.
 struct Untested {
     rejected: bool,
+    /// Why this machine could not test it (TLS trust, DNS, connect): no
+    /// evidence against the credential.
+    local: Option<String>,
     text: String,
 }
 

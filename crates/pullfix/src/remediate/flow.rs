@@ -45,6 +45,8 @@ pub struct FixOptions {
     /// `--registry-hosts`: where the nodes' containerd sends each registry's
     /// requests.
     pub registry_hosts: Option<crate::registry::hosts::RegistryHosts>,
+    /// `--registry-ca`: CA certificates (PEM) trusted for every registry.
+    pub registry_ca: Vec<Vec<u8>>,
 }
 
 /// Runs the flow; returns the exit code and the incident record.
@@ -272,7 +274,11 @@ impl<'a> Flow<'a> {
         prompter: &'a mut dyn Prompter,
         out: &'a mut dyn std::io::Write,
     ) -> anyhow::Result<Flow<'a>> {
-        let registry = crate::probe::config(opts.probe_timeout, opts.registry_hosts.as_ref());
+        let registry = crate::probe::config(
+            opts.probe_timeout,
+            opts.registry_hosts.as_ref(),
+            &opts.registry_ca,
+        );
         let prober = Prober::new(&registry, opts.probe_timeout)?;
         // AWS is asked only when an ECR image needs it (not before the
         // cluster is even read).
@@ -288,6 +294,7 @@ impl<'a> Flow<'a> {
             ecr,
             written: None,
             before_write_hook: opts.before_write_hook.clone(),
+            untested: None,
         };
         Ok(Flow {
             client,
@@ -301,6 +308,7 @@ impl<'a> Flow<'a> {
                 probe: !opts.no_probe,
                 probe_timeout: opts.probe_timeout,
                 registry_hosts: opts.registry_hosts.clone(),
+                registry_ca: opts.registry_ca.clone(),
             },
             executor,
         })
