@@ -489,7 +489,8 @@ fn a_hostile_cluster_is_diagnosed_and_fixed_inertly_within_scope() {
     );
 
     // 2. The dedicated identity.
-    kubectl_ok(&["create", "serviceaccount", SA, "-n", &ns]);
+    let dir = tempfile::tempdir().unwrap();
+    let (kubeconfig, token) = crate::lab::service_account_kubeconfig(&ns, SA, dir.path());
     kubectl_ok(&[
         "create",
         "clusterrolebinding",
@@ -497,29 +498,6 @@ fn a_hostile_cluster_is_diagnosed_and_fixed_inertly_within_scope() {
         "--clusterrole=cluster-admin",
         &format!("--serviceaccount={ns}:{SA}"),
     ]);
-    let token = kubectl_ok(&["create", "token", SA, "-n", &ns, "--duration", "1h"])
-        .trim()
-        .to_string();
-    assert!(token.len() > 100, "a ServiceAccount token");
-    let dir = tempfile::tempdir().unwrap();
-    let mut kc: Value = serde_json::from_str(&kubectl_ok(&[
-        "config",
-        "view",
-        "--raw",
-        "--minify",
-        "--flatten",
-        "-o",
-        "json",
-    ]))
-    .expect("the admin kubeconfig");
-    kc["users"][0]["user"] = json!({"token": token});
-    kc["contexts"][0]["context"]["namespace"] = json!(ns);
-    let kubeconfig = dir.path().join("kubeconfig-hostile-oncall");
-    std::fs::write(&kubeconfig, kc.to_string()).unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(&kubeconfig, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
 
     // The scenario's own stale password is a secret too.
     let regcred = kjson(&["get", "secret", "regcred", "-n", &ns]);

@@ -223,6 +223,41 @@ pub(crate) fn has_event(events: &[Value], reason: &str, message_part: &str) -> b
     })
 }
 
+/// Creates ServiceAccount `sa` in `ns` and writes a kubeconfig for it
+/// (mode 0600) into `dir`: the admin kubeconfig's cluster, the account's
+/// token (returned too: it must never be printed), `ns` as the namespace.
+/// What it may do is up to the caller's bindings.
+pub(crate) fn service_account_kubeconfig(
+    ns: &str,
+    sa: &str,
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, String) {
+    kubectl_ok(&["create", "serviceaccount", sa, "-n", ns]);
+    let token = kubectl_ok(&["create", "token", sa, "-n", ns, "--duration", "1h"])
+        .trim()
+        .to_string();
+    assert!(token.len() > 100, "a ServiceAccount token");
+    let mut kc: Value = serde_json::from_str(&kubectl_ok(&[
+        "config",
+        "view",
+        "--raw",
+        "--minify",
+        "--flatten",
+        "-o",
+        "json",
+    ]))
+    .expect("the admin kubeconfig");
+    kc["users"][0]["user"] = serde_json::json!({"token": token});
+    kc["contexts"][0]["context"]["namespace"] = serde_json::json!(ns);
+    let path = dir.join(format!("kubeconfig-{sa}"));
+    std::fs::write(&path, kc.to_string()).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    (path, token)
+}
+
 pub(crate) fn delete_ns(ns: &str) {
     let _ = kubectl(&["delete", "namespace", ns, "--wait=false"]);
 }

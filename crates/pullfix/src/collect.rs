@@ -217,6 +217,17 @@ pub(crate) struct InvolvedLite {
     pub field_path: Option<String>,
 }
 
+impl EventLite {
+    /// What the classifier reads of it.
+    pub(crate) fn text(&self) -> crate::diagnose::classify::EventText<'_> {
+        crate::diagnose::classify::EventText {
+            reason: &self.reason,
+            message: &self.message,
+            count: self.count.unwrap_or(1),
+        }
+    }
+}
+
 /// The events about one pod, newest first.
 pub(crate) async fn pod_events(
     client: &Client,

@@ -641,14 +641,7 @@ async fn pod_evidence(
                 .is_none_or(|p| p == format!("{path_prefix}{{{container}}}"))
         })
         .collect();
-    let texts: Vec<EventText<'_>> = events
-        .iter()
-        .map(|e| EventText {
-            reason: &e.reason,
-            message: &e.message,
-            count: e.count.unwrap_or(1),
-        })
-        .collect();
+    let texts: Vec<EventText<'_>> = events.iter().map(EventLite::text).collect();
     let classified = classify_container(&reason, &message, &texts);
     Ok(PodEvidence {
         pod_name,

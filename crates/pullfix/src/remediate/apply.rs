@@ -75,11 +75,16 @@ pub(crate) struct Executor<'a> {
     /// Why the credential about to be written could not be tested from
     /// this machine, when the user chose to write it untested.
     pub untested: Option<String>,
+    /// The node whose canary pull tested the credential about to be written.
+    pub tested_on: Option<String>,
 }
 
 /// How a change's note begins when its credential was written untested
 /// (the summary marks the step).
 const UNTESTED: &str = "credential untested:";
+
+/// How a change's note begins when a canary pod tested its credential.
+const CANARY_TESTED: &str = "credential tested on the cluster:";
 
 /// One write to the API server, through [`crate::api`].
 #[derive(Debug, Clone)]
@@ -184,7 +189,7 @@ impl Executor<'_> {
     /// Prints a line; control characters in it (from a value the cluster
     /// or a registry supplied) are shown escaped, line feeds kept. Values
     /// that must stay on one line go through [`crate::sanitize::line`] too.
-    fn say(&mut self, line: impl AsRef<str>) {
+    pub(crate) fn say(&mut self, line: impl AsRef<str>) {
         let _ = writeln!(self.out, "{}", crate::sanitize::block(line.as_ref()));
     }
 
@@ -289,6 +294,8 @@ impl Executor<'_> {
             crate::terminal::record_write(&change.title, restore.as_deref());
             let untested = if change.notes.iter().any(|n| n.starts_with(UNTESTED)) {
                 "; the credential was written untested"
+            } else if change.notes.iter().any(|n| n.starts_with(CANARY_TESTED)) {
+                "; the credential was tested by a canary pull on the node"
             } else {
                 ""
             };
@@ -595,6 +602,11 @@ impl Executor<'_> {
         if let Some(why) = &self.untested {
             change.notes.push(format!(
                 "{UNTESTED} {why}; pullfix could not check it before writing"
+            ));
+        }
+        if let Some(node) = &self.tested_on {
+            change.notes.push(format!(
+                "{CANARY_TESTED} node {node} pulled the image with it (canary pod, deleted)"
             ));
         }
         Ok(change)
@@ -1058,6 +1070,9 @@ impl Executor<'_> {
         secret: &str,
         f: &Finding,
     ) -> Result<Credential, Outcome> {
+        // What the last credential's test said is not this one's.
+        self.untested = None;
+        self.tested_on = None;
         let mut candidates = self.flag_credentials(image).await.map_err(failed)?;
         let is_ecr = crate::diagnose::secrets::is_ecr_host(&image.domain);
         if candidates.is_empty() && (self.creds.from_ecr || is_ecr) {
@@ -1111,7 +1126,7 @@ impl Executor<'_> {
                 reason: "no new credential: pass --username with --password-stdin, --from-docker-config, --from-secret NS/NAME or --from-ecr, or run in a terminal".into(),
             });
         }
-        self.first_working(image, candidates).await
+        self.first_working(image, candidates, f).await
     }
 
     /// The credentials the flags give (`--username`/`--password-stdin`,
@@ -1216,7 +1231,7 @@ impl Executor<'_> {
                 }
                 Err(Untested {
                     local: Some(why), ..
-                }) => return self.untested(cred, why),
+                }) => return self.test_on_cluster(image, cred, why, f).await,
                 Err(r) => {
                     return Err(Outcome::Failed {
                         error: format!("{}; the secret was not changed", r.text),
@@ -1291,6 +1306,7 @@ impl Executor<'_> {
         &mut self,
         image: &ImageRef,
         candidates: Vec<(Credential, String)>,
+        f: &Finding,
     ) -> Result<Credential, Outcome> {
         let mut last = None;
         let mut untestable = None;
@@ -1307,7 +1323,7 @@ impl Executor<'_> {
         }
         let rejected = last.as_ref().is_some_and(|r| r.rejected);
         if let (Some((cred, why)), false) = (untestable, rejected) {
-            return self.untested(cred, why);
+            return self.test_on_cluster(image, cred, why, f).await;
         }
         Err(match last {
             Some(r) if r.rejected => Outcome::Skipped {
@@ -1320,6 +1336,31 @@ impl Executor<'_> {
                 reason: "no new credential; the secret was not changed".into(),
             },
         })
+    }
+
+    /// A credential this machine could not test: tested by a canary pod on
+    /// a node where the workload failed; when no canary can run, written
+    /// only on purpose ([`Executor::untested`]).
+    async fn test_on_cluster(
+        &mut self,
+        image: &ImageRef,
+        cred: Credential,
+        why: String,
+        f: &Finding,
+    ) -> Result<Credential, Outcome> {
+        use crate::remediate::canary::OnCluster;
+        match self.canary(image, &cred, f).await {
+            OnCluster::Pulled { node } => {
+                self.tested_on = Some(node);
+                Ok(cred)
+            }
+            OnCluster::Rehearsed => Ok(cred),
+            OnCluster::Refused(outcome) => Err(outcome),
+            OnCluster::NotRun(reason) => {
+                self.say(format!("  no canary: {reason}"));
+                self.untested(cred, format!("{why}; no canary: {reason}"))
+            }
+        }
     }
 
     /// A credential this machine could not test: written only on purpose.

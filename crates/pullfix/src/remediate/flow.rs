@@ -295,6 +295,7 @@ impl<'a> Flow<'a> {
             written: None,
             before_write_hook: opts.before_write_hook.clone(),
             untested: None,
+            tested_on: None,
         };
         Ok(Flow {
             client,

@@ -11,6 +11,7 @@
 //! report). I/O: [`apply`], [`flow`], [`prompt`].
 
 pub mod apply;
+pub(crate) mod canary;
 pub mod flow;
 pub mod plan;
 pub mod prompt;
