@@ -25,6 +25,10 @@ fi
 REG_LAB_D=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REG_DAEMONS=(reg-basic reg-token reg-issuer reg-anon reg-hubstub reg-moto reg-ecr reg-untrusted)
 REG_ECR_HOST=123456789012.dkr.ecr.us-east-1.amazonaws.com
+# A name only the nodes resolve (internal DNS, a VPC endpoint): the
+# simulated kubelet maps it onto the TLS+Basic registry; `.example` never
+# resolves anywhere else (RFC 2606).
+REG_INTERNAL_HOST=registry.internal.example
 REG_TOKEN_SERVICE=pullfix-lab-registry
 REG_TOKEN_ISSUER=pullfix-lab-issuer
 
@@ -88,7 +92,8 @@ reg__pki_make() {
     pki=$(reg__pki)
     mkdir -p "$pki"
     lab_ensure_ca || return 1
-    lab_issue_cert reg-local "pullfix lab registry" IP:127.0.0.1 DNS:localhost || return 1
+    lab_issue_cert reg-local "pullfix lab registry" IP:127.0.0.1 DNS:localhost \
+        "DNS:$REG_INTERNAL_HOST" || return 1
     lab_issue_cert reg-hubstub "pullfix lab docker hub stub" IP:127.0.0.1 DNS:localhost \
         DNS:docker.io DNS:registry-1.docker.io DNS:index.docker.io DNS:auth.docker.io || return 1
     lab_issue_cert reg-ecr "pullfix lab ecr registry" IP:127.0.0.1 DNS:localhost "DNS:$REG_ECR_HOST" || return 1
@@ -336,7 +341,9 @@ reg_env() {
     ecr="127.0.0.1:$(lab_port 106)"
     aliases="docker.io=$hub,registry-1.docker.io=$hub,index.docker.io=$hub,auth.docker.io=$hub"
     aliases+=",$REG_ECR_HOST=$ecr,registry.unreachable.example=127.0.0.1:$(lab_port 199)"
+    aliases+=",$REG_INTERNAL_HOST=127.0.0.1:$(lab_port 100)"
     reg__export PULLFIX_LAB_HOST_ALIASES "$aliases"
+    reg__export PULLFIX_LAB_INTERNAL_REGISTRY "$REG_INTERNAL_HOST"
     reg__export AWS_ENDPOINT_URL "http://127.0.0.1:$(lab_port 105)"
     reg__export AWS_ACCESS_KEY_ID testing
     reg__export AWS_SECRET_ACCESS_KEY testing

@@ -50,6 +50,23 @@ fn fix_with(ns: &str, extra: &[&str], password: &str) -> (Output, String) {
     (out, text)
 }
 
+/// `kubectl apply -f -` of `doc`, as the admin.
+fn apply(doc: &serde_json::Value) {
+    let mut child = Command::new("kubectl")
+        .args(["apply", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(doc.to_string().as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "kubectl apply");
+}
+
 fn secret_data(ns: &str) -> String {
     json(&["get", "secret", "regcred", "-n", ns])["data"].to_string()
 }
@@ -200,23 +217,8 @@ fn without_a_canary_a_credential_is_written_untested_only_on_purpose() {
             {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["update", "patch"]},
         ],
     });
-    let apply = |doc: serde_json::Value| {
-        let mut child = Command::new("kubectl")
-            .args(["apply", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(doc.to_string().as_bytes())
-            .unwrap();
-        assert!(child.wait().unwrap().success());
-    };
-    apply(rules);
-    apply(serde_json::json!({
+    apply(&rules);
+    apply(&serde_json::json!({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
         "metadata": {"name": role},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
@@ -267,6 +269,53 @@ fn without_a_canary_a_credential_is_written_untested_only_on_purpose() {
         .output();
     delete_ns(&ns);
     delete_ns(&ns2);
+}
+
+#[test]
+fn a_registry_only_the_nodes_resolve_is_tested_by_a_canary() {
+    // `registry.internal.example` resolves for the nodes only (internal
+    // DNS, a VPC endpoint): this machine cannot even look it up.
+    let host = env("PULLFIX_LAB_INTERNAL_REGISTRY");
+    let ns = crate::lab::unique_ns("internal");
+    let auth = |password: &str| {
+        use base64::Engine as _;
+        let config = serde_json::json!({"auths": {&host: {
+            "username": env("PULLFIX_LAB_REGISTRY_USER"), "password": password,
+        }}});
+        base64::engine::general_purpose::STANDARD.encode(config.to_string())
+    };
+    let objects = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
+        {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+         "metadata": {"name": "regcred", "namespace": ns},
+         "data": {".dockerconfigjson": auth("rotated-away")}},
+        {"apiVersion": "apps/v1", "kind": "Deployment",
+         "metadata": {"name": "checkout", "namespace": ns},
+         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "checkout"}},
+          "template": {"metadata": {"labels": {"app": "checkout"}}, "spec": {
+            "nodeSelector": {"kubernetes.io/hostname": NODE},
+            "imagePullSecrets": [{"name": "regcred"}],
+            "containers": [{"name": "checkout", "imagePullPolicy": "Always",
+                            "image": format!("{host}/team/checkout:v2.1.0")}]}}}},
+    ]});
+    apply(&objects);
+    let (_, msg) = wait_pull_error(&ns, "checkout", false);
+    assert!(
+        msg.contains("401"),
+        "the node reaches it and is refused: {msg}"
+    );
+
+    let (out, t) = fix(&ns, &[]);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("could not be tested from here"), "{t}");
+    assert!(
+        t.contains(&format!(
+            "✔ tested on the cluster: node {NODE} pulled {host}/team/checkout:v2.1.0"
+        )),
+        "{t}"
+    );
+    assert!(t.contains("canary deleted: pod and secret"), "{t}");
+    delete_ns(&ns);
 }
 
 #[test]
