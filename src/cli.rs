@@ -193,6 +193,10 @@ pub struct FixArgs {
     /// cannot reach the registry) without asking; --yes alone does not
     #[arg(long)]
     pub allow_untested: bool,
+    /// Test the credential on the cluster (a canary pod pulls the image on
+    /// the failing node) instead of from this machine
+    #[arg(long)]
+    pub probe_from_cluster: bool,
     /// Set this image (verified against the registry first)
     #[arg(long, value_name = "IMAGE", value_parser = image_ref)]
     pub image: Option<String>,
@@ -803,6 +807,7 @@ async fn run_fix(
             from_secret: args.from_secret,
             from_ecr: args.from_ecr,
             allow_untested: args.allow_untested,
+            probe_from_cluster: args.probe_from_cluster,
         },
         image: args.image,
         attach_to: args.attach_to,

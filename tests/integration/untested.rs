@@ -255,6 +255,21 @@ fn without_a_canary_a_credential_is_written_untested_only_on_purpose() {
     // With the nodes' CA instead, this machine tests it itself.
     let ns2 = scenario("rotated-password", Some(NODE));
     wait_pull_error(&ns2, "checkout", false);
+    // (--probe-from-cluster: the node tests it even so; rehearsed here.)
+    let (_, t) = fix(
+        &ns2,
+        &[
+            "--registry-ca",
+            &env("PULLFIX_LAB_CA"),
+            "--probe-from-cluster",
+            "--dry-run",
+        ],
+    );
+    assert!(
+        t.contains("to be tested on the cluster (--probe-from-cluster)"),
+        "{t}"
+    );
+    assert!(t.contains("--dry-run: the canary is not created"), "{t}");
     let (out, t) = fix(&ns2, &["--registry-ca", &env("PULLFIX_LAB_CA")]);
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(t.contains("the image resolves"), "{t}");

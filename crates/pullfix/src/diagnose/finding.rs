@@ -313,7 +313,7 @@ fn probe_evidence(p: &ProbeResult) -> Vec<Evidence> {
         evidence.push(ev(
             "registry",
             format!(
-                "not a verdict on the pull: {}",
+                "not a verdict on the pull: {}; `kubectl pullfix fix` tests a credential on the node instead, with a canary pod",
                 crate::probe::local_failure(
                     &p.registry,
                     p.failure.as_ref().or(p.anonymous_failure.as_ref())

@@ -56,6 +56,9 @@ pub struct CredentialFlags {
     /// `--allow-untested`: write a credential that could not be tested from
     /// this machine (TLS trust, DNS, network), without asking.
     pub allow_untested: bool,
+    /// `--probe-from-cluster`: test every credential with a canary pull on
+    /// the node, not from this machine.
+    pub probe_from_cluster: bool,
 }
 
 /// Everything a step needs.
@@ -1308,6 +1311,17 @@ impl Executor<'_> {
         candidates: Vec<(Credential, String)>,
         f: &Finding,
     ) -> Result<Credential, Outcome> {
+        if self.creds.probe_from_cluster
+            && let Some((cred, source)) = candidates.first().cloned()
+        {
+            self.say(format!(
+                "  {source} (user `{}`): to be tested on the cluster (--probe-from-cluster)",
+                crate::sanitize::line(&cred.username)
+            ));
+            return self
+                .test_on_cluster(image, cred, "--probe-from-cluster".into(), f)
+                .await;
+        }
         let mut last = None;
         let mut untestable = None;
         for (cred, source) in candidates {
