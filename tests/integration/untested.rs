@@ -334,6 +334,36 @@ fn a_registry_only_the_nodes_resolve_is_tested_by_a_canary() {
 }
 
 #[test]
+fn an_image_this_machine_cannot_check_is_checked_by_a_canary() {
+    // `--image` is verified before it is set; from here it cannot be, so
+    // the node pulls it with the failing pod's own pull secrets.
+    let registry = env("PULLFIX_LAB_REGISTRY");
+    let ns = scenario("wrong-tag", Some(NODE));
+    wait_pull_error(&ns, "checkout", false);
+    let missing = format!("{registry}/team/checkout:v9.9.9");
+    let (out, t) = fix(&ns, &["--image", &missing]);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains(&format!(
+            "{missing} does not pull on node {NODE} either (image-not-found"
+        )),
+        "{t}"
+    );
+    assert!(t.contains("canary deleted: pod "), "{t}");
+    let image = format!("{registry}/team/checkout:v2.1.0");
+    let (out, t) = fix(&ns, &["--image", &image]);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    for want in [
+        &format!("{image} could not be checked from here: this machine does not trust"),
+        &format!("pulls {image} with the failing pod's pull secrets"),
+        &format!("✔ tested on the cluster: node {NODE} pulled {image}"),
+    ] {
+        assert!(t.contains(want.as_str()), "missing {want:?}:\n{t}");
+    }
+    delete_ns(&ns);
+}
+
+#[test]
 fn a_registry_ca_that_is_not_a_certificate_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("ca.txt");

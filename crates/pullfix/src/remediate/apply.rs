@@ -928,7 +928,27 @@ impl Executor<'_> {
             .as_ref()
             .unwrap_or(&probe.anonymous)
             .ok();
-        if !ok {
+        if !ok && probe.unreachable_here {
+            // Not a verdict on the image: the node pulls it, or not.
+            let why = crate::probe::local_failure(
+                &new.domain,
+                probe.failure.as_ref().or(probe.anonymous_failure.as_ref()),
+            );
+            self.say(format!("  ? {image} could not be checked from here: {why}"));
+            let secrets: Vec<String> = f.secrets.iter().map(|s| s.name.clone()).collect();
+            use crate::remediate::canary::{Auth, OnCluster};
+            match self.canary(image, Auth::PodSecrets(&secrets), f).await {
+                OnCluster::Pulled { .. } | OnCluster::Rehearsed => {}
+                OnCluster::Refused(outcome) => return Err(outcome),
+                OnCluster::NotRun(reason) => {
+                    return Err(Outcome::Skipped {
+                        reason: format!(
+                            "{image} could not be checked ({why}; no canary: {reason}), so it is not set"
+                        ),
+                    });
+                }
+            }
+        } else if !ok {
             return Err(Outcome::Failed {
                 error: format!(
                     "{image} does not resolve from here, so it is not set: {}",
@@ -1362,8 +1382,12 @@ impl Executor<'_> {
         why: String,
         f: &Finding,
     ) -> Result<Credential, Outcome> {
-        use crate::remediate::canary::OnCluster;
-        match self.canary(image, &cred, f).await {
+        use crate::remediate::canary::{Auth, OnCluster};
+        let auth = Auth::Candidate {
+            server: &image.domain,
+            cred: &cred,
+        };
+        match self.canary(&f.image, auth, f).await {
             OnCluster::Pulled { node } => {
                 self.tested_on = Some(node);
                 Ok(cred)

@@ -23,7 +23,6 @@ use crate::diagnose::Cause;
 use crate::diagnose::classify::{EventText, classify_container};
 use crate::diagnose::finding::Finding;
 use crate::registry::keyring::{Credential, dockerconfigjson};
-use crate::registry::reference::ImageRef;
 use crate::remediate::Outcome;
 use crate::remediate::apply::Executor;
 use crate::remediate::prompt::Answer;
@@ -39,41 +38,63 @@ pub(crate) const LABEL: &str = "pullfix.dev/canary";
 /// and nothing from the image runs.
 const NO_COMMAND: &str = "/pullfix-canary/no-such-command";
 
-/// The canary's two objects.
+/// What the canary pulls with.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Auth<'a> {
+    /// A candidate credential for `server`, in a temporary pull secret.
+    Candidate {
+        server: &'a str,
+        cred: &'a Credential,
+    },
+    /// The failing pod's own pull secrets (to test an image, not a
+    /// credential).
+    PodSecrets(&'a [String]),
+}
+
+/// The canary's objects: a pod, and with a candidate credential its
+/// temporary pull secret of the same name.
 #[derive(Debug, Clone)]
 pub(crate) struct Canary {
     pub namespace: String,
-    /// The pod's and the secret's name.
+    /// The pod's (and the secret's) name.
     pub name: String,
     pub node: String,
     pub image: String,
-    pub secret: Value,
+    pub secret: Option<Value>,
     pub pod: Value,
+    /// The kubectl commands that do the same (no password).
+    pub kubectl: Vec<String>,
 }
 
 impl Canary {
     /// The objects for a canary named `pullfix-canary-SUFFIX` in
-    /// `namespace`, pulling `image` on `node` with `cred` for `server`.
+    /// `namespace`, pulling `image` on `node` with `auth`.
     pub(crate) fn new(
         namespace: &str,
         suffix: &str,
         node: &str,
         image: &str,
-        server: &str,
-        cred: &Credential,
+        auth: Auth<'_>,
     ) -> Canary {
+        use crate::sanitize::shell_word as w;
         use base64::Engine as _;
         let name = format!("pullfix-canary-{suffix}");
         let labels = json!({
             LABEL: "true",
             "app.kubernetes.io/managed-by": "kubectl-pullfix",
         });
-        let secret = json!({
-            "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
-            "metadata": {"name": name, "namespace": namespace, "labels": labels},
-            "data": {".dockerconfigjson": base64::engine::general_purpose::STANDARD
-                .encode(dockerconfigjson(server, cred))},
-        });
+        let (secret, pull_secrets) = match auth {
+            Auth::Candidate { server, cred } => (
+                Some(json!({
+                    "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+                    "metadata": {"name": name, "namespace": namespace, "labels": labels},
+                    "data": {".dockerconfigjson": base64::engine::general_purpose::STANDARD
+                        .encode(dockerconfigjson(server, cred))},
+                })),
+                vec![json!({"name": name})],
+            ),
+            Auth::PodSecrets(names) => (None, names.iter().map(|n| json!({"name": n})).collect()),
+        };
         let pod = json!({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": namespace, "labels": labels},
@@ -84,7 +105,7 @@ impl Canary {
                 "terminationGracePeriodSeconds": 0,
                 "automountServiceAccountToken": false,
                 "enableServiceLinks": false,
-                "imagePullSecrets": [{"name": name}],
+                "imagePullSecrets": pull_secrets,
                 "securityContext": {
                     "runAsNonRoot": true, "runAsUser": 65534, "runAsGroup": 65534,
                     "seccompProfile": {"type": "RuntimeDefault"},
@@ -105,6 +126,39 @@ impl Canary {
                 }],
             },
         });
+        let overrides = json!({"spec": {
+            "nodeName": node,
+            "imagePullSecrets": pull_secrets,
+            "automountServiceAccountToken": false,
+        }})
+        .to_string();
+        let mut kubectl = Vec::new();
+        if let Auth::Candidate { server, cred } = auth {
+            kubectl.push(format!(
+                "kubectl create secret docker-registry {} -n {} --docker-server={} --docker-username={} --docker-password=<password>",
+                w(&name),
+                w(namespace),
+                w(server),
+                w(&cred.username)
+            ));
+        }
+        kubectl.push(format!(
+            "kubectl run {} -n {} --image={} --image-pull-policy=Always --restart=Never --overrides={} --command -- {NO_COMMAND}",
+            w(&name),
+            w(namespace),
+            w(image),
+            w(&overrides)
+        ));
+        kubectl.push(format!(
+            "kubectl delete {} {} -n {}",
+            if secret.is_some() {
+                "pod,secret"
+            } else {
+                "pod"
+            },
+            w(&name),
+            w(namespace)
+        ));
         Canary {
             namespace: namespace.to_string(),
             name,
@@ -112,6 +166,7 @@ impl Canary {
             image: image.to_string(),
             secret,
             pod,
+            kubectl,
         }
     }
 
@@ -122,36 +177,18 @@ impl Canary {
         }]}})
     }
 
-    /// The kubectl commands that do the same (the password left out).
-    pub(crate) fn kubectl(&self, server: &str, username: &str) -> Vec<String> {
-        use crate::sanitize::shell_word as w;
-        let overrides = json!({"spec": {
-            "nodeName": self.node,
-            "imagePullSecrets": [{"name": self.name}],
-            "automountServiceAccountToken": false,
-        }})
-        .to_string();
-        vec![
-            format!(
-                "kubectl create secret docker-registry {} -n {} --docker-server={} --docker-username={} --docker-password=<password>",
-                w(&self.name),
-                w(&self.namespace),
-                w(server),
-                w(username)
-            ),
-            format!(
-                "kubectl run {} -n {} --image={} --image-pull-policy=Always --restart=Never --overrides={} --command -- {NO_COMMAND}",
-                w(&self.name),
-                w(&self.namespace),
-                w(&self.image),
-                w(&overrides)
-            ),
-            format!(
-                "kubectl delete pod,secret {} -n {}",
-                w(&self.name),
-                w(&self.namespace)
-            ),
-        ]
+    /// `pod and secret NS/NAME`, or `pod NS/NAME`.
+    fn objects(&self) -> String {
+        format!(
+            "{} {}/{}",
+            if self.secret.is_some() {
+                "pod and secret"
+            } else {
+                "pod"
+            },
+            self.namespace,
+            self.name
+        )
     }
 }
 
@@ -229,15 +266,10 @@ pub(crate) enum OnCluster {
 }
 
 impl Executor<'_> {
-    /// Tests `cred` for `image` on a node where the workload `f` failed,
-    /// with a canary pod (its own confirmation, server-side dry-run, kubectl
-    /// equivalent, and cleanup).
-    pub(crate) async fn canary(
-        &mut self,
-        image: &ImageRef,
-        cred: &Credential,
-        f: &Finding,
-    ) -> OnCluster {
+    /// Tests on a node where the workload `f` failed whether `image` pulls
+    /// with `auth`, with a canary pod (its own confirmation, server-side
+    /// dry-run, kubectl equivalent, and cleanup).
+    pub(crate) async fn canary(&mut self, image: &str, auth: Auth<'_>, f: &Finding) -> OnCluster {
         let failing = ObjectRef::new(Writable::Pod, &f.namespace, &f.pod);
         let node = match failing.get_opt(self.client).await {
             Ok(Some(p)) => p
@@ -254,27 +286,38 @@ impl Executor<'_> {
             ));
         };
         let suffix = format!("{:05x}", Utc::now().timestamp_subsec_nanos() & 0xfffff);
-        let c = Canary::new(&f.namespace, &suffix, &node, &f.image, &image.domain, cred);
+        let c = Canary::new(&f.namespace, &suffix, &node, image, auth);
+        let (with, kept) = match auth {
+            Auth::Candidate { .. } => (
+                "with it",
+                "a temporary pull secret the pod owns, nothing from the image runs); both are deleted after",
+            ),
+            Auth::PodSecrets(_) => (
+                "with the failing pod's pull secrets",
+                "nothing from the image runs); it is deleted after",
+            ),
+        };
         self.say(format!(
-            "  test it on the cluster instead: canary pod {}/{} on node {} pulls {} with it (imagePullPolicy Always, a temporary pull secret the pod owns, nothing from the image runs); both are deleted after, within {}",
+            "  test it on the cluster instead: canary pod {}/{} on node {} pulls {} {with} (imagePullPolicy Always, {kept}, within {}",
             crate::sanitize::line(&c.namespace),
             c.name,
             crate::sanitize::line(&node),
             crate::sanitize::line(&c.image),
             crate::duration::format(CANARY_TIMEOUT)
         ));
-        for k in c.kubectl(&image.domain, &cred.username) {
+        for k in &c.kubectl {
             self.say(format!(
                 "  kubectl equivalent: {}",
-                crate::sanitize::line(&k)
+                crate::sanitize::line(k)
             ));
         }
         let secret = ObjectRef::new(Writable::Secret, &c.namespace, &c.name);
         let pod = ObjectRef::new(Writable::Pod, &c.namespace, &c.name);
-        let creates = [
-            (&secret, Write::Create(c.secret.clone())),
-            (&pod, Write::Create(c.pod.clone())),
-        ];
+        let mut creates = Vec::new();
+        if let Some(body) = &c.secret {
+            creates.push((&secret, Write::Create(body.clone())));
+        }
+        creates.push((&pod, Write::Create(c.pod.clone())));
         for (target, write) in &creates {
             match api::write(self.client, target, write, true).await {
                 Ok(_) => self.say(format!(
@@ -304,10 +347,8 @@ impl Executor<'_> {
             self.say("  --dry-run: the canary is not created; the rehearsal goes on as if its pull worked");
             return OnCluster::Rehearsed;
         }
-        match self.prompter.confirm(
-            "  Create the canary (a pod and a secret, deleted after)?",
-            true,
-        ) {
+        let question = format!("  Create the canary ({}, deleted after)?", c.objects());
+        match self.prompter.confirm(&question, true) {
             Ok(Answer::Yes) => {}
             Ok(Answer::No) => return OnCluster::NotRun("you declined the canary".into()),
             Ok(Answer::Pending) => {
@@ -317,36 +358,35 @@ impl Executor<'_> {
         }
         let result = self.run_canary(&c, &secret, &pod).await;
         self.delete_canary(&c, &secret, &pod).await;
+        let credential = matches!(auth, Auth::Candidate { .. });
         match result {
             Ok(Pulled::Yes) => {
                 self.say(format!(
-                    "  ✔ tested on the cluster: node {} pulled {} with it",
+                    "  ✔ tested on the cluster: node {} pulled {} {with}",
                     crate::sanitize::line(&node),
                     crate::sanitize::line(&c.image)
                 ));
                 OnCluster::Pulled { node }
             }
-            Ok(Pulled::No { cause, text }) if cause.is_credential() => {
-                self.say(format!(
-                    "  ✘ the canary on node {node} could not pull: {text}"
-                ));
-                OnCluster::Refused(Outcome::Skipped {
-                    reason: format!(
-                        "the registry refused the credential on node {node} ({}: {text}); the secret was not changed — give the current password or token and run again",
-                        cause.id()
-                    ),
-                })
-            }
             Ok(Pulled::No { cause, text }) => {
                 self.say(format!(
                     "  ✘ the canary on node {node} could not pull: {text}"
                 ));
-                OnCluster::Refused(Outcome::Skipped {
-                    reason: format!(
+                let reason = match (credential, cause.is_credential()) {
+                    (true, true) => format!(
+                        "the registry refused the credential on node {node} ({}: {text}); the secret was not changed — give the current password or token and run again",
+                        cause.id()
+                    ),
+                    (true, false) => format!(
                         "the canary on node {node} could not pull ({}: {text}), so the credential is still untested; the secret was not changed",
                         cause.id()
                     ),
-                })
+                    (false, _) => format!(
+                        "{image} does not pull on node {node} either ({}: {text}), so it is not set",
+                        cause.id()
+                    ),
+                };
+                OnCluster::Refused(Outcome::Skipped { reason })
             }
             Err(why) => OnCluster::NotRun(why),
         }
@@ -362,20 +402,25 @@ impl Executor<'_> {
         let failed = |what: &str, e: ApiError| {
             format!("could not create the canary's {what}: {}", e.message)
         };
-        api::write(self.client, secret, &Write::Create(c.secret.clone()), false)
-            .await
-            .map_err(|e| failed("secret", e))?;
-        let created = api::write(self.client, pod, &Write::Create(c.pod.clone()), false)
-            .await
-            .map_err(|e| failed("pod", e))?;
-        self.say(format!(
-            "  canary created: pod and secret {}/{}",
-            c.namespace, c.name
-        ));
+        if let Some(body) = &c.secret {
+            api::write(self.client, secret, &Write::Create(body.clone()), false)
+                .await
+                .map_err(|e| failed("secret", e))?;
+        }
+        let created = match api::write(self.client, pod, &Write::Create(c.pod.clone()), false).await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                self.delete_canary(c, secret, pod).await;
+                return Err(failed("pod", e));
+            }
+        };
+        self.say(format!("  canary created: {}", c.objects()));
         if let Some(uid) = created
             .as_ref()
             .and_then(|p| p.pointer("/metadata/uid"))
             .and_then(Value::as_str)
+            .filter(|_| c.secret.is_some())
         {
             // So that both go together even if pullfix is stopped here.
             let _ = api::write(
@@ -432,7 +477,13 @@ impl Executor<'_> {
             resource_version: None,
         };
         let mut left = Vec::new();
-        for (what, target) in [("pod", pod), ("secret", secret)] {
+        let targets = [("pod", pod), ("secret", secret)];
+        let targets = if c.secret.is_some() {
+            &targets[..]
+        } else {
+            &targets[..1]
+        };
+        for &(what, target) in targets {
             match api::write(self.client, target, &delete, false).await {
                 Ok(_) => {}
                 Err(e) if e.code == Some(404) => {}
@@ -440,16 +491,12 @@ impl Executor<'_> {
             }
         }
         if left.is_empty() {
-            self.say(format!(
-                "  canary deleted: pod and secret {}/{}",
-                c.namespace, c.name
-            ));
+            self.say(format!("  canary deleted: {}", c.objects()));
         } else {
             self.say(format!(
-                "  ✘ the canary could not all be deleted ({}); delete it with: kubectl delete pod,secret {} -n {}",
+                "  ✘ the canary could not all be deleted ({}); delete it with: {}",
                 left.join("; "),
-                c.name,
-                crate::sanitize::shell_word(&c.namespace)
+                c.kubectl.last().map(String::as_str).unwrap_or_default()
             ));
         }
     }
@@ -465,13 +512,16 @@ mod tests {
 
     #[test]
     fn the_objects_run_nothing_and_belong_together() {
+        let cred = Credential::new("u", "secret-pass");
         let c = Canary::new(
             "shop",
             "ab12c",
             "node-1",
             "reg.example.com/team/app:v1",
-            "reg.example.com",
-            &Credential::new("u", "secret-pass"),
+            Auth::Candidate {
+                server: "reg.example.com",
+                cred: &cred,
+            },
         );
         assert_eq!(c.name, "pullfix-canary-ab12c");
         let spec = &c.pod["spec"];
@@ -480,14 +530,32 @@ mod tests {
         assert_eq!(spec["containers"][0]["command"][0], NO_COMMAND);
         assert_eq!(spec["imagePullSecrets"][0]["name"], c.name);
         assert_eq!(spec["automountServiceAccountToken"], false);
-        assert_eq!(c.secret["metadata"]["labels"][LABEL], "true");
+        let secret = c.secret.as_ref().unwrap();
+        assert_eq!(secret["metadata"]["labels"][LABEL], "true");
         assert_eq!(
             c.owner_patch("u-1")["metadata"]["ownerReferences"][0]["uid"],
             "u-1"
         );
-        let cmds = c.kubectl("reg.example.com", "u").join("\n");
+        let cmds = c.kubectl.join("\n");
         assert!(!cmds.contains("secret-pass"), "{cmds}");
         assert!(cmds.contains("--docker-password=<password>"), "{cmds}");
+        // Testing an image: the pod's own pull secrets, no secret of its own.
+        let names = ["regcred".to_string()];
+        let c = Canary::new(
+            "shop",
+            "x",
+            "node-1",
+            "reg.example.com/team/app:v2",
+            Auth::PodSecrets(&names),
+        );
+        assert!(c.secret.is_none());
+        assert_eq!(c.pod["spec"]["imagePullSecrets"][0]["name"], "regcred");
+        assert!(
+            c.kubectl
+                .last()
+                .unwrap()
+                .starts_with("kubectl delete pod pullfix-canary-x")
+        );
     }
 
     #[test]
