@@ -72,6 +72,9 @@ impl Pty {
         let child = Command::new("setsid")
             .args(["--ctty", "--wait", program])
             .args(args)
+            // Registry routing only when the test gives it (a developer's
+            // shell may have it set).
+            .env_remove("PULLFIX_REGISTRY_HOSTS")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .env("TERM", "xterm-256color")
             .env_remove("NO_COLOR")
@@ -454,6 +457,60 @@ fn answer_until_done_or_exit(pty: &mut Pty) -> Vec<String> {
         asked.push(text.lines().last().unwrap_or_default().to_string());
         pty.send("y");
     }
+}
+
+/// Issue 15, as the on-call engineer on a laptop without the company's CA
+/// sees it (the lab's TLS registry): the typed password cannot be tested
+/// from here, the screen says why, the canary question (default yes) is
+/// answered with Enter, the node pulls, and the fix goes on to resolved.
+#[test]
+fn a_laptop_without_the_ca_fixes_through_a_canary() {
+    use crate::lab::{env, scenario, wait_pull_error};
+    let ns = scenario("rotated-password", Some("lab-k133-cd21"));
+    wait_pull_error(&ns, "checkout", false);
+    let dir = tempfile::tempdir().unwrap();
+    let password = env("PULLFIX_LAB_REGISTRY_PASSWORD");
+    let mut pty = Pty::spawn(
+        BIN,
+        &[
+            "fix",
+            "deploy/checkout",
+            "-n",
+            &ns,
+            "--timeout",
+            "60s",
+            "--backup-dir",
+            dir.path().join("backups").to_str().unwrap(),
+        ],
+        &[],
+    );
+    pty.expect("username for");
+    pty.send(ENTER);
+    pty.expect("password");
+    pty.send(&format!("{password}{ENTER}"));
+    pty.expect("could not be tested from here: this machine does not trust");
+    pty.expect("--registry-ca FILE");
+    pty.expect("test it on the cluster instead: canary pod");
+    pty.expect("Create the canary");
+    pty.send(ENTER); // its default: yes
+    pty.expect("canary deleted: pod and secret");
+    pty.expect("✔ tested on the cluster: node lab-k133-cd21 pulled");
+    let asked = answer_until_done_or_exit(&mut pty);
+    let (status, screen) = pty.finish();
+    assert!(!screen.contains(&password), "the password was echoed");
+    assert_eq!(status.code(), Some(0), "{asked:#?}\n{screen}");
+    assert!(!screen.contains("does not work"), "{screen}");
+    assert!(
+        screen.contains("the credential was tested by a canary pull on the node"),
+        "{screen}"
+    );
+    assert!(
+        screen
+            .contains("resolved: every workload this run diagnosed or changed is verified healthy"),
+        "{screen}"
+    );
+    pty.assert_restored();
+    crate::lab::delete_ns(&ns);
 }
 
 /// Issue 12, observation 9: Ctrl-C at a confirmation restores the
