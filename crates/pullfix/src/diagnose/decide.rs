@@ -137,7 +137,7 @@ pub(crate) static RULES: &[Rule] = &[
     },
     Rule {
         id: "ecr-api-token-works",
-        proves: "a 403 from ECR while `GetAuthorizationToken` works with your AWS identity: the permissions are fine, the secret's token is stale",
+        proves: "a 403 from ECR, the pod naming a pull secret, while `GetAuthorizationToken` works with your AWS identity: the permissions are fine, the secret's token is stale (with no pull secret at all, nothing is called stale)",
         apply: ecr_api_token_works,
     },
     Rule {
@@ -774,7 +774,13 @@ fn ecr_api_token_works(s: &Signals<'_>) -> Option<Ruling> {
     let works = s.facts.ecr.and_then(|e| e.token_available) == Some(true);
     let node_403 = s.node.cause == Cause::AccessDenied
         || (s.node.cause == Cause::CredentialsExpired && s.node.http_status == Some(403));
-    (works && node_403 && !matches!(s.token, Some(Token::Valid { .. }))).then(|| {
+    // No pull secret at all (the node's own identity pulls, as on EKS):
+    // there is no token to call stale.
+    let no_secret = matches!(
+        s.credential,
+        Credential::NoneUsable { referenced: [] } | Credential::Unread { named: false }
+    );
+    (works && node_403 && !no_secret && !matches!(s.token, Some(Token::Valid { .. }))).then(|| {
         ruling(
             Cause::CredentialsExpired,
             Medium,
@@ -1341,6 +1347,16 @@ mod tests {
         decide(&facts)
     }
 
+    /// ECR answers this machine's AWS identity: the image exists, a token
+    /// is given.
+    fn ecr_answers() -> Option<EcrCheck> {
+        Some(EcrCheck {
+            image_exists: Some(true),
+            token_available: Some(true),
+            error: None,
+        })
+    }
+
     fn rows() -> Vec<Row> {
         use Cause::*;
         let img = "reg.example.com/team/app:v1";
@@ -1510,16 +1526,27 @@ mod tests {
                 says: &["valid until", "not allowed"],
             },
             Row {
+                name: "ECR 403 with no pull secret at all: no token is called stale",
+                image: ecr_img,
+                node: text(node::ECR_403),
+                secrets: S::NoSecrets,
+                probe: P::None,
+                ecr: ecr_answers(),
+                private: &[],
+                // Who pulls on such a node (its IAM role) is issue 14's;
+                // here only: nothing claims a secret that does not exist.
+                rule: "node-text",
+                cause: CredentialsExpired,
+                confidence: Low,
+                says: &["the node says `HTTP 403 from ECR`"],
+            },
+            Row {
                 name: "ECR 403, no token to decode, the AWS identity gets a token",
                 image: ecr_img,
                 node: text(node::ECR_403),
                 secrets: S::Unusable,
                 probe: P::None,
-                ecr: Some(EcrCheck {
-                    image_exists: Some(true),
-                    token_available: Some(true),
-                    error: None,
-                }),
+                ecr: ecr_answers(),
                 private: &[],
                 rule: "ecr-api-token-works",
                 cause: CredentialsExpired,
