@@ -611,7 +611,7 @@ fn secret_undecodable(s: &Signals<'_>) -> Option<Ruling> {
     };
     match s.facts.secrets {
         Secrets::Read(a) => {
-            let Some((secret, r)) = &a.refused else {
+            let Some((secret, entry, error)) = a.refused() else {
                 return node_agrees.then(|| {
                     ruling(
                         Cause::CredentialsMissing,
@@ -623,11 +623,7 @@ fn secret_undecodable(s: &Signals<'_>) -> Option<Ruling> {
                     )
                 });
             };
-            let entry = r
-                .entry
-                .as_ref()
-                .map(|k| format!(" (entry `{k}`)"))
-                .unwrap_or_default();
+            let entry_words = entry.map(|k| format!(" (entry `{k}`)")).unwrap_or_default();
             let (confidence, node) = if node_agrees {
                 (High, format!("; {}", s.node_says()))
             } else if s.node_is_silent() {
@@ -645,9 +641,8 @@ fn secret_undecodable(s: &Signals<'_>) -> Option<Ruling> {
                 Cause::CredentialsMissing,
                 confidence,
                 format!(
-                    "the kubelet cannot decode pull secret `{secret}`{entry}: {}{node}, {}",
-                    r.error,
-                    consequence(r.entry.is_some())
+                    "the kubelet cannot decode pull secret `{secret}`{entry_words}: {error}{node}, {}",
+                    consequence(entry.is_some())
                 ),
             ))
         }
@@ -1167,7 +1162,6 @@ mod tests {
                 reports: vec![report(Vec::new())],
                 credentials: usable(),
                 incomplete: false,
-                refused: None,
             },
             S::Unusable => Analysis {
                 reports: vec![report(vec![Problem::WrongType {
@@ -1175,19 +1169,16 @@ mod tests {
                 }])],
                 credentials: Vec::new(),
                 incomplete: false,
-                refused: None,
             },
             S::NoSecrets => Analysis {
                 reports: Vec::new(),
                 credentials: Vec::new(),
                 incomplete: false,
-                refused: None,
             },
             S::Unreadable => Analysis {
                 reports: vec![report(vec![Problem::Unreadable])],
                 credentials: Vec::new(),
                 incomplete: true,
-                refused: None,
             },
             S::EcrToken { expired } => Analysis {
                 reports: vec![SecretReport {
@@ -1205,7 +1196,6 @@ mod tests {
                     ECR.to_string(),
                 )],
                 incomplete: false,
-                refused: None,
             },
             S::Refused => Analysis {
                 reports: vec![report(vec![Problem::KubeletRefuses {
@@ -1214,13 +1204,6 @@ mod tests {
                 }])],
                 credentials: Vec::new(),
                 incomplete: false,
-                refused: Some((
-                    "regcred".into(),
-                    crate::registry::keyring::Refusal {
-                        entry: Some("other.io".into()),
-                        error: "illegal base64 data at input byte 3".into(),
-                    },
-                )),
             },
             S::Unread { .. } => return None,
         })

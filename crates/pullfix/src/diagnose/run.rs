@@ -425,7 +425,6 @@ async fn diagnose_group(
             reports: Vec::new(),
             credentials: Vec::new(),
             incomplete: false,
-            refused: None,
         },
     };
     // Nodes: which hold the image, where the failing pods are.

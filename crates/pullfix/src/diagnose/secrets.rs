@@ -13,8 +13,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use crate::registry::keyring::{
-    AuthEntry, Credential, DOCKERCFG, DOCKERCONFIGJSON, Keyring, Refusal, SecretProblem,
-    kubelet_refusal, normalize_key, parse_pull_secret, urls_match,
+    AuthEntry, Credential, DOCKERCFG, DOCKERCONFIGJSON, Keyring, SecretProblem, kubelet_refusal,
+    normalize_key, parse_pull_secret, urls_match,
 };
 use crate::registry::reference::ImageRef;
 
@@ -215,9 +215,29 @@ pub(crate) struct Analysis {
     pub credentials: Vec<(Credential, String, String)>,
     /// True when some referenced secret could not be read.
     pub incomplete: bool,
-    /// The first referenced secret the kubelet cannot decode, with why:
-    /// it then sends no credential at all (`credentials` is empty).
-    pub refused: Option<(String, Refusal)>,
+}
+
+impl SecretReport {
+    /// Why the kubelet cannot decode this secret, when it cannot: the
+    /// `auths` key it is about (if one) and the kubelet's words.
+    pub(crate) fn kubelet_refusal(&self) -> Option<(Option<&str>, &str)> {
+        self.problems.iter().find_map(|p| match p {
+            Problem::KubeletRefuses { entry, error } => Some((entry.as_deref(), error.as_str())),
+            _ => None,
+        })
+    }
+}
+
+impl Analysis {
+    /// The first referenced secret the kubelet cannot decode, with its
+    /// refusal: the kubelet then sends no credential at all (`credentials`
+    /// is empty).
+    pub(crate) fn refused(&self) -> Option<(&str, Option<&str>, &str)> {
+        self.reports.iter().find_map(|r| {
+            r.kubelet_refusal()
+                .map(|(entry, error)| (r.name.as_str(), entry, error))
+        })
+    }
 }
 
 /// Analyzes the secrets that apply to `image`, at time `now`.
@@ -267,14 +287,9 @@ pub(crate) fn analyze(refs: &[SecretRef], image: &ImageRef, now: DateTime<Utc>) 
         }
         reports.push(report);
     }
-    let refused = refs.iter().find_map(|r| match &r.lookup {
-        Lookup::Found(secret) => {
-            kubelet_refusal(&secret.type_, &secret.data).map(|refusal| (r.name.clone(), refusal))
-        }
-        _ => None,
-    });
     // A secret the kubelet cannot decode ends the pull before any lookup.
-    let credentials = if refused.is_some() {
+    let refused = reports.iter().any(|r| r.kubelet_refusal().is_some());
+    let credentials = if refused {
         Vec::new()
     } else {
         keyring
@@ -287,7 +302,6 @@ pub(crate) fn analyze(refs: &[SecretRef], image: &ImageRef, now: DateTime<Utc>) 
         reports,
         credentials,
         incomplete,
-        refused,
     }
 }
 
@@ -839,7 +853,7 @@ mod tests {
             error: "illegal base64 data at input byte 0".into(),
         }));
         // The first secret the kubelet cannot decode: it sends nothing.
-        assert_eq!(a.refused.as_ref().map(|(s, _)| s.as_str()), Some("badauth"));
+        assert_eq!(a.refused().map(|(s, _, _)| s), Some("badauth"));
         assert!(a.credentials.is_empty());
         assert!(a.reports[3].problems.contains(&Problem::AuthDisagrees {
             key: "reg.example.com".into()

@@ -1113,12 +1113,10 @@ impl Executor<'_> {
                 None => {}
             }
         }
-        let undecodable = f.secrets.iter().any(|r| {
-            r.name == secret
-                && r.problems
-                    .iter()
-                    .any(|p| matches!(p, crate::diagnose::secrets::Problem::KubeletRefuses { .. }))
-        });
+        let undecodable = f
+            .secrets
+            .iter()
+            .any(|r| r.name == secret && r.kubelet_refusal().is_some());
         if candidates.is_empty() && undecodable {
             // The secret's own credential for the registry: the kubelet never
             // sent it (it could not decode the secret), so it may well work.

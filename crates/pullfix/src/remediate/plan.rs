@@ -334,28 +334,18 @@ pub(crate) fn plan(f: &Finding, others: &[OtherSecret], opts: &PlanOptions) -> V
             // Which secret to write: one the kubelet cannot decode (it
             // fails every pull until it is repaired), else the referenced
             // one that should match.
-            let refused = |s: &&&crate::diagnose::secrets::SecretReport| {
-                s.problems
-                    .iter()
-                    .any(|p| matches!(p, Problem::KubeletRefuses { .. }))
-            };
             let target = referenced
                 .iter()
-                .find(refused)
+                .find(|s| s.kubelet_refusal().is_some())
                 .or_else(|| {
                     referenced
                         .iter()
                         .find(|s| s.matched_key.is_some() || !s.problems.is_empty())
                 })
                 .or(referenced.first());
-            let undecodable = target.and_then(|s| {
-                s.problems.iter().find_map(|p| match p {
-                    Problem::KubeletRefuses { entry, error } => Some(match entry {
-                        Some(k) => format!("the kubelet cannot decode its entry `{k}` ({error}) and so fails every pull of the pod; it is rewritten without the entries it cannot decode, with a credential tested against the registry first"),
-                        None => format!("the kubelet cannot decode it ({error}) and so fails every pull of the pod; it is rewritten from scratch with a credential tested against the registry first"),
-                    }),
-                    _ => None,
-                })
+            let undecodable = target.and_then(|s| s.kubelet_refusal()).map(|(entry, error)| match entry {
+                Some(k) => format!("the kubelet cannot decode its entry `{k}` ({error}) and so fails every pull of the pod; it is rewritten without the entries it cannot decode, with a credential tested against the registry first"),
+                None => format!("the kubelet cannot decode it ({error}) and so fails every pull of the pod; it is rewritten from scratch with a credential tested against the registry first"),
             });
             let (name, exists, recreate) = match target {
                 Some(s) => (
