@@ -1,6 +1,7 @@
 //! Encodings used in more than one place, each written once: percent
-//! encoding for URLs and forms (the `percent-encoding` crate) and SHA-256
-//! digests in the registry's `sha256:<hex>` form.
+//! encoding for URLs and forms (the `percent-encoding` crate), SHA-256
+//! digests in the registry's `sha256:<hex>` form, and Go's names for JSON
+//! kinds (the kubelet's and the API server's error messages).
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use sha2::{Digest, Sha256};
@@ -38,6 +39,20 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
 /// A content digest as registries write it: `sha256:<hex>`.
 pub fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", sha256_hex(bytes))
+}
+
+/// Go's name for a JSON value's kind, as `encoding/json` and the API
+/// server write it in errors (`json: cannot unmarshal array into …`).
+pub fn go_json_kind(v: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
 }
 
 #[cfg(test)]

@@ -223,18 +223,6 @@ pub struct Refusal {
     pub error: String,
 }
 
-/// Go's name for a JSON value's kind in `json: cannot unmarshal KIND into …`.
-fn go_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
-
 /// A struct field as Go's `encoding/json` finds it: the exact key, else the
 /// first key equal to it ignoring ASCII case (`Auths`, `USERNAME`).
 fn go_field<'a>(obj: &'a serde_json::Map<String, Value>, name: &str) -> Option<&'a Value> {
@@ -278,7 +266,7 @@ pub fn kubelet_refusal(secret_type: &str, data: &BTreeMap<String, Vec<u8>>) -> O
             Some(other) => {
                 return whole(format!(
                     "json: cannot unmarshal {} into Go struct field DockerConfigJSON.auths of type credentialprovider.DockerConfig",
-                    go_kind(other)
+                    crate::encoding::go_json_kind(other)
                 ));
             }
         },
@@ -286,7 +274,7 @@ pub fn kubelet_refusal(secret_type: &str, data: &BTreeMap<String, Vec<u8>>) -> O
         (other, _) => {
             return whole(format!(
                 "json: cannot unmarshal {} into Go value of type {go_type}",
-                go_kind(other)
+                crate::encoding::go_json_kind(other)
             ));
         }
     };
@@ -307,7 +295,7 @@ pub fn entry_refusal(entry: &Value) -> Option<String> {
         other => {
             return Some(format!(
                 "json: cannot unmarshal {} into Go value of type credentialprovider.dockerConfigEntryWithAuth",
-                go_kind(other)
+                crate::encoding::go_json_kind(other)
             ));
         }
     };
@@ -315,7 +303,7 @@ pub fn entry_refusal(entry: &Value) -> Option<String> {
         if let Some(v) = go_field(obj, field).filter(|v| !v.is_null() && !v.is_string()) {
             return Some(format!(
                 "json: cannot unmarshal {} into Go struct field dockerConfigEntryWithAuth.{field} of type string",
-                go_kind(v)
+                crate::encoding::go_json_kind(v)
             ));
         }
     }

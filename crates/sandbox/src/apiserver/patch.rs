@@ -79,17 +79,9 @@ pub fn merge_patch(target: &Value, patch: &Value) -> Value {
 // JSON patch
 // ---------------------------------------------------------------------------
 
-/// The JSON type's name, for error messages (patches and selectors).
-pub(super) fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
+/// The JSON type's name, for error messages (patches and selectors), as
+/// the real API server (Go) words it.
+pub(super) use pullfix::encoding::go_json_kind as json_kind;
 
 /// RFC 6901 unescaping, a single pass like Go's `strings.NewReplacer("~1", "/", "~0", "~")`.
 fn decode_key(part: &str) -> String {
