@@ -122,7 +122,7 @@ fn audit_writes(ns_prefix: &str) -> Vec<Value> {
         .collect()
 }
 
-fn non_dry_run(writes: &[Value]) -> Vec<&Value> {
+pub(crate) fn non_dry_run(writes: &[Value]) -> Vec<&Value> {
     writes
         .iter()
         .filter(|e| {

@@ -309,16 +309,9 @@ fn assert_only_this_namespace(r: &Run, ns: &str) {
 }
 
 fn assert_no_real_write(r: &Run) {
-    let real: Vec<String> = r
-        .audit
-        .iter()
+    let real: Vec<String> = crate::fix::non_dry_run(&r.audit)
+        .into_iter()
         .filter(|e| is_write(e))
-        .filter(|e| {
-            !e["requestURI"]
-                .as_str()
-                .unwrap_or_default()
-                .contains("dryRun=All")
-        })
         .map(short)
         .collect();
     assert!(
@@ -855,16 +848,9 @@ fn a_hostile_cluster_is_diagnosed_and_fixed_inertly_within_scope() {
     let md = assert_file_inert("fix: report", &report, &never_printed);
     assert!(!md.is_empty(), "an empty report");
     assert_backups_inert("fix", &backups);
-    let written: BTreeSet<String> = r
-        .audit
-        .iter()
+    let written: BTreeSet<String> = crate::fix::non_dry_run(&r.audit)
+        .into_iter()
         .filter(|e| is_write(e))
-        .filter(|e| {
-            !e["requestURI"]
-                .as_str()
-                .unwrap_or_default()
-                .contains("dryRun=All")
-        })
         .map(|e| {
             format!(
                 "{}/{}",

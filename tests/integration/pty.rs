@@ -237,23 +237,7 @@ fn tool_writes(dir: &Path) -> Vec<String> {
     let log = std::fs::read_to_string(dir.join("audit.log")).unwrap_or_default();
     log.lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| {
-            e["userAgent"]
-                .as_str()
-                .is_some_and(|u| u.starts_with("kubectl-pullfix/"))
-                && matches!(
-                    e["verb"].as_str(),
-                    Some("create" | "update" | "patch" | "delete")
-                )
-                && e["objectRef"]["resource"] != "selfsubjectaccessreviews"
-                && !e["requestURI"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .contains("dryRun=All")
-                && e["responseStatus"]["code"]
-                    .as_u64()
-                    .is_some_and(|c| (200..300).contains(&c))
-        })
+        .filter(|e| pullfix_sandbox::practice::tool_write(e) == Some(false))
         .map(|e| {
             let o = &e["objectRef"];
             format!(
@@ -370,15 +354,6 @@ fn shell(scenario: &str, dir: &Path) -> SandboxShell {
     SandboxShell::start(scenario, dir)
 }
 
-/// The password the registry team handed over (never printed).
-fn handed_over_password(dir: &Path) -> String {
-    let raw = std::fs::read_to_string(dir.join("registry-team-docker-config.json"))
-        .expect("the scenario hands over a docker config");
-    let v: Value = serde_json::from_str(&raw).unwrap();
-    let (_, entry) = v["auths"].as_object().unwrap().iter().next().unwrap();
-    entry["password"].as_str().unwrap().to_string()
-}
-
 /// Issue 12, observation 8: one mistyped password must not end the run.
 /// The password is typed at the hidden prompt: a wrong one, then the one
 /// the registry team handed over.
@@ -390,7 +365,8 @@ fn handed_over_password(dir: &Path) -> String {
 fn a_wrong_password_can_be_typed_again() {
     let dir = tempfile::tempdir().unwrap();
     let sb = shell("rotated-password", dir.path());
-    let password = handed_over_password(dir.path());
+    let password = crate::sandbox::handed_over_password(dir.path())
+        .expect("the scenario hands over a docker config");
     let wrong = "not-the-password";
     let mut pty = Pty::spawn(
         BIN,

@@ -47,7 +47,7 @@ fn text(o: &Output) -> String {
 }
 
 /// The credential the registry team handed over, when the scenario has one.
-fn handed_over_password(dir: &Path) -> Option<String> {
+pub(crate) fn handed_over_password(dir: &Path) -> Option<String> {
     let raw = std::fs::read_to_string(dir.join("registry-team-docker-config.json")).ok()?;
     let v: serde_json::Value = serde_json::from_str(&raw).ok()?;
     let auths = v["auths"].as_object()?;

@@ -54,8 +54,7 @@ fn a_pull_secret_holding_a_json_array_is_a_finding_not_a_panic() {
     };
     assert!(text(&diagnosed).contains(shape), "{}", text(&diagnosed));
 
-    let handover = shell.dir.join("registry-team-docker-config.json");
-    let handover = handover.display().to_string();
+    let handover = shell.handover().display().to_string();
     let fix = |extra: &[&str]| {
         let mut args = vec![
             "fix",

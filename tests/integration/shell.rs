@@ -76,6 +76,12 @@ impl SandboxShell {
         child.wait_with_output().unwrap()
     }
 
+    /// The docker config the scenario hands over (the registry team's new
+    /// credential).
+    pub fn handover(&self) -> PathBuf {
+        self.dir.join("registry-team-docker-config.json")
+    }
+
     /// Every value that must never be printed: the registries' passwords,
     /// the handed-over credential, and the API tokens of the kubeconfigs
     /// (the bearer token and the token in the server URL's path).
@@ -86,7 +92,7 @@ impl SandboxShell {
             .filter(|(k, _)| k.contains("PASSWORD") || k.contains("SECRET"))
             .map(|(_, v)| v.clone())
             .collect();
-        if let Ok(raw) = std::fs::read_to_string(self.dir.join("registry-team-docker-config.json"))
+        if let Ok(raw) = std::fs::read_to_string(self.handover())
             && let Ok(v) = serde_json::from_str::<serde_json::Value>(&raw)
             && let Some(auths) = v["auths"].as_object()
         {

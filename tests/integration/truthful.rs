@@ -82,7 +82,7 @@ fn check_scenario(scenario: &str, root: &Path) -> Vec<String> {
             run(&shell, &["diagnose", &target, "-n", "shop", "-o", "json"]),
         ),
     ];
-    let handover = shell.dir.join("registry-team-docker-config.json");
+    let handover = shell.handover();
     let mut fix = vec!["fix", target.as_str(), "-n", "shop", "--dry-run", "--yes"];
     let handover_text = handover.display().to_string();
     if handover.exists() {

@@ -49,11 +49,31 @@ fn path_after(t: &str, prefix: &str) -> Option<String> {
 }
 
 fn docker_config(shell: &SandboxShell) -> String {
-    shell
-        .dir
-        .join("registry-team-docker-config.json")
-        .display()
-        .to_string()
+    shell.handover().display().to_string()
+}
+
+/// `fix deploy/checkout -n shop` with the handed-over credential (`mode`:
+/// `--yes` or `--dry-run`), backups in `backups`, then `extra`.
+fn fix_with_handover(
+    shell: &SandboxShell,
+    mode: &str,
+    backups: &std::path::Path,
+    extra: &[&str],
+) -> Command {
+    let handover = docker_config(shell);
+    let mut args = vec![
+        "fix",
+        "deploy/checkout",
+        "-n",
+        "shop",
+        mode,
+        "--from-docker-config",
+        &handover,
+        "--backup-dir",
+        backups.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    shell.tool(&args)
 }
 
 fn assert_no_secret(shell: &SandboxShell, t: &str) {
@@ -68,20 +88,7 @@ fn restore_refuses_when_the_object_moved_on_and_restores_otherwise() {
     let shell = SandboxShell::start("rotated-password", &dir.path().join("sb"));
     let before = config(&secret(&shell));
     let backups = dir.path().join("backups");
-    let out = shell
-        .tool(&[
-            "fix",
-            "deploy/checkout",
-            "-n",
-            "shop",
-            "--yes",
-            "--from-docker-config",
-            &docker_config(&shell),
-            "--backup-dir",
-            backups.to_str().unwrap(),
-            "--timeout",
-            "90s",
-        ])
+    let out = fix_with_handover(&shell, "--yes", &backups, &["--timeout", "90s"])
         .output()
         .unwrap();
     let t = text(&out);
@@ -160,18 +167,7 @@ fn a_write_that_lost_a_conflict_offers_no_restore() {
     let dir = tempfile::tempdir().unwrap();
     let shell = SandboxShell::start("rotated-password", &dir.path().join("sb"));
     let backups = dir.path().join("backups");
-    let out = shell
-        .tool(&[
-            "fix",
-            "deploy/checkout",
-            "-n",
-            "shop",
-            "--yes",
-            "--from-docker-config",
-            &docker_config(&shell),
-            "--backup-dir",
-            backups.to_str().unwrap(),
-        ])
+    let out = fix_with_handover(&shell, "--yes", &backups, &[])
         .env(
             "PULLFIX_TEST_BEFORE_WRITE",
             "kubectl annotate secret regcred -n shop touched-by=someone-else --overwrite >/dev/null",
@@ -233,18 +229,7 @@ fn the_kubectl_equivalent_keeps_the_other_registry_entry() {
     // The create | apply form (diagnose's next steps) says it is not
     // equivalent; the fix's own equivalent is a replace of the whole object.
     let backups = dir.path().join("backups");
-    let out = shell
-        .tool(&[
-            "fix",
-            "deploy/checkout",
-            "-n",
-            "shop",
-            "--dry-run",
-            "--from-docker-config",
-            &docker_config(&shell),
-            "--backup-dir",
-            backups.to_str().unwrap(),
-        ])
+    let out = fix_with_handover(&shell, "--dry-run", &backups, &[])
         .output()
         .unwrap();
     let t = text(&out);

@@ -543,6 +543,29 @@ pub fn tool_writes(audit_log: &Path) -> usize {
     tool_requests(audit_log, false)
 }
 
+/// One audit-log entry, as a write by the tool: `Some(dry_run)` for a
+/// create, update, patch or delete by `kubectl-pullfix` that the API server
+/// accepted (access reviews left out), `None` for anything else.
+pub fn tool_write(e: &Value) -> Option<bool> {
+    let write = e["userAgent"]
+        .as_str()
+        .is_some_and(|u| u.starts_with("kubectl-pullfix/"))
+        && matches!(
+            e["verb"].as_str(),
+            Some("create" | "update" | "patch" | "delete")
+        )
+        && e["objectRef"]["resource"] != "selfsubjectaccessreviews"
+        && e["responseStatus"]["code"]
+            .as_u64()
+            .is_some_and(|c| (200..300).contains(&c));
+    write.then(|| {
+        e["requestURI"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("dryRun=All")
+    })
+}
+
 /// Successful create/update/patch/delete requests by the tool: the dry-run
 /// ones (`dry_run`) or the real ones.
 fn tool_requests(audit_log: &Path, dry_run: bool) -> usize {
@@ -551,24 +574,7 @@ fn tool_requests(audit_log: &Path, dry_run: bool) -> usize {
     };
     text.lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| {
-            e["userAgent"]
-                .as_str()
-                .is_some_and(|u| u.starts_with("kubectl-pullfix/"))
-                && matches!(
-                    e["verb"].as_str(),
-                    Some("create" | "update" | "patch" | "delete")
-                )
-                && e["objectRef"]["resource"] != "selfsubjectaccessreviews"
-                && e["requestURI"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .contains("dryRun=All")
-                    == dry_run
-                && e["responseStatus"]["code"]
-                    .as_u64()
-                    .is_some_and(|c| (200..300).contains(&c))
-        })
+        .filter(|e| tool_write(e) == Some(dry_run))
         .count()
 }
 

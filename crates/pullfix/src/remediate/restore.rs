@@ -722,16 +722,24 @@ mod tests {
                "data": {".dockerconfigjson": STANDARD.encode(json!({"auths": auths}).to_string())}})
     }
 
+    /// regcred before pullfix's write (resourceVersion 10, `old-pass`) and
+    /// as the write left it (11, `n3w-pass`).
+    fn rotated() -> (Value, Value) {
+        (
+            secret(
+                "10",
+                &json!({"reg": {"username": "u", "password": "old-pass"}}),
+            ),
+            secret(
+                "11",
+                &json!({"reg": {"username": "u", "password": "n3w-pass"}}),
+            ),
+        )
+    }
+
     #[test]
     fn a_replace_backup_is_pinned_to_the_object_as_left() {
-        let before = secret(
-            "10",
-            &json!({"reg": {"username": "u", "password": "old-pass"}}),
-        );
-        let left = secret(
-            "11",
-            &json!({"reg": {"username": "u", "password": "n3w-pass"}}),
-        );
+        let (before, left) = rotated();
         let dir = tempfile::tempdir().unwrap();
         let b = Backup::save(dir.path(), &before, Mode::Replace, "update secret").unwrap();
         assert_eq!(b.finish(Some(&left)).unwrap(), Mode::Replace);
@@ -751,14 +759,7 @@ mod tests {
 
     #[test]
     fn a_change_since_is_refused_with_a_redacted_diff() {
-        let before = secret(
-            "10",
-            &json!({"reg": {"username": "u", "password": "old-pass"}}),
-        );
-        let left = secret(
-            "11",
-            &json!({"reg": {"username": "u", "password": "n3w-pass"}}),
-        );
+        let (before, left) = rotated();
         let dir = tempfile::tempdir().unwrap();
         let b = Backup::save(dir.path(), &before, Mode::Replace, "t").unwrap();
         b.finish(Some(&left)).unwrap();
