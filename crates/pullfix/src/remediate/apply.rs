@@ -75,11 +75,6 @@ pub(crate) struct Executor<'a> {
     pub written: Option<Credential>,
     /// Internal test seam: a shell command run just before each real write.
     pub before_write_hook: Option<String>,
-    /// Why the credential about to be written could not be tested from
-    /// this machine, when the user chose to write it untested.
-    pub untested: Option<String>,
-    /// The node whose canary pull tested the credential about to be written.
-    pub tested_on: Option<String>,
 }
 
 /// How a change's note begins when its credential was written untested
@@ -88,6 +83,33 @@ const UNTESTED: &str = "credential untested:";
 
 /// How a change's note begins when a canary pod tested its credential.
 const CANARY_TESTED: &str = "credential tested on the cluster:";
+
+/// How the credential about to be written was tested.
+enum Tested {
+    /// From this machine: the registry resolved the image with it.
+    Here,
+    /// By a canary pull on this node.
+    OnNode(String),
+    /// `--dry-run`: the canary that would test it was only rehearsed.
+    Rehearsed,
+    /// Not at all, on purpose (why it could not be).
+    Untested(String),
+}
+
+impl Tested {
+    /// What the change says of it, when it is more than "tested from here".
+    fn note(&self) -> Option<String> {
+        match self {
+            Tested::Here | Tested::Rehearsed => None,
+            Tested::OnNode(node) => Some(format!(
+                "{CANARY_TESTED} node {node} pulled the image with it (canary pod, deleted)"
+            )),
+            Tested::Untested(why) => Some(format!(
+                "{UNTESTED} {why}; pullfix could not check it before writing"
+            )),
+        }
+    }
+}
 
 /// One write to the API server, through [`crate::api`].
 #[derive(Debug, Clone)]
@@ -563,7 +585,7 @@ impl Executor<'_> {
         let image = ImageRef::parse(&f.image)
             .context("the image reference does not parse")
             .map_err(failed)?;
-        let cred = self.credential(&image, namespace, name, f).await?;
+        let (cred, tested) = self.credential(&image, namespace, name, f).await?;
         let current = if exists {
             self.get(&ObjectRef::new(Writable::Secret, namespace, name))
                 .await
@@ -602,16 +624,7 @@ impl Executor<'_> {
             Some(file) => with_file_note(change(Some(&file)), &file),
             None => first,
         };
-        if let Some(why) = &self.untested {
-            change.notes.push(format!(
-                "{UNTESTED} {why}; pullfix could not check it before writing"
-            ));
-        }
-        if let Some(node) = &self.tested_on {
-            change.notes.push(format!(
-                "{CANARY_TESTED} node {node} pulled the image with it (canary pod, deleted)"
-            ));
-        }
+        change.notes.extend(tested.note());
         Ok(change)
     }
 
@@ -628,7 +641,7 @@ impl Executor<'_> {
             .map_err(failed)?;
         let cred = match self.written.clone() {
             Some(c) => c,
-            None => self.credential(&image, &f.namespace, "", f).await?,
+            None => self.credential(&image, &f.namespace, "", f).await?.0,
         };
         let mut change = Change {
             title: title.to_string(),
@@ -1092,10 +1105,7 @@ impl Executor<'_> {
         ns: &str,
         secret: &str,
         f: &Finding,
-    ) -> Result<Credential, Outcome> {
-        // What the last credential's test said is not this one's.
-        self.untested = None;
-        self.tested_on = None;
+    ) -> Result<(Credential, Tested), Outcome> {
         let mut candidates = self.flag_credentials(image).await.map_err(failed)?;
         let is_ecr = crate::diagnose::secrets::is_ecr_host(&image.domain);
         if candidates.is_empty() && (self.creds.from_ecr || is_ecr) {
@@ -1215,7 +1225,7 @@ impl Executor<'_> {
         &mut self,
         image: &ImageRef,
         f: &Finding,
-    ) -> Result<Credential, Outcome> {
+    ) -> Result<(Credential, Tested), Outcome> {
         let mut username = f.secrets.iter().find_map(|s| s.username.clone());
         let mut tries = 0;
         loop {
@@ -1233,7 +1243,7 @@ impl Executor<'_> {
                 .test_credential(image, &cred, "the credential typed at the terminal")
                 .await
             {
-                Ok(()) => return Ok(cred),
+                Ok(()) => return Ok((cred, Tested::Here)),
                 Err(r) if r.rejected && tries < TYPING_TRIES => self.say(format!(
                     "  type it again ({} tr{} left)",
                     TYPING_TRIES - tries,
@@ -1328,7 +1338,7 @@ impl Executor<'_> {
         image: &ImageRef,
         candidates: Vec<(Credential, String)>,
         f: &Finding,
-    ) -> Result<Credential, Outcome> {
+    ) -> Result<(Credential, Tested), Outcome> {
         if self.creds.probe_from_cluster
             && let Some((cred, source)) = candidates.first().cloned()
         {
@@ -1344,7 +1354,7 @@ impl Executor<'_> {
         let mut untestable = None;
         for (cred, source) in candidates {
             match self.test_credential(image, &cred, &source).await {
-                Ok(()) => return Ok(cred),
+                Ok(()) => return Ok((cred, Tested::Here)),
                 Err(Untested {
                     local: Some(why), ..
                 }) => {
@@ -1379,18 +1389,15 @@ impl Executor<'_> {
         cred: Credential,
         why: String,
         f: &Finding,
-    ) -> Result<Credential, Outcome> {
+    ) -> Result<(Credential, Tested), Outcome> {
         use crate::remediate::canary::{Auth, OnCluster};
         let auth = Auth::Candidate {
             server: &image.domain,
             cred: &cred,
         };
         match self.canary(&f.image, auth, f).await {
-            OnCluster::Pulled { node } => {
-                self.tested_on = Some(node);
-                Ok(cred)
-            }
-            OnCluster::Rehearsed => Ok(cred),
+            OnCluster::Pulled { node } => Ok((cred, Tested::OnNode(node))),
+            OnCluster::Rehearsed => Ok((cred, Tested::Rehearsed)),
             OnCluster::Refused(outcome) => Err(outcome),
             OnCluster::NotRun(reason) => {
                 self.say(format!("  no canary: {reason}"));
@@ -1402,7 +1409,7 @@ impl Executor<'_> {
     /// A credential this machine could not test: written only on purpose.
     /// `--allow-untested` writes it; a person at a terminal is asked, with
     /// no as the default; `--yes` alone does not cover it.
-    fn untested(&mut self, cred: Credential, why: String) -> Result<Credential, Outcome> {
+    fn untested(&mut self, cred: Credential, why: String) -> Result<(Credential, Tested), Outcome> {
         let question = "  write it untested? the nodes may reach and trust the registry where this machine does not";
         let yes = if self.creds.allow_untested {
             self.say(format!("{question} yes (--allow-untested)"));
@@ -1416,8 +1423,7 @@ impl Executor<'_> {
             false
         };
         if yes {
-            self.untested = Some(why);
-            return Ok(cred);
+            return Ok((cred, Tested::Untested(why)));
         }
         Err(Outcome::Skipped {
             reason: format!(

@@ -294,8 +294,6 @@ impl<'a> Flow<'a> {
             ecr,
             written: None,
             before_write_hook: opts.before_write_hook.clone(),
-            untested: None,
-            tested_on: None,
         };
         Ok(Flow {
             client,
