@@ -407,14 +407,10 @@ impl Executor<'_> {
                 .await
                 .map_err(|e| failed("secret", e))?;
         }
-        let created = match api::write(self.client, pod, &Write::Create(c.pod.clone()), false).await
-        {
-            Ok(p) => p,
-            Err(e) => {
-                self.delete_canary(c, secret, pod).await;
-                return Err(failed("pod", e));
-            }
-        };
+        // On any error here the caller deletes what was created.
+        let created = api::write(self.client, pod, &Write::Create(c.pod.clone()), false)
+            .await
+            .map_err(|e| failed("pod", e))?;
         self.say(format!("  canary created: {}", c.objects()));
         if let Some(uid) = created
             .as_ref()
