@@ -454,21 +454,17 @@ pub(crate) fn judge(
                 ),
                 Some(format!("kubectl pullfix diagnose {target}")),
             )
-        } else if failing.iter().all(|f| f.credential_works_now()) {
+        } else {
             // The secret changed under the pods (a concurrent fix, or one
             // whose restart did not happen): no credential to look for.
+            let restart_only = if failing.iter().all(|f| f.credential_works_now()) {
+                ", but the pull secret's credential now works against the registry: the pods only need a restart"
+            } else {
+                ""
+            };
             (
                 false,
-                format!(
-                    "{ready}still failing ({}), but the pull secret's credential now works against the registry: the pods only need a restart",
-                    causes.join(", ")
-                ),
-                Some(format!("kubectl pullfix fix {target}")),
-            )
-        } else {
-            (
-                false,
-                format!("{ready}still failing ({})", causes.join(", ")),
+                format!("{ready}still failing ({}){restart_only}", causes.join(", ")),
                 Some(format!("kubectl pullfix fix {target}")),
             )
         }
