@@ -105,6 +105,9 @@ pub(crate) struct ListQuery {
     /// Serve the first page from the API server's watch cache
     /// (`resourceVersion=0`): cheaper, possibly a little stale.
     pub from_cache: bool,
+    /// Ask for the objects' metadata only (`PartialObjectMetadataList`):
+    /// names, labels, owners; no spec, status or data.
+    pub metadata_only: bool,
 }
 
 impl ListQuery {
@@ -124,6 +127,11 @@ impl ListQuery {
 
     pub(crate) fn cached(mut self) -> ListQuery {
         self.from_cache = true;
+        self
+    }
+
+    pub(crate) fn metadata_only(mut self) -> ListQuery {
+        self.metadata_only = true;
         self
     }
 
@@ -153,6 +161,14 @@ impl ListQuery {
         let mut req = kube::core::Request::new(url_path)
             .list(&lp)
             .map_err(kube::Error::BuildRequest)?;
+        if self.metadata_only {
+            req.headers_mut().insert(
+                http::header::ACCEPT,
+                http::HeaderValue::from_static(
+                    "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json",
+                ),
+            );
+        }
         if self.from_cache && cont.is_none() {
             // kube leaves `resourceVersion=0` out when a limit is set.
             let uri = format!("{}&resourceVersion=0", req.uri());
@@ -393,11 +409,11 @@ fn percent_decode(s: &str) -> String {
 /// Kubernetes 1.21). Any other failure is an error, not a fallback.
 pub(crate) async fn list_cronjobs<T: DeserializeOwned>(
     client: &Client,
-    ns: &str,
+    ns: Option<&str>,
 ) -> Result<Vec<T>, ApiError> {
     use k8s_openapi::api::batch::v1::CronJob;
     if cronjobs_in_batch_v1(client).await? {
-        return list_all_as::<CronJob, T>(client, Some(ns), &ListQuery::default()).await;
+        return list_all_as::<CronJob, T>(client, ns, &ListQuery::default()).await;
     }
     let ar = ApiResource {
         group: "batch".into(),
@@ -406,8 +422,8 @@ pub(crate) async fn list_cronjobs<T: DeserializeOwned>(
         kind: "CronJob".into(),
         plural: "cronjobs".into(),
     };
-    let path = DynamicObject::url_path(&ar, Some(&escape(ns)));
-    let op = Op::list("cronjobs", Some(ns), None);
+    let path = DynamicObject::url_path(&ar, ns.map(escape).as_deref());
+    let op = Op::list("cronjobs", ns, None);
     Ok(list_path(client, &path, &ListQuery::default(), op, Some)
         .await?
         .0)
@@ -873,7 +889,7 @@ mod tests {
             }
         })
         .await;
-        let got: Vec<Value> = list_cronjobs(&client, "shop").await.unwrap();
+        let got: Vec<Value> = list_cronjobs(&client, Some("shop")).await.unwrap();
         assert_eq!(got.len(), 1);
         let seen = seen.lock().unwrap().clone();
         assert!(
@@ -891,7 +907,7 @@ mod tests {
             }
         })
         .await;
-        let got: Vec<Value> = list_cronjobs(&client, "shop").await.unwrap();
+        let got: Vec<Value> = list_cronjobs(&client, Some("shop")).await.unwrap();
         assert_eq!(got.len(), 1);
         let seen = seen.lock().unwrap().clone();
         assert_eq!(seen.len(), 2, "{seen:?}");
@@ -909,7 +925,9 @@ mod tests {
                 }
             })
             .await;
-            let err = list_cronjobs::<Value>(&client, "shop").await.unwrap_err();
+            let err = list_cronjobs::<Value>(&client, Some("shop"))
+                .await
+                .unwrap_err();
             assert_eq!(err.code, Some(500), "{err}");
             let seen = seen.lock().unwrap().clone();
             assert!(!seen.iter().any(|r| r.contains("v1beta1")), "{seen:?}");

@@ -5,7 +5,7 @@
 //! Every function here does I/O, through [`crate::api`]; the decisions are
 //! made by pure code in `scan` and `diagnose`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::Client;
@@ -134,6 +134,85 @@ impl Scope {
     }
 }
 
+/// The most namespaces read one list each before a list is made
+/// cluster-wide instead (paged, filtered in memory): eight requests is what
+/// a cluster-wide list of a few pages costs, and in an outage the failures
+/// span far more namespaces than that.
+pub(crate) const NAMESPACE_LISTS: usize = 8;
+
+/// Where one kind of object is listed for a run: in each of a few
+/// namespaces, or once cluster-wide. Chosen by [`Spread::over`] so that the
+/// number of requests stays bounded by list pages, not by failures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Spread {
+    Cluster,
+    Namespaces(BTreeSet<String>),
+}
+
+impl Spread {
+    /// The namespaces `wanted` (those holding what is to be read) under
+    /// `scope`: one list per namespace up to `per_namespace_limit` of them,
+    /// else one cluster-wide list. A one-namespace scope never reads
+    /// outside it. Pure.
+    pub(crate) fn over(
+        scope: &Scope,
+        wanted: BTreeSet<String>,
+        per_namespace_limit: usize,
+    ) -> Spread {
+        match scope {
+            Scope::Namespace(ns) => Spread::Namespaces(
+                wanted
+                    .into_iter()
+                    .filter(|w| w == ns)
+                    .collect::<BTreeSet<_>>(),
+            ),
+            Scope::All if wanted.len() <= per_namespace_limit => Spread::Namespaces(wanted),
+            Scope::All => Spread::Cluster,
+        }
+    }
+
+    /// The whole scope: cluster-wide, or its one namespace.
+    pub(crate) fn whole(scope: &Scope) -> Spread {
+        match scope {
+            Scope::All => Spread::Cluster,
+            Scope::Namespace(ns) => Spread::Namespaces(BTreeSet::from([ns.clone()])),
+        }
+    }
+
+    /// Whether nothing is to be listed.
+    pub(crate) fn is_empty(&self) -> bool {
+        matches!(self, Spread::Namespaces(set) if set.is_empty())
+    }
+}
+
+/// Lists objects of type `K` over a [`Spread`], page by page, keeping what
+/// `keep` returns. A failure of any list is the failure of the whole.
+pub(crate) async fn list_spread<K, T, U>(
+    client: &Client,
+    spread: &Spread,
+    query: &ListQuery,
+    mut keep: impl FnMut(T) -> Option<U>,
+) -> Result<Vec<U>, ApiError>
+where
+    K: kube::Resource<DynamicType = ()>,
+    T: serde::de::DeserializeOwned,
+{
+    match spread {
+        Spread::Cluster => Ok(api::list_as::<K, T, U>(client, None, query, keep).await?.0),
+        Spread::Namespaces(set) => {
+            let mut out = Vec::new();
+            for ns in set {
+                out.extend(
+                    api::list_as::<K, T, U>(client, Some(ns), query, &mut keep)
+                        .await?
+                        .0,
+                );
+            }
+            Ok(out)
+        }
+    }
+}
+
 /// Lists pods page by page, handing each page's pods to `keep`, which
 /// returns the ones worth keeping (so memory stays bounded by one page plus
 /// what is kept). Returns the kept pods and the number of pods seen.
@@ -243,4 +322,36 @@ pub(crate) async fn pod_events(
         t(b).cmp(&t(a))
     });
     Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_few_namespaces_are_listed_each_many_at_once() {
+        let few = set(&["a", "b"]);
+        assert_eq!(
+            Spread::over(&Scope::All, few.clone(), 8),
+            Spread::Namespaces(few)
+        );
+        let many: BTreeSet<String> = (0..9).map(|i| format!("n{i}")).collect();
+        assert_eq!(Spread::over(&Scope::All, many, 8), Spread::Cluster);
+        // A one-namespace scope never reads outside it, however many.
+        let many: BTreeSet<String> = (0..90).map(|i| format!("n{i}")).collect();
+        assert_eq!(
+            Spread::over(&Scope::Namespace("n3".into()), many, 8),
+            Spread::Namespaces(set(&["n3"]))
+        );
+        assert!(Spread::over(&Scope::Namespace("x".into()), set(&["y"]), 8).is_empty());
+        assert_eq!(Spread::whole(&Scope::All), Spread::Cluster);
+        assert_eq!(
+            Spread::whole(&Scope::Namespace("x".into())),
+            Spread::Namespaces(set(&["x"]))
+        );
+    }
 }

@@ -72,6 +72,20 @@ fn finding(h: &str) -> Finding {
 
 fn assessment(h: &str) -> Assessment {
     Assessment {
+        outages: vec![crate::scan::Outage {
+            registry: hostile(h),
+            cause: Cause::CredentialsRejected,
+            workloads: 12,
+            namespaces: 3,
+            pods: 12,
+            images: 1,
+            pull_secrets: vec![(hostile(h), 3)],
+            network: false,
+            same_credential: Some(crate::scan::SameCredential {
+                copies: 3,
+                secret: hostile(h),
+            }),
+        }],
         scanned: scanned(h),
         groups: vec![Group {
             workload: workload(h),
@@ -97,8 +111,18 @@ fn assessment(h: &str) -> Assessment {
 }
 
 fn diagnosis(h: &str) -> Report {
+    // Five findings of one outage: three in full, the rest by name.
+    let f = finding(h);
+    let mut outages = assessment(h).outages;
+    for o in &mut outages {
+        o.registry = crate::registry::reference::ImageRef::parse(&f.image)
+            .map(|i| i.domain)
+            .unwrap_or_else(|_| "(invalid reference)".into());
+        o.cause = f.cause;
+    }
     Report {
-        findings: vec![finding(h)],
+        findings: vec![f; 5],
+        outages,
         warnings: vec![hostile(h)],
         notes: vec![hostile(h)],
         refresh_jobs: vec![RefreshJob {

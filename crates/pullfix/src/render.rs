@@ -6,6 +6,7 @@
 //! (`docs/json-output.md`). Every result says which namespaces it looked
 //! in and how many pods, from the one count in [`crate::scan::Scanned`].
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use console::Style;
@@ -14,7 +15,7 @@ use serde::Serialize;
 use crate::diagnose::Confidence;
 use crate::diagnose::run::Report;
 use crate::sanitize::{self, indented, line};
-use crate::scan::{Assessment, Scanned, Severity, Workload};
+use crate::scan::{Assessment, Outage, Scanned, Severity, Workload};
 
 /// The schema version of `-o json` / `-o yaml`.
 pub(crate) const API_VERSION: &str = "pullfix.dev/v1";
@@ -204,6 +205,7 @@ fn scan_table(out: &mut dyn Write, a: &Assessment, p: &Palette, wide: bool) -> a
     let Some(first) = a.groups.first() else {
         return nothing_failing(out, &a.scanned, p);
     };
+    outage_lines(out, &a.outages, p)?;
     let list = |v: &[String]| {
         if v.is_empty() {
             "-".to_string()
@@ -303,8 +305,37 @@ fn scan_table(out: &mut dyn Write, a: &Assessment, p: &Palette, wide: bool) -> a
     Ok(())
 }
 
+/// An outage's one line each, before the detail.
+fn outage_lines(out: &mut dyn Write, outages: &[Outage], p: &Palette) -> anyhow::Result<()> {
+    for o in outages {
+        writeln!(out, "{} {}", p.bad.apply_to("outage:"), line(&o.headline()))?;
+    }
+    if !outages.is_empty() {
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// Findings of one outage printed in full before the rest are listed by
+/// name only.
+const OUTAGE_FINDINGS_IN_FULL: usize = 3;
+/// Names listed in the line that stands for the rest.
+const OUTAGE_NAMES_LISTED: usize = 20;
+
 /// The diagnosis: per finding, the cause in one line, evidence, next steps.
+/// In an outage, the first few findings of it in full, the others by name.
 pub fn diagnose_text(out: &mut dyn Write, r: &Report, p: &Palette) -> anyhow::Result<()> {
+    outage_lines(out, &r.outages, p)?;
+    let outage_of = |f: &crate::diagnose::finding::Finding| {
+        let registry = crate::registry::reference::ImageRef::parse(&f.image)
+            .map(|i| i.domain)
+            .unwrap_or_else(|_| "(invalid reference)".into());
+        r.outages
+            .iter()
+            .position(|o| o.registry == registry && o.cause == f.cause)
+    };
+    let mut shown: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut rest: BTreeMap<usize, Vec<String>> = BTreeMap::new();
     if r.findings.is_empty() {
         if r.scanned.failing_pods == 0 {
             nothing_failing(out, &r.scanned, p)?;
@@ -329,6 +360,16 @@ pub fn diagnose_text(out: &mut dyn Write, r: &Report, p: &Palette) -> anyhow::Re
             .workload
             .as_ref()
             .map_or_else(|| format!("pod/{}", f.pod), |w| w.target());
+        if let Some(o) = outage_of(f) {
+            let n = shown.entry(o).or_default();
+            if *n >= OUTAGE_FINDINGS_IN_FULL {
+                rest.entry(o)
+                    .or_default()
+                    .push(format!("{}/{}", f.namespace, what));
+                continue;
+            }
+            *n += 1;
+        }
         writeln!(
             out,
             "{} {} {}",
@@ -390,6 +431,33 @@ pub fn diagnose_text(out: &mut dyn Write, r: &Report, p: &Palette) -> anyhow::Re
             }
         }
         writeln!(out)?;
+    }
+    for (o, names) in &rest {
+        let Some(outage) = r.outages.get(*o) else {
+            continue;
+        };
+        let listed: Vec<String> = names
+            .iter()
+            .take(OUTAGE_NAMES_LISTED)
+            .map(|n| line(n).into_owned())
+            .collect();
+        writeln!(
+            out,
+            "{} {} more workload(s) with {} on {}, the same finding: {}{}\n",
+            p.bold.apply_to("and"),
+            crate::scan::thousands(names.len()),
+            outage.cause.id(),
+            line(&outage.registry),
+            listed.join(", "),
+            if names.len() > listed.len() {
+                format!(
+                    ", and {} more (-o json lists each)",
+                    crate::scan::thousands(names.len() - listed.len())
+                )
+            } else {
+                " (-o json has each in full)".to_string()
+            }
+        )?;
     }
     for j in &r.refresh_jobs {
         writeln!(

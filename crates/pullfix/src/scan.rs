@@ -3,20 +3,21 @@
 //! responder thinks (by owning workload, then image and registry), with
 //! severity and a classified cause per group.
 //!
-//! [`extract_failing`], [`group`] and [`assess`] are pure; [`run`] does the
-//! I/O (the pod pages, then one GET per failing ReplicaSet/Job owner and per
-//! workload — never one per pod).
+//! [`extract_failing`], [`group`], [`outages`] and [`assess`] are pure;
+//! [`run`] does the I/O: field-selected pod and event lists, then one list
+//! per owner kind (per namespace for a few namespaces, cluster-wide for
+//! many: [`Spread`]) — never a request per pod or per workload.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
-use k8s_openapi::api::core::v1::Event;
+use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::Client;
 use serde::Serialize;
 
 use crate::api::{self, ListQuery};
 
-use crate::collect::{self, OwnerRef, PodLite, Scope, WorkloadLite};
+use crate::collect::{self, OwnerRef, PodLite, Scope, Spread, WorkloadLite};
 use crate::diagnose::classify::{classify_container, is_pull_failure_reason};
 use crate::diagnose::decide::{Facts, Secrets, decide};
 use crate::diagnose::{Cause, Confidence};
@@ -308,6 +309,162 @@ pub struct Assessment {
     pub scanned: Scanned,
     pub groups: Vec<Group>,
     pub notes: Vec<String>,
+    /// Many workloads failing on one registry for one cause: said first.
+    pub outages: Vec<Outage>,
+}
+
+/// Many workloads that fail on one registry for one cause: one problem
+/// behind many rows (an expired credential copied everywhere, a registry
+/// down), said before the detail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Outage {
+    pub registry: String,
+    pub cause: Cause,
+    pub workloads: usize,
+    pub namespaces: usize,
+    pub pods: usize,
+    /// Images involved (distinct references).
+    pub images: usize,
+    /// Pull secrets the failing pods name, with the number of namespaces
+    /// each name is in; most common first.
+    pub pull_secrets: Vec<(String, usize)>,
+    /// Every failure is a network one (unreachable, TLS, 5xx).
+    pub network: bool,
+    /// Filled by diagnose: the largest set of pull-secret copies holding
+    /// one and the same refused credential (`None` from scan, which does
+    /// not read secrets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub same_credential: Option<SameCredential>,
+}
+
+/// Copies of one credential, in pull secrets of many namespaces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SameCredential {
+    /// How many secrets hold it.
+    pub copies: usize,
+    /// Their most common name.
+    pub secret: String,
+}
+
+/// The fewest workloads that make an outage, when they span
+/// [`OUTAGE_NAMESPACES`] namespaces; or [`OUTAGE_WORKLOADS`] in any number.
+const OUTAGE_NAMESPACES: usize = 3;
+const OUTAGE_WORKLOADS: usize = 10;
+
+/// The outages among the groups: (registry, cause) shared by many
+/// workloads, largest first. Pure.
+pub(crate) fn outages(groups: &[Group]) -> Vec<Outage> {
+    let mut by: BTreeMap<(&str, Cause), Vec<&Group>> = BTreeMap::new();
+    for g in groups {
+        by.entry((g.registry.as_str(), g.cause))
+            .or_default()
+            .push(g);
+    }
+    let mut out: Vec<Outage> = by
+        .into_iter()
+        .filter_map(|((registry, cause), members)| {
+            let workloads: BTreeSet<&Workload> = members.iter().map(|g| &g.workload).collect();
+            let namespaces: BTreeSet<&str> = members
+                .iter()
+                .map(|g| g.workload.namespace.as_str())
+                .collect();
+            let many = (workloads.len() >= OUTAGE_NAMESPACES
+                && namespaces.len() >= OUTAGE_NAMESPACES)
+                || workloads.len() >= OUTAGE_WORKLOADS;
+            if !many {
+                return None;
+            }
+            let mut secrets: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+            for g in &members {
+                for s in &g.pull_secrets {
+                    secrets
+                        .entry(s.as_str())
+                        .or_default()
+                        .insert(g.workload.namespace.as_str());
+                }
+            }
+            let mut pull_secrets: Vec<(String, usize)> = secrets
+                .into_iter()
+                .map(|(name, ns)| (name.to_string(), ns.len()))
+                .collect();
+            pull_secrets.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            let pods = distinct_pods(members.iter().copied());
+            let images: BTreeSet<&str> = members.iter().map(|g| g.image.as_str()).collect();
+            Some(Outage {
+                registry: registry.to_string(),
+                cause,
+                workloads: workloads.len(),
+                namespaces: namespaces.len(),
+                pods: pods.len(),
+                images: images.len(),
+                pull_secrets,
+                network: members.iter().all(|g| g.network),
+                same_credential: None,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.workloads
+            .cmp(&a.workloads)
+            .then_with(|| a.registry.cmp(&b.registry))
+    });
+    out
+}
+
+/// The (namespace, pod) of every pod of the groups, once each. Pure.
+fn distinct_pods<'a>(groups: impl Iterator<Item = &'a Group>) -> BTreeSet<(&'a str, &'a str)> {
+    groups
+        .flat_map(|g| {
+            g.pods
+                .iter()
+                .map(|p| (g.workload.namespace.as_str(), p.as_str()))
+        })
+        .collect()
+}
+
+impl Outage {
+    /// One line: how many fail, where, why; and the one thing to fix. Raw
+    /// text from the cluster: render it through `sanitize::line`.
+    pub fn headline(&self) -> String {
+        let mut s = format!(
+            "{} workload(s) in {} namespace(s) fail on {}: {}",
+            thousands(self.workloads),
+            thousands(self.namespaces),
+            self.registry,
+            self.cause.id()
+        );
+        if self.network {
+            s.push_str(" — one registry or network problem, not one per workload");
+        }
+        match (&self.same_credential, self.pull_secrets.first()) {
+            (Some(c), _) if c.copies > 1 && self.cause.is_credential() => s.push_str(&format!(
+                "; {} copies of pull secret `{}` hold the same refused credential: every copy needs the new one",
+                thousands(c.copies),
+                c.secret
+            )),
+            (_, Some((name, n))) if *n > 1 && self.cause.is_credential() => s.push_str(&format!(
+                "; their pods name pull secret `{}` in {} namespace(s)",
+                name,
+                thousands(*n)
+            )),
+            _ => {}
+        }
+        s
+    }
+}
+
+/// `1840` as `1,840`.
+pub(crate) fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Groups failing pods by workload, image and registry. `owners` maps a
@@ -503,6 +660,7 @@ pub(crate) fn assess(
     }
     Assessment {
         scanned,
+        outages: outages(&groups),
         groups,
         notes,
     }
@@ -552,25 +710,118 @@ fn replicas_of(kind: &str, w: &WorkloadLite) -> Replicas {
     }
 }
 
-/// Reads a workload controller (the kinds pods are owned by); `Ok(None)`
-/// for other kinds and for objects that do not exist.
-async fn get_workload(
+/// A workload controller's key: (namespace, kind, name).
+type OwnerKey = (String, String, String);
+
+/// Lists the workload controllers of one kind that are wanted (by
+/// namespace and name), over as few requests as [`Spread`] allows; a list
+/// that fails leaves them out (the pods are then grouped by their direct
+/// owner's name, as when the owner is gone).
+async fn list_workloads(
     client: &Client,
+    scope: &Scope,
     kind: &str,
-    ns: &str,
-    name: &str,
-) -> Result<Option<WorkloadLite>, crate::api::ApiError> {
+    wanted: &BTreeSet<(String, String)>,
+) -> Vec<WorkloadLite> {
     use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
     use k8s_openapi::api::batch::v1::Job;
-    let ns = Some(ns);
-    match kind {
-        "Deployment" => api::get_opt_as::<Deployment, _>(client, ns, name).await,
-        "StatefulSet" => api::get_opt_as::<StatefulSet, _>(client, ns, name).await,
-        "DaemonSet" => api::get_opt_as::<DaemonSet, _>(client, ns, name).await,
-        "ReplicaSet" => api::get_opt_as::<ReplicaSet, _>(client, ns, name).await,
-        "Job" => api::get_opt_as::<Job, _>(client, ns, name).await,
-        _ => Ok(None),
+    if wanted.is_empty() {
+        return Vec::new();
     }
+    let spread = Spread::over(
+        scope,
+        wanted.iter().map(|(ns, _)| ns.clone()).collect(),
+        collect::NAMESPACE_LISTS,
+    );
+    // From etcd, not the watch cache: the fix's rounds read counts they
+    // have just changed.
+    let query = ListQuery::default();
+    let keep = |w: WorkloadLite| {
+        wanted
+            .contains(&(w.metadata.namespace.clone(), w.metadata.name.clone()))
+            .then_some(w)
+    };
+    let listed = match kind {
+        "Deployment" => {
+            collect::list_spread::<Deployment, _, _>(client, &spread, &query, keep).await
+        }
+        "StatefulSet" => {
+            collect::list_spread::<StatefulSet, _, _>(client, &spread, &query, keep).await
+        }
+        "DaemonSet" => collect::list_spread::<DaemonSet, _, _>(client, &spread, &query, keep).await,
+        "ReplicaSet" => {
+            collect::list_spread::<ReplicaSet, _, _>(client, &spread, &query, keep).await
+        }
+        "Job" => collect::list_spread::<Job, _, _>(client, &spread, &query, keep).await,
+        _ => Ok(Vec::new()),
+    };
+    listed.unwrap_or_default()
+}
+
+/// The workload above each failing pod's direct owner (ReplicaSet →
+/// Deployment, Job → CronJob) and the counts of the top-level workloads:
+/// one list per owner kind (a few per namespace, or one cluster-wide),
+/// never one GET per workload.
+async fn owners_of(
+    client: &Client,
+    scope: &Scope,
+    failing: &[FailingPod],
+) -> (BTreeMap<OwnerKey, Workload>, BTreeMap<Workload, Replicas>) {
+    let direct: BTreeSet<OwnerKey> = failing
+        .iter()
+        .filter_map(|p| {
+            p.owner
+                .as_ref()
+                .map(|o| (p.namespace.clone(), o.kind.clone(), o.name.clone()))
+        })
+        .collect();
+    let kinds: BTreeSet<&str> = direct.iter().map(|(_, k, _)| k.as_str()).collect();
+    let mut owners = BTreeMap::new();
+    let mut replicas = BTreeMap::new();
+    for kind in kinds {
+        let wanted: BTreeSet<(String, String)> = direct
+            .iter()
+            .filter(|(_, k, _)| k == kind)
+            .map(|(ns, _, name)| (ns.clone(), name.clone()))
+            .collect();
+        for obj in list_workloads(client, scope, kind, &wanted).await {
+            let (ns, name) = (obj.metadata.namespace.clone(), obj.metadata.name.clone());
+            let parent = obj.metadata.owner_references.iter().find(|o| {
+                o.controller.unwrap_or(false) && matches!(o.kind.as_str(), "Deployment" | "CronJob")
+            });
+            let workload = match parent {
+                Some(p) => Workload {
+                    kind: p.kind.clone(),
+                    namespace: ns.clone(),
+                    name: p.name.clone(),
+                },
+                None => Workload {
+                    kind: kind.to_string(),
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                },
+            };
+            if workload.kind == kind {
+                replicas.insert(workload.clone(), replicas_of(kind, &obj));
+            }
+            owners.insert((ns, kind.to_string(), name), workload);
+        }
+    }
+    // Counts of the top-level workloads that are Deployments.
+    let tops: BTreeSet<(String, String)> = owners
+        .values()
+        .filter(|w| w.kind == "Deployment")
+        .map(|w| (w.namespace.clone(), w.name.clone()))
+        .collect();
+    for obj in list_workloads(client, scope, "Deployment", &tops).await {
+        let w = Workload {
+            kind: "Deployment".into(),
+            namespace: obj.metadata.namespace.clone(),
+            name: obj.metadata.name.clone(),
+        };
+        replicas.insert(w, replicas_of("Deployment", &obj));
+    }
+    (owners, replicas)
 }
 
 /// (namespace, pod, fieldPath) of a container.
@@ -584,9 +835,11 @@ type TimedEvent = (String, String, String);
 ///    cache (`resourceVersion=0`);
 /// 2. Running pods with a container that cannot re-pull: the kubelet keeps
 ///    renewing their `BackOff` / `Failed` pull events, so one event list
-///    names them, and only their namespaces' Running pods are listed.
+///    names them, and only their namespaces' Running pods are listed — or,
+///    when those namespaces outnumber the pages of one cluster-wide list,
+///    every Running pod once, page by page, keeping only the failing ones.
 ///
-/// Requests grow with namespaces that hold such pods, never with pods.
+/// Requests are bounded by list pages, never by pods or failures.
 /// Returns the failing pods and the number of pods in scope.
 pub(crate) async fn collect_failing(
     client: &Client,
@@ -641,14 +894,20 @@ pub(crate) async fn collect_failing(
             }
         }
     }
+    // How many pods the scope holds: the size of a cluster-wide list, in
+    // pages, against one list per namespace the events name.
+    let counted = collect::count_pods(client, scope).await;
     let running = ListQuery::fields("status.phase=Running").cached();
-    let scopes: Vec<Scope> = if namespaces.contains("") {
-        vec![scope.clone()]
+    let spread = if namespaces.contains("") {
+        Spread::whole(scope)
     } else {
-        namespaces.into_iter().map(Scope::Namespace).collect()
+        let pages = counted.map_or(0, |n| n.div_ceil(api::PAGE_SIZE as usize));
+        Spread::over(scope, namespaces, collect::NAMESPACE_LISTS.max(pages))
     };
-    for s in scopes {
-        let (more, _) = collect::list_pods_filtered(client, &s, &running, extract_failing).await?;
+    if !spread.is_empty() {
+        // Cluster-wide, only failing pods are kept, page by page.
+        let more =
+            collect::list_spread::<Pod, _, _>(client, &spread, &running, extract_failing).await?;
         failing.extend(more);
     }
     // Hand each container its pull events, newest first.
@@ -677,7 +936,7 @@ pub(crate) async fn collect_failing(
     // A pod that turned Running between the two lists is in both.
     let mut distinct = BTreeSet::new();
     failing.retain(|p| distinct.insert((p.namespace.clone(), p.name.clone())));
-    let seen = match collect::count_pods(client, scope).await {
+    let seen = match counted {
         Some(n) => n,
         // The server did not say: count the pages (rare; the API server
         // gives `remainingItemCount` for unfiltered lists).
@@ -692,55 +951,19 @@ pub(crate) async fn collect_failing(
 
 /// Runs the assessment against the cluster.
 pub async fn run(client: &Client, scope: &Scope) -> anyhow::Result<Assessment> {
+    Ok(survey(client, scope).await?.0)
+}
+
+/// The assessment and the failing pods behind it (what diagnose reads
+/// further, without asking the API server for them again).
+pub(crate) async fn survey(
+    client: &Client,
+    scope: &Scope,
+) -> anyhow::Result<(Assessment, Vec<FailingPod>)> {
     let (failing, seen) = collect_failing(client, scope).await?;
-    // Owners one level up: ReplicaSet -> Deployment, Job -> CronJob.
-    let mut owners = BTreeMap::new();
-    let direct: BTreeSet<(String, String, String)> = failing
-        .iter()
-        .filter_map(|p| {
-            p.owner
-                .as_ref()
-                .map(|o| (p.namespace.clone(), o.kind.clone(), o.name.clone()))
-        })
-        .collect();
-    let mut replicas = BTreeMap::new();
-    for (ns, kind, name) in &direct {
-        let Ok(Some(obj)) = get_workload(client, kind, ns, name).await else {
-            continue;
-        };
-        let parent = obj.metadata.owner_references.iter().find(|o| {
-            o.controller.unwrap_or(false) && matches!(o.kind.as_str(), "Deployment" | "CronJob")
-        });
-        let workload = match parent {
-            Some(p) => Workload {
-                kind: p.kind.clone(),
-                namespace: ns.clone(),
-                name: p.name.clone(),
-            },
-            None => Workload {
-                kind: kind.clone(),
-                namespace: ns.clone(),
-                name: name.clone(),
-            },
-        };
-        if workload.kind == *kind {
-            replicas.insert(workload.clone(), replicas_of(kind, &obj));
-        }
-        owners.insert((ns.clone(), kind.clone(), name.clone()), workload);
-    }
-    // Counts of the top-level workloads that are Deployments.
-    let tops: BTreeSet<Workload> = owners
-        .values()
-        .filter(|w| w.kind == "Deployment")
-        .cloned()
-        .collect();
-    for w in tops {
-        if let Ok(Some(obj)) = get_workload(client, "Deployment", &w.namespace, &w.name).await {
-            replicas.insert(w, replicas_of("Deployment", &obj));
-        }
-    }
+    let (owners, replicas) = owners_of(client, scope, &failing).await;
     let groups = group(&failing, &owners, &replicas, Utc::now());
-    Ok(assess(scope, seen, &failing, groups))
+    Ok((assess(scope, seen, &failing, groups), failing))
 }
 
 #[cfg(test)]
@@ -801,15 +1024,7 @@ mod tests {
     fn check_invariants(a: &Assessment) {
         let s = &a.scanned;
         assert!(s.failing_pods <= s.pods_seen, "{s:?}");
-        let pods: BTreeSet<(&str, &str)> = a
-            .groups
-            .iter()
-            .flat_map(|g| {
-                g.pods
-                    .iter()
-                    .map(|p| (g.workload.namespace.as_str(), p.as_str()))
-            })
-            .collect();
+        let pods = distinct_pods(a.groups.iter());
         assert_eq!(
             pods.len(),
             s.failing_pods,
@@ -826,6 +1041,94 @@ mod tests {
         for g in &a.groups {
             assert_eq!(g.failing_pods, g.pods.len(), "{g:?}");
         }
+    }
+
+    /// A pod whose `app` container is refused by the registry.
+    fn refused(ns: &str, workload: &str, image: &str) -> FailingPod {
+        let mut p = pod(ns, &format!("{workload}-x1"), workload, &[image]);
+        for c in &mut p.containers {
+            c.reason = "ErrImagePull".into();
+            c.message = format!(
+                "failed to pull and unpack image \"{image}\": failed to resolve reference \"{image}\": failed to authorize: failed to fetch oauth token: unexpected status: 401 Unauthorized"
+            );
+        }
+        p
+    }
+
+    #[test]
+    fn many_workloads_on_one_registry_and_cause_are_one_outage_said_first() {
+        let mut pods: Vec<FailingPod> = (0..12)
+            .map(|i| {
+                refused(
+                    &format!("team-{}", i % 4),
+                    &format!("app{i}"),
+                    "reg.example.com/team/app:1",
+                )
+            })
+            .collect();
+        // Noise: one wrong tag elsewhere does not hide the outage.
+        pods.push(pod("other", "web-a", "web", &["ghcr.io/x/web:nope"]));
+        let a = assessment(&Scope::All, 100, &pods);
+        check_invariants(&a);
+        assert_eq!(a.outages.len(), 1, "{:?}", a.outages);
+        let o = &a.outages[0];
+        assert_eq!(o.registry, "reg.example.com");
+        assert!(o.cause.is_credential(), "{:?}", o.cause);
+        assert_eq!(
+            (o.workloads, o.namespaces, o.pods, o.images),
+            (12, 4, 12, 1)
+        );
+        assert_eq!(o.pull_secrets, vec![("regcred".to_string(), 4)]);
+        let line = o.headline();
+        assert!(
+            line.starts_with(
+                "12 workload(s) in 4 namespace(s) fail on reg.example.com: credentials-"
+            ),
+            "{line}"
+        );
+        assert!(
+            line.contains("pull secret `regcred` in 4 namespace(s)"),
+            "{line}"
+        );
+        // With the copies counted (diagnose), the line says to update each.
+        let mut o = o.clone();
+        o.same_credential = Some(SameCredential {
+            copies: 1840,
+            secret: "regcred".into(),
+        });
+        assert!(
+            o.headline()
+                .contains("1,840 copies of pull secret `regcred` hold the same refused credential"),
+            "{}",
+            o.headline()
+        );
+        // Text output: the outage line comes before the table.
+        let mut out = Vec::new();
+        crate::render::scan_text(&mut out, &a, &crate::render::Palette::new(false)).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("outage: 12 workload(s)"), "{text}");
+    }
+
+    #[test]
+    fn a_few_failures_are_no_outage() {
+        let pods = vec![
+            refused("a", "one", "reg.example.com/team/app:1"),
+            refused("b", "two", "reg.example.com/team/app:1"),
+        ];
+        assert!(assessment(&Scope::All, 10, &pods).outages.is_empty());
+        // Ten workloads in one namespace are one, though.
+        let pods: Vec<FailingPod> = (0..10)
+            .map(|i| refused("a", &format!("w{i}"), "reg.example.com/team/app:1"))
+            .collect();
+        assert_eq!(assessment(&Scope::All, 10, &pods).outages.len(), 1);
+    }
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod classify;
 pub mod decide;
 pub mod ecr;
 pub mod finding;
+pub(crate) mod gather;
 pub mod run;
 pub mod secrets;
 

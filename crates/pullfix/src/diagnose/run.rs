@@ -6,27 +6,29 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use anyhow::Context as _;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use chrono::Utc;
 use kube::Client;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use futures::StreamExt as _;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Node, Pod, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{Node, Pod, Secret};
 
 use crate::api::{self, ApiError, ListQuery};
-use crate::collect::{self, EventLite, Meta, PodLite, Scope};
+use crate::collect::{self, EventLite, Meta, Scope, Spread};
 use crate::diagnose::Cause;
 use crate::diagnose::classify::{Classified, EventText, classify_container};
 use crate::diagnose::decide::{self, Facts};
 use crate::diagnose::finding::{self, Context, EcrCheck, Evidence, Finding};
+use crate::diagnose::gather;
 use crate::diagnose::secrets::{self, Lookup, Origin, SecretRef, SecretView};
 use crate::probe::Prober;
 use crate::registry::reference::ImageRef;
-use crate::scan::{self, Group, parse_time};
+use crate::scan::{self, FailingPod, Group};
+
+/// Groups diagnosed at once (their registry probes run meanwhile).
+const GROUPS_IN_FLIGHT: usize = 16;
 
 pub use crate::target::Target;
 
@@ -52,6 +54,9 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// Scope notes from the assessment.
     pub notes: Vec<String>,
+    /// Many workloads failing on one registry for one cause (from the
+    /// assessment, with the copies of one refused credential counted).
+    pub outages: Vec<crate::scan::Outage>,
     /// Refresh automation found for the affected secrets.
     pub refresh_jobs: Vec<RefreshJob>,
     /// The same registry's pull secrets in other namespaces.
@@ -90,69 +95,6 @@ pub struct OtherSecret {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SecretLite {
-    #[serde(default)]
-    metadata: SecretMeta,
-    #[serde(default, rename = "type")]
-    type_: String,
-    #[serde(default)]
-    data: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SecretMeta {
-    #[serde(flatten)]
-    meta: Meta,
-    #[serde(default)]
-    managed_fields: Vec<ManagedField>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-struct ManagedField {
-    #[serde(default)]
-    time: Option<String>,
-}
-
-impl SecretLite {
-    fn view(self) -> SecretView {
-        let m = self.metadata.meta;
-        SecretView {
-            name: m.name,
-            namespace: m.namespace,
-            type_: self.type_,
-            data: self
-                .data
-                .into_iter()
-                .map(|(k, v)| (k, STANDARD.decode(v.trim()).unwrap_or_default()))
-                .collect(),
-            created: m.creation_timestamp.as_deref().and_then(parse_time),
-            updated: self
-                .metadata
-                .managed_fields
-                .iter()
-                .filter_map(|f| f.time.as_deref().and_then(parse_time))
-                .max(),
-            labels: m.labels,
-            annotations: m.annotations,
-            owners: m
-                .owner_references
-                .into_iter()
-                .map(|o| (o.kind, o.name))
-                .collect(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ServiceAccountLite {
-    #[serde(default)]
-    image_pull_secrets: Vec<collect::NameRef>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
 struct NodeLite {
     #[serde(default)]
     metadata: Meta,
@@ -175,15 +117,6 @@ struct NodeImage {
     names: Vec<String>,
 }
 
-async fn get_secret(client: &Client, ns: &str, name: &str) -> Lookup {
-    match api::get_opt_as::<Secret, SecretLite>(client, Some(ns), name).await {
-        Ok(Some(s)) => Lookup::Found(s.view()),
-        Ok(None) => Lookup::NotFound,
-        Err(e) if e.is_forbidden() => Lookup::Forbidden,
-        Err(e) => Lookup::Failed(e.short()),
-    }
-}
-
 /// Why a read failed, for a warning: the missing permission only for a
 /// real 403 (`no `list nodes` permission`), else what happened.
 fn why_unread(e: &ApiError, permission: &str) -> String {
@@ -201,7 +134,7 @@ pub async fn run(
     target: &Target,
     opts: &Options,
 ) -> anyhow::Result<Report> {
-    let assessment = scan::run(client, scope).await?;
+    let (assessment, failing) = scan::survey(client, scope).await?;
     let groups: Vec<&Group> = assessment
         .groups
         .iter()
@@ -216,10 +149,35 @@ pub async fn run(
             findings: Vec::new(),
             warnings,
             notes: assessment.notes,
+            outages: assessment.outages,
             refresh_jobs: Vec::new(),
             other_namespaces: Vec::new(),
             scanned: assessment.scanned,
         });
+    }
+    // Each group is diagnosed from its first pod, as the scan read it; what
+    // those pods need (events, ServiceAccounts, secrets) is read at once.
+    let by_name: BTreeMap<(&str, &str), &FailingPod> = failing
+        .iter()
+        .map(|p| ((p.namespace.as_str(), p.name.as_str()), p))
+        .collect();
+    let chosen: Vec<(&Group, &FailingPod)> = groups
+        .iter()
+        .filter_map(|g| {
+            let pod = g.pods.first()?;
+            Some((
+                *g,
+                *by_name.get(&(g.workload.namespace.as_str(), pod.as_str()))?,
+            ))
+        })
+        .collect();
+    let diagnosed: Vec<&FailingPod> = chosen.iter().map(|(_, p)| *p).collect();
+    let gathered = gather::gather(client, scope, &diagnosed).await;
+    for (ns, e) in &gathered.events_unread {
+        warnings.push(format!(
+            "events in {ns} could not be read ({})",
+            why_unread(e, "list events")
+        ));
     }
     let prober = if opts.probe {
         let config = crate::probe::config(
@@ -247,21 +205,24 @@ pub async fn run(
     let mut findings = Vec::new();
     let mut secret_names: BTreeSet<(String, String)> = BTreeSet::new();
     let mut registries: BTreeSet<String> = BTreeSet::new();
-    let futures: Vec<_> = groups
-        .iter()
-        .map(|g| {
-            diagnose_group(
-                client,
-                g,
-                nodes.as_deref(),
-                prober.as_ref(),
-                ecr.as_ref(),
-                opts.registry_hosts.as_ref(),
-            )
-        })
-        .collect();
-    for result in futures::future::join_all(futures).await {
-        let (finding, mut w) = result?;
+    // A bounded number of groups at a time: in an outage there are
+    // thousands, and they share a few registries (probes are shared too).
+    let futures = chosen.iter().map(|(g, pod)| {
+        diagnose_group(
+            g,
+            pod,
+            &gathered,
+            nodes.as_deref(),
+            prober.as_ref(),
+            ecr.as_ref(),
+            opts.registry_hosts.as_ref(),
+        )
+    });
+    let results: Vec<_> = futures::stream::iter(futures)
+        .buffered(GROUPS_IN_FLIGHT)
+        .collect()
+        .await;
+    for (finding, mut w) in results {
         warnings.append(&mut w);
         for s in &finding.secrets {
             secret_names.insert((finding.namespace.clone(), s.name.clone()));
@@ -289,12 +250,15 @@ pub async fn run(
                 .map(|s| (f.namespace.clone(), s.name.clone()))
         })
         .collect();
-    let failing_creds = credential_digests(client, &stale_secrets).await;
-    let refresh_jobs = refresh_jobs(client, &secret_names, &mut warnings).await;
+    let failing_creds = credential_digests(&gathered, &stale_secrets);
+    let refresh_jobs = refresh_jobs(client, scope, &secret_names, &mut warnings).await;
     // A failing refresh job is evidence for the credential findings it feeds.
     add_refresh_evidence(&mut findings, &refresh_jobs);
     let other_namespaces = other_namespaces(
         client,
+        scope,
+        &assessment,
+        &gathered,
         &stale_secrets,
         &registries,
         &failing_creds,
@@ -310,9 +274,11 @@ pub async fn run(
     }
     warnings.sort();
     warnings.dedup();
+    let outages = count_copies(assessment.outages, &findings, &failing_creds);
     Ok(Report {
         findings,
         warnings,
+        outages,
         notes: assessment.notes,
         refresh_jobs,
         other_namespaces,
@@ -321,13 +287,13 @@ pub async fn run(
 }
 
 /// `namespace/name` → digest of each readable secret's docker config.
-async fn credential_digests(
-    client: &Client,
+fn credential_digests(
+    gathered: &gather::Gathered,
     secret_names: &BTreeSet<(String, String)>,
 ) -> BTreeMap<String, String> {
     let mut failing_creds = BTreeMap::new();
     for (ns, name) in secret_names {
-        if let Lookup::Found(v) = get_secret(client, ns, name).await
+        if let Lookup::Found(v) = gathered.secret(ns, name)
             && let Some(d) = v
                 .data
                 .get(".dockerconfigjson")
@@ -337,6 +303,45 @@ async fn credential_digests(
         }
     }
     failing_creds
+}
+
+/// Each credential outage's largest set of pull-secret copies that hold
+/// one and the same refused credential (by digest), among its findings'
+/// secrets. Pure.
+fn count_copies(
+    mut outages: Vec<crate::scan::Outage>,
+    findings: &[Finding],
+    digests: &BTreeMap<String, String>,
+) -> Vec<crate::scan::Outage> {
+    for o in outages.iter_mut().filter(|o| o.cause.is_credential()) {
+        let mut copies: BTreeMap<&String, BTreeSet<String>> = BTreeMap::new();
+        for f in findings.iter().filter(|f| {
+            f.cause == o.cause && ImageRef::parse(&f.image).is_ok_and(|i| i.domain == o.registry)
+        }) {
+            for s in &f.secrets {
+                let key = format!("{}/{}", f.namespace, s.name);
+                if let Some(d) = digests.get(&key) {
+                    copies.entry(d).or_default().insert(key);
+                }
+            }
+        }
+        o.same_credential = copies.into_values().max_by_key(BTreeSet::len).map(|keys| {
+            let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+            for k in &keys {
+                let name = k.split_once('/').map_or(k.as_str(), |(_, n)| n);
+                *names.entry(name).or_default() += 1;
+            }
+            crate::scan::SameCredential {
+                copies: keys.len(),
+                secret: names
+                    .into_iter()
+                    .max_by_key(|(_, n)| *n)
+                    .map(|(name, _)| name.to_string())
+                    .unwrap_or_default(),
+            }
+        });
+    }
+    outages
 }
 
 /// A failing refresh CronJob, as evidence for the credential findings of
@@ -405,19 +410,20 @@ async fn check_target_exists(
 }
 
 async fn diagnose_group(
-    client: &Client,
     g: &Group,
+    pod: &FailingPod,
+    gathered: &gather::Gathered,
     nodes: Option<&[NodeLite]>,
     prober: Option<&Prober>,
     ecr: Option<&crate::diagnose::ecr::EcrClient>,
     registry_hosts: Option<&crate::registry::hosts::RegistryHosts>,
-) -> anyhow::Result<(Finding, Vec<String>)> {
+) -> (Finding, Vec<String>) {
     let mut warnings = Vec::new();
     let ns = &g.workload.namespace;
-    let pe = pod_evidence(client, g, &mut warnings).await?;
+    let pe = pod_evidence(g, pod, gathered);
     let image = ImageRef::parse(&g.image).ok();
     // Pull secrets: the pod's, then its ServiceAccount's.
-    let refs = pull_secret_refs(client, ns, &pe.pod, &mut warnings).await;
+    let refs = pull_secret_refs(ns, pe.pod, gathered, &mut warnings);
     let now = Utc::now();
     let analysis = match &image {
         Some(img) => secrets::analyze(&refs, img, now),
@@ -428,7 +434,7 @@ async fn diagnose_group(
         },
     };
     // Nodes: which hold the image, where the failing pods are.
-    let node_name = pe.pod.spec.node_name.clone().unwrap_or_default();
+    let node_name = pe.pod.node.clone().unwrap_or_default();
     let (arch, nodes_with_image) = node_facts(nodes, image.as_ref(), &g.image, &node_name);
     let (probe, ecr_check) = registry_checks(
         prober,
@@ -485,10 +491,10 @@ async fn diagnose_group(
         probe.as_ref(),
     );
     let unused_matching_secrets = match &image {
-        Some(img) => unused_matching(client, ns, img, &refs).await,
+        Some(img) => unused_matching(gathered, ns, img, &refs),
         None => Vec::new(),
     };
-    Ok((
+    (
         Finding {
             cause,
             detail: verdict.detail,
@@ -500,8 +506,7 @@ async fn diagnose_group(
             pods: g.pods.clone(),
             service_account: pe
                 .pod
-                .spec
-                .service_account_name
+                .service_account
                 .clone()
                 .unwrap_or_else(|| "default".into()),
             container: pe.container,
@@ -520,7 +525,7 @@ async fn diagnose_group(
             failing_for_seconds: g.oldest_failure_seconds,
         },
         warnings,
-    ))
+    )
 }
 
 /// The registry probe (from this machine) and the ECR check, when asked
@@ -577,9 +582,9 @@ fn context(
 
 /// The pod's side of one failing container: its waiting state and its
 /// events, classified.
-struct PodEvidence {
+struct PodEvidence<'a> {
     pod_name: String,
-    pod: PodLite,
+    pod: &'a FailingPod,
     container: String,
     init: bool,
     /// The container's events (those about the whole pod included).
@@ -587,107 +592,89 @@ struct PodEvidence {
     classified: Classified,
 }
 
-async fn pod_evidence(
-    client: &Client,
+fn pod_evidence<'a>(
     g: &Group,
-    warnings: &mut Vec<String>,
-) -> anyhow::Result<PodEvidence> {
+    pod: &'a FailingPod,
+    gathered: &gather::Gathered,
+) -> PodEvidence<'a> {
     let ns = &g.workload.namespace;
-    let pod_name = g.pods.first().cloned().unwrap_or_default();
-    let pod: PodLite = api::get_opt_as::<Pod, PodLite>(client, Some(ns), &pod_name)
-        .await?
-        .with_context(|| {
-            format!("pod {ns}/{pod_name} disappeared while diagnosing\nhelp: run the command again")
-        })?;
     let container = g.containers.first().cloned().unwrap_or_default();
-    let init = pod.spec.init_containers.iter().any(|c| c.name == container);
-    let status = pod
-        .status
-        .init_container_statuses
+    let failing = pod
+        .containers
         .iter()
-        .chain(&pod.status.container_statuses)
-        .find(|s| s.name == container);
-    let (reason, message) = status
-        .and_then(|s| s.state.waiting.as_ref())
-        .map(|w| {
-            (
-                w.reason.clone().unwrap_or_default(),
-                w.message.clone().unwrap_or_default(),
-            )
-        })
-        .unwrap_or_default();
-    let events = match collect::pod_events(client, ns, &pod_name).await {
-        Ok(e) => e,
-        Err(e) => {
-            warnings.push(format!(
-                "events in {ns} could not be read ({})",
-                why_unread(&e, "list events")
-            ));
-            Vec::new()
-        }
-    };
+        .find(|c| c.name == container)
+        .or_else(|| pod.containers.iter().find(|c| c.image == g.image));
+    let container = failing.map_or(container, |c| c.name.clone());
+    let init = failing.is_some_and(|c| c.init);
+    let (reason, message) =
+        failing.map_or_else(Default::default, |c| (c.reason.clone(), c.message.clone()));
     let path_prefix = if init {
         "spec.initContainers"
     } else {
         "spec.containers"
     };
-    let events: Vec<EventLite> = events
-        .into_iter()
+    let events: Vec<EventLite> = gathered
+        .events(ns, &pod.name)
+        .iter()
         .filter(|e| {
             e.involved_object
                 .field_path
                 .as_deref()
                 .is_none_or(|p| p == format!("{path_prefix}{{{container}}}"))
         })
+        .cloned()
         .collect();
     let texts: Vec<EventText<'_>> = events.iter().map(EventLite::text).collect();
     let classified = classify_container(&reason, &message, &texts);
-    Ok(PodEvidence {
-        pod_name,
+    PodEvidence {
+        pod_name: pod.name.clone(),
         pod,
         container,
         init,
         events,
         classified,
-    })
+    }
 }
 
 /// The pull secrets that apply to the pod (its own, then its
 /// ServiceAccount's), each as read, with warnings for what could not be.
-async fn pull_secret_refs(
-    client: &Client,
+fn pull_secret_refs(
     ns: &str,
-    pod: &PodLite,
+    pod: &FailingPod,
+    gathered: &gather::Gathered,
     warnings: &mut Vec<String>,
 ) -> Vec<SecretRef> {
     let mut refs = Vec::new();
-    for r in &pod.spec.image_pull_secrets {
+    for name in &pod.pull_secrets {
         refs.push(SecretRef {
-            name: r.name.clone(),
+            name: name.clone(),
             origin: Origin::PodSpec,
-            lookup: get_secret(client, ns, &r.name).await,
+            lookup: gathered.secret(ns, name),
         });
     }
     let sa = pod
-        .spec
-        .service_account_name
+        .service_account
         .clone()
         .unwrap_or_else(|| "default".into());
-    match api::get_opt_as::<ServiceAccount, ServiceAccountLite>(client, Some(ns), &sa).await {
-        Ok(Some(s)) => {
-            for r in s.image_pull_secrets {
-                if !refs.iter().any(|x: &SecretRef| x.name == r.name) {
-                    let lookup = get_secret(client, ns, &r.name).await;
+    match gathered.service_account(ns, &sa) {
+        gather::SaLookup::Found(names) => {
+            for name in names {
+                if !refs.iter().any(|x: &SecretRef| x.name == name) {
+                    let lookup = gathered.secret(ns, &name);
                     refs.push(SecretRef {
-                        name: r.name,
+                        name,
                         origin: Origin::ServiceAccount { name: sa.clone() },
                         lookup,
                     });
                 }
             }
         }
-        Ok(None) => warnings.push(format!("ServiceAccount {ns}/{sa} does not exist")),
-        Err(_) => warnings.push(format!("ServiceAccount {ns}/{sa} could not be read")),
+        gather::SaLookup::NotFound => {
+            warnings.push(format!("ServiceAccount {ns}/{sa} does not exist"));
+        }
+        gather::SaLookup::Unread => {
+            warnings.push(format!("ServiceAccount {ns}/{sa} could not be read"));
+        }
     }
     if refs.iter().any(|r| matches!(r.lookup, Lookup::Forbidden)) {
         warnings.push(format!(
@@ -836,24 +823,22 @@ fn suggested_tags(
 
 /// Pull secrets in the namespace whose keys match the image's registry and
 /// that the pod does not reference (empty when they cannot be listed).
-async fn unused_matching(
-    client: &Client,
+fn unused_matching(
+    gathered: &gather::Gathered,
     ns: &str,
     image: &ImageRef,
     refs: &[SecretRef],
 ) -> Vec<String> {
-    let Ok(all) = api::list_all_as::<Secret, SecretLite>(client, Some(ns), &pull_secrets()).await
-    else {
+    let Some(all) = gathered.pull_secrets_in(ns) else {
         return Vec::new();
     };
-    all.into_iter()
-        .map(SecretLite::view)
+    all.iter()
         .filter(|v| !refs.iter().any(|r| r.name == v.name))
         .filter(|v| {
             crate::registry::keyring::parse_pull_secret(&v.type_, &v.data)
                 .is_ok_and(|entries| entries.iter().any(|e| secrets::key_matches(&e.key, image)))
         })
-        .map(|v| v.name)
+        .map(|v| v.name.clone())
         .collect()
 }
 
@@ -867,25 +852,62 @@ struct CronJobLite {
     status: serde_json::Value,
 }
 
-/// Pull secrets (`type=kubernetes.io/dockerconfigjson`).
-fn pull_secrets() -> ListQuery {
-    ListQuery::fields("type=kubernetes.io/dockerconfigjson")
+/// The CronJobs of the namespaces: one list per namespace, or one
+/// cluster-wide list when there are many (falling back to per-namespace
+/// lists when RBAC refuses the cluster-wide one). A namespace whose list
+/// failed maps to `None`.
+async fn cronjobs_in(
+    client: &Client,
+    scope: &Scope,
+    namespaces: &BTreeSet<String>,
+) -> BTreeMap<String, Option<Vec<CronJobLite>>> {
+    let mut out: BTreeMap<String, Option<Vec<CronJobLite>>> = BTreeMap::new();
+    if Spread::over(scope, namespaces.clone(), collect::NAMESPACE_LISTS) == Spread::Cluster {
+        match api::list_cronjobs::<CronJobLite>(client, None).await {
+            Ok(all) => {
+                for ns in namespaces {
+                    out.insert(ns.clone(), Some(Vec::new()));
+                }
+                for cj in all {
+                    if let Some(Some(list)) = out.get_mut(&cj.metadata.namespace) {
+                        list.push(cj);
+                    }
+                }
+                return out;
+            }
+            Err(e) if !e.is_forbidden() => {
+                return namespaces.iter().map(|ns| (ns.clone(), None)).collect();
+            }
+            Err(_) => {}
+        }
+    }
+    for ns in namespaces {
+        out.insert(
+            ns.clone(),
+            api::list_cronjobs::<CronJobLite>(client, Some(ns))
+                .await
+                .ok(),
+        );
+    }
+    out
 }
 
 async fn refresh_jobs(
     client: &Client,
+    scope: &Scope,
     secrets: &BTreeSet<(String, String)>,
     warnings: &mut Vec<String>,
 ) -> Vec<RefreshJob> {
     let mut out = Vec::new();
-    let namespaces: BTreeSet<&String> = secrets.iter().map(|(ns, _)| ns).collect();
-    for ns in namespaces {
+    let namespaces: BTreeSet<String> = secrets.iter().map(|(ns, _)| ns.clone()).collect();
+    for (ns, cronjobs) in cronjobs_in(client, scope, &namespaces).await {
+        let ns = &ns;
         let names: Vec<&String> = secrets
             .iter()
             .filter(|(n, _)| n == ns)
             .map(|(_, s)| s)
             .collect();
-        let Ok(cronjobs) = api::list_cronjobs::<CronJobLite>(client, ns).await else {
+        let Some(cronjobs) = cronjobs else {
             warnings.push(format!(
                 "CronJobs in {ns} could not be listed: refresh automation not checked"
             ));
@@ -1027,8 +1049,12 @@ pub(crate) fn other_secret_entries_for_tests(
     out
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn other_namespaces(
     client: &Client,
+    scope: &Scope,
+    assessment: &scan::Assessment,
+    gathered: &gather::Gathered,
     secrets: &BTreeSet<(String, String)>,
     registries: &BTreeSet<String>,
     failing: &BTreeMap<String, String>,
@@ -1037,26 +1063,37 @@ async fn other_namespaces(
     if secrets.is_empty() {
         return Vec::new();
     }
-    let all: Vec<SecretLite> = match api::list_all_as::<Secret, _>(client, None, &pull_secrets())
-        .await
-    {
-        Ok(v) => v,
-        Err(e) if e.is_forbidden() => {
-            warnings.push("pull secrets in other namespaces could not be listed (no cluster-wide `list secrets`)".into());
-            return Vec::new();
-        }
-        Err(e) => {
-            warnings.push(format!(
-                "pull secrets in other namespaces could not be listed ({})",
-                e.short()
-            ));
-            return Vec::new();
+    // The cluster-wide pull-secret list diagnose already holds, else one.
+    let listed: Vec<SecretView>;
+    let all: Vec<&SecretView> = match gathered.all_pull_secrets() {
+        Some(all) => all.collect(),
+        None => {
+            listed = match api::list_all_as::<Secret, gather::SecretLite>(
+                client,
+                None,
+                &gather::pull_secrets(),
+            )
+            .await
+            {
+                Ok(v) => v.into_iter().map(gather::SecretLite::view).collect(),
+                Err(e) if e.is_forbidden() => {
+                    warnings.push("pull secrets in other namespaces could not be listed (no cluster-wide `list secrets`)".into());
+                    return Vec::new();
+                }
+                Err(e) => {
+                    warnings.push(format!(
+                        "pull secrets in other namespaces could not be listed ({})",
+                        e.short()
+                    ));
+                    return Vec::new();
+                }
+            };
+            listed.iter().collect()
         }
     };
     let failing_digests: BTreeSet<&String> = failing.values().collect();
     let mut out = Vec::new();
-    for s in all {
-        let v = s.view();
+    for v in all {
         let key = format!("{}/{}", v.namespace, v.name);
         if failing.contains_key(&key) {
             continue;
@@ -1065,34 +1102,49 @@ async fn other_namespaces(
             continue;
         };
         let same_credential = failing_digests.contains(&digest(raw));
-        out.extend(other_secret_entries(&v, registries, same_credential));
+        out.extend(other_secret_entries(v, registries, same_credential));
     }
     // The workloads the stale copies hold back, so the fix can restart
-    // them too (one assessment per namespace; a failure leaves them out).
+    // them too: from the assessment in hand when it covered every
+    // namespace, else one assessment (per namespace for a few, one
+    // cluster-wide for many); a failure leaves them out.
     let stale_namespaces: BTreeSet<String> = out
         .iter()
         .filter(|o| o.same_credential)
         .map(|o| o.namespace.clone())
         .collect();
-    for ns in stale_namespaces {
-        let scope = crate::collect::Scope::Namespace(ns.clone());
-        let Ok(assessment) = crate::scan::run(client, &scope).await else {
-            continue;
-        };
-        for o in out
-            .iter_mut()
-            .filter(|o| o.same_credential && o.namespace == ns)
-        {
-            // Held back by the credential: failing to authenticate, not
-            // for a reason of their own (a wrong tag, say).
-            o.failing_workloads = assessment
-                .groups
-                .iter()
-                .filter(|g| g.registry == o.registry && g.cause.is_credential())
-                .map(|g| g.workload.clone())
-                .collect();
-            o.failing_workloads.dedup();
+    let mut assessments: Vec<scan::Assessment> = Vec::new();
+    let held: Vec<&scan::Assessment> = if *scope == Scope::All {
+        vec![assessment]
+    } else {
+        match Spread::over(
+            &Scope::All,
+            stale_namespaces.clone(),
+            collect::NAMESPACE_LISTS,
+        ) {
+            Spread::Cluster => assessments.extend(scan::run(client, &Scope::All).await.ok()),
+            Spread::Namespaces(set) => {
+                for ns in set {
+                    assessments.extend(scan::run(client, &Scope::Namespace(ns)).await.ok());
+                }
+            }
         }
+        assessments.iter().collect()
+    };
+    for o in out.iter_mut().filter(|o| o.same_credential) {
+        // Held back by the credential: failing to authenticate, not
+        // for a reason of their own (a wrong tag, say).
+        o.failing_workloads = held
+            .iter()
+            .flat_map(|a| &a.groups)
+            .filter(|g| {
+                g.workload.namespace == o.namespace
+                    && g.registry == o.registry
+                    && g.cause.is_credential()
+            })
+            .map(|g| g.workload.clone())
+            .collect();
+        o.failing_workloads.dedup();
     }
     out
 }
