@@ -184,8 +184,22 @@ impl ListQuery {
 struct Page<T> {
     #[serde(default)]
     metadata: PageMeta,
-    #[serde(default = "Vec::new")]
+    /// An empty metadata-only list comes as `"items": null` (a Go nil
+    /// slice), which is no items.
+    #[serde(
+        default = "Vec::new",
+        deserialize_with = "null_is_empty",
+        bound(deserialize = "T: Deserialize<'de>")
+    )]
     items: Vec<T>,
+}
+
+fn null_is_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
 }
 
 #[derive(Deserialize, Default)]
@@ -859,6 +873,28 @@ mod tests {
         let client =
             Client::try_from(kube::Config::new(format!("http://{addr}").parse().unwrap())).unwrap();
         (client, seen)
+    }
+
+    #[tokio::test]
+    async fn a_metadata_only_list_asks_for_metadata_and_reads_an_empty_one() {
+        // What a 1.20 API server answers for an empty metadata-only list.
+        let page = r#"{"kind":"PartialObjectMetadataList","apiVersion":"meta.k8s.io/v1","metadata":{"resourceVersion":"1"},"items":null}"#;
+        let (client, seen) = recording_server(page).await;
+        let got = list_all_as::<k8s_openapi::api::core::v1::Secret, serde_json::Value>(
+            &client,
+            None,
+            &ListQuery::default().metadata_only(),
+        )
+        .await
+        .unwrap();
+        assert!(got.is_empty());
+        let request = seen.lock().unwrap()[0].to_ascii_lowercase();
+        assert!(
+            request.contains(
+                "accept: application/json;as=partialobjectmetadatalist;g=meta.k8s.io;v=v1"
+            ),
+            "{request}"
+        );
     }
 
     #[tokio::test]

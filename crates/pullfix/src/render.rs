@@ -443,7 +443,7 @@ pub fn diagnose_text(out: &mut dyn Write, r: &Report, p: &Palette) -> anyhow::Re
             .collect();
         writeln!(
             out,
-            "{} {} more workload(s) with {} on {}, the same finding: {}{}\n",
+            "{} {} more workload(s) with {} on {}: {}{}\n",
             p.bold.apply_to("and"),
             crate::scan::thousands(names.len()),
             outage.cause.id(),

@@ -352,22 +352,51 @@ pub struct SameCredential {
 const OUTAGE_NAMESPACES: usize = 3;
 const OUTAGE_WORKLOADS: usize = 10;
 
+/// One failing workload's image, as the outage grouping sees it (from a
+/// scan group or a diagnose finding).
+pub(crate) struct Member<'a> {
+    pub registry: &'a str,
+    pub cause: Cause,
+    pub workload: Workload,
+    pub pods: &'a [String],
+    pub image: &'a str,
+    pub pull_secrets: Vec<&'a str>,
+    pub network: bool,
+}
+
+impl<'a> Member<'a> {
+    fn of_group(g: &'a Group) -> Member<'a> {
+        Member {
+            registry: &g.registry,
+            cause: g.cause,
+            workload: g.workload.clone(),
+            pods: &g.pods,
+            image: &g.image,
+            pull_secrets: g.pull_secrets.iter().map(String::as_str).collect(),
+            network: g.network,
+        }
+    }
+}
+
 /// The outages among the groups: (registry, cause) shared by many
 /// workloads, largest first. Pure.
 pub(crate) fn outages(groups: &[Group]) -> Vec<Outage> {
-    let mut by: BTreeMap<(&str, Cause), Vec<&Group>> = BTreeMap::new();
-    for g in groups {
-        by.entry((g.registry.as_str(), g.cause))
-            .or_default()
-            .push(g);
+    outages_of(groups.iter().map(Member::of_group))
+}
+
+/// The outages among any failing workloads' images. Pure.
+pub(crate) fn outages_of<'a>(members: impl Iterator<Item = Member<'a>>) -> Vec<Outage> {
+    let mut by: BTreeMap<(&str, Cause), Vec<Member<'a>>> = BTreeMap::new();
+    for m in members {
+        by.entry((m.registry, m.cause)).or_default().push(m);
     }
     let mut out: Vec<Outage> = by
         .into_iter()
         .filter_map(|((registry, cause), members)| {
-            let workloads: BTreeSet<&Workload> = members.iter().map(|g| &g.workload).collect();
+            let workloads: BTreeSet<&Workload> = members.iter().map(|m| &m.workload).collect();
             let namespaces: BTreeSet<&str> = members
                 .iter()
-                .map(|g| g.workload.namespace.as_str())
+                .map(|m| m.workload.namespace.as_str())
                 .collect();
             let many = (workloads.len() >= OUTAGE_NAMESPACES
                 && namespaces.len() >= OUTAGE_NAMESPACES)
@@ -376,12 +405,12 @@ pub(crate) fn outages(groups: &[Group]) -> Vec<Outage> {
                 return None;
             }
             let mut secrets: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-            for g in &members {
-                for s in &g.pull_secrets {
+            for m in &members {
+                for s in &m.pull_secrets {
                     secrets
-                        .entry(s.as_str())
+                        .entry(s)
                         .or_default()
-                        .insert(g.workload.namespace.as_str());
+                        .insert(m.workload.namespace.as_str());
                 }
             }
             let mut pull_secrets: Vec<(String, usize)> = secrets
@@ -389,8 +418,15 @@ pub(crate) fn outages(groups: &[Group]) -> Vec<Outage> {
                 .map(|(name, ns)| (name.to_string(), ns.len()))
                 .collect();
             pull_secrets.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            let pods = distinct_pods(members.iter().copied());
-            let images: BTreeSet<&str> = members.iter().map(|g| g.image.as_str()).collect();
+            let pods: BTreeSet<(&str, &str)> = members
+                .iter()
+                .flat_map(|m| {
+                    m.pods
+                        .iter()
+                        .map(|p| (m.workload.namespace.as_str(), p.as_str()))
+                })
+                .collect();
+            let images: BTreeSet<&str> = members.iter().map(|m| m.image).collect();
             Some(Outage {
                 registry: registry.to_string(),
                 cause,
@@ -399,7 +435,7 @@ pub(crate) fn outages(groups: &[Group]) -> Vec<Outage> {
                 pods: pods.len(),
                 images: images.len(),
                 pull_secrets,
-                network: members.iter().all(|g| g.network),
+                network: members.iter().all(|m| m.network),
                 same_credential: None,
             })
         })
@@ -410,17 +446,6 @@ pub(crate) fn outages(groups: &[Group]) -> Vec<Outage> {
             .then_with(|| a.registry.cmp(&b.registry))
     });
     out
-}
-
-/// The (namespace, pod) of every pod of the groups, once each. Pure.
-fn distinct_pods<'a>(groups: impl Iterator<Item = &'a Group>) -> BTreeSet<(&'a str, &'a str)> {
-    groups
-        .flat_map(|g| {
-            g.pods
-                .iter()
-                .map(|p| (g.workload.namespace.as_str(), p.as_str()))
-        })
-        .collect()
 }
 
 impl Outage {
@@ -1024,7 +1049,12 @@ mod tests {
     fn check_invariants(a: &Assessment) {
         let s = &a.scanned;
         assert!(s.failing_pods <= s.pods_seen, "{s:?}");
-        let pods = distinct_pods(a.groups.iter());
+        let mut pods: BTreeSet<(&str, &str)> = BTreeSet::new();
+        for g in &a.groups {
+            for p in &g.pods {
+                pods.insert((&g.workload.namespace, p));
+            }
+        }
         assert_eq!(
             pods.len(),
             s.failing_pods,

@@ -274,7 +274,9 @@ pub async fn run(
     }
     warnings.sort();
     warnings.dedup();
-    let outages = count_copies(assessment.outages, &findings, &failing_creds);
+    // The outages as the findings say (diagnose's causes can differ from
+    // the scan's, which reads no secret and asks no registry).
+    let outages = count_copies(outages(&findings), &findings, &failing_creds);
     Ok(Report {
         findings,
         warnings,
@@ -303,6 +305,33 @@ fn credential_digests(
         }
     }
     failing_creds
+}
+
+/// The outages among the findings. Pure.
+fn outages(findings: &[Finding]) -> Vec<crate::scan::Outage> {
+    let registries: Vec<String> = findings
+        .iter()
+        .map(|f| {
+            ImageRef::parse(&f.image)
+                .map(|i| i.domain)
+                .unwrap_or_else(|_| "(invalid reference)".into())
+        })
+        .collect();
+    crate::scan::outages_of(findings.iter().zip(&registries).map(|(f, registry)| {
+        crate::scan::Member {
+            registry,
+            cause: f.cause,
+            workload: f.workload.clone().unwrap_or_else(|| crate::scan::Workload {
+                kind: "Pod".into(),
+                namespace: f.namespace.clone(),
+                name: f.pod.clone(),
+            }),
+            pods: &f.pods,
+            image: &f.image,
+            pull_secrets: f.secrets.iter().map(|s| s.name.as_str()).collect(),
+            network: matches!(f.cause, Cause::RegistryUnreachable | Cause::TlsError),
+        }
+    }))
 }
 
 /// Each credential outage's largest set of pull-secret copies that hold
