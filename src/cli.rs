@@ -962,7 +962,13 @@ mod tests {
             assert!(at("Scope options:") < at("Output options:"), "{help}");
             assert!(at("Output options:") < at("Kubeconfig options:"), "{help}");
             let kubeconfig = at("Kubeconfig options:");
-            for flag in ["--kubeconfig", "--context", "--request-timeout"] {
+            for flag in [
+                "--kubeconfig",
+                "--context",
+                "--request-timeout",
+                "--qps",
+                "--burst",
+            ] {
                 assert!(help.find(flag).unwrap() > kubeconfig, "{flag}: {help}");
             }
             assert!(help.find("--no-probe").unwrap() < kubeconfig, "{help}");
@@ -1138,11 +1144,29 @@ mod tests {
     }
 
     #[test]
+    fn qps_and_burst_default_to_a_limit_a_normal_run_never_reaches() {
+        let cli = parse_args(&["scan"]).unwrap();
+        assert_eq!((cli.kube.qps, cli.kube.burst), (20.0, 50));
+        let cli = parse_args(&["diagnose", "deploy/x", "--qps", "0", "--burst", "1"]).unwrap();
+        assert_eq!((cli.kube.qps, cli.kube.burst), (0.0, 1));
+        let text = error_text(&parse_args(&["scan", "--qps", "-1"]).unwrap_err());
+        assert!(
+            text.starts_with("error: --qps: `-1` is not 0 or more\nhelp: "),
+            "{text}"
+        );
+        let text = error_text(&parse_args(&["scan", "--burst", "0"]).unwrap_err());
+        assert!(text.contains("would let no request through"), "{text}");
+    }
+
+    #[test]
     fn parse_errors_are_one_error_line_and_one_help_line() {
         for args in [
             &["scan", "-o", "xml"][..],
             &["scan", "--request-timeout", "100000000000000000000s"],
             &["scan", "--request-timeout", "-1s"],
+            &["scan", "--qps", "-1"],
+            &["scan", "--qps", "NaN"],
+            &["scan", "--burst", "0"],
             &["diagnose", "deploy/"],
             &["scan", "--nope"],
             &["scan", "-n"],

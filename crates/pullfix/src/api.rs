@@ -775,7 +775,7 @@ async fn delete(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -831,6 +831,21 @@ mod tests {
     async fn routing_server(
         route: impl Fn(&str) -> (u16, String) + Send + Sync + 'static,
     ) -> (Client, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        let (url, seen) = fake_api(move |line| {
+            let (code, body) = route(line);
+            (code, String::new(), body)
+        })
+        .await;
+        let client = Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+        (client, seen)
+    }
+
+    /// A fake API server at the URL it answers with: records each request
+    /// (head and body) and answers each request line with `route(request
+    /// line)`: (status, more header lines each ending in CRLF, body).
+    pub(crate) async fn fake_api(
+        route: impl Fn(&str) -> (u16, String, String) + Send + Sync + 'static,
+    ) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -861,18 +876,16 @@ mod tests {
                     }
                 }
                 let text = String::from_utf8_lossy(&buf).to_string();
-                let (code, body) = route(text.lines().next().unwrap_or(""));
+                let (code, headers, body) = route(text.lines().next().unwrap_or(""));
                 log.lock().unwrap().push(text);
                 let resp = format!(
-                    "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
                 );
                 let _ = sock.write_all(resp.as_bytes()).await;
             }
         });
-        let client =
-            Client::try_from(kube::Config::new(format!("http://{addr}").parse().unwrap())).unwrap();
-        (client, seen)
+        (format!("http://{addr}"), seen)
     }
 
     #[tokio::test]

@@ -205,6 +205,7 @@ impl Failure {
             Kind::Timeout => "timed out".into(),
             Kind::Unreachable => "API server unreachable".into(),
             Kind::Other => match self.code {
+                Some(429) => "API server overloaded (429)".into(),
                 Some(c) => format!("API server error {c}"),
                 None => "request failed".into(),
             },
@@ -236,6 +237,13 @@ impl Failure {
             Kind::Conflict => "the object changed since pullfix read it; nothing was overwritten: run pullfix again to work from the current version".into(),
             Kind::NotFound => return None,
             Kind::Other => match self.code {
+                Some(429) => format!(
+                    "the API server is overloaded (429 Too Many Requests, API priority and fairness){}; pullfix waits as asked and tries again up to {} times (within --request-timeout): try again later, or send fewer requests a second with --qps (e.g. --qps 2)",
+                    crate::throttle::last_retry_after()
+                        .map(|s| format!(": it asked to retry after {s}s"))
+                        .unwrap_or_default(),
+                    crate::throttle::MAX_RETRIES,
+                ),
                 Some(c) if c >= 500 => "the API server failed the request; run again, and check the API server's health if it persists".into(),
                 _ => return None,
             },
@@ -520,6 +528,27 @@ mod tests {
             "{text}"
         );
         assert_eq!(e.short(), "timed out");
+    }
+
+    #[test]
+    fn a_429_says_the_api_server_is_overloaded_and_names_qps() {
+        // API Priority and Fairness answers in plain text; kube makes a
+        // Status of it with the code.
+        let status = kube::core::Status::failure(
+            "Too many requests, please try again later.",
+            "Failed to parse error data",
+        )
+        .with_code(429);
+        let e = ApiError::new(get_secret(), &kube::Error::Api(status.boxed()));
+        assert_eq!(e.kind, Kind::Other);
+        assert_eq!(e.short(), "API server overloaded (429)");
+        let text = e.to_string();
+        assert!(
+            text.contains("Too many requests, please try again later. (429)"),
+            "{text}"
+        );
+        assert!(text.contains("help: the API server is overloaded (429 Too Many Requests, API priority and fairness)"), "{text}");
+        assert!(text.contains("--qps"), "{text}");
     }
 
     #[test]

@@ -60,6 +60,15 @@ pub struct KubeFlags {
     /// a credential plugin is killed after 60s
     #[arg(long, global = true, value_name = "DURATION", default_value = "0", value_parser = crate::duration::parse, allow_hyphen_values = true)]
     pub request_timeout: Duration,
+    /// Requests a second to the API server, after a burst of --burst (the
+    /// client-side rate limit, as client-go's); 0: no limit. A 429 (the
+    /// server overloaded) is waited out as it asks, up to 10s a wait, and
+    /// tried again at most 3 times
+    #[arg(long, global = true, value_name = "QPS", default_value = crate::throttle::DEFAULT_QPS, value_parser = crate::throttle::parse_qps, allow_hyphen_values = true)]
+    pub qps: f64,
+    /// Requests that may go at once before --qps paces them (1 or more)
+    #[arg(long, global = true, value_name = "N", default_value = crate::throttle::DEFAULT_BURST, value_parser = crate::throttle::parse_burst, allow_hyphen_values = true)]
+    pub burst: u32,
 }
 
 /// Where the kubeconfig came from, for error messages.
@@ -323,7 +332,8 @@ impl KubeFlags {
             config.reset_reader_on_write = true;
         }
         let ns = config.default_namespace.clone();
-        let client = Client::try_from(config).context("create the Kubernetes client")?;
+        let timeout = Some(self.request_timeout).filter(|t| !t.is_zero());
+        let client = crate::throttle::client(config, self.qps, self.burst, timeout)?;
         Ok((client, ns))
     }
 }

@@ -57,6 +57,7 @@ pub mod sanitize;
 pub mod scan;
 pub mod target;
 pub mod terminal;
+pub mod throttle;
 
 use std::io::Write;
 
