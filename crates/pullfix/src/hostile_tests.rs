@@ -79,7 +79,10 @@ fn assessment(h: &str) -> Assessment {
             namespaces: 3,
             pods: 12,
             images: 1,
-            pull_secrets: vec![(hostile(h), 3)],
+            pull_secrets: vec![crate::scan::NamedIn {
+                name: hostile(h),
+                namespaces: 3,
+            }],
             network: false,
             same_credential: Some(crate::scan::SameCredential {
                 copies: 3,

@@ -317,7 +317,6 @@ pub struct Assessment {
 /// behind many rows (an expired credential copied everywhere, a registry
 /// down), said before the detail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
 pub struct Outage {
     pub registry: String,
     pub cause: Cause,
@@ -328,7 +327,7 @@ pub struct Outage {
     pub images: usize,
     /// Pull secrets the failing pods name, with the number of namespaces
     /// each name is in; most common first.
-    pub pull_secrets: Vec<(String, usize)>,
+    pub pull_secrets: Vec<NamedIn>,
     /// Every failure is a network one (unreachable, TLS, 5xx).
     pub network: bool,
     /// Filled by diagnose: the largest set of pull-secret copies holding
@@ -336,6 +335,13 @@ pub struct Outage {
     /// not read secrets).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub same_credential: Option<SameCredential>,
+}
+
+/// A pull secret's name and the number of namespaces it is named in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NamedIn {
+    pub name: String,
+    pub namespaces: usize,
 }
 
 /// Copies of one credential, in pull secrets of many namespaces.
@@ -413,11 +419,18 @@ pub(crate) fn outages_of<'a>(members: impl Iterator<Item = Member<'a>>) -> Vec<O
                         .insert(m.workload.namespace.as_str());
                 }
             }
-            let mut pull_secrets: Vec<(String, usize)> = secrets
+            let mut pull_secrets: Vec<NamedIn> = secrets
                 .into_iter()
-                .map(|(name, ns)| (name.to_string(), ns.len()))
+                .map(|(name, ns)| NamedIn {
+                    name: name.to_string(),
+                    namespaces: ns.len(),
+                })
                 .collect();
-            pull_secrets.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            pull_secrets.sort_by(|a, b| {
+                b.namespaces
+                    .cmp(&a.namespaces)
+                    .then_with(|| a.name.cmp(&b.name))
+            });
             let pods: BTreeSet<(&str, &str)> = members
                 .iter()
                 .flat_map(|m| {
@@ -468,11 +481,13 @@ impl Outage {
                 thousands(c.copies),
                 c.secret
             )),
-            (_, Some((name, n))) if *n > 1 && self.cause.is_credential() => s.push_str(&format!(
-                "; their pods name pull secret `{}` in {} namespace(s)",
-                name,
-                thousands(*n)
-            )),
+            (_, Some(named)) if named.namespaces > 1 && self.cause.is_credential() => {
+                s.push_str(&format!(
+                    "; their pods name pull secret `{}` in {} namespace(s)",
+                    named.name,
+                    thousands(named.namespaces)
+                ));
+            }
             _ => {}
         }
         s
@@ -1108,7 +1123,13 @@ mod tests {
             (o.workloads, o.namespaces, o.pods, o.images),
             (12, 4, 12, 1)
         );
-        assert_eq!(o.pull_secrets, vec![("regcred".to_string(), 4)]);
+        assert_eq!(
+            o.pull_secrets,
+            vec![NamedIn {
+                name: "regcred".into(),
+                namespaces: 4
+            }]
+        );
         let line = o.headline();
         assert!(
             line.starts_with(

@@ -561,6 +561,7 @@ impl Executor<'_> {
                     .await
             }
             Action::Restart { workload } => self.prepare_restart(title, workload).await,
+            Action::RestartMany { workloads } => self.prepare_restart_many(title, workloads).await,
             Action::DeleteBarePod { namespace, pod } => {
                 self.prepare_delete_bare_pod(title, namespace, pod).await
             }
@@ -680,22 +681,56 @@ impl Executor<'_> {
                 Some(file) => with_file_note(build(Some(&file)), &file),
                 None => first,
             };
-            let offset = change.requests.len();
-            change.diff.push(format!("{ns}/{name}:"));
-            change
-                .diff
-                .extend(c.diff.into_iter().map(|l| format!("  {l}")));
-            change.kubectl.extend(c.kubectl);
-            change.notes.extend(c.notes);
-            change.requests.extend(c.requests);
-            change.backups.extend(c.backups.into_iter().map(|b| Backed {
-                requests: b.requests.start + offset..b.requests.end + offset,
-                ..b
-            }));
-            if change.managed.is_none() {
-                change.managed = c.managed;
+            absorb(&mut change, c, Some(format!("{ns}/{name}:")));
+        }
+        Ok(change)
+    }
+
+    /// Many restarts as one change: one confirmation, a backup each. A
+    /// paused or vanished workload is said and left out, not a reason to
+    /// restart none of the others.
+    async fn prepare_restart_many(
+        &mut self,
+        title: &str,
+        workloads: &[Workload],
+    ) -> Result<Change, Outcome> {
+        let mut change = Change {
+            title: title.to_string(),
+            diff: Vec::new(),
+            kubectl: Vec::new(),
+            requests: Vec::new(),
+            backups: Vec::new(),
+            destructive: false,
+            managed: None,
+            kept: 0,
+            notes: Vec::new(),
+        };
+        let mut left_out = Vec::new();
+        for w in workloads {
+            match self.prepare_restart(title, w).await {
+                Ok(c) => absorb(
+                    &mut change,
+                    c,
+                    Some(format!("{}/{}:", w.namespace, w.target())),
+                ),
+                Err(o) => left_out.push(format!(
+                    "{}/{}: {}",
+                    w.namespace,
+                    w.target(),
+                    outcome_line(&o)
+                )),
             }
         }
+        if change.requests.is_empty() {
+            return Err(Outcome::Skipped {
+                reason: format!("no workload could be restarted: {}", left_out.join("; ")),
+            });
+        }
+        change.notes.extend(
+            left_out
+                .into_iter()
+                .map(|l| format!("left out (restart it once it can be): {l}")),
+        );
         Ok(change)
     }
 
@@ -1588,6 +1623,30 @@ fn command(action: &Action) -> String {
 /// A strategic-merge patch of a workload, backed up before it is applied.
 /// `pin` carries the resourceVersion the change was based on, so a
 /// concurrent edit is a conflict rather than overwritten.
+/// Adds one change's diff, commands, requests and backups to a larger one
+/// (the backups' request ranges shifted to match), under a heading.
+fn absorb(change: &mut Change, c: Change, heading: Option<String>) {
+    let offset = change.requests.len();
+    if let Some(h) = heading {
+        change.diff.push(h);
+        change
+            .diff
+            .extend(c.diff.into_iter().map(|l| format!("  {l}")));
+    } else {
+        change.diff.extend(c.diff);
+    }
+    change.kubectl.extend(c.kubectl);
+    change.notes.extend(c.notes);
+    change.requests.extend(c.requests);
+    change.backups.extend(c.backups.into_iter().map(|b| Backed {
+        requests: b.requests.start + offset..b.requests.end + offset,
+        ..b
+    }));
+    if change.managed.is_none() {
+        change.managed = c.managed;
+    }
+}
+
 fn workload_change(
     title: &str,
     target: ObjectRef,

@@ -485,7 +485,7 @@ impl<'a> Flow<'a> {
             if let Outcome::Applied { .. } = &rec.outcome {
                 applied.any = true;
                 rounds.changed_since_diagnosis = true;
-                if let Some(w) = touched_workload(&s.action) {
+                for w in touched_workloads(&s.action) {
                     rounds.track_workload(w.clone());
                     applied.workloads.push(w);
                 }
@@ -798,12 +798,13 @@ fn interrupted_lines(incident: &Incident) -> Vec<String> {
     lines
 }
 
-fn touched_workload(a: &Action) -> Option<Workload> {
+fn touched_workloads(a: &Action) -> Vec<Workload> {
     match a {
         Action::SetImage { workload, .. }
         | Action::AttachToWorkload { workload, .. }
-        | Action::Restart { workload } => Some(workload.clone()),
-        _ => None,
+        | Action::Restart { workload } => vec![workload.clone()],
+        Action::RestartMany { workloads } => workloads.clone(),
+        _ => Vec::new(),
     }
 }
 

@@ -74,9 +74,21 @@ pub(crate) enum Action {
     },
     /// `kubectl rollout restart`.
     Restart { workload: Workload },
+    /// `kubectl rollout restart` of many workloads held back by one stale
+    /// credential (an outage): one confirmation for the whole list, one
+    /// request per workload, paced by `--qps`.
+    RestartMany { workloads: Vec<Workload> },
     /// A bare pod must be recreated from its manifest; deleting it is the
     /// only in-cluster step, and it is destructive.
     DeleteBarePod { namespace: String, pod: String },
+}
+
+fn restart_command(workload: &Workload) -> String {
+    format!(
+        "kubectl rollout restart {} -n {}",
+        workload.target(),
+        workload.namespace
+    )
 }
 
 /// A step as shown to the user.
@@ -434,12 +446,35 @@ pub(crate) fn plan(f: &Finding, others: &[OtherSecret], opts: &PlanOptions) -> V
                     .collect();
                 held.sort();
                 held.dedup();
-                for w in held {
+                if let [w] = held.as_slice() {
                     b.push(
                         step(
-                            Action::Restart { workload: w.clone() },
+                            Action::Restart {
+                                workload: (*w).clone(),
+                            },
                             format!("rollout restart {} -n {}", w.target(), w.namespace),
                             "it fails on the same stale secret; new pods pull with the updated one now",
+                            false,
+                        ),
+                        &[update],
+                    );
+                } else if !held.is_empty() {
+                    b.push(
+                        step(
+                            Action::RestartMany {
+                                workloads: held.iter().map(|w| (*w).clone()).collect(),
+                            },
+                            format!(
+                                "rollout restart {} workloads in other namespaces",
+                                held.len()
+                            ),
+                            format!(
+                                "they fail on the same stale secret; new pods pull with the updated one now: {}",
+                                held.iter()
+                                    .map(|w| format!("{}/{}", w.namespace, w.target()))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
                             false,
                         ),
                         &[update],
@@ -637,11 +672,8 @@ pub(crate) fn commands(action: &Action, facts: &CommandFacts<'_>) -> Vec<String>
             )
         })
         .collect(),
-        Action::Restart { workload } => vec![format!(
-            "kubectl rollout restart {} -n {}",
-            workload.target(),
-            workload.namespace
-        )],
+        Action::Restart { workload } => vec![restart_command(workload)],
+        Action::RestartMany { workloads } => workloads.iter().map(restart_command).collect(),
         Action::DeleteBarePod { namespace, pod } => {
             vec![format!("kubectl delete pod {pod} -n {namespace}")]
         }
@@ -930,6 +962,47 @@ mod tests {
             Action::SetImage { image, choose_from, .. }
                 if image == "reg.example.com/team/app:v2.0.3" && choose_from.is_empty()
         ));
+    }
+
+    #[test]
+    fn an_outage_restarts_the_held_workloads_in_one_confirmed_step() {
+        let mut f = finding(Cause::CredentialsExpired, "reg.example.com/team/app:v1");
+        f.secrets = vec![report("regcred", vec![])];
+        let others: Vec<OtherSecret> = (0..200)
+            .map(|i| OtherSecret {
+                namespace: format!("team-{i:03}"),
+                name: "regcred".into(),
+                registry: "reg.example.com".into(),
+                same_credential: true,
+                failing_workloads: vec![Workload {
+                    kind: "Deployment".into(),
+                    namespace: format!("team-{i:03}"),
+                    name: "api".into(),
+                }],
+            })
+            .collect();
+        let steps = plan(&f, &others, &opts());
+        // Write here, update the 200 copies, restart the 200 held back, and
+        // restart this workload: four steps, not 202.
+        assert_eq!(steps.len(), 4, "{steps:#?}");
+        let Action::RestartMany { workloads } = &steps[2].action else {
+            panic!("{:?}", steps[2].action)
+        };
+        assert_eq!(workloads.len(), 200);
+        assert_eq!(
+            steps[2].title,
+            "rollout restart 200 workloads in other namespaces"
+        );
+        assert!(
+            steps[2].why.contains("team-199/deploy/api"),
+            "{}",
+            steps[2].why
+        );
+        // Listed in full: one command per workload.
+        let cmds = commands(&steps[2].action, &CommandFacts::default());
+        assert_eq!(cmds.len(), 200);
+        assert_eq!(cmds[0], "kubectl rollout restart deploy/api -n team-000");
+        assert_eq!(steps[2].needs, [1], "after the copies are updated");
     }
 
     #[test]
