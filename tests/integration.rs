@@ -51,3 +51,6 @@ mod hostile;
 
 #[path = "integration/untested.rs"]
 mod untested;
+
+#[path = "integration/outage.rs"]
+mod outage;

@@ -37,7 +37,7 @@ enum Command {
     /// Fill the lab with bench namespaces, nodes and pods
     Populate(LabPopulateArgs),
     /// Delete what `populate` made
-    Depopulate,
+    Depopulate(LabDepopulateArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -108,7 +108,7 @@ fn main() -> ExitCode {
             Command::Kubelet(args) => run_kubelet(&cli.kube, args).await,
             Command::Scenario(args) => run_scenario(&cli.kube, args, cli.namespace.clone()).await,
             Command::Populate(args) => run_populate(&cli.kube, args).await,
-            Command::Depopulate => run_depopulate(&cli.kube).await,
+            Command::Depopulate(args) => run_depopulate(&cli.kube, args).await,
         }
     });
     match result {
@@ -201,6 +201,33 @@ pub struct LabPopulateArgs {
     /// Requests in flight at once
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
+    /// Name prefix of the namespaces (PREFIXNNN) and nodes (PREFIXnode-N)
+    /// this population owns
+    #[arg(long, default_value = populate::NAMESPACE_PREFIX, value_parser = bench_prefix)]
+    pub prefix: String,
+}
+
+/// Arguments of `depopulate`.
+#[derive(Debug, clap::Args)]
+pub struct LabDepopulateArgs {
+    /// Only the namespaces and nodes of `populate --prefix PREFIX` (default:
+    /// every bench namespace and node)
+    #[arg(long, value_parser = bench_prefix)]
+    pub prefix: Option<String>,
+}
+
+/// A prefix of namespace and node names: lowercase letters, digits and
+/// `-`, starting with a letter, at most 40 characters.
+fn bench_prefix(s: &str) -> Result<String, String> {
+    let ok = s.len() <= 40
+        && s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err("lowercase letters, digits and '-', starting with a letter, at most 40".into())
+    }
 }
 
 async fn run_populate(kube: &KubeFlags, args: LabPopulateArgs) -> anyhow::Result<u8> {
@@ -210,6 +237,7 @@ async fn run_populate(kube: &KubeFlags, args: LabPopulateArgs) -> anyhow::Result
         pods_per_namespace: args.pods_per_namespace,
         failing: args.failing,
         concurrency: args.concurrency,
+        prefix: args.prefix,
         ..PopulateOptions::default()
     };
     let client = kube.lab_client().await?;
@@ -217,8 +245,11 @@ async fn run_populate(kube: &KubeFlags, args: LabPopulateArgs) -> anyhow::Result
     Ok(pullfix::EXIT_OK)
 }
 
-async fn run_depopulate(kube: &KubeFlags) -> anyhow::Result<u8> {
+async fn run_depopulate(kube: &KubeFlags, args: LabDepopulateArgs) -> anyhow::Result<u8> {
     let client = kube.lab_client().await?;
-    println!("{}", crate::populate::depopulate(&client).await?);
+    println!(
+        "{}",
+        crate::populate::depopulate(&client, args.prefix.as_deref()).await?
+    );
     Ok(pullfix::EXIT_OK)
 }

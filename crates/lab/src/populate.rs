@@ -36,6 +36,19 @@
 //! already looks as planned are not patched again, and bench nodes that
 //! exist are not written (a second Ready write would make the node
 //! lifecycle controller mark every pod NotReady again).
+//!
+//! Re-running with another `failing` count rewrites the lab in place: a
+//! pod whose spec no longer is as planned (a failing pod names a tag that
+//! was never pushed, and one that ran before has `imagePullPolicy:
+//! Always`, which cannot be changed on a pod) is deleted at once and
+//! created again, with its status and events; the events of a pod that no
+//! longer fails (or was recreated, with a new uid) are deleted. Pods whose
+//! failing state did not change are not touched, so going from 200 to
+//! 2,000 failing rewrites about 2,000 pods, not 10,000.
+//!
+//! `prefix` names what one population owns (`bench-` by default: namespaces
+//! `bench-NNN`, nodes `bench-node-N`), so a test can populate a small set of
+//! its own next to other tests and [`depopulate`] only that.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -54,8 +67,6 @@ use serde_json::{Value, json};
 pub const BENCH_LABEL: &str = "lab.pullfix.dev/bench";
 /// Prefix of the bench namespaces (`bench-000`, `bench-001`, ...).
 pub const NAMESPACE_PREFIX: &str = "bench-";
-/// Prefix of the bench nodes (`bench-node-1` ... `bench-node-5`).
-pub const NODE_PREFIX: &str = "bench-node-";
 /// How many bench nodes pods are spread over.
 pub const NODES: usize = 5;
 /// Every this-many-th namespace (0, 10, 20, ...) holds a Deployment and
@@ -79,6 +90,9 @@ pub struct PopulateOptions {
     /// Longest wait for the bench nodes to leave Ready before pod statuses
     /// are written.
     pub node_wait: Duration,
+    /// Prefix of the namespaces (`{prefix}NNN`) and nodes
+    /// (`{prefix}node-N`): [`NAMESPACE_PREFIX`] by default.
+    pub prefix: String,
 }
 
 impl Default for PopulateOptions {
@@ -89,6 +103,7 @@ impl Default for PopulateOptions {
             failing: 200,
             concurrency: 16,
             node_wait: Duration::from_secs(120),
+            prefix: NAMESPACE_PREFIX.to_string(),
         }
     }
 }
@@ -102,6 +117,11 @@ pub struct PopulateReport {
     pub pods: usize,
     pub pods_created: usize,
     pub pods_existing: usize,
+    /// Existing pods deleted and created again (their spec was planned
+    /// for another failing count).
+    pub pods_recreated: usize,
+    /// Events of pods that no longer fail, or were recreated, deleted.
+    pub events_deleted: usize,
     pub statuses_patched: usize,
     pub events_created: usize,
     pub failing: usize,
@@ -116,18 +136,21 @@ impl fmt::Display for PopulateReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "populated {} namespaces, {} pods ({} created, {} existing), {} failing, \
-             {} owned by {} ReplicaSets, {} statuses written, {} events created, {} bench nodes created; \
+            "populated {} namespaces, {} pods ({} created, {} existing, {} recreated), {} failing, \
+             {} owned by {} ReplicaSets, {} statuses written, {} events created, {} events deleted, \
+             {} bench nodes created; \
              pods {:.1} s, node wait {:.1} s, total {:.1} s",
             self.namespaces,
             self.pods,
             self.pods_created,
             self.pods_existing,
+            self.pods_recreated,
             self.failing,
             self.owned_pods(),
             self.replicasets,
             self.statuses_patched,
             self.events_created,
+            self.events_deleted,
             self.nodes_created,
             self.pods_elapsed.as_secs_f64(),
             self.node_wait.as_secs_f64(),
@@ -299,8 +322,14 @@ pub fn failing_set(total: usize, failing: usize) -> HashSet<usize> {
         .collect()
 }
 
+/// The nodes' name prefix for a population's `prefix` (`bench-node-`).
+pub fn node_prefix(prefix: &str) -> String {
+    format!("{prefix}node-")
+}
+
 /// The namespaces and pods [`populate`] creates, without any I/O.
 pub fn plan(opts: &PopulateOptions) -> Vec<NamespacePlan> {
+    let nodes = node_prefix(&opts.prefix);
     let total = opts.namespaces * opts.pods_per_namespace;
     let failing = failing_set(total, opts.failing);
     let width = opts.namespaces.saturating_sub(1).to_string().len().max(3);
@@ -329,7 +358,7 @@ pub fn plan(opts: &PopulateOptions) -> Vec<NamespacePlan> {
                         name: format!("{app}-{template_hash}-{}", suffix(global as u64 ^ 0xb0b, 5)),
                         app,
                         template_hash,
-                        node: format!("{NODE_PREFIX}{}", global % NODES + 1),
+                        node: format!("{nodes}{}", global % NODES + 1),
                         global,
                         failure,
                         restarted,
@@ -337,7 +366,7 @@ pub fn plan(opts: &PopulateOptions) -> Vec<NamespacePlan> {
                 })
                 .collect();
             NamespacePlan {
-                name: format!("{NAMESPACE_PREFIX}{n:0width$}"),
+                name: format!("{}{n:0width$}", opts.prefix),
                 owner,
                 pods,
             }
@@ -530,7 +559,11 @@ fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
 }
 
 fn node_ip(node: &str) -> String {
-    let n: u32 = node.trim_start_matches(NODE_PREFIX).parse().unwrap_or(0);
+    let n: u32 = node
+        .rsplit('-')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
     format!("10.99.0.{}", 10 + n)
 }
 
@@ -639,6 +672,19 @@ pub fn pod_status(p: &PodPlan) -> Value {
     })
 }
 
+/// Salts of the names of a failing pod's `Failed` and `BackOff` events.
+const FAILED_SALT: u64 = 0xfa1;
+const BACKOFF_SALT: u64 = 0xbac;
+
+fn event_name(p: &PodPlan, salt: u64) -> String {
+    format!("{}.{}", p.name, hex_digest(p.global as u64 ^ salt, 8))
+}
+
+/// The names [`pod_events`] gives a pod's events (were it failing).
+pub fn event_names(p: &PodPlan) -> [String; 2] {
+    [event_name(p, FAILED_SALT), event_name(p, BACKOFF_SALT)]
+}
+
 /// The kubelet's Warning events for a failing pod: `Failed` (the pull
 /// error, renewed at every attempt) and `BackOff` (renewed while it waits).
 pub fn pod_events(ns: &str, p: &PodPlan, uid: &str) -> Vec<Value> {
@@ -664,7 +710,7 @@ pub fn pod_events(ns: &str, p: &PodPlan, uid: &str) -> Vec<Value> {
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {
-                "name": format!("{}.{}", p.name, hex_digest(p.global as u64 ^ salt, 8)),
+                "name": event_name(p, salt),
                 "namespace": ns,
             },
             "involvedObject": {
@@ -687,15 +733,35 @@ pub fn pod_events(ns: &str, p: &PodPlan, uid: &str) -> Vec<Value> {
             "Failed",
             format!("Failed to pull image \"{image}\": {pull_error}"),
             6 + p.global % 5,
-            0xfa1,
+            FAILED_SALT,
         ),
         event(
             "BackOff",
             format!("Back-off pulling image \"{image}\""),
             40 + p.global % 90,
-            0xbac,
+            BACKOFF_SALT,
         ),
     ]
+}
+
+/// Whether an existing pod's spec is what [`pod_object`] makes for `p`: the
+/// `app` container's image (a failing pod's tag was never pushed) and pull
+/// policy (`Always` for a failing pod that ran before; immutable on a pod).
+fn spec_as_planned(pod: &Pod, p: &PodPlan) -> bool {
+    let Some(app) = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers.iter().find(|c| c.name == "app"))
+    else {
+        return false;
+    };
+    let policy = if p.restarted {
+        "Always"
+    } else {
+        "IfNotPresent"
+    };
+    app.image.as_deref() == Some(app_image(p.app, p.failure).as_str())
+        && app.image_pull_policy.as_deref() == Some(policy)
 }
 
 /// Whether an existing pod's status already is what [`pod_status`] writes
@@ -824,7 +890,10 @@ fn node_object(name: &str) -> Value {
                 BENCH_LABEL: "true",
             },
         },
-        "spec": {},
+        // Nothing is ever scheduled onto a bench node (bench pods are bound
+        // by spec.nodeName): in a lab where other tests' pods are scheduled,
+        // a bench node that is Ready for its first 40 s must not take any.
+        "spec": {"taints": [{"key": BENCH_LABEL, "value": "true", "effect": "NoSchedule"}]},
     })
 }
 
@@ -917,9 +986,15 @@ fn node_is_ready(node: &Node) -> bool {
         .is_some_and(|c| c.status == "True")
 }
 
-/// Waits until no bench node is Ready (the node lifecycle controller has
-/// marked them Unknown), at most `limit`. Returns false on timeout.
-async fn wait_nodes_not_ready(client: &Client, limit: Duration) -> anyhow::Result<bool> {
+/// Waits until no bench node of `prefix` is Ready (the node lifecycle
+/// controller has marked them Unknown), at most `limit`. Returns false on
+/// timeout.
+async fn wait_nodes_not_ready(
+    client: &Client,
+    prefix: &str,
+    limit: Duration,
+) -> anyhow::Result<bool> {
+    let ours = node_prefix(prefix);
     let nodes: Api<Node> = Api::all(client.clone());
     let deadline = Instant::now() + limit;
     loop {
@@ -927,7 +1002,17 @@ async fn wait_nodes_not_ready(client: &Client, limit: Duration) -> anyhow::Resul
             .list(&ListParams::default().labels(&format!("{BENCH_LABEL}=true")))
             .await
             .context("list bench nodes")?;
-        if !list.items.iter().any(node_is_ready) {
+        if !list
+            .items
+            .iter()
+            .filter(|n| {
+                n.metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|m| m.starts_with(&ours))
+            })
+            .any(node_is_ready)
+        {
             return Ok(true);
         }
         if Instant::now() >= deadline {
@@ -953,7 +1038,7 @@ pub async fn populate(client: &Client, opts: &PopulateOptions) -> anyhow::Result
             .count(),
         ..PopulateReport::default()
     };
-    report.nodes_created = create_nodes(client).await?;
+    report.nodes_created = create_nodes(client, &opts.prefix).await?;
     create_namespaces(client, &plans, concurrency).await?;
     let owners = create_owners(client, &plans, concurrency).await?;
     report.replicasets = owners.len();
@@ -965,7 +1050,7 @@ pub async fn populate(client: &Client, opts: &PopulateOptions) -> anyhow::Result
     // Statuses, once the node lifecycle controller is done with the nodes.
     if !to_patch.is_empty() {
         let waited = Instant::now();
-        if !wait_nodes_not_ready(client, opts.node_wait).await? {
+        if !wait_nodes_not_ready(client, &opts.prefix, opts.node_wait).await? {
             tracing::warn!(
                 "bench nodes still Ready after {:?}; the node lifecycle controller may mark pods NotReady later",
                 opts.node_wait
@@ -982,11 +1067,11 @@ pub async fn populate(client: &Client, opts: &PopulateOptions) -> anyhow::Result
 
 /// Nodes: created and marked Ready once; existing ones are left alone.
 /// Returns how many were created.
-async fn create_nodes(client: &Client) -> anyhow::Result<usize> {
+async fn create_nodes(client: &Client, prefix: &str) -> anyhow::Result<usize> {
     let nodes: Api<Node> = Api::all(client.clone());
     let mut created = 0;
     for i in 1..=NODES {
-        let name = format!("{NODE_PREFIX}{i}");
+        let name = format!("{}{i}", node_prefix(prefix));
         if create(&nodes, node_object(&name), &format!("Node {name}")).await? {
             nodes
                 .patch_status(
@@ -1109,15 +1194,21 @@ async fn create_pods<'a>(
 ) -> anyhow::Result<PodsMade<'a>> {
     let mut to_create = Vec::new();
     let mut to_patch = Vec::new();
+    let mut to_recreate = Vec::new();
     for n in plans {
         let have = existing.get(&n.name);
         for p in &n.pods {
             match have.and_then(|h| h.get(&p.name)) {
-                Some(pod) => {
+                Some(pod) if spec_as_planned(pod, p) => {
                     report.pods_existing += 1;
                     if !status_as_planned(pod, p) {
                         to_patch.push((n, p));
                     }
+                }
+                Some(_) => {
+                    to_recreate.push((n, p));
+                    to_create.push((n, p));
+                    to_patch.push((n, p));
                 }
                 None => {
                     to_create.push((n, p));
@@ -1126,6 +1217,69 @@ async fn create_pods<'a>(
             }
         }
     }
+    // Planned for another failing count: deleted at once (no kubelet would
+    // finish a graceful deletion on a bench node), with their events (they
+    // name the old uid), and created again below.
+    let now = DeleteParams {
+        grace_period_seconds: Some(0),
+        ..DeleteParams::default()
+    };
+    stream::iter(to_recreate.iter().map(|&(n, p)| {
+        let api: Api<Pod> = Api::namespaced(client.clone(), &n.name);
+        let now = now.clone();
+        async move {
+            match api.delete(&p.name, &now).await {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+                Err(e) => Err(e).with_context(|| format!("delete Pod {}/{}", n.name, p.name)),
+            }
+        }
+    }))
+    .buffer_unordered(concurrency)
+    .try_collect::<Vec<()>>()
+    .await?;
+    report.pods_recreated = to_recreate.len();
+    // Stale events: of every recreated pod, and of pods planned healthy.
+    // One list of Warning events finds the ones that exist.
+    let stale: HashSet<(&str, String)> = to_recreate
+        .iter()
+        .copied()
+        .chain(
+            plans
+                .iter()
+                .flat_map(|n| n.pods.iter().map(move |p| (n, p)))
+                .filter(|(_, p)| p.failure.is_none()),
+        )
+        .flat_map(|(n, p)| {
+            event_names(p)
+                .into_iter()
+                .map(move |e| (n.name.as_str(), e))
+        })
+        .collect();
+    let warnings: Api<Event> = Api::all(client.clone());
+    let present: Vec<(String, String)> = warnings
+        .list(&ListParams::default().fields("type=Warning"))
+        .await
+        .context("list Warning events")?
+        .items
+        .into_iter()
+        .filter_map(|e| Some((e.metadata.namespace?, e.metadata.name?)))
+        .filter(|(ns, name)| stale.contains(&(ns.as_str(), name.clone())))
+        .collect();
+    let deleted: Vec<bool> = stream::iter(present.into_iter().map(|(ns, name)| {
+        let api: Api<Event> = Api::namespaced(client.clone(), &ns);
+        async move {
+            match api.delete(&name, &DeleteParams::default()).await {
+                Ok(_) => Ok(true),
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+                Err(e) => Err(e).with_context(|| format!("delete Event {ns}/{name}")),
+            }
+        }
+    }))
+    .buffer_unordered(concurrency)
+    .try_collect()
+    .await?;
+    report.events_deleted = deleted.iter().filter(|d| **d).count();
     let created: Vec<(String, String, Option<String>)> =
         stream::iter(to_create.iter().map(|&(n, p)| {
             let api: Api<Pod> = Api::namespaced(client.clone(), &n.name);
@@ -1228,15 +1382,20 @@ async fn create_events(
 /// Deletes the bench namespaces (their pods first, at once: no kubelet
 /// would ever finish a graceful deletion on a bench node) and the bench
 /// nodes, and waits until the namespaces are gone (at most `limit`).
-pub async fn depopulate(client: &Client) -> anyhow::Result<DepopulateReport> {
-    depopulate_within(client, Duration::from_secs(600)).await
+///
+/// With `prefix`, only the bench namespaces and nodes whose names start
+/// with it (`{prefix}NNN`, `{prefix}node-N`); without, every bench one.
+pub async fn depopulate(client: &Client, prefix: Option<&str>) -> anyhow::Result<DepopulateReport> {
+    depopulate_within(client, prefix, Duration::from_secs(600)).await
 }
 
 /// [`depopulate`] with a time limit for the namespaces to disappear.
 pub async fn depopulate_within(
     client: &Client,
+    prefix: Option<&str>,
     limit: Duration,
 ) -> anyhow::Result<DepopulateReport> {
+    let ours = |name: &str| prefix.is_none_or(|p| name.starts_with(p));
     let started = Instant::now();
     let selector = ListParams::default().labels(&format!("{BENCH_LABEL}=true"));
     let namespaces: Api<Namespace> = Api::all(client.clone());
@@ -1247,6 +1406,7 @@ pub async fn depopulate_within(
         .items
         .into_iter()
         .filter_map(|n| n.metadata.name)
+        .filter(|n| ours(n))
         .collect();
     let now = DeleteParams {
         grace_period_seconds: Some(0),
@@ -1279,6 +1439,7 @@ pub async fn depopulate_within(
         .items
         .into_iter()
         .filter_map(|n| n.metadata.name)
+        .filter(|n| prefix.is_none_or(|p| n.starts_with(&node_prefix(p))))
         .collect();
     for name in &node_names {
         match nodes.delete(name, &DeleteParams::default()).await {
@@ -1293,16 +1454,16 @@ pub async fn depopulate_within(
         let left = namespaces
             .list(&selector)
             .await
-            .context("list bench namespaces")?;
-        if left.items.is_empty() {
+            .context("list bench namespaces")?
+            .items
+            .into_iter()
+            .filter(|n| n.metadata.name.as_deref().is_some_and(ours))
+            .count();
+        if left == 0 {
             break;
         }
         if Instant::now() >= deadline {
-            anyhow::bail!(
-                "{} bench namespaces still terminating after {:?}",
-                left.items.len(),
-                limit
-            );
+            anyhow::bail!("{left} bench namespaces still terminating after {limit:?}");
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
@@ -1397,6 +1558,58 @@ mod tests {
         ))
         .unwrap();
         let _: Node = serde_json::from_value(node_object("bench-node-1")).unwrap();
+    }
+
+    #[test]
+    fn a_prefix_names_namespaces_and_nodes() {
+        let plans = plan(&PopulateOptions {
+            prefix: "outage-1-".into(),
+            ..opts(6, 4, 4)
+        });
+        assert_eq!(plans[0].name, "outage-1-000");
+        assert_eq!(plans[5].name, "outage-1-005");
+        assert!(
+            plans
+                .iter()
+                .flat_map(|n| &n.pods)
+                .all(|p| p.node.starts_with("outage-1-node-"))
+        );
+        assert_eq!(node_ip("outage-1-node-3"), "10.99.0.13");
+        assert_eq!(node_ip("bench-node-5"), "10.99.0.15");
+        assert_eq!(plan(&opts(2, 1, 0))[0].pods[0].node, "bench-node-1");
+    }
+
+    #[test]
+    fn another_failing_count_changes_the_spec_of_the_pods_it_flips() {
+        let few = plan(&opts(20, 50, 20));
+        let many = plan(&opts(20, 50, 500));
+        let pairs: Vec<(&PodPlan, &PodPlan)> = few
+            .iter()
+            .zip(&many)
+            .flat_map(|(a, b)| a.pods.iter().zip(&b.pods))
+            .collect();
+        let pod = |p: &PodPlan| -> Pod {
+            serde_json::from_value(pod_object("bench-001", p, None)).unwrap()
+        };
+        let (a, b) = pairs
+            .iter()
+            .find(|(a, b)| a.failure.is_none() && b.failure.is_some())
+            .unwrap();
+        assert!(spec_as_planned(&pod(a), a));
+        assert!(!spec_as_planned(&pod(a), b));
+        assert!(!spec_as_planned(&pod(b), a));
+        let (a, b) = pairs
+            .iter()
+            .find(|(a, b)| a.failure.is_some() && b.failure.is_some())
+            .unwrap();
+        assert!(
+            spec_as_planned(&pod(a), b),
+            "a pod failing at both counts is kept"
+        );
+        assert_eq!(
+            event_names(a)[0],
+            pod_events("bench-001", a, "u")[0]["metadata"]["name"]
+        );
     }
 
     #[test]
