@@ -3,7 +3,7 @@
 //!
 //! The test populates a small bench set of its own (`pullfix-lab populate
 //! --prefix`: its own namespaces and bench nodes, next to other tests), runs
-//! `diagnose -A --no-probe -o json` with 4 and then 20 of its 24 pods
+//! `diagnose -A --no-probe -o json` with 40 and then 80 of its 80 pods
 //! failing, as a ServiceAccount of its own (so the audit log tells its
 //! requests from every other test's), and compares the requests made
 //! cluster-wide or in its own namespaces (other tests' failing pods, in
@@ -20,6 +20,14 @@ use crate::lab::{env, kubectl, kubectl_ok, lab_bin, service_account_kubeconfig, 
 /// Requests the larger size may make beyond the smaller one (a list page
 /// more, a retry).
 const SLACK: usize = 4;
+
+/// The test's own namespaces and pods: more namespaces than pullfix lists
+/// one by one (8), so that both sizes below read cluster-wide lists, where
+/// the claim "requests grow with list pages, not failures" is made.
+const NAMESPACES: usize = 20;
+const PODS_PER_NAMESPACE: usize = 4;
+const SMALL: usize = 40;
+const LARGE: usize = 80;
 
 /// Deletes what the test made, even when an assertion failed.
 struct Cleanup {
@@ -44,9 +52,9 @@ fn populate(prefix: &str, failing: usize) -> String {
             "--prefix",
             prefix,
             "--namespaces",
-            "6",
+            &NAMESPACES.to_string(),
             "--pods-per-namespace",
-            "4",
+            &PODS_PER_NAMESPACE.to_string(),
             "--failing",
             &failing.to_string(),
         ])
@@ -165,14 +173,14 @@ fn diagnose_requests_do_not_grow_with_failing_pods() {
     let user = format!("system:serviceaccount:{sa_ns}:diagnose");
     let kubeconfig = kubeconfig.to_str().unwrap().to_string();
 
-    let small_pop = populate(&prefix, 4);
+    let small_pop = populate(&prefix, SMALL);
     let small = diagnose_requests(&kubeconfig, &user, &prefix);
-    let large_pop = populate(&prefix, 20);
+    let large_pop = populate(&prefix, LARGE);
     let large = diagnose_requests(&kubeconfig, &user, &prefix);
 
     let report = format!(
-        "diagnose -A --no-probe API requests: {} with 4 failing pods, {} with 20 \
-         (cluster-wide or in {prefix}*)\n  4 failing ({small_pop}): {}\n  20 failing ({large_pop}): {}",
+        "diagnose -A --no-probe API requests: {} with {SMALL} failing pods, {} with {LARGE} \
+         (cluster-wide or in {prefix}*)\n  {SMALL} failing ({small_pop}): {}\n  {LARGE} failing ({large_pop}): {}",
         small.len(),
         large.len(),
         breakdown(&small),
