@@ -23,6 +23,11 @@ use crate::registry::reference::ImageRef;
 #[derive(Default)]
 pub(crate) struct EcrClient {
     config: tokio::sync::OnceCell<Option<aws_config::SdkConfig>>,
+    /// One check per image, shared by every workload that has it (an
+    /// outage puts one image in hundreds of workloads).
+    checks: std::sync::Mutex<
+        std::collections::HashMap<String, std::sync::Arc<tokio::sync::OnceCell<Option<EcrCheck>>>>,
+    >,
 }
 
 impl EcrClient {
@@ -90,8 +95,21 @@ impl EcrClient {
     }
 
     /// `DescribeImages` for the tag and `GetAuthorizationToken`; `None`
-    /// when no AWS credentials are available.
+    /// when no AWS credentials are available. Concurrent and later calls
+    /// for the same image share one check.
     pub(crate) async fn check(&self, image: &ImageRef) -> Option<EcrCheck> {
+        let cell = self
+            .checks
+            .lock()
+            // A poisoned lock only means a check panicked; the cells are whole.
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(image.to_string())
+            .or_default()
+            .clone();
+        cell.get_or_init(|| self.check_once(image)).await.clone()
+    }
+
+    async fn check_once(&self, image: &ImageRef) -> Option<EcrCheck> {
         let client = self.client(image).await?;
         let account = image
             .domain
