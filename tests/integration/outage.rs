@@ -68,21 +68,44 @@ fn populate(prefix: &str, failing: usize) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-fn audit_log_len() -> u64 {
-    std::fs::metadata(env("PULLFIX_LAB_AUDIT_LOG"))
-        .expect("the audit log")
-        .len()
+/// The audit log's position: (inode, length).
+fn audit_log_pos() -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt as _;
+    let m = std::fs::metadata(env("PULLFIX_LAB_AUDIT_LOG")).expect("the audit log");
+    (m.ino(), m.len())
 }
 
-/// The requests `user` made after byte `offset` of the audit log,
-/// cluster-scoped or in a namespace starting with `prefix`, as
-/// "verb path" with namespaces and names folded.
-fn requests_since(offset: u64, user: &str, prefix: &str) -> Vec<String> {
-    let mut f = std::fs::File::open(env("PULLFIX_LAB_AUDIT_LOG")).expect("open the audit log");
-    f.seek(SeekFrom::Start(offset)).unwrap();
-    let mut text = String::new();
-    f.read_to_string(&mut text).unwrap();
-    text.lines()
+/// The audit log written since `pos`. The apiserver rotates it at 100 MB
+/// (renamed to `audit-TIME.log`, same inode): then the rest of the rotated
+/// file and all of the new one.
+fn audit_log_since((ino, offset): (u64, u64)) -> String {
+    use std::os::unix::fs::MetadataExt as _;
+    let log = std::path::PathBuf::from(env("PULLFIX_LAB_AUDIT_LOG"));
+    let read_from = |path: &std::path::Path, offset: u64| {
+        let mut f = std::fs::File::open(path).expect("open the audit log");
+        f.seek(SeekFrom::Start(offset)).unwrap();
+        let mut text = String::new();
+        f.read_to_string(&mut text).unwrap();
+        text
+    };
+    if std::fs::metadata(&log).expect("the audit log").ino() == ino {
+        return read_from(&log, offset);
+    }
+    let rotated = std::fs::read_dir(log.parent().unwrap())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.ino() == ino))
+        .expect("the rotated audit log");
+    read_from(&rotated, offset) + &read_from(&log, 0)
+}
+
+/// The requests `user` made since `pos` (see [`audit_log_pos`]),
+/// cluster-scoped or in a namespace starting with `prefix`, as "verb path"
+/// with namespaces and object names folded.
+fn requests_since(pos: (u64, u64), user: &str, prefix: &str) -> Vec<String> {
+    audit_log_since(pos)
+        .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|e| e["stage"] == "ResponseComplete" && e["user"]["username"] == user)
         .filter(|e| {
@@ -100,9 +123,17 @@ fn requests_since(offset: u64, user: &str, prefix: &str) -> Vec<String> {
             {
                 parts[i + 1] = "*";
             }
-            if verb == "get" && parts.len() > 1 && !path.ends_with("/version") {
-                let last = parts.len() - 1;
-                parts[last] = "NAME";
+            // An object's name: /api/v1/[namespaces/*/]RESOURCE/NAME or
+            // /apis/GROUP/VERSION/[namespaces/*/]RESOURCE/NAME (not
+            // discovery paths such as /apis/batch/v1).
+            let base = if parts.get(1) == Some(&"api") { 3 } else { 4 };
+            let base = if parts.get(base) == Some(&"namespaces") && parts.len() > base + 2 {
+                base + 2
+            } else {
+                base
+            };
+            if parts.len() == base + 2 {
+                parts[base + 1] = "NAME";
             }
             format!("{verb} {}", parts.join("/"))
         })
@@ -126,7 +157,7 @@ fn breakdown(requests: &[String]) -> String {
 /// Runs `diagnose -A --no-probe -o json` with `kubeconfig`; returns the
 /// requests it made (see [`requests_since`]).
 fn diagnose_requests(kubeconfig: &str, user: &str, prefix: &str) -> Vec<String> {
-    let offset = audit_log_len();
+    let offset = audit_log_pos();
     let out = pullfix(&[
         "--kubeconfig",
         kubeconfig,
@@ -187,7 +218,10 @@ fn diagnose_requests_do_not_grow_with_failing_pods() {
         breakdown(&large),
     );
     eprintln!("{report}");
-    assert!(!small.is_empty(), "no audited request of {user}\n{report}");
+    assert!(
+        !small.is_empty() && !large.is_empty(),
+        "no audited request of {user}\n{report}"
+    );
     assert!(
         large.len() <= small.len() + SLACK,
         "requests grow with failing pods (more than +{SLACK}):\n{report}"
