@@ -289,6 +289,14 @@ async fn drive(
             )?;
         }
         wait_for_symptom(client, p, ns).await;
+        // The sibling namespaces that fail on the same credential too: a
+        // diagnosis run at once must see them failing, as on a real
+        // cluster where the failure predates the on-call.
+        for other in
+            crate::train::Facts::for_scenario(p.scenario.id, ns, &cluster.env).other_namespaces
+        {
+            wait_for_symptom(client, p, &other).await;
+        }
     }
 
     if opts.shell {
