@@ -166,6 +166,23 @@ struct Change {
     notes: Vec<String>,
 }
 
+impl Change {
+    /// A change with nothing in it yet, that others are [`absorb`]ed into.
+    fn empty(title: &str) -> Change {
+        Change {
+            title: title.to_string(),
+            diff: Vec::new(),
+            kubectl: Vec::new(),
+            requests: Vec::new(),
+            backups: Vec::new(),
+            destructive: false,
+            managed: None,
+            kept: 0,
+            notes: Vec::new(),
+        }
+    }
+}
+
 /// An object to back up, how to put it back, and the requests that change
 /// it (`requests.end - 1` leaves it as pullfix leaves it).
 #[derive(Debug, Clone)]
@@ -644,17 +661,7 @@ impl Executor<'_> {
             Some(c) => c,
             None => self.credential(&image, &f.namespace, "", f).await?.0,
         };
-        let mut change = Change {
-            title: title.to_string(),
-            diff: Vec::new(),
-            kubectl: Vec::new(),
-            requests: Vec::new(),
-            backups: Vec::new(),
-            destructive: false,
-            managed: None,
-            kept: 0,
-            notes: Vec::new(),
-        };
+        let mut change = Change::empty(title);
         for (ns, name) in secrets {
             let Some(current) = self
                 .get(&ObjectRef::new(Writable::Secret, ns, name))
@@ -694,17 +701,7 @@ impl Executor<'_> {
         title: &str,
         workloads: &[Workload],
     ) -> Result<Change, Outcome> {
-        let mut change = Change {
-            title: title.to_string(),
-            diff: Vec::new(),
-            kubectl: Vec::new(),
-            requests: Vec::new(),
-            backups: Vec::new(),
-            destructive: false,
-            managed: None,
-            kept: 0,
-            notes: Vec::new(),
-        };
+        let mut change = Change::empty(title);
         let mut left_out = Vec::new();
         for w in workloads {
             match self.prepare_restart(title, w).await {
