@@ -80,6 +80,9 @@ const RETRY: Duration = Duration::from_secs(1);
 /// Longest we wait for every watch to list before planning anyway (a kind
 /// the server does not serve stays unsynced; nothing is collected for it).
 const INITIAL_SYNC: Duration = Duration::from_secs(5);
+/// Most tombstones kept (the oldest half goes beyond it): they only have to
+/// outlive the answers still in flight.
+const TOMBSTONE_LIMIT: usize = 4096;
 
 /// Settings for [`run`].
 #[derive(Debug, Clone)]
@@ -275,8 +278,9 @@ pub enum Action {
 pub struct Snapshot {
     objects: HashMap<Kind, BTreeMap<String, Value>>,
     synced: HashSet<Kind>,
-    /// Objects we deleted, by key, with the resourceVersion they had: late
-    /// watch events for them are not resurrected.
+    /// Deleted objects, by key, with the newest resourceVersion known of
+    /// them (the deletion's, once the watch saw it): a late write answer
+    /// carrying an older version does not bring them back.
     tombstones: HashMap<(Kind, String), u64>,
 }
 
@@ -344,11 +348,41 @@ impl Snapshot {
         map.insert(key, v);
     }
 
-    fn remove(&mut self, kind: Kind, ns: &str, name: &str) {
+    /// The answer to a write of an object we hold (patch, status, a
+    /// graceful delete): kept like a watch event, but never brings back an
+    /// object the snapshot no longer holds. The planner saw it, so if it is
+    /// gone now, the watch saw it deleted (or a relist left it out) while
+    /// the write was in flight: the answer is older than that news.
+    fn apply_answer(&mut self, kind: Kind, v: Value) {
+        if self.get(kind, namespace(&v), name(&v)).is_some() {
+            self.apply(kind, v);
+        }
+    }
+
+    /// The answer to our DELETE: an object still terminating (a bound pod's
+    /// grace period, finalizers) is kept as the answer has it; one that is
+    /// gone is forgotten.
+    fn delete_answer(&mut self, kind: Kind, ns: &str, name: &str, answer: Value) {
+        if !runtime::is_status(&answer) && deleting(&answer) {
+            self.apply_answer(kind, answer);
+        } else {
+            self.forget(kind, ns, name);
+        }
+    }
+
+    /// A watch's DELETED event; `rv` is the deletion's resourceVersion
+    /// (newer than any the object had). The tombstone keeps the object gone
+    /// against write answers still in flight (a pod's graceful-delete
+    /// answer read after the kubelet already finished the deletion).
+    fn remove(&mut self, kind: Kind, ns: &str, name: &str, rv: Option<u64>) {
         let key = object_key(ns, name);
-        self.tombstones.remove(&(kind, key.clone()));
-        if let Some(m) = self.objects.get_mut(&kind) {
-            m.remove(&key);
+        let held = self
+            .objects
+            .get_mut(&kind)
+            .and_then(|m| m.remove(&key))
+            .and_then(|old| resource_version(&old));
+        if let Some(rv) = rv.max(held) {
+            self.tombstone(kind, key, rv);
         }
     }
 
@@ -358,13 +392,36 @@ impl Snapshot {
         if let Some(old) = self.objects.get_mut(&kind).and_then(|m| m.remove(&key))
             && let Some(rv) = resource_version(&old)
         {
-            self.tombstones.insert((kind, key), rv);
+            self.tombstone(kind, key, rv);
         }
     }
 
+    fn tombstone(&mut self, kind: Kind, key: String, rv: u64) {
+        let t = self.tombstones.entry((kind, key)).or_insert(rv);
+        *t = (*t).max(rv);
+        if self.tombstones.len() > TOMBSTONE_LIMIT {
+            let mut versions: Vec<u64> = self.tombstones.values().copied().collect();
+            let (_, median, _) = versions.select_nth_unstable(TOMBSTONE_LIMIT / 2);
+            let median = *median;
+            self.tombstones.retain(|_, v| *v >= median);
+        }
+    }
+
+    /// A (re)list: the objects of `kind` are exactly these. What it left
+    /// out is gone: tombstoned at the version held.
     fn replace_all(&mut self, kind: Kind, objects: BTreeMap<String, Value>) {
-        self.objects.insert(kind, objects);
-        self.tombstones.retain(|(k, _), _| *k != kind);
+        let old = self.objects.insert(kind, objects).unwrap_or_default();
+        let listed = &self.objects[&kind];
+        self.tombstones
+            .retain(|(k, key), _| *k != kind || !listed.contains_key(key));
+        let dropped: Vec<(String, u64)> = old
+            .into_iter()
+            .filter(|(key, _)| !listed.contains_key(key))
+            .filter_map(|(key, v)| Some((key, resource_version(&v)?)))
+            .collect();
+        for (key, rv) in dropped {
+            self.tombstone(kind, key, rv);
+        }
         self.synced.insert(kind);
     }
 

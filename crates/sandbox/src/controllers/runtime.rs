@@ -157,11 +157,12 @@ pub(super) async fn watch_kind(shared: Arc<Shared>, kind: Kind) {
                     o.metadata.namespace.clone().unwrap_or_default(),
                     o.metadata.name.clone().unwrap_or_default(),
                 );
+                let rv = o.metadata.resource_version.and_then(|r| r.parse().ok());
                 shared
                     .snapshot
                     .lock()
                     .expect("snapshot lock")
-                    .remove(kind, &ns, &n);
+                    .remove(kind, &ns, &n, rv);
                 shared.changed.notify_one();
             }
             Err(e) => {
@@ -400,7 +401,7 @@ async fn merge_patch(
         .snapshot
         .lock()
         .expect("snapshot lock")
-        .apply(kind, v);
+        .apply_answer(kind, v);
     Ok(())
 }
 
@@ -475,12 +476,11 @@ pub(super) async fn delete(
         .delete(n, &delete_params(uid))
         .map_err(kube::Error::BuildRequest)?;
     let v = request(shared, req).await?;
-    let mut snap = shared.snapshot.lock().expect("snapshot lock");
-    if !is_status(&v) && deleting(&v) {
-        snap.apply(kind, v);
-    } else {
-        snap.forget(kind, namespace, n);
-    }
+    shared
+        .snapshot
+        .lock()
+        .expect("snapshot lock")
+        .delete_answer(kind, namespace, n, v);
     Ok(())
 }
 

@@ -425,3 +425,61 @@ fn revision_history_limit_deletes_oldest_empty_sets() {
         .collect();
     assert_eq!(deleted, ["web-0", "web-1"]);
 }
+
+/// A Recreate rollout goes on once the old pods are gone, even when the
+/// answer to deleting the last one is read after the watch reported it
+/// gone. That answer used to bring the pod back into the snapshot for
+/// good: the old pods stayed "running" and the new ReplicaSet never came
+/// (`hostile_text::cluster_text_is_shown_escaped` timed out in CI with no
+/// pod in the namespace).
+#[test]
+fn recreate_goes_on_after_a_late_delete_answer() {
+    let mut d = deployment("checkout", 1, "registry.lab/app:v2");
+    d["spec"]["strategy"] = json!({"type": "Recreate"});
+    d["metadata"]["annotations"] = json!({REVISION_ANNOTATION: "1"});
+    let old = rs_obj(
+        "checkout-1",
+        &d,
+        0,
+        "registry.lab/app:v1",
+        1,
+        json!({"replicas": 1}),
+    );
+    let mut p = pod("checkout-1-abcde", json!({"nodeName": "lab-1"}));
+    p["metadata"]["ownerReferences"] = json!([owner_reference(Kind::ReplicaSet, &old)]);
+    p["metadata"]["labels"] = old["spec"]["template"]["metadata"]["labels"].clone();
+    p["metadata"]["resourceVersion"] = json!("5");
+    p["status"] = json!({"phase": "Pending"});
+    let mut snap = Snapshot::from_objects(vec![d, old, p.clone()]);
+    let creates = |snap: &Snapshot| -> Vec<Value> {
+        plan_deployments(snap, &clock())
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Create { body, .. } => Some(body),
+                _ => None,
+            })
+            .collect()
+    };
+    // The old ReplicaSet, scaled to 0, deletes its pod; the rollout waits.
+    assert!(plan_replicasets(&snap, &clock()).iter().any(
+        |a| matches!(a, Action::Delete { kind: Kind::Pod, name, .. } if name == "checkout-1-abcde")
+    ));
+    assert!(creates(&snap).is_empty());
+    // The watch: terminating, then gone (the kubelet was quick); then the
+    // DELETE's answer, the pod terminating.
+    let mut terminating = p;
+    terminating["metadata"]["resourceVersion"] = json!("6");
+    terminating["metadata"]["deletionTimestamp"] = json!(NOW);
+    snap.apply(Kind::Pod, terminating.clone());
+    snap.remove(Kind::Pod, "shop", "checkout-1-abcde", Some(7));
+    snap.delete_answer(Kind::Pod, "shop", "checkout-1-abcde", terminating);
+    assert_eq!(snap.list(Kind::Pod).count(), 0);
+    // The ReplicaSet's status follows.
+    snap.update_local(Kind::ReplicaSet, "shop", "checkout-1", |r| {
+        r["status"] = json!({});
+    });
+    let created = creates(&snap);
+    assert_eq!(created.len(), 1, "{created:#?}");
+    assert_eq!(created[0]["kind"], "ReplicaSet");
+    assert_eq!(created[0]["spec"]["replicas"], 1);
+}

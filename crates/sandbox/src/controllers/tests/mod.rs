@@ -123,7 +123,7 @@ impl Fake {
                     event,
                     ..
                 } => {
-                    self.snap.remove(kind, &ns, &n);
+                    self.snap.remove(kind, &ns, &n, None);
                     if let Some(e) = event {
                         self.events.push(format!("{} {}", e.reason, e.message));
                     }
@@ -133,7 +133,7 @@ impl Fake {
                     namespace: ns,
                     name: n,
                     ..
-                } => self.snap.remove(kind, &ns, &n),
+                } => self.snap.remove(kind, &ns, &n, None),
                 Action::Bind {
                     namespace: ns,
                     pod,
@@ -431,7 +431,7 @@ fn controllers_together_roll_out_and_collect() {
     assert_eq!(s["observedGeneration"], 2);
 
     // Delete the Deployment: its ReplicaSets, then their pods, go.
-    f.snap.remove(Kind::Deployment, "shop", "checkout");
+    f.snap.remove(Kind::Deployment, "shop", "checkout", None);
     f.settle(10);
     assert_eq!(f.snap.list(Kind::ReplicaSet).count(), 0);
     assert_eq!(f.snap.list(Kind::Pod).count(), 0);
@@ -454,4 +454,60 @@ fn snapshot_ignores_stale_versions() {
     v["metadata"]["resourceVersion"] = json!("6");
     s.apply(Kind::Pod, v);
     assert!(s.get(Kind::Pod, "shop", "p").is_some());
+}
+
+/// The race that stalled a Recreate rollout in CI (under load): the answer
+/// to the controller's DELETE of a bound pod (the pod, terminating) was
+/// written into the snapshot after the kubelet had finished the deletion
+/// and the watch had reported the pod gone, which brought it back for good.
+#[test]
+fn late_answers_do_not_resurrect_deleted_objects() {
+    let mut s = Snapshot::default();
+    let mut running = pod("p", json!({"nodeName": "lab-1"}));
+    running["metadata"]["resourceVersion"] = json!("5");
+    s.apply(Kind::Pod, running.clone());
+    let mut terminating = running.clone();
+    terminating["metadata"]["resourceVersion"] = json!("6");
+    terminating["metadata"]["deletionTimestamp"] = json!(NOW);
+    // The watch: terminating, then gone at the deletion's version.
+    s.apply(Kind::Pod, terminating.clone());
+    s.remove(Kind::Pod, "shop", "p", Some(7));
+    // Then the DELETE's answer, a patch's, a create's: all older.
+    s.delete_answer(Kind::Pod, "shop", "p", terminating.clone());
+    assert!(s.get(Kind::Pod, "shop", "p").is_none());
+    s.apply_answer(Kind::Pod, terminating);
+    s.apply(Kind::Pod, running);
+    assert!(s.get(Kind::Pod, "shop", "p").is_none());
+    // A new pod of that name is newer.
+    let mut again = pod("p", json!({}));
+    again["metadata"]["resourceVersion"] = json!("8");
+    s.apply(Kind::Pod, again);
+    assert!(s.get(Kind::Pod, "shop", "p").is_some());
+
+    // A relist that leaves a pod out: a late answer does not bring it back.
+    let mut q = pod("q", json!({"nodeName": "lab-1"}));
+    q["metadata"]["resourceVersion"] = json!("10");
+    s.apply(Kind::Pod, q.clone());
+    s.replace_all(Kind::Pod, BTreeMap::new());
+    let mut q_terminating = q.clone();
+    q_terminating["metadata"]["resourceVersion"] = json!("11");
+    q_terminating["metadata"]["deletionTimestamp"] = json!(NOW);
+    s.delete_answer(Kind::Pod, "shop", "q", q_terminating);
+    s.apply(Kind::Pod, q);
+    assert_eq!(s.list(Kind::Pod).count(), 0);
+}
+
+#[test]
+fn tombstones_are_bounded() {
+    let mut s = Snapshot::default();
+    for i in 0..3 * TOMBSTONE_LIMIT as u64 {
+        s.remove(Kind::Pod, "shop", &format!("p{i}"), Some(i + 1));
+    }
+    assert!(s.tombstones.len() <= TOMBSTONE_LIMIT);
+    // The newest are kept.
+    let last = 3 * TOMBSTONE_LIMIT as u64 - 1;
+    let mut p = pod(&format!("p{last}"), json!({}));
+    p["metadata"]["resourceVersion"] = json!(last.to_string());
+    s.apply(Kind::Pod, p);
+    assert_eq!(s.list(Kind::Pod).count(), 0);
 }
