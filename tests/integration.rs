@@ -54,3 +54,6 @@ mod untested;
 
 #[path = "integration/outage.rs"]
 mod outage;
+
+#[path = "integration/real_node.rs"]
+mod real_node;

@@ -8,7 +8,10 @@
 # ports, identities and files the rest of the lab relies on.
 
 CP_GO=/usr/lib/go-1.19/bin/go
-CP_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler)
+# kubelet: the lab's real node (scripts/lab.d/realnode.sh); pause, built
+# with gcc from build/pause/linux/pause.c, is that node's sandbox image and
+# the entrypoint of the lab's images.
+CP_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
 # Upstream commit and build date of each Kubernetes release we may build
 # (only for the version string that `kubectl version` shows; Debian's own
 # kubectl carries the same commit, with gitTreeState "archive").
@@ -49,17 +52,17 @@ cp_bin_dir() {
     echo "$PULLFIX_CACHE/kubernetes-$v/bin"
 }
 
-# cp_built DIR: 0 when DIR has the three binaries and the stamp.
+# cp_built DIR: 0 when DIR has the binaries, pause and the stamp.
 cp_built() {
     local dir=$1 b
     [[ -e $dir/.stamp ]] || return 1
-    for b in "${CP_BINARIES[@]}"; do
+    for b in "${CP_BINARIES[@]}" pause; do
         [[ -x $dir/$b ]] || return 1
     done
 }
 
-# cp_build: make sure kube-apiserver, kube-controller-manager and
-# kube-scheduler are built from Debian's kubernetes source package into
+# cp_build: make sure kube-apiserver, kube-controller-manager,
+# kube-scheduler, kubelet and pause are built from Debian's kubernetes source package into
 # $PULLFIX_CACHE/kubernetes-<source version>/bin/ (with a .stamp written
 # last). Returns at once when they are. Serialised by flock on
 # $PULLFIX_CACHE/build.lock, so concurrent runs build once. Build output
@@ -190,6 +193,10 @@ _cp_build_locked() {
     for b in "${CP_BINARIES[@]}"; do
         [[ -x $out/$b ]] || { lab_die "go build produced no $b"; return 1; }
     done
+    # The pause container, static, as upstream's build/pause/Makefile does.
+    gcc -Os -static -DVERSION="v$upstream-pullfix" -o "$out/pause" "$kroot/build/pause/linux/pause.c" >>"$log" 2>&1 &&
+        strip "$out/pause" ||
+        { lab_die "building pause failed; see $log"; return 1; }
     "$out/kube-apiserver" --version >>"$log" 2>&1 || true
     rm -rf "$bindir" && mv "$out" "$bindir" &&
         printf 'source %s\nupstream v%s\nbuilt %s\n' "$v" "$upstream" "$(date -u +%FT%TZ)" >"$bindir/.stamp" ||

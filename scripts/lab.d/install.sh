@@ -17,7 +17,9 @@
 #                                        `kubectl`); skipped when a kubectl is already on PATH
 #   ca-certificates, tar, gzip           apt-get source over https mirrors, unpacking
 LAB_CP_PACKAGES=(golang-1.19-go golang-github-modern-go-reflect2-dev etcd-server
-    openssl curl kubernetes-client ca-certificates tar gzip)
+    openssl curl kubernetes-client ca-certificates tar gzip gcc libc6-dev binutils)
+# The real node (realnode.sh): Debian's runtime pieces.
+LAB_RN_PACKAGES=(containerd runc containernetworking-plugins iproute2 util-linux)
 
 # lab_install_log: path of the install log (created on demand).
 lab_install_log() {
@@ -174,6 +176,19 @@ lab_install_control_plane() {
     done
     command -v kubectl >/dev/null || { lab_die "kubectl not on PATH after install"; return 1; }
     return 0
+}
+
+# lab_install_real_node: containerd, runc, the CNI plugins and ip, for
+# `lab-real` (the package's own containerd service never starts: see
+# lab_apt_install's policy-rc.d).
+lab_install_real_node() {
+    lab_apt_install "${LAB_RN_PACKAGES[@]}" || return 1
+    local c
+    for c in containerd ctr runc ip nsenter; do
+        command -v "$c" >/dev/null 2>&1 || { lab_die "$c not on PATH after install"; return 1; }
+    done
+    [[ -x /usr/lib/cni/bridge && -x /usr/lib/cni/host-local && -x /usr/lib/cni/loopback ]] ||
+        { lab_die "CNI plugins missing from /usr/lib/cni after install"; return 1; }
 }
 
 # --- registries ---

@@ -10,8 +10,17 @@ no skopeo), or register them in moto's ECR.
 
 Images (docs/lab-contract.md): each is a tiny config blob (distinct per tag,
 so digests differ) + one gzip'd tar layer + a schema-2 manifest;
-team/multi:1.0 is an OCI image index listing only linux/amd64. Content is
-deterministic: the same ref has the same digest in every registry and run.
+team/multi:1.0 is an OCI image index listing only linux/amd64 and
+team/armonly:1.0 one listing only linux/arm64. Content is deterministic: the
+same ref has the same digest in every registry and run.
+
+With $PULLFIX_LAB_ENTRYPOINT naming a static binary (the lab's pause,
+built from the Kubernetes source), the amd64 layers also carry it as
+/pause and the config runs it, so the lab's real node can start the
+images; every subcommand reads the same variable, so digests agree.
+
+  push.py archive --name pullfix.lab/pause:3.2 --out pause.tar
+          # an OCI layout archive of the entrypoint alone, for `ctr images import`
 
 Registry auth: Basic, bearer token (the token dance: 401 challenge ->
 GET realm?service=&scope=repository:NAME:pull,push with Basic credentials)
@@ -40,7 +49,8 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 
-# (repository, tag, kind); kind "index" = OCI index with linux/amd64 only.
+# (repository, tag, kind); kind "index" = OCI index with linux/amd64 only,
+# "index-arm64" = one with linux/arm64 only.
 IMAGES = [
     ("team/checkout", "v2.1.0", "image"),
     ("team/checkout", "v2.0.3", "image"),
@@ -48,6 +58,7 @@ IMAGES = [
     ("team/checkout", "latest", "image"),
     ("team/worker", "1.4.2", "image"),
     ("team/multi", "1.0", "index"),
+    ("team/armonly", "1.0", "index-arm64"),
     ("library/busybox", "1.36", "image"),
 ]
 CREATED = "2024-01-01T00:00:00Z"
@@ -61,14 +72,28 @@ def canon(obj) -> bytes:
     return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
 
 
-def build_layer(ref: str):
-    """(gzip bytes, diff_id) of a one-file tar; deterministic."""
+def entrypoint():
+    """The static binary every runnable lab image starts, or None."""
+    path = os.environ.get("PULLFIX_LAB_ENTRYPOINT")
+    if not path:
+        return None
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def build_layer(ref: str, binary=None, marker=True):
+    """(gzip bytes, diff_id) of a one-layer tar; deterministic."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        content = ("pullfix lab image %s\n" % ref).encode()
-        info = tarfile.TarInfo("etc/pullfix-lab-image")
-        info.size, info.mtime, info.mode = len(content), 1704067200, 0o644
-        tar.addfile(info, io.BytesIO(content))
+        if marker:
+            content = ("pullfix lab image %s\n" % ref).encode()
+            info = tarfile.TarInfo("etc/pullfix-lab-image")
+            info.size, info.mtime, info.mode = len(content), 1704067200, 0o644
+            tar.addfile(info, io.BytesIO(content))
+        if binary is not None:
+            info = tarfile.TarInfo("pause")
+            info.size, info.mtime, info.mode = len(binary), 1704067200, 0o755
+            tar.addfile(info, io.BytesIO(binary))
     tar_bytes = raw.getvalue()
     gz = io.BytesIO()
     with gzip.GzipFile(fileobj=gz, mode="wb", mtime=0, compresslevel=9) as f:
@@ -76,17 +101,19 @@ def build_layer(ref: str):
     return gz.getvalue(), sha256(tar_bytes)
 
 
-def build_single(repo, tag, oci=False, arch="amd64"):
+def build_single(repo, tag, oci=False, arch="amd64", binary=None, marker=True):
     """One manifest: returns {manifest, media_type, blobs: [(digest, bytes)]}."""
     ref = "%s:%s" % (repo, tag)
-    layer, diff_id = build_layer(ref)
+    if binary is None and arch == "amd64":
+        binary = entrypoint()
+    layer, diff_id = build_layer(ref, binary, marker)
     config = canon(
         {
             "architecture": arch,
             "os": "linux",
             "created": CREATED,
             "config": {
-                "Cmd": ["/bin/true"],
+                "Cmd": ["/pause"] if binary is not None else ["/bin/true"],
                 "Labels": {"io.pullfix.lab.ref": ref},
             },
             "rootfs": {"type": "layers", "diff_ids": [diff_id]},
@@ -113,7 +140,8 @@ def build(repo, tag, kind):
         img = build_single(repo, tag)
         img["tag"] = tag
         return [img]
-    child = build_single(repo, tag, oci=True)
+    arch = "arm64" if kind == "index-arm64" else "amd64"
+    child = build_single(repo, tag, oci=True, arch=arch)
     child["tag"] = None
     index = {
         "schemaVersion": 2,
@@ -123,7 +151,7 @@ def build(repo, tag, kind):
                 "mediaType": OCI_MANIFEST,
                 "size": len(child["manifest"]),
                 "digest": sha256(child["manifest"]),
-                "platform": {"architecture": "amd64", "os": "linux"},
+                "platform": {"architecture": arch, "os": "linux"},
             }
         ],
     }
@@ -322,6 +350,35 @@ def cmd_ecr_password(args):
     print(password)
 
 
+def cmd_archive(args):
+    """An OCI layout tar holding one image: the entrypoint alone (the pause
+    image a node's runtime imports instead of pulling)."""
+    binary = entrypoint()
+    if binary is None:
+        sys.exit("push.py: archive needs $PULLFIX_LAB_ENTRYPOINT")
+    repo, _, tag = args.name.rpartition(":")
+    img = build_single(repo, tag, oci=True, binary=binary, marker=False)
+    desc = {
+        "mediaType": OCI_MANIFEST,
+        "size": len(img["manifest"]),
+        "digest": sha256(img["manifest"]),
+        "annotations": {"io.containerd.image.name": args.name, "org.opencontainers.image.ref.name": tag},
+    }
+    files = [("oci-layout", canon({"imageLayoutVersion": "1.0.0"})), ("index.json", canon({"schemaVersion": 2, "manifests": [desc]}))]
+    for d, data in img["blobs"] + [(sha256(img["manifest"]), img["manifest"])]:
+        files.append(("blobs/sha256/" + d.split(":", 1)[1], data))
+    with tarfile.open(args.out, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name in ["blobs", "blobs/sha256"]:
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, 1704067200
+            tar.addfile(info)
+        for name, data in files:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), 1704067200, 0o644
+            tar.addfile(info, io.BytesIO(data))
+    print("%s %s" % (args.name, sha256(img["manifest"])))
+
+
 def cmd_list(_args):
     for repo, tag, kind in IMAGES:
         m = build(repo, tag, kind)[-1]
@@ -347,6 +404,10 @@ def main():
     t.add_argument("--endpoint", required=True)
     t.add_argument("--region", default="us-east-1")
     t.set_defaults(func=cmd_ecr_password)
+    a = sub.add_parser("archive", help="write an OCI layout tar of the entrypoint image")
+    a.add_argument("--name", required=True, help="the image name to import it as (repo:tag)")
+    a.add_argument("--out", required=True)
+    a.set_defaults(func=cmd_archive)
     l = sub.add_parser("list", help="print ref, media type and digest of each lab image")
     l.set_defaults(func=cmd_list)
     args = p.parse_args()

@@ -84,6 +84,11 @@ impl LabEnv {
     }
 }
 
+/// The lab's real node (kubelet + containerd, `scripts/lab.d/realnode.sh`)
+/// and the key of the taint that keeps other pods off it.
+pub const REAL_NODE: &str = "lab-real";
+pub const REAL_NODE_TAINT: &str = "lab.pullfix.dev/real";
+
 /// Where a scenario's pods run.
 #[derive(Debug, Clone, Default)]
 pub struct Placement {
@@ -113,6 +118,14 @@ impl Scenario {
                     && spec.get("nodeSelector").is_none()
                 {
                     spec["nodeSelector"] = json!({"kubernetes.io/hostname": node});
+                    // The lab's real node takes only pods that tolerate it.
+                    if node == REAL_NODE {
+                        let t = json!({"key": REAL_NODE_TAINT, "operator": "Exists", "effect": "NoSchedule"});
+                        match spec["tolerations"].as_array_mut() {
+                            Some(list) => list.push(t),
+                            None => spec["tolerations"] = json!([t]),
+                        }
+                    }
                 }
             }
         }

@@ -1,0 +1,568 @@
+//! The lab's real node, `lab-real` (a kubelet built from Debian's
+//! kubernetes source on Debian's containerd and runc): every cause the lab
+//! knows is pulled for real; `diagnose` must name it from what the real
+//! kubelet and runtime wrote, and `fix --yes` must take the workload to
+//! Available as the real kubelet reports it.
+//!
+//! With `PULLFIX_RECORD_FIXTURES=1` each scenario's real texts are written
+//! to `tests/fixtures/real/…` (the unit test `fixtures::real_texts_classify`
+//! keeps the proof where no real node runs). When the lab was brought up
+//! with `PULLFIX_LAB_REAL_NODE=0`, each test says it was skipped, and
+//! `scripts/test` says so in its summary.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::lab::{
+    delete_ns, env, events_for, json, kubectl, kubectl_ok, scenario, unique_ns, wait_for,
+};
+
+const NODE: &str = "lab-real";
+
+/// The real node's name, or None (and a line on stderr) when the lab was
+/// brought up without it.
+fn real_node() -> Option<&'static str> {
+    let v = env("PULLFIX_LAB_REAL_NODE");
+    if v == "skipped" {
+        eprintln!("SKIPPED: the lab runs without its real node (PULLFIX_LAB_REAL_NODE=0)");
+        return None;
+    }
+    assert_eq!(v, NODE, "PULLFIX_LAB_REAL_NODE");
+    Some(NODE)
+}
+
+fn pullfix(args: &[&str], stdin: &str) -> Output {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kubectl-pullfix"))
+        .args(args)
+        .env("PULLFIX_REGISTRY_HOSTS", env("PULLFIX_LAB_REGISTRY_HOSTS"))
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kubectl-pullfix");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().expect("kubectl-pullfix")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}\n--- stderr ---\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// What the real node wrote for one failing container.
+struct Real {
+    pod: String,
+    /// The `Failed to pull image "…": ` event's tail (the ErrImagePull text).
+    pull_error: String,
+    /// The waiting reason and message when last read.
+    waiting: (String, String),
+    events: Vec<(String, String)>,
+}
+
+/// Waits (real backoff: up to 150 s) until a pod in `ns` has `container`
+/// waiting on a pull failure, and reads what the real kubelet wrote.
+fn real_failure(ns: &str, container: &str, init: bool, reasons: &[&str]) -> Real {
+    let key = if init {
+        "initContainerStatuses"
+    } else {
+        "containerStatuses"
+    };
+    let path = if init {
+        format!("spec.initContainers{{{container}}}")
+    } else {
+        format!("spec.containers{{{container}}}")
+    };
+    wait_for(&format!("{ns}: {container} on {NODE} waiting {reasons:?}"), 150, || {
+        let pods = json(&["get", "pods", "-n", ns]);
+        for pod in pods["items"].as_array()? {
+            let name = pod["metadata"]["name"].as_str()?;
+            if pod["spec"]["nodeName"] != NODE {
+                continue;
+            }
+            let Some(cs) = pod["status"][key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|cs| cs["name"] == container)
+            else {
+                continue;
+            };
+            let w = &cs["state"]["waiting"];
+            let reason = w["reason"].as_str().unwrap_or_default();
+            if !reasons.contains(&reason) {
+                continue;
+            }
+            let events: Vec<(String, String)> = events_for(ns, name)
+                .iter()
+                .filter(|e| e["source"]["component"] == "kubelet")
+                .map(|e| {
+                    (
+                        e["reason"].as_str().unwrap_or_default().to_string(),
+                        e["message"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect();
+            let pull_error = events_for(ns, name)
+                .iter()
+                .filter(|e| e["reason"] == "Failed" && e["involvedObject"]["fieldPath"] == path.as_str())
+                .filter_map(|e| {
+                    let m = e["message"].as_str()?;
+                    m.strip_prefix("Failed to pull image \"")?
+                        .split_once("\": ")
+                        .map(|(_, err)| err.to_string())
+                })
+                .next();
+            // ErrImagePull's own text is in the event; the others (InvalidImageName,
+            // ErrImageNeverPull) have none.
+            let pull_error = match pull_error {
+                Some(e) => e,
+                None if reason == "ErrImagePull" || reason == "ImagePullBackOff" => continue,
+                None => String::new(),
+            };
+            return Some(Real {
+                pod: name.to_string(),
+                pull_error,
+                waiting: (
+                    reason.to_string(),
+                    w["message"].as_str().unwrap_or_default().to_string(),
+                ),
+                events,
+            });
+        }
+        None
+    })
+}
+
+/// Writes the real texts as a fixture when PULLFIX_RECORD_FIXTURES=1: names
+/// that change per run (namespace, pod, registry ports) become placeholders.
+fn record(id: &str, ns: &str, cause: &str, real: &Real) {
+    if std::env::var("PULLFIX_RECORD_FIXTURES").as_deref() != Ok("1") {
+        return;
+    }
+    let node = json(&["get", "node", NODE]);
+    let kubelet = node["status"]["nodeInfo"]["kubeletVersion"]
+        .as_str()
+        .unwrap_or("unknown")
+        .to_string();
+    let runtime = node["status"]["nodeInfo"]["containerRuntimeVersion"]
+        .as_str()
+        .unwrap_or("unknown")
+        .replace("://", "-");
+    let mut names: Vec<(String, &str)> = vec![
+        (real.pod.clone(), "{pod}"),
+        (ns.to_string(), "{ns}"),
+    ];
+    for (var, placeholder) in [
+        ("PULLFIX_LAB_REGISTRY", "{registry}"),
+        ("PULLFIX_LAB_TOKEN_REGISTRY", "{token_registry}"),
+        ("PULLFIX_LAB_ANON_REGISTRY", "{anon_registry}"),
+        ("PULLFIX_LAB_UNTRUSTED_REGISTRY", "{untrusted_registry}"),
+        ("PULLFIX_LAB_ECR_REGISTRY", "{ecr_registry}"),
+        ("PULLFIX_LAB_HUB_STUB", "{hub_stub}"),
+        ("PULLFIX_LAB_TOKEN_ISSUER", "{token_issuer}"),
+    ] {
+        if let Ok(v) = std::env::var(var) {
+            names.push((v, placeholder));
+        }
+    }
+    // Longest first, so a registry's address is replaced before a prefix of it.
+    names.sort_by_key(|(v, _)| std::cmp::Reverse(v.len()));
+    let scrub = |s: &str| {
+        let mut s = s.to_string();
+        for (v, p) in &names {
+            s = s.replace(v.as_str(), p);
+        }
+        s
+    };
+    let doc = json!({
+        "scenario": id,
+        "node": {"kubeletVersion": kubelet, "containerRuntimeVersion": runtime},
+        "cause": cause,
+        "pull_error": scrub(&real.pull_error),
+        "waiting": {"reason": real.waiting.0, "message": scrub(&real.waiting.1)},
+        "events": real.events.iter().map(|(r, m)| json!({"reason": r, "message": scrub(m)})).collect::<Vec<_>>(),
+    });
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/real")
+        .join(format!("kubelet-{kubelet}"))
+        .join(runtime);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(format!("{id}.json")),
+        serde_json::to_string_pretty(&doc).unwrap() + "\n",
+    )
+    .unwrap();
+}
+
+/// `diagnose -n NS -o json` (exit 1: failures found); `no_probe` keeps it to
+/// what the cluster shows, so the cause comes from the real node's texts.
+fn diagnose(ns: &str, no_probe: bool) -> Value {
+    let mut args = vec!["diagnose", "-n", ns, "-o", "json"];
+    if no_probe {
+        args.push("--no-probe");
+    }
+    let out = pullfix(&args, "");
+    assert_eq!(out.status.code(), Some(1), "diagnose -n {ns}:\n{}", text(&out));
+    serde_json::from_slice(&out.stdout).expect("diagnose -o json")
+}
+
+fn finding<'a>(report: &'a Value, container: &str) -> &'a Value {
+    report["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| f["container"] == container)
+        .unwrap_or_else(|| panic!("no finding for {container}: {report:#}"))
+}
+
+/// Runs `fix --yes` and waits until the Deployment is Available with every
+/// replica ready on the real node.
+fn fix_on_real_node(ns: &str, deploy: &str, extra: &[&str], stdin: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let backups = dir.path().join("backups");
+    let target = format!("deploy/{deploy}");
+    let mut args = vec![
+        "fix",
+        target.as_str(),
+        "-n",
+        ns,
+        "--yes",
+        "--timeout",
+        "150s",
+        "--backup-dir",
+        backups.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    let out = pullfix(&args, stdin);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "fix {target} -n {ns}:\n{t}");
+    assert!(t.contains("resolved:"), "{t}");
+    let d = json(&["get", "deployment", deploy, "-n", ns]);
+    let want = d["spec"]["replicas"].as_i64().unwrap_or(1);
+    assert_eq!(d["status"]["availableReplicas"], want, "{d:#}");
+    let pods = json(&["get", "pods", "-n", ns, "-l", &format!("app={deploy}")]);
+    let running: Vec<&Value> = pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| {
+            p["spec"]["nodeName"] == NODE
+                && p["status"]["phase"] == "Running"
+                && p["metadata"]["deletionTimestamp"].is_null()
+        })
+        .collect();
+    assert!(
+        running.len() as i64 >= want,
+        "the real kubelet runs the fixed pods: {pods:#}"
+    );
+}
+
+/// One lab scenario on the real node: the cause from the real texts (with
+/// and without probes), recorded, then fixed when `fix` says how.
+fn case(id: &str, container: &str, init: bool, cause: &str, fix: Option<(&str, &[&str])>) {
+    let ns = scenario(id, Some(NODE));
+    let real = real_failure(&ns, container, init, &["ErrImagePull", "ImagePullBackOff"]);
+    record(id, &ns, cause, &real);
+    let f = finding(&diagnose(&ns, true), container).clone();
+    assert_eq!(
+        f["cause"], cause,
+        "{id}: from the real node's text {:?}: {f:#}",
+        real.pull_error
+    );
+    let f = finding(&diagnose(&ns, false), container).clone();
+    assert_eq!(f["cause"], cause, "{id} (with probes): {f:#}");
+    if let Some((deploy, extra)) = fix {
+        let password = env("PULLFIX_LAB_REGISTRY_PASSWORD") + "\n";
+        fix_on_real_node(&ns, deploy, extra, &password);
+    }
+    delete_ns(&ns);
+}
+
+const CREDENTIALS: &[&str] = &["--username", "pullfix", "--password-stdin"];
+
+#[test]
+fn real_wrong_tag_and_missing_repository() {
+    if real_node().is_none() {
+        return;
+    }
+    let reg = env("PULLFIX_LAB_REGISTRY");
+    let image = format!("--image={reg}/team/checkout:v2.1.0");
+    case("wrong-tag", "checkout", false, "image-not-found", Some(("checkout", &[image.as_str()])));
+    case("init-container", "migrate", true, "image-not-found", Some(("checkout", &[])));
+    case("repo-not-found", "ghost", false, "image-not-found", None);
+}
+
+#[test]
+fn real_credentials() {
+    if real_node().is_none() {
+        return;
+    }
+    case("no-pull-secrets", "checkout", false, "credentials-missing", Some(("checkout", CREDENTIALS)));
+    case("rotated-password", "checkout", false, "credentials-rejected", Some(("checkout", CREDENTIALS)));
+    case("secret-missing", "checkout", false, "credentials-missing", Some(("checkout", CREDENTIALS)));
+    case("wrong-registry-key", "checkout", false, "credentials-missing", Some(("checkout", CREDENTIALS)));
+    case(
+        "sa-secret-only",
+        "checkout",
+        false,
+        "credentials-missing",
+        Some(("checkout", &["--attach-to", "service-account"])),
+    );
+    case("access-denied", "app", false, "access-denied", None);
+}
+
+#[test]
+fn real_expired_ecr_token() {
+    if real_node().is_none() {
+        return;
+    }
+    case("ecr-expired", "checkout", false, "credentials-expired", Some(("checkout", &[])));
+}
+
+#[test]
+fn real_unreachable_and_tls() {
+    if real_node().is_none() {
+        return;
+    }
+    case("unreachable-dns", "checkout", false, "registry-unreachable", None);
+    case("unreachable-refused", "checkout", false, "registry-unreachable", None);
+    case("unreachable-timeout", "checkout", false, "registry-unreachable", None);
+    case("tls-unknown-ca", "checkout", false, "tls-error", None);
+    case("rate-limited", "web", false, "rate-limited", None);
+}
+
+#[test]
+fn real_invalid_name_and_never_policy() {
+    if real_node().is_none() {
+        return;
+    }
+    let ns = scenario("invalid-name", Some(NODE));
+    let real = real_failure(&ns, "checkout", false, &["InvalidImageName"]);
+    record("invalid-name", &ns, "invalid-image-name", &real);
+    assert_eq!(finding(&diagnose(&ns, true), "checkout")["cause"], "invalid-image-name");
+    delete_ns(&ns);
+    let ns = scenario("never-pull", Some(NODE));
+    let real = real_failure(&ns, "worker", false, &["ErrImageNeverPull"]);
+    record("never-pull", &ns, "never-pull", &real);
+    assert_eq!(finding(&diagnose(&ns, true), "worker")["cause"], "never-pull");
+    delete_ns(&ns);
+}
+
+/// A Deployment of one replica on the real node, from a raw pod spec.
+fn deployment(ns: &str, name: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": spec,
+            },
+        },
+    })
+}
+
+fn pinned(mut spec: Value) -> Value {
+    spec["nodeSelector"] = json!({"kubernetes.io/hostname": NODE});
+    spec["tolerations"] = json!([{"key": "lab.pullfix.dev/real", "operator": "Exists", "effect": "NoSchedule"}]);
+    spec["terminationGracePeriodSeconds"] = json!(2);
+    spec
+}
+
+fn apply(objects: &[Value]) {
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": objects});
+    let mut child = Command::new("kubectl")
+        .args(["apply", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(list.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "kubectl apply: {}", text(&out));
+}
+
+fn docker_secret(ns: &str, name: &str, host: &str, user: &str, password: &str) -> Value {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let config = json!({"auths": {host: {"username": user, "password": password, "auth": b64(&format!("{user}:{password}"))}}});
+    json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+        "metadata": {"name": name, "namespace": ns},
+        "data": {".dockerconfigjson": b64(&config.to_string())},
+    })
+}
+
+#[test]
+fn real_platform_mismatch() {
+    if real_node().is_none() {
+        return;
+    }
+    let ns = unique_ns("real-platform");
+    kubectl_ok(&["create", "namespace", &ns]);
+    let image = format!("{}/team/armonly:1.0", env("PULLFIX_LAB_ANON_REGISTRY"));
+    apply(&[deployment(
+        &ns,
+        "armonly",
+        pinned(json!({"containers": [{"name": "armonly", "image": image}]})),
+    )]);
+    let real = real_failure(&ns, "armonly", false, &["ErrImagePull", "ImagePullBackOff"]);
+    record("platform-mismatch", &ns, "platform-mismatch", &real);
+    assert_eq!(
+        finding(&diagnose(&ns, true), "armonly")["cause"],
+        "platform-mismatch",
+        "{}",
+        real.pull_error
+    );
+    delete_ns(&ns);
+}
+
+/// The image is cached on the real node: a pod with `IfNotPresent` runs
+/// even though its pull secret no longer works, one with `Always` fails;
+/// and a Running pod whose container restarts cannot pull it again.
+#[test]
+fn real_cached_image_masks_a_broken_secret() {
+    if real_node().is_none() {
+        return;
+    }
+    let reg = env("PULLFIX_LAB_REGISTRY");
+    let password = env("PULLFIX_LAB_REGISTRY_PASSWORD");
+    let ns = unique_ns("real-cache");
+    kubectl_ok(&["create", "namespace", &ns]);
+    // v2.1.1 is pulled by no other real-node test: this one owns its cache state.
+    let image = format!("{reg}/team/checkout:v2.1.1");
+    let spec = |policy: &str| {
+        pinned(json!({
+            "imagePullSecrets": [{"name": "regcred"}],
+            "containers": [{"name": "checkout", "image": image, "imagePullPolicy": policy}],
+        }))
+    };
+    apply(&[
+        docker_secret(&ns, "regcred", &reg, "pullfix", &password),
+        deployment(&ns, "first", spec("Always")),
+    ]);
+    wait_for("the first pull on the real node", 150, || {
+        let d = json(&["get", "deployment", "first", "-n", &ns]);
+        (d["status"]["availableReplicas"] == 1).then_some(())
+    });
+    // The password rotates; the secret keeps the old one.
+    apply(&[docker_secret(&ns, "regcred", &reg, "pullfix", "rotated-away")]);
+    apply(&[
+        deployment(&ns, "cached", spec("IfNotPresent")),
+        deployment(&ns, "always", spec("Always")),
+    ]);
+    wait_for("the IfNotPresent pod running from the node's cache", 150, || {
+        let d = json(&["get", "deployment", "cached", "-n", &ns]);
+        (d["status"]["availableReplicas"] == 1).then_some(())
+    });
+    let real = real_failure(&ns, "checkout", false, &["ErrImagePull", "ImagePullBackOff"]);
+    assert!(real.pod.starts_with("always-"), "{}", real.pod);
+    record("ifnotpresent-masking", &ns, "credentials-rejected", &real);
+    let report = diagnose(&ns, true);
+    let f = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["workload"]["name"] == "always")
+        .unwrap_or_else(|| panic!("{report:#}"));
+    assert_eq!(f["cause"], "credentials-rejected", "{f:#}");
+
+    // The first pod's container exits (its process gets SIGTERM from the
+    // node): the kubelet restarts it, must pull (Always), and cannot.
+    let pods = json(&["get", "pods", "-n", &ns, "-l", "app=first"]);
+    let pod = pods["items"][0]["metadata"]["name"].as_str().unwrap().to_string();
+    let id = pods["items"][0]["status"]["containerStatuses"][0]["containerID"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("containerd://")
+        .to_string();
+    let runc_root = format!("{}/real/runc/k8s.io", env("PULLFIX_LAB_DIR"));
+    let out = Command::new("runc")
+        .args(["--root", &runc_root, "kill", &id, "TERM"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "runc kill: {}", text(&out));
+    wait_for("the restarted container failing to pull", 150, || {
+        let p = json(&["get", "pod", &pod, "-n", &ns]);
+        let cs = &p["status"]["containerStatuses"][0];
+        (p["status"]["phase"] == "Running"
+            && matches!(
+                cs["state"]["waiting"]["reason"].as_str(),
+                Some("ErrImagePull" | "ImagePullBackOff")
+            ))
+        .then_some(())
+    });
+    let out = pullfix(&["scan", "-n", &ns, "-o", "json"], "");
+    let scan: Value = serde_json::from_slice(&out.stdout).expect("scan -o json");
+    let names: Vec<&str> = scan["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|g| g["workload"]["name"].as_str())
+        .collect();
+    assert!(names.contains(&"first"), "the Running pod is found: {scan:#}");
+    let _ = kubectl(&["delete", "namespace", &ns, "--wait=false"]);
+}
+
+/// The node's credential provider (the kubelet's exec plugin, in the role
+/// of ecr-credential-provider) pulls from the lab's ECR host with no pull
+/// secret anywhere; when the provider is denied or fails, the kubelet
+/// pulls anonymously and the registry answers 401.
+#[test]
+fn real_node_credential_provider() {
+    if real_node().is_none() {
+        return;
+    }
+    let ecr = env("PULLFIX_LAB_ECR_REGISTRY");
+    let host = ecr.split(':').next().unwrap_or_default().to_string();
+    let ns = unique_ns("real-provider");
+    kubectl_ok(&["create", "namespace", &ns]);
+    let ecr_host = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+    let _ = host;
+    let spec = |repo: &str, tag: &str| {
+        pinned(json!({"containers": [{"name": "app", "image": format!("{ecr_host}/{repo}:{tag}")}]}))
+    };
+    apply(&[
+        deployment(&ns, "works", spec("team/checkout", "v2.1.0")),
+        deployment(&ns, "denied", spec("team/worker", "1.4.2")),
+        deployment(&ns, "fails", spec("team/multi", "1.0")),
+    ]);
+    wait_for("the provider's token pulling for real", 150, || {
+        let d = json(&["get", "deployment", "works", "-n", &ns]);
+        (d["status"]["availableReplicas"] == 1).then_some(())
+    });
+    for (deploy, id) in [("denied", "provider-denied"), ("fails", "provider-fails")] {
+        let real = wait_for(&format!("{deploy} failing"), 150, || {
+            let pods = json(&["get", "pods", "-n", &ns, "-l", &format!("app={deploy}")]);
+            let p = pods["items"].as_array()?.first()?.clone();
+            let w = p["status"]["containerStatuses"][0]["state"]["waiting"].clone();
+            matches!(w["reason"].as_str(), Some("ErrImagePull" | "ImagePullBackOff"))
+                .then(|| p["metadata"]["name"].as_str().unwrap_or_default().to_string())
+        });
+        let r = real_failure(&ns, "app", false, &["ErrImagePull", "ImagePullBackOff"]);
+        let _ = real;
+        record(id, &ns, "credentials-missing", &r);
+    }
+    delete_ns(&ns);
+}
