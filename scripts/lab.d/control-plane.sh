@@ -453,7 +453,7 @@ YAML
         --service-account-issuer https://kubernetes.default.svc \
         --service-account-key-file "$D/pki/sa.pub" --service-account-signing-key-file "$D/pki/sa.key" \
         --service-cluster-ip-range 10.0.0.0/24 \
-        --disable-admission-plugins ServiceAccount \
+        --feature-gates BoundServiceAccountTokenVolume=true \
         --audit-policy-file "$D/audit-policy.yaml" --audit-log-path "$D/audit.log" \
         --audit-log-mode blocking --audit-log-format json || return 1
     cp_wait_readyz 90 || return 1
@@ -463,6 +463,7 @@ YAML
     lab_start kube-controller-manager "$bindir/kube-controller-manager" \
         --kubeconfig "$D/kubeconfig-controller-manager" --leader-elect=false \
         --controllers '*,-serviceaccount-token,-nodeipam' \
+        --feature-gates BoundServiceAccountTokenVolume=true \
         --bind-address 127.0.0.1 --secure-port 0 --port 0 \
         --service-account-private-key-file "$D/pki/sa.key" --root-ca-file "$D/pki/ca.crt" || return 1
     lab_start kube-scheduler "$bindir/kube-scheduler" \

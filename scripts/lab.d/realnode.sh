@@ -283,11 +283,14 @@ rn_leftovers() {
 # KubeletCredentialProviders): for the lab's ECR host it asks the lab's AWS
 # emulator for a token (GetAuthorizationToken) and hands it to the kubelet.
 # What it does depends on the repository, so scenarios can run side by side:
-#   team/checkout  a token (the node identity may pull)
-#   team/worker    AccessDeniedException (the node role lacks
+#   team/worker    a token (the node identity may pull)
+#   team/multi     AccessDeniedException (the node role lacks
 #                  ecr:GetAuthorizationToken): exit 1
-#   team/multi     the AWS endpoint cannot be reached: exit 1
-# On exit 1 the kubelet logs the provider's error and pulls anonymously.
+#   anything else  the AWS endpoint cannot be reached: exit 1 (so
+#                  team/checkout pulls with its pod's secret alone, as the
+#                  ecr-expired scenario needs)
+# On exit 1 the kubelet logs the provider's error and pulls with what the
+# pod's secrets give, else anonymously.
 rn_write_provider() {
     local d=$1 py
     py=$(command -v python3) || { lab_die "python3 not on PATH"; return 1; }
@@ -305,12 +308,12 @@ repo = path[: len(path) - len(last)] + last.split(":")[0]
 def fail(msg):
     sys.stderr.write(msg + "\n")
     sys.exit(1)
-if repo == "team/worker":
+if repo == "team/multi":
     fail("error getting authorization token: AccessDeniedException: User: "
          "arn:aws:sts::123456789012:assumed-role/lab-node-role/i-0pullfixlab is not authorized "
          "to perform: ecr:GetAuthorizationToken on resource: * because no identity-based policy "
          "allows the ecr:GetAuthorizationToken action")
-endpoint = "http://127.0.0.1:$(lab_port 199)" if repo == "team/multi" else "http://127.0.0.1:$(lab_port 105)"
+endpoint = "http://127.0.0.1:$(lab_port 105)" if repo == "team/worker" else "http://127.0.0.1:$(lab_port 199)"
 import boto3, botocore.config
 try:
     ecr = boto3.client("ecr", endpoint_url=endpoint, region_name="us-east-1",

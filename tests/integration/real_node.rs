@@ -74,6 +74,21 @@ struct Real {
 /// Waits (real backoff: up to 150 s) until a pod in `ns` has `container`
 /// waiting on a pull failure, and reads what the real kubelet wrote.
 fn real_failure(ns: &str, container: &str, init: bool, reasons: &[&str]) -> Real {
+    real_failure_where(ns, None, container, init, reasons)
+}
+
+/// The same, for the pods of Deployment `app` (label `app=<app>`).
+fn real_failure_of(ns: &str, app: &str, container: &str) -> Real {
+    real_failure_where(ns, Some(app), container, false, &["ErrImagePull", "ImagePullBackOff"])
+}
+
+fn real_failure_where(
+    ns: &str,
+    app: Option<&str>,
+    container: &str,
+    init: bool,
+    reasons: &[&str],
+) -> Real {
     let key = if init {
         "initContainerStatuses"
     } else {
@@ -85,7 +100,8 @@ fn real_failure(ns: &str, container: &str, init: bool, reasons: &[&str]) -> Real
         format!("spec.containers{{{container}}}")
     };
     wait_for(&format!("{ns}: {container} on {NODE} waiting {reasons:?}"), 150, || {
-        let pods = json(&["get", "pods", "-n", ns]);
+        let selector = app.map(|a| format!("app={a}")).unwrap_or_default();
+        let pods = json(&["get", "pods", "-n", ns, "-l", &selector]);
         for pod in pods["items"].as_array()? {
             let name = pod["metadata"]["name"].as_str()?;
             if pod["spec"]["nodeName"] != NODE {
@@ -186,8 +202,27 @@ fn record(id: &str, ns: &str, cause: &str, real: &Real) {
         }
         s
     };
+    // The kubelet's own log lines about this pod's pulls, without klog's
+    // time and thread header.
+    let log = std::fs::read_to_string(format!("{}/logs/kubelet-real.log", env("PULLFIX_LAB_DIR")))
+        .unwrap_or_default();
+    let mut kubelet_log: Vec<String> = Vec::new();
+    for line in log.lines().filter(|l| l.contains(real.pod.as_str())) {
+        let lower = line.to_ascii_lowercase();
+        if !(lower.contains("pull") || lower.contains("credential")) {
+            continue;
+        }
+        let body = line.split_once("] ").map_or(line, |(_, b)| b);
+        let level = line.chars().next().unwrap_or('?');
+        let l = format!("{level} {}", scrub(body));
+        if !kubelet_log.contains(&l) {
+            kubelet_log.push(l);
+        }
+    }
+    kubelet_log.truncate(6);
     let doc = json!({
         "scenario": id,
+        "kubelet_log": kubelet_log,
         "node": {"kubeletVersion": kubelet, "containerRuntimeVersion": runtime},
         "cause": cause,
         "pull_error": scrub(&real.pull_error),
@@ -476,8 +511,7 @@ fn real_cached_image_masks_a_broken_secret() {
         let d = json(&["get", "deployment", "cached", "-n", &ns]);
         (d["status"]["availableReplicas"] == 1).then_some(())
     });
-    let real = real_failure(&ns, "checkout", false, &["ErrImagePull", "ImagePullBackOff"]);
-    assert!(real.pod.starts_with("always-"), "{}", real.pod);
+    let real = real_failure_of(&ns, "always", "checkout");
     record("ifnotpresent-masking", &ns, "credentials-rejected", &real);
     let report = diagnose(&ns, true);
     let f = report["findings"]
@@ -534,35 +568,31 @@ fn real_node_credential_provider() {
     if real_node().is_none() {
         return;
     }
-    let ecr = env("PULLFIX_LAB_ECR_REGISTRY");
-    let host = ecr.split(':').next().unwrap_or_default().to_string();
     let ns = unique_ns("real-provider");
     kubectl_ok(&["create", "namespace", &ns]);
     let ecr_host = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
-    let _ = host;
     let spec = |repo: &str, tag: &str| {
         pinned(json!({"containers": [{"name": "app", "image": format!("{ecr_host}/{repo}:{tag}")}]}))
     };
+    // The lab's provider: team/worker gets a token, team/multi is denied,
+    // anything else finds no AWS endpoint (scripts/lab.d/realnode.sh).
     apply(&[
-        deployment(&ns, "works", spec("team/checkout", "v2.1.0")),
-        deployment(&ns, "denied", spec("team/worker", "1.4.2")),
-        deployment(&ns, "fails", spec("team/multi", "1.0")),
+        deployment(&ns, "works", spec("team/worker", "1.4.2")),
+        deployment(&ns, "denied", spec("team/multi", "1.0")),
+        deployment(&ns, "fails", spec("team/checkout", "v2.1.0")),
     ]);
     wait_for("the provider's token pulling for real", 150, || {
         let d = json(&["get", "deployment", "works", "-n", &ns]);
         (d["status"]["availableReplicas"] == 1).then_some(())
     });
     for (deploy, id) in [("denied", "provider-denied"), ("fails", "provider-fails")] {
-        let real = wait_for(&format!("{deploy} failing"), 150, || {
-            let pods = json(&["get", "pods", "-n", &ns, "-l", &format!("app={deploy}")]);
-            let p = pods["items"].as_array()?.first()?.clone();
-            let w = p["status"]["containerStatuses"][0]["state"]["waiting"].clone();
-            matches!(w["reason"].as_str(), Some("ErrImagePull" | "ImagePullBackOff"))
-                .then(|| p["metadata"]["name"].as_str().unwrap_or_default().to_string())
-        });
-        let r = real_failure(&ns, "app", false, &["ErrImagePull", "ImagePullBackOff"]);
-        let _ = real;
-        record(id, &ns, "credentials-missing", &r);
+        let real = real_failure_of(&ns, deploy, "app");
+        record(id, &ns, "credentials-missing", &real);
+        assert!(
+            real.pull_error.contains("401 Unauthorized"),
+            "{id}: the kubelet pulls anonymously: {}",
+            real.pull_error
+        );
     }
     delete_ns(&ns);
 }

@@ -18,7 +18,7 @@ use anyhow::Context as _;
 use chrono::{SecondsFormat, Utc};
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Container, Event, Node, Pod, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{Container, Event, Node, Pod, Secret};
 use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::watcher;
@@ -595,19 +595,13 @@ async fn pull_credentials(
 ) -> anyhow::Result<PullSecrets> {
     let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
     let spec = pod.spec.as_ref().context("pod has no spec")?;
-    let mut names: Vec<String> = spec
-        .image_pull_secrets
-        .iter()
-        .flatten()
-        .map(|r| r.name.clone())
-        .collect();
-    let sa_name = spec.service_account_name.as_deref().unwrap_or("default");
-    let sas: Api<ServiceAccount> = Api::namespaced(shared.client.clone(), ns);
-    if let Some(sa) = sas.get_opt(sa_name).await? {
-        for r in sa.image_pull_secrets.iter().flatten() {
-            if !names.contains(&r.name) {
-                names.push(r.name.clone());
-            }
+    // Only the pod's own list, as the real kubelet: its ServiceAccount's
+    // secrets were copied into it at creation (ServiceAccount admission),
+    // so one attached to the account later reaches new pods only.
+    let mut names: Vec<String> = Vec::new();
+    for r in spec.image_pull_secrets.iter().flatten() {
+        if !names.contains(&r.name) {
+            names.push(r.name.clone());
         }
     }
     let secrets: Api<Secret> = Api::namespaced(shared.client.clone(), ns);

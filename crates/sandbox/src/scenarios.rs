@@ -688,8 +688,10 @@ fn node_and_pod() -> Vec<Scenario> {
             workload: "deploy/checkout",
             build: |env, _| {
                 let mut d = deployment("checkout", &checkout(env, "v2.1.0"), 1, &["regcred"]);
+                // `-v`: the lab images' entrypoint (pause) prints its version
+                // and exits, as an init container must on the real node.
                 d["spec"]["template"]["spec"]["initContainers"] = json!([
-                    {"name": "migrate", "image": format!("{}/team/worker:1.4.3", env.registry)}]);
+                    {"name": "migrate", "image": format!("{}/team/worker:1.4.3", env.registry), "args": ["-v"]}]);
                 vec![pull_secret("regcred", &env.registry, &env.good()), d]
             },
             fix: Some(|env, ns| {

@@ -906,7 +906,8 @@ impl State {
 
     /// The ServiceAccount admission plugin on pod create (mirror pods
     /// excepted): an empty `spec.serviceAccountName` becomes `default`
-    /// (`spec.serviceAccount` mirrors it), and a pod whose ServiceAccount
+    /// (`spec.serviceAccount` mirrors it), a pod without pull secrets gets
+    /// the account's `imagePullSecrets`, and a pod whose ServiceAccount
     /// does not exist is refused with the plugin's 403. It runs before
     /// names are generated and before validation, as in the real server.
     fn admit_service_account(&self, ns: &str, pod: &mut Value) -> Result<(), ApiError> {
@@ -919,7 +920,17 @@ impl State {
             spec.insert("serviceAccountName".into(), json!(sa));
             spec.insert("serviceAccount".into(), json!(sa));
         }
-        if self.store.get("serviceaccounts", ns, &sa).is_some() {
+        if let Some(account) = self.store.get("serviceaccounts", ns, &sa) {
+            // A pod that names no pull secret gets its ServiceAccount's,
+            // copied now: the kubelet reads only the pod's own list, so a
+            // secret attached to the account later reaches new pods only.
+            let none = pod["spec"]["imagePullSecrets"]
+                .as_array()
+                .is_none_or(|l| l.is_empty());
+            let theirs = &account["imagePullSecrets"];
+            if none && theirs.as_array().is_some_and(|l| !l.is_empty()) {
+                pod["spec"]["imagePullSecrets"] = theirs.clone();
+            }
             return Ok(());
         }
         let name = [meta(pod, "name"), meta(pod, "generateName")]
