@@ -112,10 +112,13 @@ def build_single(repo, tag, oci=False, arch="amd64", binary=None, marker=True):
             "architecture": arch,
             "os": "linux",
             "created": CREATED,
-            "config": {
-                "Cmd": ["/pause"] if binary is not None else ["/bin/true"],
-                "Labels": {"io.pullfix.lab.ref": ref},
-            },
+            # An Entrypoint, so a container's `args` (the init container's
+            # `-v`: print the version and exit) reach the binary.
+            "config": (
+                {"Entrypoint": ["/pause"], "Labels": {"io.pullfix.lab.ref": ref}}
+                if binary is not None
+                else {"Cmd": ["/bin/true"], "Labels": {"io.pullfix.lab.ref": ref}}
+            ),
             "rootfs": {"type": "layers", "diff_ids": [diff_id]},
             "history": [{"created": CREATED, "created_by": "pullfix lab push.py"}],
         }

@@ -74,15 +74,21 @@ struct Real {
 /// Waits (real backoff: up to 150 s) until a pod in `ns` has `container`
 /// waiting on a pull failure, and reads what the real kubelet wrote.
 fn real_failure(ns: &str, container: &str, init: bool, reasons: &[&str]) -> Real {
-    real_failure_where(ns, None, container, init, reasons)
+    real_failure_where(NODE, ns, None, container, init, reasons)
+}
+
+/// The same on another (simulated) node.
+fn real_failure_on(ns: &str, node: &str, container: &str) -> Real {
+    real_failure_where(node, ns, None, container, false, &["ErrImagePull", "ImagePullBackOff"])
 }
 
 /// The same, for the pods of Deployment `app` (label `app=<app>`).
 fn real_failure_of(ns: &str, app: &str, container: &str) -> Real {
-    real_failure_where(ns, Some(app), container, false, &["ErrImagePull", "ImagePullBackOff"])
+    real_failure_where(NODE, ns, Some(app), container, false, &["ErrImagePull", "ImagePullBackOff"])
 }
 
 fn real_failure_where(
+    node: &str,
     ns: &str,
     app: Option<&str>,
     container: &str,
@@ -99,12 +105,12 @@ fn real_failure_where(
     } else {
         format!("spec.containers{{{container}}}")
     };
-    wait_for(&format!("{ns}: {container} on {NODE} waiting {reasons:?}"), 150, || {
+    wait_for(&format!("{ns}: {container} on {node} waiting {reasons:?}"), 150, || {
         let selector = app.map(|a| format!("app={a}")).unwrap_or_default();
         let pods = json(&["get", "pods", "-n", ns, "-l", &selector]);
         for pod in pods["items"].as_array()? {
             let name = pod["metadata"]["name"].as_str()?;
-            if pod["spec"]["nodeName"] != NODE {
+            if pod["spec"]["nodeName"] != node {
                 continue;
             }
             let Some(cs) = pod["status"][key]
@@ -161,25 +167,10 @@ fn real_failure_where(
     })
 }
 
-/// Writes the real texts as a fixture when PULLFIX_RECORD_FIXTURES=1: names
-/// that change per run (namespace, pod, registry ports) become placeholders.
-fn record(id: &str, ns: &str, cause: &str, real: &Real) {
-    if std::env::var("PULLFIX_RECORD_FIXTURES").as_deref() != Ok("1") {
-        return;
-    }
-    let node = json(&["get", "node", NODE]);
-    let kubelet = node["status"]["nodeInfo"]["kubeletVersion"]
-        .as_str()
-        .unwrap_or("unknown")
-        .to_string();
-    let runtime = node["status"]["nodeInfo"]["containerRuntimeVersion"]
-        .as_str()
-        .unwrap_or("unknown")
-        .replace("://", "-");
-    let mut names: Vec<(String, &str)> = vec![
-        (real.pod.clone(), "{pod}"),
-        (ns.to_string(), "{ns}"),
-    ];
+/// Names that change per run (namespace, pod, registry ports) as
+/// placeholders (`{ns}`, `{pod}`, `{registry}`...).
+fn scrubber(pod: &str, ns: &str) -> impl Fn(&str) -> String {
+    let mut names: Vec<(String, &'static str)> = vec![(pod.to_string(), "{pod}"), (ns.to_string(), "{ns}")];
     for (var, placeholder) in [
         ("PULLFIX_LAB_REGISTRY", "{registry}"),
         ("PULLFIX_LAB_TOKEN_REGISTRY", "{token_registry}"),
@@ -195,24 +186,56 @@ fn record(id: &str, ns: &str, cause: &str, real: &Real) {
     }
     // Longest first, so a registry's address is replaced before a prefix of it.
     names.sort_by_key(|(v, _)| std::cmp::Reverse(v.len()));
-    let scrub = |s: &str| {
+    move |s: &str| {
         let mut s = s.to_string();
         for (v, p) in &names {
             s = s.replace(v.as_str(), p);
         }
         s
-    };
+    }
+}
+
+/// Writes the real texts as a fixture when PULLFIX_RECORD_FIXTURES=1, with
+/// [`scrubber`]'s placeholders.
+fn record(id: &str, ns: &str, cause: &str, real: &Real) {
+    if std::env::var("PULLFIX_RECORD_FIXTURES").as_deref() != Ok("1") {
+        return;
+    }
+    let scrub = scrubber(&real.pod, ns);
+    let node = json(&["get", "node", NODE]);
+    let kubelet = node["status"]["nodeInfo"]["kubeletVersion"]
+        .as_str()
+        .unwrap_or("unknown")
+        .to_string();
+    let runtime = node["status"]["nodeInfo"]["containerRuntimeVersion"]
+        .as_str()
+        .unwrap_or("unknown")
+        .replace("://", "-");
     // The kubelet's own log lines about this pod's pulls, without klog's
     // time and thread header.
     let log = std::fs::read_to_string(format!("{}/logs/kubelet-real.log", env("PULLFIX_LAB_DIR")))
         .unwrap_or_default();
     let mut kubelet_log: Vec<String> = Vec::new();
-    for line in log.lines().filter(|l| l.contains(real.pod.as_str())) {
+    let image = real
+        .pull_error
+        .split('"')
+        .nth(1)
+        .map(|i| i.rsplit_once(':').map_or(i, |(repo, _)| repo).to_string())
+        .unwrap_or_default();
+    for line in log.lines() {
         let lower = line.to_ascii_lowercase();
-        if !(lower.contains("pull") || lower.contains("credential")) {
+        let about_pod = line.contains(real.pod.as_str())
+            && (lower.contains("failed to pull") || lower.contains("pull secret") || lower.contains("errimagepull"));
+        let provider = !image.is_empty() && line.contains(&image) && lower.contains("credential provider");
+        if !(about_pod || provider) {
             continue;
         }
-        let body = line.split_once("] ").map_or(line, |(_, b)| b);
+        let mut body = line.split_once("] ").map_or(line, |(_, b)| b).to_string();
+        // The container's whole spec, dumped by kuberuntime: not the point.
+        if let (Some(i), Some(j)) = (body.find("&Container{"), body.find("} start failed in pod ")) {
+            body = format!("{}&Container{{…}}{}", &body[..i], &body[j + 1..]);
+        }
+        let body = body.as_str();
         let level = line.chars().next().unwrap_or('?');
         let l = format!("{level} {}", scrub(body));
         if !kubelet_log.contains(&l) {
@@ -460,7 +483,7 @@ fn real_platform_mismatch() {
     apply(&[deployment(
         &ns,
         "armonly",
-        pinned(json!({"containers": [{"name": "armonly", "image": image}]})),
+        pinned(json!({"containers": [{"name": "armonly", "image": image, "imagePullPolicy": "Always"}]})),
     )]);
     let real = real_failure(&ns, "armonly", false, &["ErrImagePull", "ImagePullBackOff"]);
     record("platform-mismatch", &ns, "platform-mismatch", &real);
@@ -572,7 +595,8 @@ fn real_node_credential_provider() {
     kubectl_ok(&["create", "namespace", &ns]);
     let ecr_host = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
     let spec = |repo: &str, tag: &str| {
-        pinned(json!({"containers": [{"name": "app", "image": format!("{ecr_host}/{repo}:{tag}")}]}))
+        // Always: another test's pull may have cached the image on the node.
+        pinned(json!({"containers": [{"name": "app", "image": format!("{ecr_host}/{repo}:{tag}"), "imagePullPolicy": "Always"}]}))
     };
     // The lab's provider: team/worker gets a token, team/multi is denied,
     // anything else finds no AWS endpoint (scripts/lab.d/realnode.sh).
@@ -595,4 +619,87 @@ fn real_node_credential_provider() {
         );
     }
     delete_ns(&ns);
+}
+
+/// The simulated kubelet's `kubelet 1.20 + containerd 1.6` profile
+/// (node lab-k120-cd16) writes what the real node wrote, byte for byte
+/// apart from names: the endpoint a URL names (the real containerd goes to
+/// the lab's mirror address, `?ns=` naming the original host), the dialed
+/// address and the resolver. Needs no real node: it reads the fixtures.
+#[test]
+fn the_simulated_1_20_containerd_1_6_profile_says_what_the_real_node_said() {
+    let normalize = |s: &str| {
+        let mut out = String::new();
+        let mut rest = s;
+        // `Head "https://HOST/v2/…?ns=…"` → `Head "https://{endpoint}/v2/…"`
+        while let Some(i) = rest.find("Head \"https://") {
+            let (a, b) = rest.split_at(i + "Head \"https://".len());
+            out.push_str(a);
+            out.push_str("{endpoint}");
+            let b = &b[b.find('/').unwrap_or(0)..];
+            let end = b.find('"').unwrap_or(b.len());
+            let path = &b[..end];
+            out.push_str(path.split('?').next().unwrap_or(path));
+            rest = &b[end..];
+        }
+        out.push_str(rest);
+        let mut s = out;
+        for (marker, end, placeholder) in [("dial tcp ", ": connect", "{addr}"), (" on ", ":53: no such host", "{resolver}")] {
+            if let (Some(i), Some(j)) = (s.find(marker), s.find(end)) {
+                if i + marker.len() <= j {
+                    s = format!("{}{marker}{placeholder}{}", &s[..i], &s[j..]);
+                }
+            }
+        }
+        s
+    };
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/real/kubelet-v1.20.2/containerd-1.6.20");
+    let cases = [
+        ("wrong-tag", "checkout"),
+        ("rotated-password", "checkout"),
+        ("no-pull-secrets", "checkout"),
+        ("secret-missing", "checkout"),
+        ("access-denied", "app"),
+        ("rate-limited", "web"),
+        ("tls-unknown-ca", "checkout"),
+        ("unreachable-dns", "checkout"),
+        ("unreachable-refused", "checkout"),
+        ("unreachable-timeout", "checkout"),
+        ("ecr-expired", "checkout"),
+    ];
+    let namespaces: Vec<(String, &str, &str)> = cases
+        .iter()
+        .map(|(id, c)| (scenario(id, Some("lab-k120-cd16")), *id, *c))
+        .collect();
+    let mut differ = Vec::new();
+    for (ns, id, container) in &namespaces {
+        let sim = real_failure_on(ns, "lab-k120-cd16", container);
+        let scrub = scrubber(&sim.pod, ns);
+        let fixture: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(format!("{id}.json"))).expect("fixture"),
+        )
+        .unwrap();
+        let real = normalize(fixture["pull_error"].as_str().unwrap());
+        let ours = normalize(&scrub(&sim.pull_error));
+        if ours != real {
+            differ.push(format!("{id}:\n  real:      {real}\n  simulated: {ours}"));
+        }
+        let backoff = scrub(&sim.waiting.1);
+        if sim.waiting.0 == "ImagePullBackOff" {
+            assert_eq!(
+                backoff,
+                fixture["events"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|e| e["reason"] == "BackOff")
+                    .and_then(|e| e["message"].as_str())
+                    .map_or(backoff.clone(), str::to_string),
+                "{id}"
+            );
+        }
+        delete_ns(ns);
+    }
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
 }

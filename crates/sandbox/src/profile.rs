@@ -14,6 +14,9 @@ use pullfix::registry::reference::ImageRef;
 /// Kubelet versions whose wording differs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum KubeletVersion {
+    /// 1.20 (the lab's real node): worded as 1.27, and no
+    /// `FailedToRetrieveImagePullSecret` event (only a log line).
+    V1_20,
     /// Before 1.28: every runtime error keeps its `rpc error: code = Unknown desc =` envelope.
     V1_27,
     /// 1.28 to 1.31: `code = Unknown` is stripped; `FailedToRetrieveImagePullSecret` events.
@@ -25,6 +28,8 @@ pub enum KubeletVersion {
 /// Container runtimes whose wording differs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Runtime {
+    /// 1.6, as the lab's real node words it (Debian's 1.6.20).
+    Containerd16,
     Containerd17,
     Containerd21,
     Crio,
@@ -60,11 +65,12 @@ impl FromStr for KubeletVersion {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s.trim_start_matches('v') {
+            "1.20" => Ok(KubeletVersion::V1_20),
             "1.27" => Ok(KubeletVersion::V1_27),
             "1.28" => Ok(KubeletVersion::V1_28),
             "1.33" => Ok(KubeletVersion::V1_33),
             other => Err(format!(
-                "unknown kubelet version `{other}` (expected 1.27, 1.28 or 1.33)"
+                "unknown kubelet version `{other}` (expected 1.20, 1.27, 1.28 or 1.33)"
             )),
         }
     }
@@ -74,12 +80,13 @@ impl FromStr for Runtime {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
+            "containerd1.6" => Ok(Runtime::Containerd16),
             "containerd1.7" => Ok(Runtime::Containerd17),
             "containerd2.1" => Ok(Runtime::Containerd21),
             "crio" | "cri-o" => Ok(Runtime::Crio),
             "docker" => Ok(Runtime::Docker),
             other => Err(format!(
-                "unknown runtime `{other}` (expected containerd1.7, containerd2.1, crio or docker)"
+                "unknown runtime `{other}` (expected containerd1.6, containerd1.7, containerd2.1, crio or docker)"
             )),
         }
     }
@@ -89,6 +96,7 @@ impl KubeletVersion {
     /// `status.nodeInfo.kubeletVersion`.
     pub fn node_info(self) -> &'static str {
         match self {
+            KubeletVersion::V1_20 => "v1.20.2",
             KubeletVersion::V1_27 => "v1.27.16",
             KubeletVersion::V1_28 => "v1.28.15",
             KubeletVersion::V1_33 => "v1.33.4",
@@ -100,6 +108,7 @@ impl Runtime {
     /// `status.nodeInfo.containerRuntimeVersion`.
     pub fn node_info(self) -> &'static str {
         match self {
+            Runtime::Containerd16 => "containerd://1.6.20",
             Runtime::Containerd17 => "containerd://1.7.27",
             Runtime::Containerd21 => "containerd://2.1.4",
             Runtime::Crio => "cri-o://1.33.3",
@@ -139,7 +148,8 @@ impl Profile {
     pub fn pull_error(&self, image: &ImageRef, failure: &PullFailure) -> String {
         let (code, text) = self.runtime_error(image, failure);
         match (self.kubelet, code) {
-            (KubeletVersion::V1_27, _) | (_, Code::NotFound | Code::DeadlineExceeded) => {
+            (KubeletVersion::V1_20 | KubeletVersion::V1_27, _)
+            | (_, Code::NotFound | Code::DeadlineExceeded) => {
                 format!("rpc error: code = {code} desc = {text}")
             }
             (_, Code::Unknown) => text,
@@ -162,6 +172,7 @@ impl Profile {
 
     fn runtime_error(&self, image: &ImageRef, failure: &PullFailure) -> (Code, String) {
         match self.runtime {
+            Runtime::Containerd16 => containerd16(image, failure),
             Runtime::Containerd17 | Runtime::Containerd21 => self.containerd(image, failure),
             Runtime::Crio => crio(image, failure),
             Runtime::Docker => docker(image, failure),
@@ -248,6 +259,87 @@ impl Profile {
             PullFailure::Other { detail } => (Code::Unknown, format!("{resolve}: {detail}")),
         }
     }
+}
+
+/// Containerd 1.6's words, as the lab's real node wrote them
+/// (`tests/fixtures/real/kubelet-v1.20.2/containerd-1.6.20`): a registry's
+/// status is `pulling from host H failed with status code [manifests REF]`
+/// with no URL, a token endpoint's `unexpected status:` has none either,
+/// and Go 1.19's x509 errors carry no `tls: failed to verify certificate:`.
+fn containerd16(image: &ImageRef, failure: &PullFailure) -> (Code, String) {
+    let r = image.to_string();
+    let outer = format!("failed to pull and unpack image \"{r}\"");
+    let resolve = format!("{outer}: failed to resolve reference \"{r}\"");
+    let denied = "pull access denied, repository does not exist or may require authorization";
+    let status = |url: &str, status: u16| {
+        format!(
+            "{resolve}: pulling from host {} failed with status code [manifests {}]: {}",
+            url_host(url).unwrap_or_else(|| image.api_host().to_string()),
+            image.manifest_reference(),
+            status_text(status)
+        )
+    };
+    match failure {
+        PullFailure::NotFound { .. } => (Code::NotFound, format!("{resolve}: {r}: not found")),
+        PullFailure::AccessDenied { .. } => (
+            Code::Unknown,
+            format!("{resolve}: {denied}: server message: insufficient_scope: authorization failed"),
+        ),
+        PullFailure::NoBasicCredentials { url } => (Code::Unknown, status(url, 401)),
+        PullFailure::Status { url, status: s, .. } => (Code::Unknown, status(url, *s)),
+        PullFailure::RateLimited { url, .. } => (Code::Unknown, status(url, 429)),
+        PullFailure::TokenFetch {
+            status: s,
+            anonymous,
+            ..
+        } => (
+            Code::Unknown,
+            format!(
+                "{resolve}: failed to authorize: failed to fetch {} token: unexpected status: {}",
+                if *anonymous { "anonymous" } else { "oauth" },
+                status_text(*s)
+            ),
+        ),
+        PullFailure::Dns { url, host } => (
+            Code::Unknown,
+            format!(
+                "{resolve}: failed to do request: Head \"{url}\": dial tcp: lookup {host} on 127.0.0.53:53: no such host"
+            ),
+        ),
+        PullFailure::Refused { url, addr, .. } => (
+            Code::Unknown,
+            format!("{resolve}: failed to do request: Head \"{url}\": dial tcp {addr}: connect: connection refused"),
+        ),
+        // A server that accepts and never answers: the TLS handshake is what
+        // times out (10 s, net/http's TLSHandshakeTimeout).
+        PullFailure::Timeout {
+            url,
+            plain_http: false,
+            ..
+        } => (
+            Code::Unknown,
+            format!("{resolve}: failed to do request: Head \"{url}\": net/http: TLS handshake timeout"),
+        ),
+        PullFailure::Timeout { url, addr, .. } => (
+            Code::DeadlineExceeded,
+            format!("{resolve}: failed to do request: Head \"{url}\": dial tcp {addr}: i/o timeout"),
+        ),
+        PullFailure::Tls { url, detail } => (
+            Code::Unknown,
+            format!("{resolve}: failed to do request: Head \"{url}\": {detail}"),
+        ),
+        PullFailure::PlatformMismatch { .. } => (
+            Code::NotFound,
+            format!("{outer}: no match for platform in manifest: not found"),
+        ),
+        PullFailure::Other { detail } => (Code::Unknown, format!("{resolve}: {detail}")),
+    }
+}
+
+/// `HOST[:PORT]` of an `https://HOST/…` URL.
+fn url_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    Some(rest.split(['/', '?']).next()?.to_string())
 }
 
 fn crio(image: &ImageRef, failure: &PullFailure) -> (Code, String) {
@@ -391,6 +483,127 @@ mod tests {
 
     fn nginx99() -> ImageRef {
         ImageRef::parse("nginx:9.9").unwrap()
+    }
+
+    /// The kubelet 1.20 + containerd 1.6 profile says what the lab's real
+    /// node said (`tests/fixtures/real/kubelet-v1.20.2/containerd-1.6.20`,
+    /// recorded by the `real_node` integration tests), byte for byte once
+    /// the recorded names are put back: the failure the simulated kubelet
+    /// would see for each scenario, worded by the profile, against the
+    /// real `Failed to pull image` text and the BackOff message.
+    #[test]
+    fn kubelet_1_20_containerd_1_6_matches_the_real_node() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/real/kubelet-v1.20.2/containerd-1.6.20");
+        let reg = "127.0.0.1:5000";
+        let names = [
+            ("{registry}", reg),
+            ("{untrusted_registry}", "127.0.0.1:5007"),
+            ("{anon_registry}", "127.0.0.1:5003"),
+            ("{ecr_registry}", "127.0.0.1:5006"),
+            ("{hub_stub}", "127.0.0.1:5004"),
+        ];
+        let url = |host: &str, image: &ImageRef| {
+            format!(
+                "https://{host}/v2/{}/manifests/{}",
+                image.repository,
+                image.manifest_reference()
+            )
+        };
+        let profile = p(KubeletVersion::V1_20, Runtime::Containerd16);
+        let mut compared = 0;
+        for (scenario, failure) in [
+            ("wrong-tag", "not-found"),
+            ("init-container", "not-found"),
+            ("rotated-password", "401"),
+            ("no-pull-secrets", "no-basic"),
+            ("secret-missing", "no-basic"),
+            ("access-denied", "403"),
+            ("rate-limited", "429"),
+            ("tls-unknown-ca", "tls"),
+            ("unreachable-dns", "dns"),
+            ("unreachable-refused", "refused"),
+            ("unreachable-timeout", "timeout"),
+            ("platform-mismatch", "platform"),
+        ] {
+            let path = dir.join(format!("{scenario}.json"));
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                panic!("{} is missing", path.display());
+            };
+            let mut text = text;
+            for (k, v) in names {
+                text = text.replace(k, v);
+            }
+            let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let real = doc["pull_error"].as_str().unwrap();
+            // The spec's image: between the first pair of quotes of the
+            // event that failed ("Failed to pull image \"X\": ...").
+            let spec_image = doc["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find_map(|e| {
+                    e["message"]
+                        .as_str()?
+                        .strip_prefix("Failed to pull image \"")?
+                        .split_once('"')
+                        .map(|(i, _)| i.to_string())
+                })
+                .unwrap();
+            let image = ImageRef::parse(&spec_image).unwrap();
+            // Where the real containerd connected: the mirror's address for
+            // the lab's aliased names, with `?ns=` naming the original.
+            let endpoint = |addr: &str| {
+                format!(
+                    "https://{addr}/v2/{}/manifests/{}?ns={}",
+                    image.repository,
+                    image.manifest_reference(),
+                    image.domain
+                )
+            };
+            let hub = "127.0.0.1:5004";
+            let f = match failure {
+                "not-found" => PullFailure::NotFound { url: url(reg, &image) },
+                "401" => PullFailure::Status { method: "HEAD", url: url(reg, &image), status: 401 },
+                "no-basic" => PullFailure::NoBasicCredentials { url: url(reg, &image) },
+                "403" => PullFailure::Status { method: "HEAD", url: url(hub, &image), status: 403 },
+                "429" => PullFailure::RateLimited { url: url(hub, &image), message: "x".into() },
+                "tls" => PullFailure::Tls {
+                    url: url("127.0.0.1:5007", &image),
+                    detail: "x509: certificate signed by unknown authority".into(),
+                },
+                "dns" => PullFailure::Dns {
+                    url: url(&image.domain, &image),
+                    host: image.domain.clone(),
+                },
+                "refused" => {
+                    let addr = real.split("dial tcp ").nth(1).unwrap().split(':').take(2).collect::<Vec<_>>().join(":");
+                    PullFailure::Refused { url: endpoint(&addr), addr, plain_http: false }
+                }
+                "timeout" => {
+                    let addr = real.split("Head \"https://").nth(1).unwrap().split('/').next().unwrap().to_string();
+                    PullFailure::Timeout { url: endpoint(&addr), addr, plain_http: false }
+                }
+                _ => PullFailure::PlatformMismatch { os: "linux".into(), arch: "amd64".into(), variant: None },
+            };
+            let ours = profile.pull_error(&image, &f);
+            // The resolver is the machine's own.
+            let real = match real.split_once(" on ") {
+                Some((a, b)) if real.contains("no such host") => {
+                    format!("{a} on 127.0.0.53:53{}", &b[b.find(": no such host").unwrap()..])
+                }
+                _ => real.to_string(),
+            };
+            assert_eq!(ours, real, "{scenario}");
+            assert_eq!(
+                profile.backoff_message(&spec_image, &ours),
+                format!("Back-off pulling image \"{spec_image}\""),
+                "{scenario}"
+            );
+            compared += 1;
+        }
+        assert_eq!(compared, 12);
+        assert!(!p(KubeletVersion::V1_20, Runtime::Containerd16).reports_missing_pull_secrets());
     }
 
     fn not_found() -> PullFailure {

@@ -1020,6 +1020,18 @@ impl Executor<'_> {
             .and_then(|c| c["image"].as_str())
             .unwrap_or_default()
             .to_string();
+        if old == image {
+            // Already set (an earlier round, or someone else): writing it again
+            // changes nothing, and the failing pods are the old ReplicaSet's,
+            // kept while the new pods are not ready for another reason.
+            return Err(Outcome::Unchanged {
+                detail: format!(
+                    "the template already uses {image}; the pods still failing are left from before it: `kubectl rollout status {} -n {}` shows what holds the rollout",
+                    workload.target(),
+                    workload.namespace
+                ),
+            });
+        }
         let body =
             json!({"spec": {"template": {"spec": {key: [{"name": container, "image": image}]}}}});
         let diff = format!("{key}[{container}].image: {old} → {image}");
