@@ -79,12 +79,26 @@ fn real_failure(ns: &str, container: &str, init: bool, reasons: &[&str]) -> Real
 
 /// The same on another (simulated) node.
 fn real_failure_on(ns: &str, node: &str, container: &str) -> Real {
-    real_failure_where(node, ns, None, container, false, &["ErrImagePull", "ImagePullBackOff"])
+    real_failure_where(
+        node,
+        ns,
+        None,
+        container,
+        false,
+        &["ErrImagePull", "ImagePullBackOff"],
+    )
 }
 
 /// The same, for the pods of Deployment `app` (label `app=<app>`).
 fn real_failure_of(ns: &str, app: &str, container: &str) -> Real {
-    real_failure_where(NODE, ns, Some(app), container, false, &["ErrImagePull", "ImagePullBackOff"])
+    real_failure_where(
+        NODE,
+        ns,
+        Some(app),
+        container,
+        false,
+        &["ErrImagePull", "ImagePullBackOff"],
+    )
 }
 
 fn real_failure_where(
@@ -105,72 +119,79 @@ fn real_failure_where(
     } else {
         format!("spec.containers{{{container}}}")
     };
-    wait_for(&format!("{ns}: {container} on {node} waiting {reasons:?}"), 150, || {
-        let selector = app.map(|a| format!("app={a}")).unwrap_or_default();
-        let pods = json(&["get", "pods", "-n", ns, "-l", &selector]);
-        for pod in pods["items"].as_array()? {
-            let name = pod["metadata"]["name"].as_str()?;
-            if pod["spec"]["nodeName"] != node {
-                continue;
+    wait_for(
+        &format!("{ns}: {container} on {node} waiting {reasons:?}"),
+        150,
+        || {
+            let selector = app.map(|a| format!("app={a}")).unwrap_or_default();
+            let pods = json(&["get", "pods", "-n", ns, "-l", &selector]);
+            for pod in pods["items"].as_array()? {
+                let name = pod["metadata"]["name"].as_str()?;
+                if pod["spec"]["nodeName"] != node {
+                    continue;
+                }
+                let Some(cs) = pod["status"][key]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|cs| cs["name"] == container)
+                else {
+                    continue;
+                };
+                let w = &cs["state"]["waiting"];
+                let reason = w["reason"].as_str().unwrap_or_default();
+                if !reasons.contains(&reason) {
+                    continue;
+                }
+                let events: Vec<(String, String)> = events_for(ns, name)
+                    .iter()
+                    .filter(|e| e["source"]["component"] == "kubelet")
+                    .map(|e| {
+                        (
+                            e["reason"].as_str().unwrap_or_default().to_string(),
+                            e["message"].as_str().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect();
+                let pull_error = events_for(ns, name)
+                    .iter()
+                    .filter(|e| {
+                        e["reason"] == "Failed" && e["involvedObject"]["fieldPath"] == path.as_str()
+                    })
+                    .filter_map(|e| {
+                        let m = e["message"].as_str()?;
+                        m.strip_prefix("Failed to pull image \"")?
+                            .split_once("\": ")
+                            .map(|(_, err)| err.to_string())
+                    })
+                    .next();
+                // ErrImagePull's own text is in the event; the others (InvalidImageName,
+                // ErrImageNeverPull) have none.
+                let pull_error = match pull_error {
+                    Some(e) => e,
+                    None if reason == "ErrImagePull" || reason == "ImagePullBackOff" => continue,
+                    None => String::new(),
+                };
+                return Some(Real {
+                    pod: name.to_string(),
+                    pull_error,
+                    waiting: (
+                        reason.to_string(),
+                        w["message"].as_str().unwrap_or_default().to_string(),
+                    ),
+                    events,
+                });
             }
-            let Some(cs) = pod["status"][key]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|cs| cs["name"] == container)
-            else {
-                continue;
-            };
-            let w = &cs["state"]["waiting"];
-            let reason = w["reason"].as_str().unwrap_or_default();
-            if !reasons.contains(&reason) {
-                continue;
-            }
-            let events: Vec<(String, String)> = events_for(ns, name)
-                .iter()
-                .filter(|e| e["source"]["component"] == "kubelet")
-                .map(|e| {
-                    (
-                        e["reason"].as_str().unwrap_or_default().to_string(),
-                        e["message"].as_str().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect();
-            let pull_error = events_for(ns, name)
-                .iter()
-                .filter(|e| e["reason"] == "Failed" && e["involvedObject"]["fieldPath"] == path.as_str())
-                .filter_map(|e| {
-                    let m = e["message"].as_str()?;
-                    m.strip_prefix("Failed to pull image \"")?
-                        .split_once("\": ")
-                        .map(|(_, err)| err.to_string())
-                })
-                .next();
-            // ErrImagePull's own text is in the event; the others (InvalidImageName,
-            // ErrImageNeverPull) have none.
-            let pull_error = match pull_error {
-                Some(e) => e,
-                None if reason == "ErrImagePull" || reason == "ImagePullBackOff" => continue,
-                None => String::new(),
-            };
-            return Some(Real {
-                pod: name.to_string(),
-                pull_error,
-                waiting: (
-                    reason.to_string(),
-                    w["message"].as_str().unwrap_or_default().to_string(),
-                ),
-                events,
-            });
-        }
-        None
-    })
+            None
+        },
+    )
 }
 
 /// Names that change per run (namespace, pod, registry ports) as
 /// placeholders (`{ns}`, `{pod}`, `{registry}`...).
 fn scrubber(pod: &str, ns: &str) -> impl Fn(&str) -> String {
-    let mut names: Vec<(String, &'static str)> = vec![(pod.to_string(), "{pod}"), (ns.to_string(), "{ns}")];
+    let mut names: Vec<(String, &'static str)> =
+        vec![(pod.to_string(), "{pod}"), (ns.to_string(), "{ns}")];
     for (var, placeholder) in [
         ("PULLFIX_LAB_REGISTRY", "{registry}"),
         ("PULLFIX_LAB_TOKEN_REGISTRY", "{token_registry}"),
@@ -225,14 +246,21 @@ fn record(id: &str, ns: &str, cause: &str, real: &Real) {
     for line in log.lines() {
         let lower = line.to_ascii_lowercase();
         let about_pod = line.contains(real.pod.as_str())
-            && (lower.contains("failed to pull") || lower.contains("pull secret") || lower.contains("errimagepull"));
-        let provider = !image.is_empty() && line.contains(&image) && lower.contains("credential provider");
+            && (lower.contains("failed to pull")
+                || lower.contains("pull secret")
+                || lower.contains("errimagepull"));
+        let provider = id.starts_with("provider-")
+            && lower.contains("credential provider")
+            && (line.contains(&image) || lower.contains("stderr:"));
         if !(about_pod || provider) {
             continue;
         }
         let mut body = line.split_once("] ").map_or(line, |(_, b)| b).to_string();
         // The container's whole spec, dumped by kuberuntime: not the point.
-        if let (Some(i), Some(j)) = (body.find("&Container{"), body.find("} start failed in pod ")) {
+        if let (Some(i), Some(j)) = (
+            body.find("&Container{"),
+            body.find("} start failed in pod "),
+        ) {
             body = format!("{}&Container{{…}}{}", &body[..i], &body[j + 1..]);
         }
         let body = body.as_str();
@@ -272,7 +300,12 @@ fn diagnose(ns: &str, no_probe: bool) -> Value {
         args.push("--no-probe");
     }
     let out = pullfix(&args, "");
-    assert_eq!(out.status.code(), Some(1), "diagnose -n {ns}:\n{}", text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "diagnose -n {ns}:\n{}",
+        text(&out)
+    );
     serde_json::from_slice(&out.stdout).expect("diagnose -o json")
 }
 
@@ -357,9 +390,27 @@ fn real_wrong_tag_and_missing_repository() {
     }
     let reg = env("PULLFIX_LAB_REGISTRY");
     let image = format!("--image={reg}/team/checkout:v2.1.0");
-    case("wrong-tag", "checkout", false, "image-not-found", Some(("checkout", &[image.as_str()])));
-    case("init-container", "migrate", true, "image-not-found", Some(("checkout", &[])));
-    case("repo-not-found", "ghost", false, "image-not-found", None);
+    case(
+        "wrong-tag",
+        "checkout",
+        false,
+        "image-not-found",
+        Some(("checkout", &[image.as_str()])),
+    );
+    case(
+        "init-container",
+        "migrate",
+        true,
+        "image-not-found",
+        Some(("checkout", &[])),
+    );
+    case(
+        "repo-not-found",
+        "ghost",
+        false,
+        "repository-not-found",
+        None,
+    );
 }
 
 #[test]
@@ -367,10 +418,34 @@ fn real_credentials() {
     if real_node().is_none() {
         return;
     }
-    case("no-pull-secrets", "checkout", false, "credentials-missing", Some(("checkout", CREDENTIALS)));
-    case("rotated-password", "checkout", false, "credentials-rejected", Some(("checkout", CREDENTIALS)));
-    case("secret-missing", "checkout", false, "credentials-missing", Some(("checkout", CREDENTIALS)));
-    case("wrong-registry-key", "checkout", false, "credentials-missing", Some(("checkout", CREDENTIALS)));
+    case(
+        "no-pull-secrets",
+        "checkout",
+        false,
+        "credentials-missing",
+        Some(("checkout", CREDENTIALS)),
+    );
+    case(
+        "rotated-password",
+        "checkout",
+        false,
+        "credentials-rejected",
+        Some(("checkout", CREDENTIALS)),
+    );
+    case(
+        "secret-missing",
+        "checkout",
+        false,
+        "credentials-missing",
+        Some(("checkout", CREDENTIALS)),
+    );
+    case(
+        "wrong-registry-key",
+        "checkout",
+        false,
+        "credentials-missing",
+        Some(("checkout", CREDENTIALS)),
+    );
     case(
         "sa-secret-only",
         "checkout",
@@ -386,7 +461,13 @@ fn real_expired_ecr_token() {
     if real_node().is_none() {
         return;
     }
-    case("ecr-expired", "checkout", false, "credentials-expired", Some(("checkout", &[])));
+    case(
+        "ecr-expired",
+        "checkout",
+        false,
+        "credentials-expired",
+        Some(("checkout", &[])),
+    );
 }
 
 #[test]
@@ -394,9 +475,27 @@ fn real_unreachable_and_tls() {
     if real_node().is_none() {
         return;
     }
-    case("unreachable-dns", "checkout", false, "registry-unreachable", None);
-    case("unreachable-refused", "checkout", false, "registry-unreachable", None);
-    case("unreachable-timeout", "checkout", false, "registry-unreachable", None);
+    case(
+        "unreachable-dns",
+        "checkout",
+        false,
+        "registry-unreachable",
+        None,
+    );
+    case(
+        "unreachable-refused",
+        "checkout",
+        false,
+        "registry-unreachable",
+        None,
+    );
+    case(
+        "unreachable-timeout",
+        "checkout",
+        false,
+        "registry-unreachable",
+        None,
+    );
     case("tls-unknown-ca", "checkout", false, "tls-error", None);
     case("rate-limited", "web", false, "rate-limited", None);
 }
@@ -409,12 +508,18 @@ fn real_invalid_name_and_never_policy() {
     let ns = scenario("invalid-name", Some(NODE));
     let real = real_failure(&ns, "checkout", false, &["InvalidImageName"]);
     record("invalid-name", &ns, "invalid-image-name", &real);
-    assert_eq!(finding(&diagnose(&ns, true), "checkout")["cause"], "invalid-image-name");
+    assert_eq!(
+        finding(&diagnose(&ns, true), "checkout")["cause"],
+        "invalid-image-name"
+    );
     delete_ns(&ns);
     let ns = scenario("never-pull", Some(NODE));
     let real = real_failure(&ns, "worker", false, &["ErrImageNeverPull"]);
     record("never-pull", &ns, "never-pull", &real);
-    assert_eq!(finding(&diagnose(&ns, true), "worker")["cause"], "never-pull");
+    assert_eq!(
+        finding(&diagnose(&ns, true), "worker")["cause"],
+        "never-pull"
+    );
     delete_ns(&ns);
 }
 
@@ -436,7 +541,8 @@ fn deployment(ns: &str, name: &str, spec: Value) -> Value {
 
 fn pinned(mut spec: Value) -> Value {
     spec["nodeSelector"] = json!({"kubernetes.io/hostname": NODE});
-    spec["tolerations"] = json!([{"key": "lab.pullfix.dev/real", "operator": "Exists", "effect": "NoSchedule"}]);
+    spec["tolerations"] =
+        json!([{"key": "lab.pullfix.dev/real", "operator": "Exists", "effect": "NoSchedule"}]);
     spec["terminationGracePeriodSeconds"] = json!(2);
     spec
 }
@@ -483,7 +589,9 @@ fn real_platform_mismatch() {
     apply(&[deployment(
         &ns,
         "armonly",
-        pinned(json!({"containers": [{"name": "armonly", "image": image, "imagePullPolicy": "Always"}]})),
+        pinned(
+            json!({"containers": [{"name": "armonly", "image": image, "imagePullPolicy": "Always"}]}),
+        ),
     )]);
     let real = real_failure(&ns, "armonly", false, &["ErrImagePull", "ImagePullBackOff"]);
     record("platform-mismatch", &ns, "platform-mismatch", &real);
@@ -525,15 +633,25 @@ fn real_cached_image_masks_a_broken_secret() {
         (d["status"]["availableReplicas"] == 1).then_some(())
     });
     // The password rotates; the secret keeps the old one.
-    apply(&[docker_secret(&ns, "regcred", &reg, "pullfix", "rotated-away")]);
+    apply(&[docker_secret(
+        &ns,
+        "regcred",
+        &reg,
+        "pullfix",
+        "rotated-away",
+    )]);
     apply(&[
         deployment(&ns, "cached", spec("IfNotPresent")),
         deployment(&ns, "always", spec("Always")),
     ]);
-    wait_for("the IfNotPresent pod running from the node's cache", 150, || {
-        let d = json(&["get", "deployment", "cached", "-n", &ns]);
-        (d["status"]["availableReplicas"] == 1).then_some(())
-    });
+    wait_for(
+        "the IfNotPresent pod running from the node's cache",
+        150,
+        || {
+            let d = json(&["get", "deployment", "cached", "-n", &ns]);
+            (d["status"]["availableReplicas"] == 1).then_some(())
+        },
+    );
     let real = real_failure_of(&ns, "always", "checkout");
     record("ifnotpresent-masking", &ns, "credentials-rejected", &real);
     let report = diagnose(&ns, true);
@@ -548,7 +666,10 @@ fn real_cached_image_masks_a_broken_secret() {
     // The first pod's container exits (its process gets SIGTERM from the
     // node): the kubelet restarts it, must pull (Always), and cannot.
     let pods = json(&["get", "pods", "-n", &ns, "-l", "app=first"]);
-    let pod = pods["items"][0]["metadata"]["name"].as_str().unwrap().to_string();
+    let pod = pods["items"][0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let id = pods["items"][0]["status"]["containerStatuses"][0]["containerID"]
         .as_str()
         .unwrap()
@@ -578,7 +699,10 @@ fn real_cached_image_masks_a_broken_secret() {
         .iter()
         .filter_map(|g| g["workload"]["name"].as_str())
         .collect();
-    assert!(names.contains(&"first"), "the Running pod is found: {scan:#}");
+    assert!(
+        names.contains(&"first"),
+        "the Running pod is found: {scan:#}"
+    );
     let _ = kubectl(&["delete", "namespace", &ns, "--wait=false"]);
 }
 
@@ -596,7 +720,9 @@ fn real_node_credential_provider() {
     let ecr_host = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
     let spec = |repo: &str, tag: &str| {
         // Always: another test's pull may have cached the image on the node.
-        pinned(json!({"containers": [{"name": "app", "image": format!("{ecr_host}/{repo}:{tag}"), "imagePullPolicy": "Always"}]}))
+        pinned(
+            json!({"containers": [{"name": "app", "image": format!("{ecr_host}/{repo}:{tag}"), "imagePullPolicy": "Always"}]}),
+        )
     };
     // The lab's provider: team/worker gets a token, team/multi is denied,
     // anything else finds no AWS endpoint (scripts/lab.d/realnode.sh).
@@ -623,7 +749,7 @@ fn real_node_credential_provider() {
 
 /// The simulated kubelet's `kubelet 1.20 + containerd 1.6` profile
 /// (node lab-k120-cd16) writes what the real node wrote, byte for byte
-/// apart from names: the endpoint a URL names (the real containerd goes to
+/// apart from names: the host containerd connected to and the endpoint a URL names (the real containerd goes to
 /// the lab's mirror address, `?ns=` naming the original host), the dialed
 /// address and the resolver. Needs no real node: it reads the fixtures.
 #[test]
@@ -644,11 +770,15 @@ fn the_simulated_1_20_containerd_1_6_profile_says_what_the_real_node_said() {
         }
         out.push_str(rest);
         let mut s = out;
-        for (marker, end, placeholder) in [("dial tcp ", ": connect", "{addr}"), (" on ", ":53: no such host", "{resolver}")] {
-            if let (Some(i), Some(j)) = (s.find(marker), s.find(end)) {
-                if i + marker.len() <= j {
-                    s = format!("{}{marker}{placeholder}{}", &s[..i], &s[j..]);
-                }
+        for (marker, end, placeholder) in [
+            ("dial tcp ", ": connect", "{addr}"),
+            ("pulling from host ", " failed with status code", "{host}"),
+            (" on ", ":53: no such host", "{resolver}"),
+        ] {
+            if let (Some(i), Some(j)) = (s.find(marker), s.find(end))
+                && i + marker.len() <= j
+            {
+                s = format!("{}{marker}{placeholder}{}", &s[..i], &s[j..]);
             }
         }
         s

@@ -283,7 +283,9 @@ fn containerd16(image: &ImageRef, failure: &PullFailure) -> (Code, String) {
         PullFailure::NotFound { .. } => (Code::NotFound, format!("{resolve}: {r}: not found")),
         PullFailure::AccessDenied { .. } => (
             Code::Unknown,
-            format!("{resolve}: {denied}: server message: insufficient_scope: authorization failed"),
+            format!(
+                "{resolve}: {denied}: server message: insufficient_scope: authorization failed"
+            ),
         ),
         PullFailure::NoBasicCredentials { url } => (Code::Unknown, status(url, 401)),
         PullFailure::Status { url, status: s, .. } => (Code::Unknown, status(url, *s)),
@@ -308,7 +310,9 @@ fn containerd16(image: &ImageRef, failure: &PullFailure) -> (Code, String) {
         ),
         PullFailure::Refused { url, addr, .. } => (
             Code::Unknown,
-            format!("{resolve}: failed to do request: Head \"{url}\": dial tcp {addr}: connect: connection refused"),
+            format!(
+                "{resolve}: failed to do request: Head \"{url}\": dial tcp {addr}: connect: connection refused"
+            ),
         ),
         // A server that accepts and never answers: the TLS handshake is what
         // times out (10 s, net/http's TLSHandshakeTimeout).
@@ -318,11 +322,15 @@ fn containerd16(image: &ImageRef, failure: &PullFailure) -> (Code, String) {
             ..
         } => (
             Code::Unknown,
-            format!("{resolve}: failed to do request: Head \"{url}\": net/http: TLS handshake timeout"),
+            format!(
+                "{resolve}: failed to do request: Head \"{url}\": net/http: TLS handshake timeout"
+            ),
         ),
         PullFailure::Timeout { url, addr, .. } => (
             Code::DeadlineExceeded,
-            format!("{resolve}: failed to do request: Head \"{url}\": dial tcp {addr}: i/o timeout"),
+            format!(
+                "{resolve}: failed to do request: Head \"{url}\": dial tcp {addr}: i/o timeout"
+            ),
         ),
         PullFailure::Tls { url, detail } => (
             Code::Unknown,
@@ -563,11 +571,21 @@ mod tests {
             };
             let hub = "127.0.0.1:5004";
             let f = match failure {
-                "not-found" => PullFailure::NotFound { url: url(reg, &image) },
-                "401" => PullFailure::Status { method: "HEAD", url: url(reg, &image), status: 401 },
-                "no-basic" => PullFailure::NoBasicCredentials { url: url(reg, &image) },
-                "403" => PullFailure::Status { method: "HEAD", url: url(hub, &image), status: 403 },
-                "429" => PullFailure::RateLimited { url: url(hub, &image), message: "x".into() },
+                "not-found" => PullFailure::NotFound {
+                    url: url(reg, &image),
+                },
+                "401" | "403" => PullFailure::Status {
+                    method: "HEAD",
+                    url: url(if failure == "401" { reg } else { hub }, &image),
+                    status: failure.parse().unwrap(),
+                },
+                "no-basic" => PullFailure::NoBasicCredentials {
+                    url: url(reg, &image),
+                },
+                "429" => PullFailure::RateLimited {
+                    url: url(hub, &image),
+                    message: "x".into(),
+                },
                 "tls" => PullFailure::Tls {
                     url: url("127.0.0.1:5007", &image),
                     detail: "x509: certificate signed by unknown authority".into(),
@@ -577,20 +595,49 @@ mod tests {
                     host: image.domain.clone(),
                 },
                 "refused" => {
-                    let addr = real.split("dial tcp ").nth(1).unwrap().split(':').take(2).collect::<Vec<_>>().join(":");
-                    PullFailure::Refused { url: endpoint(&addr), addr, plain_http: false }
+                    let addr = real
+                        .split("dial tcp ")
+                        .nth(1)
+                        .unwrap()
+                        .split(':')
+                        .take(2)
+                        .collect::<Vec<_>>()
+                        .join(":");
+                    PullFailure::Refused {
+                        url: endpoint(&addr),
+                        addr,
+                        plain_http: false,
+                    }
                 }
                 "timeout" => {
-                    let addr = real.split("Head \"https://").nth(1).unwrap().split('/').next().unwrap().to_string();
-                    PullFailure::Timeout { url: endpoint(&addr), addr, plain_http: false }
+                    let addr = real
+                        .split("Head \"https://")
+                        .nth(1)
+                        .unwrap()
+                        .split('/')
+                        .next()
+                        .unwrap()
+                        .to_string();
+                    PullFailure::Timeout {
+                        url: endpoint(&addr),
+                        addr,
+                        plain_http: false,
+                    }
                 }
-                _ => PullFailure::PlatformMismatch { os: "linux".into(), arch: "amd64".into(), variant: None },
+                _ => PullFailure::PlatformMismatch {
+                    os: "linux".into(),
+                    arch: "amd64".into(),
+                    variant: None,
+                },
             };
             let ours = profile.pull_error(&image, &f);
             // The resolver is the machine's own.
             let real = match real.split_once(" on ") {
                 Some((a, b)) if real.contains("no such host") => {
-                    format!("{a} on 127.0.0.53:53{}", &b[b.find(": no such host").unwrap()..])
+                    format!(
+                        "{a} on 127.0.0.53:53{}",
+                        &b[b.find(": no such host").unwrap()..]
+                    )
                 }
                 _ => real.to_string(),
             };

@@ -1352,10 +1352,14 @@ mod tests {
     /// to `unknown`. Keeps the real node's proof where none runs.
     #[test]
     fn real_texts_classify() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/real");
+        let root =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/real");
         let mut seen = 0;
         let mut failures = Vec::new();
-        for kubelet in std::fs::read_dir(&root).expect("tests/fixtures/real").flatten() {
+        for kubelet in std::fs::read_dir(&root)
+            .expect("tests/fixtures/real")
+            .flatten()
+        {
             for runtime in std::fs::read_dir(kubelet.path()).unwrap().flatten() {
                 for file in std::fs::read_dir(runtime.path()).unwrap().flatten() {
                     let path = file.path();
@@ -1397,7 +1401,11 @@ mod tests {
                 }
             }
         }
-        assert!(seen >= 20, "only {seen} real fixtures under {}", root.display());
+        assert!(
+            seen >= 20,
+            "only {seen} real fixtures under {}",
+            root.display()
+        );
         assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 
