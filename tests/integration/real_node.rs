@@ -833,3 +833,73 @@ fn the_simulated_1_20_containerd_1_6_profile_says_what_the_real_node_said() {
     }
     assert!(differ.is_empty(), "{}", differ.join("\n"));
 }
+
+/// The token registry (a bearer-token dance through the lab's issuer): an
+/// anonymous pull of its private repository, a wrong password, and the
+/// right one, on the real node.
+#[test]
+fn real_token_registry() {
+    if real_node().is_none() {
+        return;
+    }
+    let reg = env("PULLFIX_LAB_TOKEN_REGISTRY");
+    let user = env("PULLFIX_LAB_TOKEN_USER");
+    let ns = unique_ns("real-token");
+    kubectl_ok(&["create", "namespace", &ns]);
+    let image = format!("{reg}/team/worker:1.4.2");
+    let spec = |secret: Option<&str>| {
+        let mut s = pinned(
+            json!({"containers": [{"name": "app", "image": image, "imagePullPolicy": "Always"}]}),
+        );
+        if let Some(name) = secret {
+            s["imagePullSecrets"] = json!([{"name": name}]);
+        }
+        s
+    };
+    apply(&[
+        docker_secret(&ns, "wrong", &reg, &user, "not-the-password"),
+        docker_secret(&ns, "good", &reg, &user, &env("PULLFIX_LAB_TOKEN_PASSWORD")),
+        deployment(&ns, "anon", spec(None)),
+        deployment(&ns, "wrongpass", spec(Some("wrong"))),
+        deployment(&ns, "good", spec(Some("good"))),
+    ]);
+    wait_for(
+        "the token registry pulling with the right password",
+        150,
+        || {
+            let d = json(&["get", "deployment", "good", "-n", &ns]);
+            (d["status"]["availableReplicas"] == 1).then_some(())
+        },
+    );
+    let report = |deploy: &str| {
+        let r = diagnose(&ns, true);
+        r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["workload"]["name"] == deploy)
+            .cloned()
+            .unwrap_or_else(|| panic!("no finding for {deploy}: {r:#}"))
+    };
+    for (deploy, id, cause, text) in [
+        (
+            "anon",
+            "token-anonymous",
+            "credentials-missing",
+            "insufficient_scope: authorization failed",
+        ),
+        (
+            "wrongpass",
+            "token-wrong-password",
+            "credentials-rejected",
+            "failed to fetch oauth token: unexpected status: 401 Unauthorized",
+        ),
+    ] {
+        let real = real_failure_of(&ns, deploy, "app");
+        record(id, &ns, cause, &real);
+        assert!(real.pull_error.contains(text), "{id}: {}", real.pull_error);
+        let f = report(deploy);
+        assert_eq!(f["cause"], cause, "{id}: {f:#}");
+    }
+    delete_ns(&ns);
+}
