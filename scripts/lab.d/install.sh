@@ -19,7 +19,7 @@
 LAB_CP_PACKAGES=(golang-1.19-go golang-github-modern-go-reflect2-dev etcd-server
     openssl curl kubernetes-client ca-certificates tar gzip gcc libc6-dev binutils)
 # The real node (realnode.sh): Debian's runtime pieces.
-LAB_RN_PACKAGES=(containerd runc containernetworking-plugins iproute2 util-linux)
+LAB_RN_PACKAGES=(containerd runc containernetworking-plugins iproute2 util-linux skopeo)
 
 # lab_install_log: path of the install log (created on demand).
 lab_install_log() {
@@ -179,12 +179,13 @@ lab_install_control_plane() {
 }
 
 # lab_install_real_node: containerd, runc, the CNI plugins and ip, for
-# `lab-real` (the package's own containerd service never starts: see
+# `lab-real`, and skopeo (containers/image, CRI-O's pull library, whose
+# texts the tests record) (the package's own containerd service never starts: see
 # lab_apt_install's policy-rc.d).
 lab_install_real_node() {
     lab_apt_install "${LAB_RN_PACKAGES[@]}" || return 1
     local c
-    for c in containerd ctr runc ip nsenter; do
+    for c in containerd ctr runc ip nsenter skopeo; do
         command -v "$c" >/dev/null 2>&1 || { lab_die "$c not on PATH after install"; return 1; }
     done
     [[ -x /usr/lib/cni/bridge && -x /usr/lib/cni/host-local && -x /usr/lib/cni/loopback ]] ||

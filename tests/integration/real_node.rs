@@ -903,3 +903,149 @@ fn real_token_registry() {
     }
     delete_ns(&ns);
 }
+
+/// containers/image (the pull library CRI-O uses), run for real with
+/// Debian's `skopeo` against the lab's registries: its texts for the same
+/// causes are recorded (`tests/fixtures/real/skopeo-1.9.3/containers-image`)
+/// for the classifier's unit test, and their stable signals checked here.
+/// Needs no real node.
+#[test]
+fn containers_image_texts_from_skopeo() {
+    if Command::new("skopeo").arg("--version").output().is_err() {
+        panic!("skopeo is missing: scripts/lab up installs it (LAB_RN_PACKAGES)");
+    }
+    let certs = tempfile::tempdir().unwrap();
+    std::fs::copy(env("PULLFIX_LAB_CA"), certs.path().join("ca.crt")).unwrap();
+    let reg = env("PULLFIX_LAB_REGISTRY");
+    let token = env("PULLFIX_LAB_TOKEN_REGISTRY");
+    let password = env("PULLFIX_LAB_REGISTRY_PASSWORD");
+    let good = format!("pullfix:{password}");
+    // The address nothing listens on, as the lab maps registry.unreachable.example.
+    let refused = env("PULLFIX_LAB_HOST_ALIASES")
+        .split(',')
+        .find_map(|p| p.strip_prefix("registry.unreachable.example="))
+        .expect("registry.unreachable.example in PULLFIX_LAB_HOST_ALIASES")
+        .to_string();
+    let cases: Vec<(&str, String, Option<String>, &str, &str)> = vec![
+        (
+            "wrong-tag",
+            format!("{reg}/team/checkout:v2.1.9"),
+            Some(good),
+            "image-not-found",
+            "manifest unknown",
+        ),
+        (
+            "no-pull-secrets",
+            format!("{reg}/team/checkout:v2.1.0"),
+            None,
+            "credentials-missing",
+            "unauthorized: authentication required",
+        ),
+        (
+            "rotated-password",
+            format!("{reg}/team/checkout:v2.1.0"),
+            Some("pullfix:wrong".into()),
+            "credentials-rejected",
+            "unauthorized: authentication required",
+        ),
+        (
+            "token-anonymous",
+            format!("{token}/team/worker:1.4.2"),
+            None,
+            "credentials-missing",
+            "denied: requested access to the resource is denied",
+        ),
+        (
+            "token-wrong-password",
+            format!("{token}/team/worker:1.4.2"),
+            Some("tokenuser:wrong".into()),
+            "credentials-rejected",
+            "unable to retrieve auth token: invalid username/password",
+        ),
+        (
+            "tls-unknown-ca",
+            format!(
+                "{}/team/checkout:v2.1.0",
+                env("PULLFIX_LAB_UNTRUSTED_REGISTRY")
+            ),
+            None,
+            "tls-error",
+            "x509: certificate signed by unknown authority",
+        ),
+        (
+            "unreachable-refused",
+            format!("{refused}/team/checkout:v2.1.0"),
+            None,
+            "registry-unreachable",
+            "connect: connection refused",
+        ),
+        (
+            "unreachable-dns",
+            "registry.nxdomain.example/team/checkout:v2.1.0".into(),
+            None,
+            "registry-unreachable",
+            "no such host",
+        ),
+    ];
+    let version = String::from_utf8_lossy(
+        &Command::new("skopeo")
+            .arg("--version")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .split_whitespace()
+    .nth(2)
+    .unwrap_or("unknown")
+    .to_string();
+    let scrub = scrubber("-", "-");
+    for (id, image, creds, cause, signal) in cases {
+        let mut cmd = Command::new("timeout");
+        cmd.args(["20", "skopeo", "inspect", "--cert-dir"])
+            .arg(certs.path())
+            .arg(format!("docker://{image}"));
+        if let Some(c) = &creds {
+            cmd.args(["--creds", c]);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            !out.status.success(),
+            "{id}: skopeo inspect {image} succeeded"
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(
+            !stderr.contains(&password),
+            "{id}: skopeo printed the password"
+        );
+        // logrus: time="…" level=fatal msg="Error parsing image name \"docker://R\": TEXT"
+        let msg = stderr
+            .split_once("msg=\"")
+            .map(|(_, m)| m.trim_end().trim_end_matches('"').to_string())
+            .unwrap_or(stderr.clone());
+        let msg = msg.replace("\\n", "\n").replace("\\\"", "\"");
+        let text = msg
+            .split_once("\": ")
+            .filter(|(head, _)| head.starts_with("Error parsing image name"))
+            .map_or(msg.clone(), |(_, t)| t.to_string());
+        assert!(text.contains(signal), "{id}: {text}");
+        if std::env::var("PULLFIX_RECORD_FIXTURES").as_deref() == Ok("1") {
+            let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!(
+                "tests/fixtures/real/skopeo-{version}/containers-image"
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            let doc = json!({
+                "scenario": id,
+                "cause": cause,
+                "source": format!("skopeo {version} inspect (containers/image); skopeo's own `Error parsing image name \"docker://R\": ` removed"),
+                "pull_error": scrub(&text),
+                "waiting": {"reason": "ErrImagePull", "message": scrub(&text)},
+                "events": [],
+            });
+            std::fs::write(
+                dir.join(format!("{id}.json")),
+                serde_json::to_string_pretty(&doc).unwrap() + "\n",
+            )
+            .unwrap();
+        }
+    }
+}

@@ -510,6 +510,7 @@ mod tests {
             ("{anon_registry}", "127.0.0.1:5003"),
             ("{ecr_registry}", "127.0.0.1:5006"),
             ("{hub_stub}", "127.0.0.1:5004"),
+            ("{token_registry}", "127.0.0.1:5001"),
         ];
         let url = |host: &str, image: &ImageRef| {
             format!(
@@ -533,6 +534,8 @@ mod tests {
             ("unreachable-refused", "refused"),
             ("unreachable-timeout", "timeout"),
             ("platform-mismatch", "platform"),
+            ("token-anonymous", "insufficient-scope"),
+            ("token-wrong-password", "oauth-401"),
         ] {
             let path = dir.join(format!("{scenario}.json"));
             let Ok(text) = std::fs::read_to_string(&path) else {
@@ -581,6 +584,14 @@ mod tests {
                 },
                 "no-basic" => PullFailure::NoBasicCredentials {
                     url: url(reg, &image),
+                },
+                "insufficient-scope" => PullFailure::AccessDenied {
+                    url: url("127.0.0.1:5001", &image),
+                },
+                "oauth-401" => PullFailure::TokenFetch {
+                    url: "https://127.0.0.1:5002/token".into(),
+                    status: 401,
+                    anonymous: false,
                 },
                 "429" => PullFailure::RateLimited {
                     url: url(hub, &image),
@@ -649,7 +660,7 @@ mod tests {
             );
             compared += 1;
         }
-        assert_eq!(compared, 12);
+        assert_eq!(compared, 14);
         assert!(!p(KubeletVersion::V1_20, Runtime::Containerd16).reports_missing_pull_secrets());
     }
 
