@@ -17,7 +17,8 @@ RN_NODE=lab-real
 RN_TAINT=lab.pullfix.dev/real=true:NoSchedule
 RN_PAUSE_IMAGE=pullfix.lab/pause:3.4.1
 
-rn_wanted() { [[ ${PULLFIX_LAB_REAL_NODE:-1} != 0 ]]; }
+# (`skipped` is what `scripts/lab env` exports for 0, read back by lab_up.)
+rn_wanted() { [[ ${PULLFIX_LAB_REAL_NODE:-1} != 0 && ${PULLFIX_LAB_REAL_NODE:-1} != skipped ]]; }
 
 rn_dir() { echo "$PULLFIX_LAB_DIR/real"; }
 rn_socket() { echo "$(rn_dir)/containerd.sock"; }
