@@ -60,6 +60,10 @@ IMAGES = [
     ("team/multi", "1.0", "index"),
     ("team/armonly", "1.0", "index-arm64"),
     ("library/busybox", "1.36", "image"),
+    # Behind faultproxy.py (+109): a layer cut off mid-download, a layer
+    # that does not match its digest.
+    ("faults/cut/app", "1.0", "image"),
+    ("faults/corrupt/app", "1.0", "image"),
 ]
 CREATED = "2024-01-01T00:00:00Z"
 

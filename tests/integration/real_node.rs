@@ -1049,3 +1049,60 @@ fn containers_image_texts_from_skopeo() {
         }
     }
 }
+
+/// Pull faults that are not the registry's answer, on the real node,
+/// through the lab's fault proxy (`scripts/lab.d/faultproxy.py`): a layer
+/// cut off mid-download, and one that does not match its digest. Neither is
+/// a credential or an unreachable registry.
+#[test]
+fn real_pull_faults() {
+    if real_node().is_none() {
+        return;
+    }
+    let proxy = env("PULLFIX_LAB_FAULT_REGISTRY");
+    let ns = unique_ns("real-faults");
+    kubectl_ok(&["create", "namespace", &ns]);
+    let spec = |repo: &str| {
+        pinned(
+            json!({"containers": [{"name": "app", "image": format!("{proxy}/{repo}:1.0"), "imagePullPolicy": "Always"}]}),
+        )
+    };
+    apply(&[
+        deployment(&ns, "cut", spec("faults/cut/app")),
+        deployment(&ns, "corrupt", spec("faults/corrupt/app")),
+    ]);
+    for (deploy, id, cause, text) in [
+        (
+            "cut",
+            "pull-cut-off",
+            "pull-interrupted",
+            "connection reset by peer",
+        ),
+        (
+            "corrupt",
+            "layer-corrupt",
+            "layer-corrupt",
+            "unexpected commit digest",
+        ),
+    ] {
+        let real = real_failure_of(&ns, deploy, "app");
+        record(id, &ns, cause, &real);
+        assert!(real.pull_error.contains(text), "{id}: {}", real.pull_error);
+        for no_probe in [true, false] {
+            let r = diagnose(&ns, no_probe);
+            let f = r["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["workload"]["name"] == deploy)
+                .unwrap_or_else(|| panic!("no finding for {deploy}: {r:#}"));
+            assert_eq!(f["cause"], cause, "{id} (no probe: {no_probe}): {f:#}");
+        }
+    }
+    // Nothing in the cluster fixes them: fix says so and writes nothing.
+    let out = pullfix(&["fix", "deploy/corrupt", "-n", &ns, "--yes"], "");
+    let t = text(&out);
+    assert_ne!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("layer-corrupt"), "{t}");
+    delete_ns(&ns);
+}

@@ -342,7 +342,16 @@ const TEXT_RULES: &[TextRule] = &[
         id: "secret-undecodable",
         test: |t| secret_undecodable_texts(t.lower, t.grpc),
     },
-    // 2. The network and TLS.
+    TextRule {
+        id: "layer-corrupt",
+        test: |t| layer_corrupt_texts(t.lower),
+    },
+    // 2. The network and TLS: first a download cut off after the registry
+    //    answered, then the failures to reach it at all.
+    TextRule {
+        id: "interrupted",
+        test: |t| interrupted_texts(t.lower),
+    },
     TextRule {
         id: "dns",
         test: |t| dns_texts(t.lower),
@@ -643,6 +652,61 @@ fn refused_texts(lower: &str) -> Option<Verdict> {
         Some(Detail::Refused),
         Medium,
         n,
+    ))
+}
+
+/// A blob whose bytes do not match its digest: containerd's `failed commit
+/// on ref …: unexpected commit digest X, expected Y: failed precondition`
+/// (seen on the lab's real node), containers/image's `Digest did not
+/// match`, Docker's `filesystem layer verification failed`.
+fn layer_corrupt_texts(lower: &str) -> Option<Verdict> {
+    let n = find_any(
+        lower,
+        &[
+            "unexpected commit digest",
+            "digest did not match",
+            "digest mismatch",
+            "layer verification failed",
+        ],
+    )?;
+    Some(verdict(
+        Cause::LayerCorrupt,
+        None,
+        High,
+        format!("`{n}` (the bytes received do not match the digest)"),
+    ))
+}
+
+/// A download that broke off after the registry answered: containerd's
+/// `failed to copy: …` (the blob copy; seen on the lab's real node as
+/// `failed to copy: read tcp A->B: read: connection reset by peer`),
+/// containers/image's `reading blob …`, with a reset, an EOF, a timeout or a
+/// cancelled context. Not "unreachable": the connection was made.
+fn interrupted_texts(lower: &str) -> Option<Verdict> {
+    let copying = find_any(lower, &["failed to copy:", "reading blob ", "short read"])?;
+    let n = find_any(
+        lower,
+        &[
+            "connection reset by peer",
+            "unexpected eof",
+            "broken pipe",
+            "i/o timeout",
+            "context canceled",
+            "context deadline exceeded",
+            "stream error",
+            "http2: ",
+            "short read",
+        ],
+    )?;
+    Some(verdict(
+        Cause::PullInterrupted,
+        None,
+        High,
+        format!(
+            "`{}` while downloading (`{}`)",
+            n,
+            copying.trim_end_matches(':').trim_end()
+        ),
     ))
 }
 
@@ -1820,8 +1884,13 @@ mod tests {
         ),
         (
             "failed to copy: read tcp 10.237.0.4:38070->52.38.0.9:443: read: connection reset by peer",
-            RegistryUnreachable,
-            Some(Detail::Refused),
+            PullInterrupted,
+            None,
+        ),
+        (
+            "failed to pull and unpack image \"r/a:1\": failed commit on ref \"config-sha256:7a\": unexpected commit digest sha256:03, expected sha256:7a: failed precondition",
+            LayerCorrupt,
+            None,
         ),
         (
             "failed to do request: Head \"https://reg.example.com/v2/app/manifests/v1\": dial tcp 10.1.2.3:443: connect: no route to host",

@@ -791,12 +791,16 @@ fn no_credential(s: &Signals<'_>) -> Option<Ruling> {
     let Credential::NoneUsable { referenced } = s.credential else {
         return None;
     };
-    let fits = s.node_is(&[
+    // `Unknown` only when the node's text is gone (back-off only, no text):
+    // a text pullfix cannot read is no evidence of a missing credential
+    // (the lab's real node gave one for a corrupt layer).
+    let text_gone = matches!(s.node.rule, "backoff-only" | "no-text");
+    let fits = (s.node_is(&[
         Cause::CredentialsMissing,
         Cause::RepositoryNotFound,
         Cause::CredentialsRejected,
-        Cause::Unknown,
-    ]) && !s.on_docker_hub()
+    ]) || (s.node_is(&[Cause::Unknown]) && text_gone))
+        && !s.on_docker_hub()
         && !s.resolves_here();
     if !fits {
         return None;
@@ -958,6 +962,18 @@ fn resolves_here(s: &Signals<'_>) -> Option<Ruling> {
             s.node.confidence,
             format!(
                 "{}, while {}: rate limits count per client address, and the nodes' address has used its share",
+                s.node_says(),
+                s.probe_got()
+            ),
+        ));
+    }
+    if s.node_is(&[Cause::PullInterrupted, Cause::LayerCorrupt]) {
+        // The probe reads the manifest only; these break on the blobs.
+        return Some(node_ruling(
+            s,
+            s.node.confidence,
+            format!(
+                "{}, while {}: the manifest resolves, the failure is in downloading the layers",
                 s.node_says(),
                 s.probe_got()
             ),

@@ -497,6 +497,20 @@ pub(crate) fn next_steps(
             "build the image for the node's architecture (multi-arch), or keep the pods on nodes it supports",
             target.as_ref().map(|t| format!("kubectl patch {t} -n {ns} -p '{{\"spec\":{{\"template\":{{\"spec\":{{\"nodeSelector\":{{\"kubernetes.io/arch\":\"amd64\"}}}}}}}}}}'")),
         )),
+        Cause::PullInterrupted => {
+            steps.push(step(
+                "the registry answered but the download broke off: check what sits between the node and the registry (proxy, NAT gateway, firewall idle timeouts, MTU); the kubelet retries on its own, so a one-off blip heals itself",
+                Some(format!("kubectl get events -n {ns} --field-selector involvedObject.name={}", ctx.pod)),
+            ));
+            steps.push(step(
+                "if it keeps failing on large images, the node may hit the runtime's pull deadline: mirror the image closer to the cluster",
+                None,
+            ));
+        }
+        Cause::LayerCorrupt => steps.push(step(
+            "the bytes the node received do not match the image's digest: purge the image from any pull-through cache or proxy, or re-push it to the registry; retrying does not help while the registry serves the same content",
+            None,
+        )),
         Cause::Unknown => steps.push(step(
             "read the full error and events",
             Some(format!("kubectl describe pod {} -n {ns}", ctx.pod)),

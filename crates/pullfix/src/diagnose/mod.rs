@@ -47,6 +47,13 @@ pub enum Cause {
     NeverPull,
     /// The image has no variant for the node's OS/architecture.
     PlatformMismatch,
+    /// The registry answered, but a download was cut off mid-transfer
+    /// (connection reset, unexpected EOF): the network or a proxy between
+    /// the node and the registry.
+    PullInterrupted,
+    /// A downloaded blob does not match its digest: the registry's storage,
+    /// a pull-through cache or a proxy altered it.
+    LayerCorrupt,
     /// None of the above: the raw text is shown.
     Unknown,
 }
@@ -77,6 +84,8 @@ impl Cause {
             Cause::InvalidImageName => "invalid-image-name",
             Cause::NeverPull => "never-pull",
             Cause::PlatformMismatch => "platform-mismatch",
+            Cause::PullInterrupted => "pull-interrupted",
+            Cause::LayerCorrupt => "layer-corrupt",
             Cause::Unknown => "unknown",
         }
     }
@@ -99,6 +108,10 @@ impl Cause {
             Cause::InvalidImageName => "the image reference is not valid",
             Cause::NeverPull => "imagePullPolicy is Never and the image is not on the node",
             Cause::PlatformMismatch => "the image has no build for the node's platform",
+            Cause::PullInterrupted => {
+                "the registry answered, but the download was cut off before it finished"
+            }
+            Cause::LayerCorrupt => "a downloaded layer does not match its digest",
             Cause::Unknown => "the pull fails for a reason pullfix does not recognize",
         }
     }

@@ -167,6 +167,12 @@ pub(crate) fn no_plan_reason(cause: Cause) -> Option<&'static str> {
         Cause::RateLimited => {
             Some("the registry is throttling: authenticate pulls or mirror the image")
         }
+        Cause::PullInterrupted => Some(
+            "downloads are cut off between the node and the registry: that is fixed in the network or the proxy",
+        ),
+        Cause::LayerCorrupt => Some(
+            "the registry (or a cache or proxy in between) serves content that does not match its digest: that is fixed there",
+        ),
         Cause::NeverPull => {
             Some("imagePullPolicy is Never: preload the image or change the policy")
         }

@@ -347,6 +347,12 @@ pub(crate) fn follow_ups(findings: &[Finding], incident: &Incident) -> Vec<Strin
             Cause::PlatformMismatch => {
                 push("Build multi-architecture images in CI for every node architecture the cluster runs".into());
             }
+            Cause::PullInterrupted => {
+                push("Monitor pull latency and failures between the nodes and the registry (proxies, NAT gateways, MTU), and mirror large images close to the cluster".into());
+            }
+            Cause::LayerCorrupt => {
+                push("Verify the registry's storage and any pull-through cache or proxy in front of it; re-push the image so every blob matches its digest".into());
+            }
             Cause::NeverPull => {
                 push("Avoid `imagePullPolicy: Never` outside development, or preload the image on every node that may run the pod".into());
             }

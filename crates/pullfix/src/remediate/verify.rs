@@ -414,6 +414,8 @@ fn outside_the_cluster(cause: crate::diagnose::Cause) -> bool {
             | Cause::RepositoryNotFound
             | Cause::PlatformMismatch
             | Cause::RateLimited
+            | Cause::PullInterrupted
+            | Cause::LayerCorrupt
     )
 }
 
