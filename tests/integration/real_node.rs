@@ -1106,3 +1106,36 @@ fn real_pull_faults() {
     assert!(t.contains("layer-corrupt"), "{t}");
     delete_ns(&ns);
 }
+
+/// A registry that speaks only plain HTTP while the node is configured for
+/// HTTPS (`registry.plainhttp.example` in the lab's registry routing: the
+/// anonymous registry, told `https`): the real containerd's text and the
+/// cause.
+#[test]
+fn real_plain_http_registry() {
+    if real_node().is_none() {
+        return;
+    }
+    let ns = unique_ns("real-plain");
+    kubectl_ok(&["create", "namespace", &ns]);
+    apply(&[deployment(
+        &ns,
+        "plain",
+        pinned(
+            json!({"containers": [{"name": "app", "image": "registry.plainhttp.example/team/checkout:v2.1.0", "imagePullPolicy": "Always"}]}),
+        ),
+    )]);
+    let real = real_failure_of(&ns, "plain", "app");
+    record("plain-http", &ns, "tls-error", &real);
+    assert!(
+        real.pull_error
+            .contains("http: server gave HTTP response to HTTPS client"),
+        "{}",
+        real.pull_error
+    );
+    for no_probe in [true, false] {
+        let f = finding(&diagnose(&ns, no_probe), "app").clone();
+        assert_eq!(f["cause"], "tls-error", "no probe: {no_probe}: {f:#}");
+    }
+    delete_ns(&ns);
+}
