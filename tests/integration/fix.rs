@@ -14,7 +14,7 @@ use crate::lab::{delete_ns, env, json, kubectl_ok, scenario, wait_pull_error, wa
 const NODE: &str = "lab-k128-cd21";
 
 /// Runs the plugin with the lab's registry knobs, stdin fed from `input`.
-fn pullfix_in(args: &[&str], input: &str, extra_env: &[(&str, &str)]) -> Output {
+pub(crate) fn pullfix_in(args: &[&str], input: &str, extra_env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubectl-pullfix"));
     cmd.args(args)
         .env("PULLFIX_REGISTRY_HOSTS", env("PULLFIX_LAB_REGISTRY_HOSTS"))
@@ -35,7 +35,7 @@ fn pullfix_in(args: &[&str], input: &str, extra_env: &[(&str, &str)]) -> Output 
     child.wait_with_output().expect("wait for kubectl-pullfix")
 }
 
-fn text(o: &Output) -> String {
+pub(crate) fn text(o: &Output) -> String {
     format!(
         "{}\n--- stderr ---\n{}",
         String::from_utf8_lossy(&o.stdout),

@@ -25,23 +25,21 @@ fn kubectl(sandbox: &SandboxShell, args: &[&str], stdin: Option<String>) {
     assert!(out.status.success(), "kubectl {args:?}: {}", text(&out));
 }
 
+/// `kubectl get deploy checkout -n shop -o jsonpath=PATH`.
+fn checkout_jsonpath(sandbox: &SandboxShell, path: &str) -> std::process::Output {
+    let jsonpath = format!("jsonpath={path}");
+    sandbox.kubectl(
+        &["get", "deploy", "checkout", "-n", "shop", "-o", &jsonpath],
+        "",
+    )
+}
+
 /// The rollout as the cluster shows it, for a timeout's message: the
 /// Deployment, its ReplicaSets and pods, and the Deployment's status (with
 /// its conditions).
 fn rollout_state(sandbox: &SandboxShell) -> String {
     let get = sandbox.kubectl(&["get", "deploy,rs,pods", "-n", "shop", "-o", "wide"], "");
-    let status = sandbox.kubectl(
-        &[
-            "get",
-            "deploy",
-            "checkout",
-            "-n",
-            "shop",
-            "-o",
-            "jsonpath={.status}",
-        ],
-        "",
-    );
+    let status = checkout_jsonpath(sandbox, "{.status}");
     format!(
         "kubectl get deploy,rs,pods -n shop -o wide:\n{}\ndeploy/checkout status:\n{}",
         text(&get),
@@ -138,18 +136,7 @@ fn cluster_text_is_shown_escaped() {
     // them: diagnose shows the events of the group's first pod by name,
     // and the hostile event below goes to that pod (taken while only one
     // new pod failed, it could be another one than diagnose later shows).
-    let replicas = sandbox.kubectl(
-        &[
-            "get",
-            "deploy",
-            "checkout",
-            "-n",
-            "shop",
-            "-o",
-            "jsonpath={.spec.replicas}",
-        ],
-        "",
-    );
+    let replicas = checkout_jsonpath(&sandbox, "{.spec.replicas}");
     let replicas: u64 = String::from_utf8_lossy(&replicas.stdout)
         .trim()
         .parse()

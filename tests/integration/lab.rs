@@ -64,6 +64,32 @@ pub(crate) fn sh(cmd: &str) -> Output {
         .expect("run sh")
 }
 
+/// `kubectl apply -f -` of `doc` (an object or a `List`), as the admin;
+/// asserts it succeeded, with kubectl's words when it did not.
+pub(crate) fn apply(doc: &Value) {
+    use std::io::Write as _;
+    let mut child = Command::new("kubectl")
+        .args(["apply", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run kubectl apply");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(doc.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl apply: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 pub(crate) fn json(args: &[&str]) -> Value {
     let mut all = args.to_vec();
     all.extend(["-o", "json"]);

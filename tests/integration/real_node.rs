@@ -11,10 +11,11 @@
 //! `scripts/test` says so in its summary.
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
+use crate::fix::text;
 use crate::lab::{
     delete_ns, env, events_for, json, kubectl, kubectl_ok, scenario, unique_ns, wait_for,
 };
@@ -33,32 +34,9 @@ fn real_node() -> Option<&'static str> {
     Some(NODE)
 }
 
+/// The plugin with the lab's registry routing, `stdin` fed in.
 fn pullfix(args: &[&str], stdin: &str) -> Output {
-    use std::io::Write as _;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kubectl-pullfix"))
-        .args(args)
-        .env("PULLFIX_REGISTRY_HOSTS", env("PULLFIX_LAB_REGISTRY_HOSTS"))
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn kubectl-pullfix");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().expect("kubectl-pullfix")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}\n--- stderr ---\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    crate::fix::pullfix_in(args, stdin, &[])
 }
 
 /// What the real node wrote for one failing container.
@@ -143,7 +121,8 @@ fn real_failure_where(
                 if !reasons.contains(&reason) {
                     continue;
                 }
-                let events: Vec<(String, String)> = events_for(ns, name)
+                let all_events = events_for(ns, name);
+                let events: Vec<(String, String)> = all_events
                     .iter()
                     .filter(|e| e["source"]["component"] == "kubelet")
                     .map(|e| {
@@ -153,7 +132,7 @@ fn real_failure_where(
                         )
                     })
                     .collect();
-                let pull_error = events_for(ns, name)
+                let pull_error = all_events
                     .iter()
                     .filter(|e| {
                         e["reason"] == "Failed" && e["involvedObject"]["fieldPath"] == path.as_str()
@@ -310,12 +289,21 @@ fn diagnose(ns: &str, no_probe: bool) -> Value {
 }
 
 fn finding<'a>(report: &'a Value, container: &str) -> &'a Value {
+    finding_where(report, |f| f["container"] == container, container)
+}
+
+/// The finding of the workload named `name`.
+fn finding_of<'a>(report: &'a Value, name: &str) -> &'a Value {
+    finding_where(report, |f| f["workload"]["name"] == name, name)
+}
+
+fn finding_where<'a>(report: &'a Value, is: impl Fn(&Value) -> bool, what: &str) -> &'a Value {
     report["findings"]
         .as_array()
         .into_iter()
         .flatten()
-        .find(|f| f["container"] == container)
-        .unwrap_or_else(|| panic!("no finding for {container}: {report:#}"))
+        .find(|f| is(f))
+        .unwrap_or_else(|| panic!("no finding for {what}: {report:#}"))
 }
 
 /// Runs `fix --yes` and waits until the Deployment is Available with every
@@ -547,24 +535,9 @@ fn pinned(mut spec: Value) -> Value {
     spec
 }
 
+/// Applies the objects as one `List`.
 fn apply(objects: &[Value]) {
-    let list = json!({"apiVersion": "v1", "kind": "List", "items": objects});
-    let mut child = Command::new("kubectl")
-        .args(["apply", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(list.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "kubectl apply: {}", text(&out));
+    crate::lab::apply(&json!({"apiVersion": "v1", "kind": "List", "items": objects}));
 }
 
 fn docker_secret(ns: &str, name: &str, host: &str, user: &str, password: &str) -> Value {
@@ -655,12 +628,7 @@ fn real_cached_image_masks_a_broken_secret() {
     let real = real_failure_of(&ns, "always", "checkout");
     record("ifnotpresent-masking", &ns, "credentials-rejected", &real);
     let report = diagnose(&ns, true);
-    let f = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["workload"]["name"] == "always")
-        .unwrap_or_else(|| panic!("{report:#}"));
+    let f = finding_of(&report, "always");
     assert_eq!(f["cause"], "credentials-rejected", "{f:#}");
 
     // The first pod's container exits (its process gets SIGTERM from the
@@ -871,16 +839,6 @@ fn real_token_registry() {
             (d["status"]["availableReplicas"] == 1).then_some(())
         },
     );
-    let report = |deploy: &str| {
-        let r = diagnose(&ns, true);
-        r["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["workload"]["name"] == deploy)
-            .cloned()
-            .unwrap_or_else(|| panic!("no finding for {deploy}: {r:#}"))
-    };
     for (deploy, id, cause, text) in [
         (
             "anon",
@@ -898,7 +856,8 @@ fn real_token_registry() {
         let real = real_failure_of(&ns, deploy, "app");
         record(id, &ns, cause, &real);
         assert!(real.pull_error.contains(text), "{id}: {}", real.pull_error);
-        let f = report(deploy);
+        let r = diagnose(&ns, true);
+        let f = finding_of(&r, deploy);
         assert_eq!(f["cause"], cause, "{id}: {f:#}");
     }
     delete_ns(&ns);
@@ -1090,12 +1049,7 @@ fn real_pull_faults() {
         assert!(real.pull_error.contains(text), "{id}: {}", real.pull_error);
         for no_probe in [true, false] {
             let r = diagnose(&ns, no_probe);
-            let f = r["findings"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|f| f["workload"]["name"] == deploy)
-                .unwrap_or_else(|| panic!("no finding for {deploy}: {r:#}"));
+            let f = finding_of(&r, deploy);
             assert_eq!(f["cause"], cause, "{id} (no probe: {no_probe}): {f:#}");
         }
     }

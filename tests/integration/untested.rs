@@ -10,7 +10,7 @@
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
 
-use crate::lab::{delete_ns, env, json, scenario, wait_pull_error};
+use crate::lab::{apply, delete_ns, env, json, scenario, wait_pull_error};
 
 const NODE: &str = "lab-k133-cd21";
 
@@ -48,23 +48,6 @@ fn fix_with(ns: &str, extra: &[&str], password: &str) -> (Output, String) {
     assert!(!text.contains(&real_password), "the password was printed");
     assert!(!text.contains(password), "the password was printed");
     (out, text)
-}
-
-/// `kubectl apply -f -` of `doc`, as the admin.
-fn apply(doc: &serde_json::Value) {
-    let mut child = Command::new("kubectl")
-        .args(["apply", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(doc.to_string().as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "kubectl apply");
 }
 
 fn secret_data(ns: &str) -> String {

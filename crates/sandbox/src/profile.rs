@@ -172,7 +172,7 @@ impl Profile {
 
     fn runtime_error(&self, image: &ImageRef, failure: &PullFailure) -> (Code, String) {
         match self.runtime {
-            Runtime::Containerd16 => containerd16(image, failure),
+            Runtime::Containerd16 => containerd16(self, image, failure),
             Runtime::Containerd17 | Runtime::Containerd21 => self.containerd(image, failure),
             Runtime::Crio => crio(image, failure),
             Runtime::Docker => docker(image, failure),
@@ -183,7 +183,9 @@ impl Profile {
         let r = image.to_string();
         let outer = format!("failed to pull and unpack image \"{r}\"");
         let resolve = match self.runtime {
-            Runtime::Containerd17 => format!("{outer}: failed to resolve reference \"{r}\""),
+            Runtime::Containerd16 | Runtime::Containerd17 => {
+                format!("{outer}: failed to resolve reference \"{r}\"")
+            }
             _ => format!("{outer}: failed to resolve image"),
         };
         let denied = "pull access denied, repository does not exist or may require authorization";
@@ -262,15 +264,16 @@ impl Profile {
 }
 
 /// Containerd 1.6's words, as the lab's real node wrote them
-/// (`tests/fixtures/real/kubelet-v1.20.2/containerd-1.6.20`): a registry's
-/// status is `pulling from host H failed with status code [manifests REF]`
-/// with no URL, a token endpoint's `unexpected status:` has none either,
-/// and Go 1.19's x509 errors carry no `tls: failed to verify certificate:`.
-fn containerd16(image: &ImageRef, failure: &PullFailure) -> (Code, String) {
+/// (`tests/fixtures/real/kubelet-v1.20.2/containerd-1.6.20`), where they
+/// differ from 1.7's: a registry's status is `pulling from host H failed
+/// with status code [manifests REF]` with no URL, a token endpoint's
+/// `unexpected status:` has none either, a silent server times the TLS
+/// handshake out, and Go 1.19's x509 errors carry no `tls: failed to
+/// verify certificate:`. The rest is worded as 1.7 words it.
+fn containerd16(profile: &Profile, image: &ImageRef, failure: &PullFailure) -> (Code, String) {
     let r = image.to_string();
-    let outer = format!("failed to pull and unpack image \"{r}\"");
-    let resolve = format!("{outer}: failed to resolve reference \"{r}\"");
-    let denied = "pull access denied, repository does not exist or may require authorization";
+    let resolve =
+        format!("failed to pull and unpack image \"{r}\": failed to resolve reference \"{r}\"");
     let status = |url: &str, status: u16| {
         format!(
             "{resolve}: pulling from host {} failed with status code [manifests {}]: {}",
@@ -280,13 +283,6 @@ fn containerd16(image: &ImageRef, failure: &PullFailure) -> (Code, String) {
         )
     };
     match failure {
-        PullFailure::NotFound { .. } => (Code::NotFound, format!("{resolve}: {r}: not found")),
-        PullFailure::AccessDenied { .. } => (
-            Code::Unknown,
-            format!(
-                "{resolve}: {denied}: server message: insufficient_scope: authorization failed"
-            ),
-        ),
         PullFailure::NoBasicCredentials { url } => (Code::Unknown, status(url, 401)),
         PullFailure::Status { url, status: s, .. } => (Code::Unknown, status(url, *s)),
         PullFailure::RateLimited { url, .. } => (Code::Unknown, status(url, 429)),
@@ -302,18 +298,6 @@ fn containerd16(image: &ImageRef, failure: &PullFailure) -> (Code, String) {
                 status_text(*s)
             ),
         ),
-        PullFailure::Dns { url, host } => (
-            Code::Unknown,
-            format!(
-                "{resolve}: failed to do request: Head \"{url}\": dial tcp: lookup {host} on 127.0.0.53:53: no such host"
-            ),
-        ),
-        PullFailure::Refused { url, addr, .. } => (
-            Code::Unknown,
-            format!(
-                "{resolve}: failed to do request: Head \"{url}\": dial tcp {addr}: connect: connection refused"
-            ),
-        ),
         // A server that accepts and never answers: the TLS handshake is what
         // times out (10 s, net/http's TLSHandshakeTimeout).
         PullFailure::Timeout {
@@ -326,21 +310,11 @@ fn containerd16(image: &ImageRef, failure: &PullFailure) -> (Code, String) {
                 "{resolve}: failed to do request: Head \"{url}\": net/http: TLS handshake timeout"
             ),
         ),
-        PullFailure::Timeout { url, addr, .. } => (
-            Code::DeadlineExceeded,
-            format!(
-                "{resolve}: failed to do request: Head \"{url}\": dial tcp {addr}: i/o timeout"
-            ),
-        ),
         PullFailure::Tls { url, detail } => (
             Code::Unknown,
             format!("{resolve}: failed to do request: Head \"{url}\": {detail}"),
         ),
-        PullFailure::PlatformMismatch { .. } => (
-            Code::NotFound,
-            format!("{outer}: no match for platform in manifest: not found"),
-        ),
-        PullFailure::Other { detail } => (Code::Unknown, format!("{resolve}: {detail}")),
+        _ => profile.containerd(image, failure),
     }
 }
 
