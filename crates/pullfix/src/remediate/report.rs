@@ -186,6 +186,38 @@ pub(crate) fn escalations_with_notes(
         });
     }
 
+    // Downloads from a registry that answers break: cut off, or content
+    // that does not match its digest. Nothing in the cluster fixes that;
+    // the verdict says "see the escalation", so there is one.
+    for f in &live {
+        let what = match f.cause {
+            Cause::LayerCorrupt => {
+                "serves blobs that do not match their digests (its storage, a pull-through cache or a proxy in front of it)"
+            }
+            Cause::PullInterrupted => {
+                "answers, but layer downloads from it are cut off before they finish (the network path, a proxy, or its blob backend)"
+            }
+            _ => continue,
+        };
+        let host = registry_host(f);
+        if hosts.contains(&host) {
+            continue;
+        }
+        hosts.push(host.clone());
+        out.push(Escalation {
+            page: PAGE_PLATFORM.into(),
+            reason: format!("{} on {host}: nothing in the cluster fixes it", f.cause.id()),
+            message: format!(
+                "Registry {host} {what}. Affected: {} in namespace {} (image {}). Please check the registry and the path from the nodes to it.",
+                f.workload
+                    .as_ref()
+                    .map_or_else(|| incident.target.clone(), |w| w.target()),
+                f.namespace,
+                f.image,
+            ),
+        });
+    }
+
     // Scope expanding across namespaces: failures the on-call engineer
     // cannot fix from here (the same stale secret or a bad tag in several
     // namespaces is theirs to fix, and the guided fix plans it).
@@ -1280,6 +1312,49 @@ mod tests {
                 .contains("Registry registry.example.com appears down")
         );
         assert!(e[0].message.contains("requests time out"));
+    }
+
+    #[test]
+    fn broken_downloads_are_escalated_once_per_registry() {
+        let corrupt = finding(
+            "shop",
+            "checkout",
+            Cause::LayerCorrupt,
+            "registry.example.com/shop/checkout:1.0",
+        );
+        let cut = finding(
+            "shop",
+            "worker",
+            Cause::PullInterrupted,
+            "mirror.example.com/shop/worker:1.0",
+        );
+        let inc = incident(vec![corrupt.clone(), corrupt, cut], false);
+        let e = escalations(&inc, t(8, 25, 0));
+        assert_eq!(e.len(), 2, "one page per host: {e:?}");
+        assert!(e.iter().all(|e| e.page == PAGE_PLATFORM));
+        assert!(
+            e[0].reason
+                .starts_with("layer-corrupt on registry.example.com"),
+            "{e:?}"
+        );
+        assert!(e[0].message.contains("do not match their digests"), "{e:?}");
+        assert!(
+            e[1].reason
+                .starts_with("pull-interrupted on mirror.example.com"),
+            "{e:?}"
+        );
+        assert!(e[1].message.contains("cut off before they finish"), "{e:?}");
+        // Resolved: no page.
+        let inc = incident(
+            vec![finding(
+                "shop",
+                "checkout",
+                Cause::LayerCorrupt,
+                "r.example.com/a:1",
+            )],
+            true,
+        );
+        assert!(escalations(&inc, t(8, 25, 0)).is_empty());
     }
 
     #[test]
