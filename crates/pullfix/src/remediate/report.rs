@@ -176,12 +176,8 @@ pub(crate) fn escalations_with_notes(
                 why
             ),
             message: format!(
-                "Registry {host} appears down or unreachable: pulls fail from the nodes and from outside them ({why}). Affected: {} in namespace {} (image {}). Please check the registry's health and the network path to it.",
-                f.workload
-                    .as_ref()
-                    .map_or_else(|| incident.target.clone(), |w| w.target()),
-                f.namespace,
-                f.image,
+                "Registry {host} appears down or unreachable: pulls fail from the nodes and from outside them ({why}). Affected: {}. Please check the registry's health and the network path to it.",
+                affected(f, incident),
             ),
         });
     }
@@ -208,12 +204,8 @@ pub(crate) fn escalations_with_notes(
             page: PAGE_PLATFORM.into(),
             reason: format!("{} on {host}: nothing in the cluster fixes it", f.cause.id()),
             message: format!(
-                "Registry {host} {what}. Affected: {} in namespace {} (image {}). Please check the registry and the path from the nodes to it.",
-                f.workload
-                    .as_ref()
-                    .map_or_else(|| incident.target.clone(), |w| w.target()),
-                f.namespace,
-                f.image,
+                "Registry {host} {what}. Affected: {}. Please check the registry and the path from the nodes to it.",
+                affected(f, incident),
             ),
         });
     }
@@ -287,6 +279,18 @@ pub(crate) fn escalations_with_notes(
         });
     }
     out
+}
+
+/// `deploy/x in namespace ns (image i)`, for a registry page.
+fn affected(f: &Finding, incident: &Incident) -> String {
+    format!(
+        "{} in namespace {} (image {})",
+        f.workload
+            .as_ref()
+            .map_or_else(|| incident.target.clone(), |w| w.target()),
+        f.namespace,
+        f.image
+    )
 }
 
 /// The page for a suspected credential compromise: pulls from the registry
